@@ -1,0 +1,291 @@
+"""The bundle: the one place where export and runtime meet.
+
+A bundle is a directory::
+
+    bundle/
+      edgespec.json            # this module's manifest (schema below)
+      target/                  # one sub-directory per model, named by the manifest
+        openvino_model.xml/.bin | model.onnx (+ .onnx.data)
+        openvino_tokenizer.xml/.bin, openvino_detokenizer.xml/.bin
+        tokenizer.json, tokenizer_config.json, config.json, ...  (HF files, for reference)
+      draft/ ...
+        trim_id_map.i32        # only for `trimmed` drafters: little-endian int32, entry i is the
+                               # target token id of trimmed-draft id i
+
+Settings live in the manifest, never in file names. The runtime (Python and C++) reads only
+the bundle. Writers use :func:`atomic_directory` so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import BundleError
+
+MANIFEST = "edgespec.json"
+SCHEMA_VERSION = 1
+
+ROLES = ("target", "draft")
+FORMATS = ("openvino", "onnx")
+PRECISIONS = ("int4", "int8", "fp16", "fp32")
+RELATIONS = ("same_vocab", "trimmed", "cross_vocab")
+
+_WEIGHTS = {
+    "type": "object",
+    "required": ["precision"],
+    "properties": {
+        "precision": {"enum": list(PRECISIONS)},
+        "group_size": {"type": ["integer", "null"]},  # -1 = channel-wise; null = not grouped
+        "ratio": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "sym": {"type": ["boolean", "null"]},
+        "awq": {"type": ["boolean", "null"]},
+        "scale_estimation": {"type": ["boolean", "null"]},
+        "bytes": {"type": ["integer", "null"], "minimum": 0},  # size of weight files on disk
+    },
+}
+
+_MODEL = {
+    "type": "object",
+    "required": [
+        "name", "role", "path", "format", "files", "weights", "vocab_size", "tokenizer",
+        "special_tokens", "context_length",
+    ],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"},
+        "role": {"enum": list(ROLES)},
+        "path": {"type": "string"},  # sub-directory, relative to the bundle
+        "format": {"enum": list(FORMATS)},
+        "files": {
+            "type": "object",
+            "required": ["model", "tokenizer", "detokenizer"],
+            "properties": {
+                "model": {"type": "string"},
+                "tokenizer": {"type": "string"},
+                "detokenizer": {"type": "string"},
+            },
+        },
+        "source": {"type": "string"},
+        "architecture": {"type": "string"},
+        "model_type": {"type": "string"},
+        "weights": _WEIGHTS,
+        "vocab_size": {"type": "integer", "minimum": 1},  # rows of the LM head (logit width)
+        "num_layers": {"type": "integer", "minimum": 1},
+        "num_kv_heads": {"type": "integer", "minimum": 1},
+        "head_dim": {"type": "integer", "minimum": 1},
+        "tokenizer": {
+            "type": "object",
+            "required": ["vocab_hash", "size"],
+            "properties": {
+                "vocab_hash": {"type": "string"},  # sha256 of the canonical token->id table
+                "size": {"type": "integer", "minimum": 1},
+                "kind": {"type": "string"},  # byte_level_bpe, metaspace, ...
+            },
+        },
+        "special_tokens": {
+            "type": "object",
+            "required": ["eos"],
+            "properties": {
+                "bos": {"type": ["integer", "null"]},
+                "eos": {"type": "array", "items": {"type": "integer"}},
+                "pad": {"type": ["integer", "null"]},
+            },
+        },
+        "context_length": {"type": "integer", "minimum": 1},
+        "io": {"type": "object"},  # input/output names, stateful or explicit KV
+        "validation": {
+            "type": "object",
+            "properties": {
+                "prompts": {"type": "integer"},
+                "tokens": {"type": "integer"},
+                "top1_agreement": {"type": "number", "minimum": 0, "maximum": 1},
+                "max_abs_logit_diff": {"type": "number", "minimum": 0},
+                "reference": {"type": "string"},
+                "threshold": {"type": "number"},
+            },
+        },
+        "relation": {
+            "type": "object",
+            "required": ["kind"],
+            "properties": {
+                "kind": {"enum": list(RELATIONS)},
+                "id_map": {"type": "string"},  # trimmed: file with draft id -> target id
+                "kept": {"type": "integer"},
+            },
+        },
+    },
+}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "edgespec bundle manifest",
+    "type": "object",
+    "required": ["schema_version", "producer", "models"],
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "producer": {
+            "type": "object",
+            "required": ["name", "version"],
+            "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+        },
+        "models": {"type": "array", "minItems": 1, "items": _MODEL},
+    },
+}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of a bundle, as the runtime needs it."""
+
+    bundle: Path
+    raw: dict
+
+    @property
+    def name(self) -> str:
+        return self.raw["name"]
+
+    @property
+    def role(self) -> str:
+        return self.raw["role"]
+
+    @property
+    def dir(self) -> Path:
+        return self.bundle / self.raw["path"]
+
+    def file(self, key: str) -> Path:
+        return self.dir / self.raw["files"][key]
+
+    @property
+    def relation(self) -> str | None:
+        rel = self.raw.get("relation")
+        return rel["kind"] if rel else None
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: dict
+
+    @property
+    def models(self) -> list[ModelEntry]:
+        return [ModelEntry(self.path, m) for m in self.manifest["models"]]
+
+    @property
+    def target(self) -> ModelEntry:
+        return next(m for m in self.models if m.role == "target")
+
+    @property
+    def drafts(self) -> list[ModelEntry]:
+        return [m for m in self.models if m.role == "draft"]
+
+    def draft(self, name: str | None = None) -> ModelEntry | None:
+        """The named drafter, or the first one when name is None; None if the bundle has none."""
+        drafts = self.drafts
+        if name is None:
+            return drafts[0] if drafts else None
+        for d in drafts:
+            if d.name == name:
+                return d
+        known = ", ".join(d.name for d in drafts) or "none"
+        raise BundleError(f"The bundle has no drafter named {name!r} (it has: {known}); pass one of those.")
+
+
+def validate_manifest(manifest: Any) -> None:
+    """Raise BundleError with one sentence if the manifest does not follow the schema."""
+    import jsonschema
+
+    if isinstance(manifest, dict) and manifest.get("schema_version") not in (None, SCHEMA_VERSION):
+        raise BundleError(
+            f"The bundle has schema version {manifest.get('schema_version')!r} but this edgespec "
+            f"reads version {SCHEMA_VERSION}; re-export it with this edgespec or upgrade edgespec."
+        )
+    try:
+        jsonschema.validate(manifest, SCHEMA)
+    except jsonschema.ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+        raise BundleError(f"The bundle manifest is invalid at {where}: {e.message}; re-export the bundle.") from None
+    models = manifest["models"]
+    roles = [m["role"] for m in models]
+    if roles.count("target") != 1:
+        raise BundleError("The bundle manifest must name exactly one target model; re-export the bundle.")
+    names = [m["name"] for m in models]
+    if len(set(names)) != len(names):
+        raise BundleError("The bundle manifest names two models the same; re-export the bundle.")
+    for m in models:
+        if m["role"] == "draft" and "relation" not in m:
+            raise BundleError(f"Drafter {m['name']!r} has no relation to the target in the manifest; re-export the bundle.")
+
+
+def load(path: str | os.PathLike) -> Bundle:
+    """Read and validate a bundle directory; every failure is a BundleError with a sentence."""
+    p = Path(path)
+    if not p.exists():
+        raise BundleError(f"No bundle at {p}: the path does not exist; pass the directory `edgespec export` wrote.")
+    if not p.is_dir():
+        raise BundleError(f"{p} is a file, not a bundle directory; pass the directory `edgespec export` wrote.")
+    mf = p / MANIFEST
+    if not mf.is_file():
+        raise BundleError(f"{p} is not an edgespec bundle (no {MANIFEST}); create one with `edgespec export`.")
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{mf} is not readable JSON ({e}); re-export the bundle.") from None
+    validate_manifest(manifest)
+    bundle = Bundle(p, manifest)
+    for m in bundle.models:
+        for key in ("model", "tokenizer", "detokenizer"):
+            f = m.file(key)
+            if not f.is_file():
+                raise BundleError(f"The bundle is incomplete: {f} is missing; re-export the bundle.")
+    return bundle
+
+
+def write_manifest(directory: Path, manifest: dict) -> Path:
+    validate_manifest(manifest)
+    out = Path(directory) / MANIFEST
+    out.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return out
+
+
+def vocab_hash(token_to_id: dict[str, int]) -> str:
+    """A tokenizer's vocabulary identity: sha256 over the (token, id) table sorted by id."""
+    h = hashlib.sha256()
+    for tok, idx in sorted(token_to_id.items(), key=lambda kv: kv[1]):
+        h.update(f"{idx}\t{tok}\n".encode("utf-8", "surrogatepass"))
+    return "sha256:" + h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_directory(final: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory beside ``final``; on success rename it to ``final``.
+
+    On any exception (Ctrl-C included) the temporary directory is removed and ``final`` is left
+    as it was. An existing non-empty ``final`` is an error unless ``force`` is set, in which case
+    it is replaced only after the new one is complete.
+    """
+    final = Path(final).resolve()
+    if final.exists() and not final.is_dir():
+        raise BundleError(f"{final} exists and is a file; choose another output directory.")
+    if final.is_dir() and any(final.iterdir()) and not force:
+        raise BundleError(f"{final} already exists and is not empty; pass --force to replace it or choose another directory.")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            old = final.parent / f".{final.name}.old-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,67 @@
+// Error plumbing shared by every C entry point: a thread-local last-error message and a guard
+// that turns any C++ exception into a status code, so nothing ever unwinds into the host.
+#pragma once
+#include "edgespec.h"
+
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
+
+#ifndef EDGESPEC_VERSION_STRING
+#define EDGESPEC_VERSION_STRING "0.1.0"
+#endif
+
+namespace es {
+
+// A user-facing failure with the status code it maps to.
+struct Error : std::exception {
+    es_status status;
+    std::string message;
+    Error(es_status s, std::string m) : status(s), message(std::move(m)) {}
+    const char *what() const noexcept override { return message.c_str(); }
+};
+
+inline std::string &last_error() {
+    static thread_local std::string message;
+    return message;
+}
+
+inline es_status fail(es_status status, const std::string &message) {
+    last_error() = message;
+    return status;
+}
+
+// Runs f() and maps exceptions to status codes + last_error.
+template <class F>
+es_status guard(F &&f) noexcept {
+    try {
+        return f();
+    } catch (const Error &e) {
+        return fail(e.status, e.message);
+    } catch (const std::bad_alloc &) {
+        return fail(ES_ERR_INTERNAL, "out of memory");
+    } catch (const std::exception &e) {
+        return fail(ES_ERR_INTERNAL, e.what());
+    } catch (...) {
+        return fail(ES_ERR_INTERNAL, "unknown native error");
+    }
+}
+
+// Two-call size query helper: copies s (with NUL) into buf if it fits.
+inline es_status copy_out(const std::string &s, char *buf, size_t *size) {
+    size_t need = s.size() + 1;
+    if (!buf) {
+        *size = need;
+        return ES_OK;
+    }
+    if (*size < need) {
+        *size = need;
+        return fail(ES_ERR_BUFFER_TOO_SMALL, "buffer too small: " + std::to_string(need) + " bytes needed");
+    }
+    std::memcpy(buf, s.c_str(), need);
+    *size = need;
+    return ES_OK;
+}
+
+}  // namespace es

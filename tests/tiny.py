@@ -1,0 +1,94 @@
+"""Tiny random causal LMs with real trained tokenizers, built in seconds (the `tiny` rung).
+
+    build_tiny("llama", out_dir)  ->  out_dir with config.json, model.safetensors, tokenizer files
+
+Weights are random but initialised with a wide spread so that logits are peaked: greedy choices
+are then far from ties and exact comparisons (torch vs OpenVINO f32) are meaningful.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+ARCHS = ("llama", "qwen2", "phi3", "gpt2")
+
+
+def corpus_lines(max_chars: int = 400_000) -> list[str]:
+    """Deterministic text: a few standard-library modules (real code, with some non-ASCII added)."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    text: list[str] = []
+    total = 0
+    for name in ("textwrap.py", "string.py", "heapq.py", "bisect.py", "fnmatch.py", "colorsys.py",
+                 "shlex.py", "glob.py", "keyword.py", "calendar.py"):
+        p = stdlib / name
+        if p.is_file():
+            for line in p.read_text(encoding="utf-8").splitlines():
+                text.append(line)
+                total += len(line)
+        if total > max_chars:
+            break
+    text += ["# café naïve 日本語 emoji 🙂 — ünïcödé", "s = 'Grüße, 世界'"] * 20
+    return text
+
+
+def train_tokenizer(vocab_size: int = 512, kind: str = "byte_level"):
+    """A real tokenizer (transformers PreTrainedTokenizerFast) trained on corpus_lines()."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<s>", "</s>"]
+    if kind == "byte_level":
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                      show_progress=False)
+    else:
+        raise ValueError(kind)
+    tok.train_from_iterator(corpus_lines(), trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", pad_token="<unk>")
+
+
+def config_for(arch: str, vocab_size: int, hidden: int = 64, layers: int = 2, ctx: int = 512):
+    import transformers as tf
+
+    common = dict(vocab_size=vocab_size, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    if arch == "llama":
+        return tf.LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=ctx,
+                              tie_word_embeddings=False, **common)
+    if arch == "qwen2":
+        return tf.Qwen2Config(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=ctx,
+                              tie_word_embeddings=True, **common)
+    if arch == "phi3":
+        return tf.Phi3Config(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                             num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=ctx,
+                             original_max_position_embeddings=ctx, tie_word_embeddings=False,
+                             pad_token_id=0, bos_token_id=1, eos_token_id=2, vocab_size=vocab_size)
+    if arch == "gpt2":
+        return tf.GPT2Config(n_embd=hidden, n_layer=layers, n_head=4, n_positions=ctx, **common)
+    raise ValueError(f"unknown tiny arch {arch!r}")
+
+
+def build_tiny(arch: str, out: Path, vocab_size: int = 512, seed: int = 0, hidden: int = 64,
+               layers: int = 2, tokenizer=None) -> Path:
+    """Write a tiny random HF causal LM + tokenizer to ``out`` and return it."""
+    import torch
+    import transformers as tf
+
+    out = Path(out)
+    tok = tokenizer or train_tokenizer(vocab_size)
+    cfg = config_for(arch, len(tok), hidden=hidden, layers=layers)
+    cfg.initializer_range = 0.2  # wide init: peaked logits, few near-ties
+    torch.manual_seed(seed)
+    model = tf.AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32)
+    model.generation_config.do_sample = False
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

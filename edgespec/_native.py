@@ -12,7 +12,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import NativeError
+from .errors import BundleError, NativeError
 
 ABI_VERSION = 1
 
@@ -69,6 +69,7 @@ def lib() -> ctypes.CDLL:
     handle.es_last_error.restype = ctypes.c_char_p
     handle.es_available_devices.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_size_t)]
     handle.es_available_devices.restype = ctypes.c_int
+    _declare_pipeline_api(handle)
     abi = handle.es_abi_version()
     if abi != ABI_VERSION:
         raise NativeError(
@@ -78,15 +79,140 @@ def lib() -> ctypes.CDLL:
     return handle
 
 
+# --- pipelines and generation (mirrors runtimes/include/edgespec.h; keep in sync) -------------
+
+MAX_DRAFT = 32  # ES_MAX_DRAFT
+
+# es_status -> short name (error messages and tests)
+STATUS_NAMES = {0: "ES_OK", 1: "ES_ERR_INVALID_ARGUMENT", 2: "ES_ERR_IO", 3: "ES_ERR_BUNDLE", 4: "ES_ERR_DEVICE",
+                5: "ES_ERR_CONTEXT", 6: "ES_ERR_BUFFER_TOO_SMALL", 7: "ES_ERR_CANCELLED", 99: "ES_ERR_INTERNAL"}
+POLICIES = {"auto": 0, "autoregressive": 1, "draft": 2, "ngram": 3}
+FINISH_REASONS = ("eos", "stop_string", "max_tokens", "context", "callback")
+
+
+class PipelineParams(ctypes.Structure):
+    _fields_ = [
+        ("device", ctypes.c_char_p),
+        ("draft_device", ctypes.c_char_p),
+        ("draft", ctypes.c_char_p),
+        ("precision", ctypes.c_char_p),
+        ("kv_precision", ctypes.c_char_p),
+        ("num_threads", ctypes.c_int32),
+        ("tokenizers_extension", ctypes.c_char_p),
+        ("backend", ctypes.c_char_p),
+        ("ort_library", ctypes.c_char_p),
+    ]
+
+
+class GenerationConfig(ctypes.Structure):
+    _fields_ = [
+        ("max_new_tokens", ctypes.c_int32),
+        ("policy", ctypes.c_int),
+        ("k", ctypes.c_int32),
+        ("k_max", ctypes.c_int32),
+        ("temperature", ctypes.c_float),
+        ("top_k", ctypes.c_int32),
+        ("top_p", ctypes.c_float),
+        ("seed", ctypes.c_uint64),
+        ("ignore_eos", ctypes.c_int32),
+        ("draft_stop_prob", ctypes.c_float),
+        ("stop", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_stop", ctypes.c_size_t),
+    ]
+
+
+class Stats(ctypes.Structure):
+    _fields_ = [
+        ("ttft_ms", ctypes.c_double),
+        ("tpot_ms", ctypes.c_double),
+        ("tokens_per_s", ctypes.c_double),
+        ("total_ms", ctypes.c_double),
+        ("draft_ms", ctypes.c_double),
+        ("verify_ms", ctypes.c_double),
+        ("other_ms", ctypes.c_double),
+        ("prefill_ms", ctypes.c_double),
+        ("tokenize_ms", ctypes.c_double),
+        ("callback_ms", ctypes.c_double),
+        ("prompt_tokens", ctypes.c_int64),
+        ("generated_tokens", ctypes.c_int64),
+        ("target_calls", ctypes.c_int64),
+        ("drafted", ctypes.c_int64),
+        ("accepted", ctypes.c_int64),
+        ("acceptance_rate", ctypes.c_double),
+        ("mean_accepted", ctypes.c_double),
+        ("kv_compactions", ctypes.c_int64),
+        ("final_k", ctypes.c_int32),
+        ("finish_reason", ctypes.c_int),
+        ("accepted_hist", ctypes.c_int64 * (MAX_DRAFT + 1)),
+    ]
+
+
+STREAM_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+
+
+def _declare_pipeline_api(h: ctypes.CDLL) -> None:
+    P, c_int, c_size_t = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
+    h.es_pipeline_default_params.restype = PipelineParams
+    h.es_pipeline_default_params.argtypes = []
+    h.es_pipeline_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(PipelineParams), ctypes.POINTER(P)]
+    h.es_pipeline_load.restype = c_int
+    h.es_pipeline_free.argtypes = [P]
+    h.es_pipeline_free.restype = None
+    h.es_pipeline_context_length.argtypes = [P]
+    h.es_pipeline_context_length.restype = ctypes.c_int64
+    h.es_pipeline_draft_name.argtypes = [P]
+    h.es_pipeline_draft_name.restype = ctypes.c_char_p
+    h.es_generation_default_config.restype = GenerationConfig
+    h.es_generation_default_config.argtypes = []
+    h.es_generate.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(GenerationConfig), STREAM_CALLBACK, P, ctypes.POINTER(P)]
+    h.es_generate.restype = c_int
+    h.es_result_text.argtypes = [P]
+    h.es_result_text.restype = ctypes.c_char_p
+    h.es_result_tokens.argtypes = [P, ctypes.POINTER(c_size_t)]
+    h.es_result_tokens.restype = ctypes.POINTER(ctypes.c_int64)
+    h.es_result_stats.argtypes = [P, ctypes.POINTER(Stats)]
+    h.es_result_stats.restype = c_int
+    h.es_result_free.argtypes = [P]
+    h.es_result_free.restype = None
+    h.es_tokenize.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(c_size_t)]
+    h.es_tokenize.restype = c_int
+    h.es_detokenize.argtypes = [P, ctypes.POINTER(ctypes.c_int64), c_size_t, ctypes.c_char_p, ctypes.POINTER(c_size_t)]
+    h.es_detokenize.restype = c_int
+
+
 def last_error() -> str:
     return (lib().es_last_error() or b"").decode("utf-8", "replace")
 
 
+class InvalidArgumentError(NativeError, ValueError):
+    """A NULL argument or an invalid setting (ES_ERR_INVALID_ARGUMENT)."""
+
+
+class NativeBundleError(NativeError, BundleError):
+    """The bundle is missing, unreadable, corrupt or of another schema (ES_ERR_IO / ES_ERR_BUNDLE)."""
+
+
+class DeviceError(NativeError):
+    """The device is unknown or cannot compile the model (ES_ERR_DEVICE)."""
+
+
+class ContextError(NativeError):
+    """The prompt does not fit the target's context length (ES_ERR_CONTEXT)."""
+
+
+class CancelledError(NativeError):
+    """The generation was cancelled (ES_ERR_CANCELLED)."""
+
+
+_STATUS_ERRORS = {1: InvalidArgumentError, 2: NativeBundleError, 3: NativeBundleError, 4: DeviceError,
+                  5: ContextError, 7: CancelledError}
+
+
 def check(status: int, what: str = "") -> None:
-    """Raise NativeError with the library's last message if status is not ES_OK."""
+    """Raise the NativeError subclass of status, with the library's last message, unless ES_OK."""
     if status != 0:
-        msg = last_error() or f"native call failed with status {status}"
-        raise NativeError(f"{what}: {msg}" if what else msg, status)
+        msg = last_error() or f"native call failed with status {STATUS_NAMES.get(status, status)}"
+        raise _STATUS_ERRORS.get(status, NativeError)(f"{what}: {msg}" if what else msg, status)
 
 
 def read_string(fn, *args) -> str:

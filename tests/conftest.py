@@ -28,3 +28,39 @@ def tiny_dir(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """One trained byte-level BPE tokenizer shared by every same-vocabulary tiny model."""
+    from tiny import train_tokenizer
+
+    return train_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_dir, tiny_tokenizer, tmp_path_factory):
+    """Factory: tiny_bundle(arch="llama", drafts=1, weights="int4", ...) -> Path of an exported bundle.
+
+    The target is tiny_dir(arch) (hidden 64, 2 layers); drafter i has the same architecture and the
+    SAME tokenizer (relation same_vocab), another seed, hidden 32 and 1 layer. Cached per arguments
+    for the whole session, so tests asking for the same bundle share one export.
+    """
+    from edgespec.export.api import export_bundle
+
+    cache: dict = {}
+
+    def make(arch: str = "llama", drafts: int = 1, weights: str = "int4", format: str = "openvino",
+             validate: bool = True, min_agreement: float | None = None) -> Path:
+        key = (arch, drafts, weights, format, validate, min_agreement)
+        if key not in cache:
+            target = tiny_dir(arch, tokenizer=tiny_tokenizer)
+            draft_dirs = [tiny_dir(arch, tokenizer=tiny_tokenizer, seed=100 + i, hidden=32, layers=1)
+                          for i in range(drafts)]
+            out = tmp_path_factory.mktemp(f"bundle-{arch}-{weights}-{format}") / "bundle"
+            export_bundle(target, out, draft_dirs, format=format, weights=weights, validate=validate,
+                          min_agreement=min_agreement, progress=False)
+            cache[key] = out
+        return cache[key]
+
+    return make

@@ -62,6 +62,179 @@ ES_API es_status es_available_devices(char *buf, size_t *size);
  * that fails on this thread. */
 ES_API const char *es_last_error(void);
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* Pipelines: load a bundle, generate text.                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The most draft tokens one round may propose (k and k_max are clamped to this). */
+#define ES_MAX_DRAFT 32
+
+/* Opaque handles. An es_pipeline owns the compiled models and tokenizers of one bundle; an
+ * es_result owns the text, tokens and stats of one generation and outlives the pipeline. */
+typedef struct es_pipeline es_pipeline;
+typedef struct es_result es_result;
+
+/* How a pipeline is loaded. Get the defaults with es_pipeline_default_params() and change
+ * fields; strings are borrowed for the duration of es_pipeline_load() only. */
+typedef struct es_pipeline_params {
+    const char *device;               /* target device: "CPU", "GPU", "GPU.1", "NPU", "AUTO" (default "CPU") */
+    const char *draft_device;         /* drafter device; NULL = same as device */
+    const char *draft;                /* drafter name from the bundle; NULL = the first drafter;
+                                         "none" = load no drafter (autoregressive / n-gram only) */
+    const char *precision;            /* inference precision hint "f32", "f16", "bf16"; NULL = device default */
+    const char *kv_precision;         /* KV-cache precision "f32", "f16", "bf16", "u8"; NULL = device default */
+    int32_t num_threads;              /* inference threads per model; 0 = device default */
+    const char *tokenizers_extension; /* path of libopenvino_tokenizers; NULL = $EDGESPEC_TOKENIZERS_EXTENSION,
+                                         else found beside libopenvino (the openvino-tokenizers wheel) */
+    const char *backend;              /* inference backend of the models (tokenizers always run on OpenVINO):
+                                         NULL / "openvino" = OpenVINO, any device, OpenVINO IR and ONNX bundles;
+                                         "onnxruntime" = ONNX Runtime's CPU provider, ONNX bundles only, device
+                                         "CPU" only; precision / kv_precision must stay NULL or "f32" (the graph's
+                                         own types are used) and num_threads sets intra_op_num_threads.
+                                         ONNX Runtime is loaded at run time (no link-time dependency): see ort_library */
+    const char *ort_library;          /* "onnxruntime" backend: path of libonnxruntime (.so/.dylib/.dll); NULL =
+                                         $EDGESPEC_ORT_LIBRARY, else the system's library search. The first library
+                                         loaded serves the whole process. A missing or too old (< 1.13) library
+                                         fails the load with ES_ERR_IO and a message naming the path. */
+} es_pipeline_params;
+
+/* Defaults: device "CPU", everything else NULL / 0. */
+ES_API es_pipeline_params es_pipeline_default_params(void);
+
+/* Loads the bundle directory written by `edgespec export` (its edgespec.json, the target, the
+ * chosen drafter and their tokenizers) and compiles the models. On success *out owns a new
+ * pipeline (free it with es_pipeline_free). Errors: ES_ERR_IO / ES_ERR_BUNDLE (missing or
+ * corrupt bundle, other schema version), ES_ERR_DEVICE (unknown device; the message lists the
+ * available ones), ES_ERR_INVALID_ARGUMENT (NULL arguments, bad precision name, unknown backend,
+ * backend "onnxruntime" on an OpenVINO IR bundle), ES_ERR_IO (the ONNX Runtime library cannot be
+ * loaded).
+ * Bundles of either format ("openvino" stateful IR, "onnx" with explicit KV inputs) run through the
+ * same decode loop; for ONNX bundles kv_precision does not apply (the KV cache is a graph input in
+ * the graph's own type).
+ * A pipeline runs one generation at a time; use one pipeline per thread for parallel work. */
+ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_params *params, es_pipeline **out);
+
+/* Frees a pipeline (NULL is fine). Results it produced stay valid. */
+ES_API void es_pipeline_free(es_pipeline *pipeline);
+
+/* Context length of the target model, in tokens (0 for NULL). */
+ES_API int64_t es_pipeline_context_length(const es_pipeline *pipeline);
+
+/* Name of the loaded drafter, or "" when none is loaded. Valid while the pipeline lives. */
+ES_API const char *es_pipeline_draft_name(const es_pipeline *pipeline);
+
+/* Which drafting policy proposes tokens each round. */
+typedef enum es_policy {
+    ES_POLICY_AUTO = 0,           /* the drafter when one is loaded, else autoregressive */
+    ES_POLICY_AUTOREGRESSIVE = 1, /* plain decoding: one target call per token (the baseline) */
+    ES_POLICY_DRAFT = 2,          /* the loaded draft model (same-vocabulary or trimmed drafter) */
+    ES_POLICY_NGRAM = 3           /* prompt lookup: an n-gram cache over the context, no model */
+} es_policy;
+
+/* Why a generation ended. */
+typedef enum es_finish_reason {
+    ES_FINISH_EOS = 0,         /* the target produced an end-of-sequence token */
+    ES_FINISH_STOP_STRING = 1, /* a stop string appeared (the text ends before it) */
+    ES_FINISH_MAX_TOKENS = 2,  /* max_new_tokens were generated */
+    ES_FINISH_CONTEXT = 3,     /* the context length of the target is full */
+    ES_FINISH_CALLBACK = 4     /* the stream callback returned 1 (stop) */
+} es_finish_reason;
+
+/* One generation's settings. Get the defaults with es_generation_default_config(). */
+typedef struct es_generation_config {
+    int32_t max_new_tokens;      /* >= 1 (default 128) */
+    es_policy policy;            /* default ES_POLICY_AUTO */
+    int32_t k;                   /* draft tokens per round: 1..ES_MAX_DRAFT fixed, -1 = adaptive (default -1) */
+    int32_t k_max;               /* upper bound of adaptive k, 1..ES_MAX_DRAFT (default 8) */
+    float temperature;           /* 0 = greedy (default); > 0 = sampling */
+    int32_t top_k;               /* sampling: keep the k most likely tokens; 0 = all (default) */
+    float top_p;                 /* sampling: nucleus mass in (0, 1] (default 1) */
+    uint64_t seed;               /* sampling RNG seed (default 0); same seed, same output */
+    int32_t ignore_eos;          /* nonzero: do not stop at EOS tokens */
+    float draft_stop_prob;       /* a drafter stops a round early when its top-1 probability falls
+                                    below this; 0 = never (default) */
+    const char *const *stop;     /* stop strings (borrowed during es_generate), or NULL */
+    size_t n_stop;               /* number of stop strings */
+} es_generation_config;
+
+/* Defaults as documented on each field. */
+ES_API es_generation_config es_generation_default_config(void);
+
+/* Receives UTF-8 text as it is generated: text_delta[0..len) is never a partial character and
+ * the deltas of one generation concatenate exactly to es_result_text(). text_delta is NOT
+ * NUL-terminated and is valid only during the call. Return 0 to continue, 1 to stop normally
+ * (finish reason ES_FINISH_CALLBACK, a result is returned), 2 to cancel (es_generate returns
+ * ES_ERR_CANCELLED and no result). Called on the thread that called es_generate. */
+typedef int (*es_stream_callback)(const char *text_delta, size_t len, void *user_data);
+
+/* Stats of one generation; names as in BENCHMARKS.md. Times in milliseconds.
+ *   total_ms     from the call of es_generate to its return, prompt tokenization included
+ *   ttft_ms      from the call to the first generated token (tokenize + target prefill + first sample)
+ *   tpot_ms      (total_ms - ttft_ms) / (generated_tokens - 1); 0 when one token was generated
+ *   tokens_per_s generated_tokens / total_ms * 1000
+ *   verify_ms    time in target model calls (prefill included; prefill_ms is that part)
+ *   draft_ms     time in the policy's propose() (draft model calls and draft sampling)
+ *   other_ms     loop overhead: total_ms - verify_ms - draft_ms - tokenize_ms - callback_ms
+ *                (target sampling/acceptance, bookkeeping, KV compaction, detokenize, stop checks)
+ *   target_calls target model calls, prefill included; mean_accepted = generated_tokens / target_calls
+ *   drafted / accepted: draft tokens proposed / accepted; acceptance_rate = accepted / drafted
+ *   accepted_hist[n]: verify rounds (prefill excluded) in which exactly n draft tokens were accepted */
+typedef struct es_stats {
+    double ttft_ms;
+    double tpot_ms;
+    double tokens_per_s;
+    double total_ms;
+    double draft_ms;
+    double verify_ms;
+    double other_ms;
+    double prefill_ms;
+    double tokenize_ms;
+    double callback_ms;
+    int64_t prompt_tokens;
+    int64_t generated_tokens;
+    int64_t target_calls;
+    int64_t drafted;
+    int64_t accepted;
+    double acceptance_rate;
+    double mean_accepted;
+    int64_t kv_compactions;      /* times dead KV slots were compacted away (all models) */
+    int32_t final_k;             /* the draft length in use at the end (adaptive k moves it) */
+    es_finish_reason finish_reason;
+    int64_t accepted_hist[ES_MAX_DRAFT + 1];
+} es_stats;
+
+/* Generates from a prompt (UTF-8, tokenized with the bundle's target tokenizer as is; apply a
+ * chat template before if the model needs one). config == NULL uses the defaults; callback may
+ * be NULL. On success *out owns a new result (free it with es_result_free). Errors:
+ * ES_ERR_INVALID_ARGUMENT (NULL pipeline/prompt/out, invalid config values, policy DRAFT with no
+ * drafter loaded), ES_ERR_CONTEXT (the prompt alone fills the target context),
+ * ES_ERR_CANCELLED (the callback returned 2). */
+ES_API es_status es_generate(es_pipeline *pipeline, const char *prompt, const es_generation_config *config,
+                             es_stream_callback callback, void *user_data, es_result **out);
+
+/* The generated text (NUL-terminated UTF-8, EOS and text from a stop string on excluded).
+ * Valid until es_result_free. NULL for a NULL result. */
+ES_API const char *es_result_text(const es_result *result);
+
+/* The generated token ids (target vocabulary, EOS excluded); *n receives the count (n may be
+ * NULL). Valid until es_result_free. */
+ES_API const int64_t *es_result_tokens(const es_result *result, size_t *n);
+
+/* Copies the stats of the generation into *out. */
+ES_API es_status es_result_stats(const es_result *result, es_stats *out);
+
+/* Frees a result (NULL is fine). */
+ES_API void es_result_free(es_result *result);
+
+/* Tokenizes text with the target tokenizer. Two-call size query: with ids == NULL or *n too
+ * small, writes the needed count to *n and returns ES_OK (ids == NULL) or ES_ERR_BUFFER_TOO_SMALL. */
+ES_API es_status es_tokenize(es_pipeline *pipeline, const char *text, int64_t *ids, size_t *n);
+
+/* Detokenizes ids with the target detokenizer into buf (NUL-terminated UTF-8). Two-call size
+ * query as es_available_devices. */
+ES_API es_status es_detokenize(es_pipeline *pipeline, const int64_t *ids, size_t n_ids, char *buf, size_t *size);
+
 #ifdef __cplusplus
 }
 #endif

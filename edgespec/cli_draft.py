@@ -1,0 +1,195 @@
+"""`edgespec draft train|trim|eval` (drafter tooling) and `edgespec demo`.
+
+Heavy imports (torch, transformers, the export side) happen inside the commands, so that
+`edgespec --help` and the light runtime install never pay for them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .errors import EdgespecError
+
+
+def _export_side():
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        raise EdgespecError("drafter tooling needs the export extra: pip install 'edgespec[export]'.")
+
+
+def _prompts(path: Path | None, n: int | None) -> list[str]:
+    from edgespec.export.draft import acceptance, corpus
+
+    if path is None:
+        return acceptance.default_prompts(n)
+    return [r["prompt"] for r in corpus.load_prompts(path)][:n]
+
+
+def _check_dir(path: Path, what: str) -> Path:
+    if not Path(path).is_dir():
+        raise EdgespecError(f"{what} {path} does not exist; pass a directory.")
+    return Path(path)
+
+
+def _print_figures(title: str, rows: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for c in ("drafter", "acceptance_rate", "mean_accepted", "mbsu", "size_ratio", "draft_ms_per_token"):
+        t.add_column(c, justify="right" if c != "drafter" else "left")
+    for name, d in rows.items():
+        if not isinstance(d, dict) or "mean_accepted" not in d:
+            continue
+        t.add_row(name, f"{d['acceptance_rate']:.3f}", f"{d['mean_accepted']:.3f}", f"{d['mbsu']:.3f}",
+                  f"{d['size_ratio']:.3f}", "" if d.get("draft_ms_per_token") is None else f"{d['draft_ms_per_token']:.2f}")
+    Console().print(t)
+
+
+def register(cli: click.Group) -> None:
+    @cli.group()
+    def draft() -> None:
+        """Build drafters: FastDraft training, VocabTrim, acceptance figures."""
+
+    @draft.command()
+    @click.option("--stage", type=click.Choice(["pretrain", "distill"]), required=True,
+                  help="pretrain: stage 1 from scratch; distill: stage 2 on target-generated data.")
+    @click.option("--corpus", type=click.Path(path_type=Path), required=True,
+                  help="Directory of text/Python files, or a .jsonl ({\"text\": ...}) / text file.")
+    @click.option("--target", type=click.Path(path_type=Path), help="Target HF checkpoint (stage 2; stage 1: its tokenizer).")
+    @click.option("--draft", "draft_dir", type=click.Path(path_type=Path), help="Stage-1 drafter to distil (stage 2).")
+    @click.option("--tokenizer", type=click.Path(path_type=Path), help="Drafter's own tokenizer (stage 1).")
+    @click.option("--arch", type=click.Choice(["llama"]), default="llama", show_default=True)
+    @click.option("--hidden", type=int, default=256, show_default=True)
+    @click.option("--layers", type=int, default=2, show_default=True)
+    @click.option("--heads", type=int, default=None, help="Attention heads (default hidden/64).")
+    @click.option("--steps", type=int, default=None, help="Optimizer steps (default 1000 stage 1, 300 stage 2).")
+    @click.option("--seq-len", type=int, default=256, show_default=True)
+    @click.option("--batch-size", type=int, default=16, show_default=True)
+    @click.option("--lr", type=float, default=None, help="Peak learning rate (default 2e-3 stage 1, 5e-4 stage 2).")
+    @click.option("--sequences", type=int, default=512, show_default=True, help="Stage 2: target sequences to generate.")
+    @click.option("--new-tokens", type=int, default=192, show_default=True, help="Stage 2: tokens per generated sequence.")
+    @click.option("--gen-batch", type=int, default=16, show_default=True, help="Stage 2: generation batch size.")
+    @click.option("--kl-weight", type=float, default=0.0, show_default=True,
+                  help="Stage 2: weight of the token-level KL to the target's logits (same vocabulary only).")
+    @click.option("--gen-dir", type=click.Path(path_type=Path), default=None,
+                  help="Stage 2: where generated shards live (default OUT/.distill/gen; share it between drafters).")
+    @click.option("--eval-corpus", type=click.Path(path_type=Path), default=None, help="Held-out text for a held-out loss.")
+    @click.option("--prompts", type=click.Path(path_type=Path), default=None,
+                  help="Prompt file for the acceptance figures (default: the demo's held-out prompts).")
+    @click.option("--eval-prompts", "n_eval", type=int, default=16, show_default=True,
+                  help="How many prompts the acceptance figures use (0: skip).")
+    @click.option("--k", type=int, default=4, show_default=True)
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--threads", type=int, default=None, help="torch threads.")
+    @click.option("--resume/--no-resume", default=True, show_default=True,
+                  help="Continue from OUT's checkpoint when there is one.")
+    @click.option("--stop-after", type=int, default=None, hidden=True,
+                  help="End this run at that step (checkpoint kept); re-run to continue.")
+    @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
+    def train(stage, corpus, target, draft_dir, tokenizer, arch, hidden, layers, heads, steps, seq_len, batch_size, lr,
+              sequences, new_tokens, gen_batch, kl_weight, gen_dir, eval_corpus, prompts, n_eval, k, seed, threads,
+              resume, stop_after, out):
+        """Train a drafter (FastDraft). Resumable: re-run the same command to continue.
+
+        \b
+        stage 1:  edgespec draft train --stage pretrain --corpus DIR --target T --hidden 192 --layers 2 -o D1
+        stage 2:  edgespec draft train --stage distill --target T --draft D1 --corpus DIR -o D2
+        """
+        _export_side()
+        from edgespec.export.draft import fastdraft
+
+        if not Path(corpus).exists():
+            raise EdgespecError(f"corpus {corpus} does not exist; pass a directory of text/Python files or a .jsonl/.txt file.")
+        if (Path(out) / ".train" / "state.pt").is_file() and not resume:
+            raise EdgespecError(f"{out} holds a training checkpoint; pass --resume to continue it or choose another -o.")
+        eval_prompts = _prompts(prompts, n_eval) if (n_eval and target) else None
+        if stage == "pretrain":
+            if target:
+                _check_dir(target, "target")
+            rep = fastdraft.pretrain(corpus, out, tokenizer=tokenizer, target=target, hidden=hidden, layers=layers,
+                                     heads=heads, steps=steps or 1000, seq_len=seq_len, batch_size=batch_size,
+                                     lr=lr or 2e-3, seed=seed, threads=threads, eval_corpus=eval_corpus,
+                                     eval_prompts=eval_prompts, k=k, stop_after=stop_after)
+        else:
+            if not target or not draft_dir:
+                raise EdgespecError("stage 2 needs --target DIR (the model that writes the data) and --draft DIR "
+                                    "(the stage-1 drafter).")
+            rep = fastdraft.distill(_check_dir(target, "target"), _check_dir(draft_dir, "drafter"), corpus, out,
+                                    n_sequences=sequences, new_tokens=new_tokens, gen_batch=gen_batch,
+                                    steps=steps or 300, seq_len=seq_len, batch_size=batch_size, lr=lr or 5e-4,
+                                    kl_weight=kl_weight, seed=seed, threads=threads, gen_dir=gen_dir,
+                                    eval_prompts=eval_prompts, eval_corpus=eval_corpus, k=k, stop_after=stop_after)
+        if rep is None:
+            click.echo(f"stopped at step {stop_after} (--stop-after); re-run the same command to continue")
+            return
+        line = {"stage": rep["stage"], "out": str(out), "params": rep["params"],
+                "heldout_loss": rep["train"].get("heldout_loss"), "acceptance": rep.get("acceptance")}
+        click.echo(json.dumps(line))
+
+    @draft.command()
+    @click.option("--draft", "draft_dir", type=click.Path(path_type=Path), required=True, help="Drafter to trim.")
+    @click.option("--target", type=click.Path(path_type=Path), default=None,
+                  help="Target that writes calibration text (and the reference for the figures).")
+    @click.option("--calibration", type=click.Path(path_type=Path), default=None,
+                  help="Calibration text instead of generating it (.jsonl with \"text\", a text file, or a directory).")
+    @click.option("--keep", type=int, default=None, help="Keep this many tokens.")
+    @click.option("--coverage", type=float, default=None, help="Keep the fewest tokens covering this share (default 0.99).")
+    @click.option("--sequences", type=int, default=128, show_default=True, help="Generated calibration sequences.")
+    @click.option("--prompts", type=click.Path(path_type=Path), default=None, help="Prompt file for the figures.")
+    @click.option("--eval-prompts", "n_eval", type=int, default=16, show_default=True, help="0: skip the figures.")
+    @click.option("--k", type=int, default=4, show_default=True)
+    @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
+    def trim(draft_dir, target, calibration, keep, coverage, sequences, prompts, n_eval, k, out):
+        """Trim a drafter's LM head to the tokens its target emits (VocabTrim)."""
+        _export_side()
+        from edgespec.export.draft import vocabtrim
+
+        if calibration is None and target is None:
+            raise EdgespecError("trim needs calibration text: pass --target DIR (generates it) or --calibration FILE.")
+        if keep is not None and coverage is not None:
+            raise EdgespecError("pass either --keep or --coverage, not both.")
+        rep = vocabtrim.trim(_check_dir(draft_dir, "drafter"), out, target=target, calibration=calibration, keep=keep,
+                             coverage=coverage if keep is None else None, n_sequences=sequences)
+        if target and n_eval:
+            rep["figures"] = vocabtrim.compare(Path(target), Path(draft_dir), Path(out), _prompts(prompts, n_eval), k=k)
+            vocabtrim.write_report(Path(out), rep)
+            _print_figures(f"VocabTrim: keep {rep['keep']} of {rep['original_vocab_size']} (k={k})", rep["figures"], False)
+        click.echo(json.dumps({k_: rep[k_] for k_ in ("keep", "coverage", "original_vocab_size")}))
+
+    @draft.command(name="eval")
+    @click.option("--target", type=click.Path(path_type=Path), required=True)
+    @click.option("--draft", "drafts", type=click.Path(path_type=Path), multiple=True, required=True,
+                  help="Drafter checkpoint (repeat to compare several).")
+    @click.option("--k", type=int, default=4, show_default=True)
+    @click.option("--prompts", type=click.Path(path_type=Path), default=None,
+                  help="Prompt file (.jsonl with \"prompt\", or one per line); default: the demo's held-out prompts.")
+    @click.option("-n", "--num-prompts", type=int, default=None, help="Use the first N prompts.")
+    @click.option("--max-new-tokens", type=int, default=64, show_default=True)
+    @click.option("--timing", is_flag=True, help="Also time one drafter call (ms per drafted token).")
+    @click.option("--json", "as_json", is_flag=True)
+    def eval_(target, drafts, k, prompts, num_prompts, max_new_tokens, timing, as_json):
+        """acceptance_rate, mean_accepted and mbsu of drafters against a target (greedy simulation)."""
+        _export_side()
+        from edgespec.export.draft import acceptance
+
+        _check_dir(target, "target")
+        ps = _prompts(prompts, num_prompts)
+        rows = {}
+        for d in drafts:
+            fig = acceptance.evaluate(Path(target), _check_dir(d, "drafter"), ps, k=k, max_new_tokens=max_new_tokens,
+                                      timing=timing)
+            rows[str(d)] = fig.to_dict()
+        _print_figures(f"drafters vs {target} (k={k}, {len(ps)} prompts)", rows, as_json)
+
+    from .demo import register_demo
+
+    register_demo(cli)

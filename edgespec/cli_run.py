@@ -1,0 +1,195 @@
+"""`edgespec run` (stream a generation to the terminal) and `edgespec profile` (autoregressive vs
+speculative vs n-gram, side by side on the same prompts, on this machine)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import EdgespecError
+
+_POLICIES = ("auto", "autoregressive", "draft", "ngram")
+
+
+def _k(value: str) -> int:
+    if value in ("auto", "-1"):
+        return -1
+    try:
+        return int(value)
+    except ValueError:
+        raise EdgespecError(f"--k must be a number or 'auto' (got {value!r}).") from None
+
+
+def _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend="openvino"):
+    from .pipeline import Pipeline
+
+    return Pipeline.load(bundle, draft=None if draft == "none" else (draft or "auto"), device=device,
+                         draft_device=draft_device, precision=precision, kv_precision=kv_precision, threads=threads,
+                         backend=backend)
+
+
+def _device_options(f):
+    for opt in reversed([
+        click.option("--draft", "draft", default=None, metavar="NAME|none",
+                     help="Drafter from the bundle (default: the first one; 'none' loads no drafter)."),
+        click.option("--device", default="CPU", show_default=True, help="Target device: CPU, GPU, NPU, AUTO."),
+        click.option("--draft-device", default=None, help="Drafter device (default: the target's)."),
+        click.option("--precision", type=click.Choice(["f32", "f16", "bf16"]), default=None,
+                     help="Inference precision hint (default: the device's)."),
+        click.option("--kv-precision", type=click.Choice(["f32", "f16", "bf16", "u8"]), default=None,
+                     help="KV-cache precision (default: the device's)."),
+        click.option("--threads", type=int, default=0, help="Inference threads (0 = device default)."),
+        click.option("--backend", type=click.Choice(["openvino", "onnxruntime"]), default="openvino", show_default=True,
+                     help="Inference backend; onnxruntime runs ONNX bundles on the CPU."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _stats_table(rows: dict[str, dict], title: str):
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("metric")
+    for name in rows:
+        t.add_column(name, justify="right")
+    keys = next(iter(rows.values())).keys()
+    for key in keys:
+        vals = []
+        for r in rows.values():
+            v = r.get(key)
+            vals.append(f"{v:.3f}" if isinstance(v, float) else str(v))
+        t.add_row(key, *vals)
+    return t
+
+
+def register(cli: click.Group) -> None:
+    @cli.command()
+    @click.argument("bundle", type=click.Path(path_type=Path))
+    @click.argument("prompt")
+    @click.option("--policy", type=click.Choice(_POLICIES), default="auto", show_default=True,
+                  help="auto = the drafter if one is loaded, else plain decoding.")
+    @click.option("--k", "k", default="auto", show_default=True, help="Draft tokens per round (1..32) or 'auto'.")
+    @click.option("--k-max", type=int, default=8, show_default=True, help="Upper bound of adaptive k.")
+    @click.option("--max-new-tokens", type=int, default=128, show_default=True)
+    @click.option("--temperature", type=float, default=0.0, show_default=True, help="0 = greedy.")
+    @click.option("--top-k", type=int, default=0)
+    @click.option("--top-p", type=float, default=1.0)
+    @click.option("--seed", type=int, default=0)
+    @click.option("--stop", multiple=True, help="Stop string (repeatable).")
+    @click.option("--ignore-eos", is_flag=True)
+    @_device_options
+    @click.option("--stats", "show_stats", is_flag=True, help="Print the generation's stats (stderr).")
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, tokens, stats) instead of streaming.")
+    def run(bundle, prompt, policy, k, k_max, max_new_tokens, temperature, top_k, top_p, seed, stop, ignore_eos,
+            draft, device, draft_device, precision, kv_precision, threads, backend, show_stats, as_json):
+        """Generate from PROMPT with the models of BUNDLE, streaming text to the terminal."""
+        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend)
+        config = dict(max_new_tokens=max_new_tokens, policy=policy, k=_k(k), k_max=k_max, temperature=temperature,
+                      top_k=top_k, top_p=top_p, seed=seed, stop=list(stop), ignore_eos=ignore_eos)
+        if as_json:
+            res = pipe.generate(prompt, **config)
+            click.echo(json.dumps({"text": res.text, "tokens": res.tokens, "draft": pipe.draft_name,
+                                   "stats": res.stats.to_dict()}, ensure_ascii=False))
+            return
+        with pipe.stream(prompt, **config) as st:
+            for chunk in st:
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+        sys.stdout.write("\n")
+        if show_stats:
+            from rich.console import Console
+
+            d = st.result.stats.to_dict()
+            d["draft"] = pipe.draft_name or "none"
+            Console(stderr=True).print(_stats_table({"value": d}, "edgespec run"))
+
+    @cli.command()
+    @click.argument("bundle", type=click.Path(path_type=Path))
+    @click.option("--prompts", "prompts_file", type=click.Path(exists=True, path_type=Path), default=None,
+                  help="A .json list of prompts, or a text file with one prompt per line.")
+    @click.option("--k", "k", default="4", show_default=True, help="Draft length (1..32) or 'auto'.")
+    @click.option("--max-new-tokens", type=int, default=64, show_default=True)
+    @click.option("--repeats", type=int, default=3, show_default=True, help="Timed runs per prompt and configuration.")
+    @_device_options
+    @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
+    def profile(bundle, prompts_file, k, max_new_tokens, repeats, draft, device, draft_device, precision, kv_precision,
+                threads, backend, as_json):
+        """Autoregressive vs speculative vs n-gram on the same prompts, on this machine.
+
+        Greedy, ignore_eos, the same max_new_tokens for all; one warm-up run per configuration,
+        then runs interleaved (configuration after configuration, prompt after prompt) and the
+        median per configuration. Speedup = tokens/s over autoregressive's, from this run."""
+        prompts = _read_prompts(prompts_file)
+        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend)
+        configs = {"autoregressive": dict(policy="autoregressive")}
+        if pipe.draft_name:
+            configs[f"draft:{pipe.draft_name}"] = dict(policy="draft", k=_k(k))
+        configs["ngram"] = dict(policy="ngram", k=_k(k))
+        report = run_profile(pipe, prompts, configs, max_new_tokens, repeats)
+        report.update(bundle=str(bundle), backend=backend, device=device, draft_device=draft_device or device, k=k,
+                      max_new_tokens=max_new_tokens, repeats=repeats, prompts=len(prompts))
+        if as_json:
+            click.echo(json.dumps(report, indent=2))
+            return
+        from rich.console import Console
+
+        Console().print(_stats_table(report["configs"], f"edgespec profile — {len(prompts)} prompts, "
+                                     f"{max_new_tokens} new tokens, median of {repeats}"))
+
+
+_DEFAULT_PROMPTS = [
+    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    "import os\n\n\ndef walk(root):\n    for dirpath, dirnames, filenames in os.walk(root):\n",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
+]
+
+
+def _read_prompts(path: Path | None) -> list[str]:
+    if path is None:
+        return list(_DEFAULT_PROMPTS)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        prompts = json.loads(text)
+        if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+            raise EdgespecError(f"{path} must hold a JSON list of strings.")
+    else:
+        prompts = [line for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise EdgespecError(f"{path} holds no prompts; add at least one.")
+    return prompts
+
+
+def run_profile(pipe, prompts: list[str], configs: dict[str, dict], max_new_tokens: int, repeats: int) -> dict:
+    """Interleaved runs; returns {"configs": {name: metrics}} with medians and phase shares."""
+    common = dict(max_new_tokens=max_new_tokens, ignore_eos=True)
+    for cfg in configs.values():  # warm-up: compile caches, allocator pools
+        pipe.generate(prompts[0], **common, **cfg)
+    runs: dict[str, list] = {name: [] for name in configs}
+    for _ in range(repeats):
+        for prompt in prompts:
+            for name, cfg in configs.items():
+                runs[name].append(pipe.generate(prompt, **common, **cfg).stats)
+    out: dict[str, dict] = {}
+    for name, stats in runs.items():
+        total = sum(s.total_ms for s in stats)
+        gen = sum(s.generated_tokens for s in stats)
+        out[name] = {
+            "tokens_per_s": statistics.median(s.tokens_per_s for s in stats),
+            "tpot_ms": statistics.median(s.tpot_ms for s in stats),
+            "ttft_ms": statistics.median(s.ttft_ms for s in stats),
+            "mean_accepted": statistics.median(s.mean_accepted for s in stats),
+            "acceptance_rate": statistics.median(s.acceptance_rate for s in stats),
+            "draft_ms_per_token": sum(s.draft_ms for s in stats) / gen,
+            "verify_ms_per_token": sum(s.verify_ms for s in stats) / gen,
+            "other_ms_per_token": sum(s.other_ms for s in stats) / gen,
+            "other_share": sum(s.other_ms for s in stats) / total,
+        }
+    ar = out["autoregressive"]["tokens_per_s"]
+    for m in out.values():
+        m["speedup"] = m["tokens_per_s"] / ar if ar else 0.0
+    return {"configs": out}

@@ -1,0 +1,265 @@
+"""A small, resumable causal-LM trainer on CPU (the demo target and FastDraft stage 1/2).
+
+Training state (weights, optimizer, step, RNG-free data order) lives in ``OUT/.train/state.pt``,
+written to a temporary file and renamed, so an interrupted run never leaves a corrupt checkpoint
+and re-running the same command resumes at the last saved step. The batch of step ``s`` is a pure
+function of ``(seed, s)``, so a resumed run sees exactly the batches an uninterrupted run would.
+The final HF checkpoint (safetensors + tokenizer) is written into ``OUT`` the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from edgespec.errors import EdgespecError
+
+STATE = ".train/state.pt"
+
+
+@dataclass
+class TrainConfig:
+    steps: int
+    seq_len: int = 256
+    batch_size: int = 32  # sequences per step
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 50
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every_s: float = 180.0
+    log_every: int = 10
+    threads: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def tokenize_documents(tok, docs: list[str], cache_dir: Path | None = None):
+    """All documents as one int32 stream: ``<s> doc </s> <s> doc </s> ...`` (cached by content hash)."""
+    import numpy as np
+
+    h = hashlib.sha256(tok.backend_tokenizer.to_str().encode())
+    for d in docs:
+        h.update(hashlib.sha256(d.encode("utf-8")).digest())
+    key = h.hexdigest()[:20]
+    if cache_dir is not None:
+        f = Path(cache_dir) / f"tokens-{key}.npy"
+        if f.is_file():
+            return np.load(f)
+    eos = tok.eos_token_id
+    ids: list[int] = []
+    enc = tok(docs, add_special_tokens=True)["input_ids"]  # <s> is added by the post-processor
+    for e in enc:
+        ids.extend(e)
+        ids.append(eos)
+    arr = np.asarray(ids, dtype=np.int32)
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        tmp = Path(cache_dir) / f".tokens-{key}.{os.getpid()}.npy"
+        np.save(tmp, arr)
+        tmp.replace(Path(cache_dir) / f"tokens-{key}.npy")
+    return arr
+
+
+def batch_at(data, step: int, seed: int, batch: int, seq: int):
+    """The training batch of ``step``: random windows of ``seq + 1`` tokens (deterministic)."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng([seed, step])
+    starts = rng.integers(0, len(data) - seq - 1, size=batch)
+    x = np.stack([data[s: s + seq + 1] for s in starts]).astype(np.int64)
+    return torch.from_numpy(x)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def eval_loss(model, data, seq: int = 256, max_windows: int = 64, batch: int = 8) -> float:
+    """Mean next-token loss on non-overlapping windows of ``data`` (the first ``max_windows``)."""
+    import torch
+
+    n = min(max_windows, (len(data) - 1) // seq)
+    if n <= 0:
+        raise EdgespecError("the evaluation text is shorter than one window; use more held-out text.")
+    was = model.training
+    model.eval()
+    tot, cnt = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, n, batch):
+            rows = [torch.from_numpy(data[j * seq: j * seq + seq + 1].astype("int64")) for j in range(i, min(n, i + batch))]
+            x = torch.stack(rows)
+            out = model(input_ids=x[:, :-1])
+            loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]).float(),
+                                                     x[:, 1:].reshape(-1), reduction="sum")
+            tot += loss.item()
+            cnt += x[:, 1:].numel()
+    model.train(was)
+    return tot / cnt
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_hf(model, tok, out: Path, extra_files: dict[str, str] | None = None, dtype=None) -> None:
+    """Write an HF checkpoint into ``out`` atomically (a sibling temp dir, then file renames)."""
+    import torch
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.save-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    m = model
+    if dtype is not None and dtype != torch.float32:
+        import copy
+
+        m = copy.deepcopy(model).to(dtype)
+    m.save_pretrained(tmp, safe_serialization=True)
+    if tok is not None:
+        tok.save_pretrained(tmp)
+    for name, text in (extra_files or {}).items():
+        (tmp / name).write_text(text)
+    for f in sorted(tmp.iterdir()):
+        os.replace(f, out / f.name)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: Callable | None = None,
+          batch_fn: Callable | None = None, log: Callable[[str], None] = print, progress: bool = True,
+          stop_after: int | None = None) -> dict:
+    """Train ``model`` on the token stream ``data`` for ``cfg.steps`` steps; resumes from ``out``.
+
+    ``loss_fn(model, batch) -> loss`` overrides plain next-token cross-entropy (distillation);
+    ``batch_fn(step) -> batch`` overrides random windows of ``data``. ``stop_after`` ends this run
+    at that step (checkpoint saved) as an interruption would; re-running continues. Returns a summary.
+    """
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(out)
+    state_path = out / STATE
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
+    step, history = 0, []
+    if state_path.is_file():
+        try:
+            st = torch.load(state_path, map_location="cpu", weights_only=False)
+        except Exception as e:  # a truncated file can only come from outside; say so
+            raise EdgespecError(f"training checkpoint {state_path} is unreadable ({e.__class__.__name__}); "
+                                "delete it to start over.")
+        if st.get("config", {}).get("seq_len") != cfg.seq_len or st.get("n_params") != _n_params(model):
+            raise EdgespecError(f"the checkpoint in {out} was made with other settings (model size or sequence "
+                                "length); use another output directory or the same settings.")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        step, history = st["step"], st.get("history", [])
+        log(f"resuming from step {step} ({state_path})")
+    if data is not None and batch_fn is None and len(data) < cfg.seq_len + 2:
+        raise EdgespecError(f"the corpus has only {len(data)} tokens, fewer than one training window of "
+                            f"{cfg.seq_len}; use a larger corpus or a smaller --seq-len.")
+
+    def save_state():
+        _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                            "config": asdict(cfg), "n_params": _n_params(model), "history": history}, state_path)
+
+    bar = None
+    if progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True)
+    model.train()
+    t_last_ckpt = time.time()
+    t0, tok0, ema = time.time(), 0, None
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    while step < end:
+        batch = batch_fn(step) if batch_fn else batch_at(data, step, cfg.seed, cfg.batch_size, cfg.seq_len)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        if loss_fn is None:
+            logits = model(input_ids=batch[:, :-1]).logits
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        else:
+            loss = loss_fn(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        tok0 += batch.numel() if hasattr(batch, "numel") else 0
+        lv = loss.item()
+        ema = lv if ema is None else 0.95 * ema + 0.05 * lv
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            tps = tok0 / max(1e-9, time.time() - t0)
+            history.append({"step": step, "loss": round(lv, 4), "loss_ema": round(ema, 4), "tokens_per_s": round(tps, 1),
+                            "lr": lr_at(step - 1, cfg), "time": time.time()})
+            if bar is None:
+                log(f"step {step}/{cfg.steps} loss {lv:.4f} (ema {ema:.4f}) lr {lr_at(step - 1, cfg):.2e} {tps:.0f} tok/s")
+        if bar is not None:
+            bar.set_postfix(loss=f"{ema:.3f}")
+            bar.update(1)
+        if time.time() - t_last_ckpt > cfg.checkpoint_every_s:
+            save_state()
+            t_last_ckpt = time.time()
+    if bar is not None:
+        bar.close()
+    save_state()
+    summary = {"steps": step, "final_loss_ema": ema, "history_tail": history[-5:]}
+    if eval_data is not None and step >= cfg.steps:
+        summary["heldout_loss"] = eval_loss(model, eval_data, seq=min(cfg.seq_len, 256))
+    model.eval()
+    return summary
+
+
+def _n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _param_groups(model, wd: float):
+    decay, no_decay = [], []
+    seen = set()
+    for n, p in model.named_parameters():
+        if id(p) in seen or not p.requires_grad:
+            continue
+        seen.add(id(p))
+        (no_decay if p.ndim < 2 or "norm" in n else decay).append(p)
+    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def llama_config(vocab_size: int, hidden: int, layers: int, heads: int | None = None, kv_heads: int | None = None,
+                 intermediate: int | None = None, ctx: int = 512, tie: bool = True):
+    """A LlamaConfig for a small model (ids 0/1/2 = unk/bos/eos as in the demo tokenizers)."""
+    import transformers as tf
+
+    heads = heads or max(1, hidden // 64)
+    return tf.LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                          num_attention_heads=heads, num_key_value_heads=kv_heads or heads,
+                          intermediate_size=intermediate or (8 * hidden // 3 + 63) // 64 * 64,
+                          max_position_embeddings=ctx, tie_word_embeddings=tie, rope_theta=10000.0,
+                          bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.02)
+
+
+def write_json(path: Path, obj) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)

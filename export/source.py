@@ -1,0 +1,228 @@
+"""Where a checkpoint comes from and what it is: resolve a path or hub id, check it is a causal LM.
+
+    src = inspect_source("./llama")     ->  Source(dir, config, tokenizer, architecture, ...)
+
+Every user-fixable problem is an ExportError with one sentence naming the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgespec.errors import ExportError
+
+# A hub id: "name" or "owner/name", no path-looking prefix.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+# The files an export needs from a hub repo (no other weights formats, no docs/images).
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "tokenizer*"]
+
+
+@dataclass
+class Source:
+    """A local HF causal-LM checkpoint, inspected (config and tokenizer loaded, no weights)."""
+
+    given: str  # what the user passed
+    dir: Path
+    config: Any  # transformers PretrainedConfig
+    tokenizer: Any  # transformers PreTrainedTokenizer(Fast)
+    generation_config: dict = field(default_factory=dict)
+
+    @property
+    def model_type(self) -> str:
+        return self.config.model_type
+
+    @property
+    def architecture(self) -> str:
+        archs = getattr(self.config, "architectures", None) or []
+        return archs[0] if archs else f"{type(self.config).__name__.replace('Config', '')}ForCausalLM"
+
+    @property
+    def text_config(self):
+        return self.config.get_text_config() if hasattr(self.config, "get_text_config") else self.config
+
+    @property
+    def logit_width(self) -> int:
+        return int(self.text_config.vocab_size)
+
+    @property
+    def num_layers(self) -> int:
+        c = self.text_config
+        return int(getattr(c, "num_hidden_layers", None) or getattr(c, "n_layer"))
+
+    @property
+    def hidden_size(self) -> int:
+        c = self.text_config
+        return int(getattr(c, "hidden_size", None) or getattr(c, "n_embd"))
+
+    @property
+    def num_heads(self) -> int:
+        c = self.text_config
+        return int(getattr(c, "num_attention_heads", None) or getattr(c, "n_head"))
+
+    @property
+    def num_kv_heads(self) -> int:
+        c = self.text_config
+        return int(getattr(c, "num_key_value_heads", None) or self.num_heads)
+
+    @property
+    def head_dim(self) -> int:
+        hd = getattr(self.text_config, "head_dim", None)
+        return int(hd) if hd else self.hidden_size // self.num_heads
+
+    @property
+    def context_length(self) -> int:
+        c = self.text_config
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            v = getattr(c, key, None)
+            if isinstance(v, int) and v > 0:
+                return v
+        return 2048  # unknown: a conservative default the runtime can still enforce
+
+    @property
+    def matmul_input_channels(self) -> list[int]:
+        """Input-channel sizes of the projection weights (what an INT4 group size must divide)."""
+        c = self.text_config
+        dims = [self.hidden_size, self.num_heads * self.head_dim]
+        inter = getattr(c, "intermediate_size", None) or getattr(c, "n_inner", None) or 4 * self.hidden_size
+        dims.append(int(inter))
+        return dims
+
+    def checkpoint_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.dir.iterdir()
+                   if p.is_file() and p.suffix in (".safetensors", ".bin", ".pt", ".pth"))
+
+    def parameter_count(self) -> int:
+        """Parameters from safetensors headers (no weights read); a config estimate otherwise."""
+        total = 0
+        for f in sorted(self.dir.glob("*.safetensors")):
+            with open(f, "rb") as fh:
+                (n,) = struct.unpack("<Q", fh.read(8))
+                header = json.loads(fh.read(n))
+            for k, v in header.items():
+                if k != "__metadata__":
+                    count = 1
+                    for d in v["shape"]:
+                        count *= d
+                    total += count
+        if total:
+            return total
+        h, layers, v = self.hidden_size, self.num_layers, self.logit_width
+        return 12 * layers * h * h + 2 * v * h
+
+
+def resolve_dir(given: str | os.PathLike, role: str) -> Path:
+    """A local directory for ``given``: the path itself, or a hub id from the cache or the hub."""
+    p = Path(given).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise ExportError(f"The {role} {given} is a file, not a model directory; pass the directory "
+                              "that holds config.json and the weights.")
+        if not os.access(p, os.R_OK | os.X_OK):
+            raise ExportError(f"The {role} directory {given} is not readable; fix its permissions.")
+        return p.resolve()
+    text = str(given)
+    if not _HUB_ID.match(text):
+        raise ExportError(f"The {role} path {given} does not exist; pass a local Hugging Face model directory.")
+    return _from_hub(text, role)
+
+
+def _from_hub(repo_id: str, role: str) -> Path:
+    """Use the local HF cache first; try the hub only when that misses; explain a missing network."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
+        raise ExportError(f"The {role} {repo_id} is not a local directory; pass a local model path.") from None
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=_HUB_PATTERNS))
+    except Exception:
+        pass  # not cached: try the hub itself
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS))
+    except RepositoryNotFoundError:
+        raise ExportError(f"The {role} {repo_id} is neither a local directory nor a model on the Hugging Face "
+                          "hub; check the spelling or pass a local path.") from None
+    except LocalEntryNotFoundError:
+        raise ExportError(f"The {role} {repo_id} is not a local directory and no model hub is reachable; download "
+                          f"it first (e.g. `huggingface-cli download {repo_id} --local-dir ./{repo_id.split('/')[-1]}`) "
+                          "and pass the local path.") from None
+    except Exception as e:  # gated repos, HTTP errors, ...
+        raise ExportError(f"The {role} {repo_id} is not a local directory and downloading it failed "
+                          f"({type(e).__name__}); download it yourself and pass the local path.") from None
+
+
+def _quiet_transformers() -> None:
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def inspect_source(given: str | os.PathLike, role: str = "target") -> Source:
+    """Resolve ``given`` and check it is a causal LM with a tokenizer; loads no weights."""
+    d = resolve_dir(given, role)
+    if not (d / "config.json").is_file():
+        raise ExportError(f"The {role} directory {given} has no config.json, so it is not a Hugging Face model "
+                          "directory; pass the folder that `save_pretrained` or `huggingface-cli download` wrote.")
+    _quiet_transformers()
+    import transformers as tf
+
+    try:
+        config = tf.AutoConfig.from_pretrained(d)
+    except Exception as e:
+        raise ExportError(f"The {role} config {d / 'config.json'} cannot be read by transformers "
+                          f"({_first_line(e)}); the checkpoint may need a newer transformers.") from None
+    archs = getattr(config, "architectures", None) or []
+    causal_named = [a for a in archs if a.endswith("ForCausalLM") or a.endswith("LMHeadModel")]
+    mapped = type(config) in tf.AutoModelForCausalLM._model_mapping
+    if (archs and not causal_named) or not mapped:
+        what = ", ".join(archs) or config.model_type
+        raise ExportError(f"The {role} {given} is a {what} model, not a causal language model; edgespec exports "
+                          "decoder-only LMs (*ForCausalLM).")
+    _check_supported(config.model_type, role, given)
+    if not any(d.glob("*.safetensors")) and not any(d.glob("pytorch_model*.bin")):
+        raise ExportError(f"The {role} directory {given} has no weights (*.safetensors or pytorch_model.bin); "
+                          "download the full checkpoint.")
+    try:
+        tok = tf.AutoTokenizer.from_pretrained(d)
+    except Exception as e:
+        raise ExportError(f"The {role} directory {given} has no usable tokenizer ({_first_line(e)}); copy the "
+                          "tokenizer files (tokenizer.json, tokenizer_config.json) next to config.json.") from None
+    gen = {}
+    if (d / "generation_config.json").is_file():
+        try:
+            gen = json.loads((d / "generation_config.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            gen = {}
+    return Source(given=str(given), dir=d, config=config, tokenizer=tok, generation_config=gen)
+
+
+def _check_supported(model_type: str, role: str, given) -> None:
+    """The family must be in models/families.json or exportable by optimum-intel."""
+    from edgespec import registry
+
+    if model_type in registry.families():
+        return
+    try:
+        import optimum.exporters.openvino  # noqa: F401  (registers the OpenVINO export configs)
+        from optimum.exporters.tasks import TasksManager
+
+        tasks = TasksManager.get_supported_tasks_for_model_type(model_type, exporter="openvino",
+                                                                library_name="transformers")
+        if "text-generation-with-past" in tasks:
+            return
+    except Exception:
+        pass
+    raise ExportError(f"The {role} {given} has architecture {model_type!r}, which neither edgespec nor optimum-intel "
+                      "can export; use a supported family (see models/families.json).")
+
+
+def _first_line(e: BaseException) -> str:
+    s = str(e).strip().splitlines()
+    return (s[0] if s else type(e).__name__)[:200]

@@ -1,0 +1,38 @@
+// The bundle as the runtime needs it: edgespec.json parsed and checked (see edgespec/bundle.py
+// for the full schema; this reader validates only what the native runtime relies on).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace es {
+
+constexpr int64_t kBundleSchemaVersion = 1;
+
+struct ModelSpec {
+    std::string name;
+    std::string role;      // "target" | "draft"
+    std::string dir;       // absolute-or-bundle-relative directory of the model
+    std::string format;    // "openvino" | "onnx"
+    std::string model_file, tokenizer_file, detokenizer_file;  // full paths
+    int64_t vocab_size = 0;
+    int64_t context_length = 0;
+    std::vector<int64_t> eos;
+    int64_t bos = -1;
+    std::string relation;  // drafts: "same_vocab" | "trimmed" | "cross_vocab"
+    std::string id_map_file;  // trimmed: full path of the little-endian int32 draft->target map
+};
+
+struct BundleSpec {
+    std::string dir;
+    ModelSpec target;
+    std::vector<ModelSpec> drafts;
+};
+
+// Reads <dir>/edgespec.json; throws es::Error (ES_ERR_IO / ES_ERR_BUNDLE) with a sentence.
+BundleSpec read_bundle(const std::string &dir);
+
+// Reads a whole file; throws es::Error(ES_ERR_IO).
+std::string read_file(const std::string &path);
+
+}  // namespace es

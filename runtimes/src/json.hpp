@@ -1,0 +1,33 @@
+// A small JSON reader (no writer): enough for edgespec.json. Values are a tagged tree; lookups
+// of missing keys return a shared null value so chains like v["a"]["b"].str("x") never throw.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace es::json {
+
+struct Value {
+    enum Kind { Null, Bool, Number, String, Array, Object } kind = Null;
+    bool b = false;
+    double num = 0;
+    std::string s;
+    std::vector<Value> arr;
+    std::map<std::string, Value> obj;
+
+    bool is_null() const { return kind == Null; }
+    bool has(const std::string &key) const { return kind == Object && obj.count(key); }
+    const Value &operator[](const std::string &key) const;
+    const Value &operator[](size_t i) const;
+    size_t size() const { return kind == Array ? arr.size() : kind == Object ? obj.size() : 0; }
+    // Typed reads with a fallback when the value is absent or of another kind.
+    std::string str(const std::string &fallback = "") const { return kind == String ? s : fallback; }
+    int64_t integer(int64_t fallback = 0) const { return kind == Number ? static_cast<int64_t>(num) : fallback; }
+};
+
+// Parses text; throws std::runtime_error("... at offset N") on malformed input.
+Value parse(const std::string &text);
+
+}  // namespace es::json

@@ -1,0 +1,60 @@
+// A causal LM with a KV cache it can roll back: the one thing the decode loop needs from a
+// backend. The loop cannot tell OpenVINO stateful IR from an ONNX graph with explicit KV.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <openvino/openvino.hpp>
+
+#include "bundle.hpp"
+
+namespace es {
+
+// Per-model device settings (empty strings / 0 = the device's defaults).
+struct DeviceOptions {
+    std::string device = "CPU";
+    std::string precision;     // inference precision hint: f32 | f16 | bf16
+    std::string kv_precision;  // KV-cache precision: f32 | f16 | bf16 | u8
+    int32_t threads = 0;
+    std::string backend = "openvino";  // "openvino" | "onnxruntime" (ONNX bundles only, CPU only)
+    std::string ort_library;           // onnxruntime: path of libonnxruntime ("" = $EDGESPEC_ORT_LIBRARY, then the system's)
+};
+
+class Model {
+public:
+    virtual ~Model() = default;
+    // Feeds ids[0..n) at the next logical positions (n_past() .. n_past()+n) and returns the
+    // logits of the last n_rows of them: row-major [n_rows, vocab()] floats, owned by the
+    // model and valid until its next call.
+    virtual const float *forward(const int64_t *ids, size_t n, size_t n_rows) = 0;
+    // Keeps the first n logical positions of the cache and drops the rest (n <= n_past()).
+    virtual void rollback(size_t n) = 0;
+    // Empties the cache (a new generation).
+    virtual void reset() = 0;
+    // Number of logical positions in the cache.
+    virtual size_t n_past() const = 0;
+    // Logit width (rows of the LM head).
+    virtual size_t vocab() const = 0;
+    // Times dead cache slots were compacted away since the last reset().
+    virtual int64_t compactions() const { return 0; }
+};
+
+// Reads and compiles the model of spec on options.device. Throws es::Error (ES_ERR_DEVICE for
+// device problems, ES_ERR_BUNDLE for a graph the runtime cannot drive).
+std::unique_ptr<Model> load_model(ov::Core &core, const ModelSpec &spec, const DeviceOptions &options);
+
+// Compile properties for options (precision, KV precision, threads, latency hint).
+ov::AnyMap compile_properties(const DeviceOptions &options);
+
+// Slices the hidden states in front of the LM head to the last `es_logits_rows` positions (a new
+// i64 [1] input named kLogitsRowsInput), so a prefill computes one logits row, not n. Returns
+// false (graph unchanged) when the head is not a plain MatMul chain. In model_stateful.cpp.
+extern const char *const kLogitsRowsInput;
+bool insert_logits_slice(const std::shared_ptr<ov::Model> &model);
+
+// Throws ES_ERR_DEVICE with the list of available devices when device is unknown.
+void check_device(ov::Core &core, const std::string &device);
+
+}  // namespace es

@@ -1,0 +1,126 @@
+#include "policy.hpp"
+
+#include <algorithm>
+
+namespace es {
+
+namespace {
+
+class NullPolicy final : public Policy {
+public:
+    void begin(const std::vector<int64_t> &) override {}
+    void propose(const std::vector<int64_t> &, int, Proposal &out) override { out.clear(); }
+    void accept(size_t, const std::vector<int64_t> &) override {}
+};
+
+class DraftModelPolicy final : public Policy {
+public:
+    DraftModelPolicy(Model &draft, const std::vector<int32_t> &id_map, size_t draft_context, const DraftContext &ctx)
+        : draft_(draft), id_map_(id_map), draft_context_(draft_context), ctx_(ctx) {}
+
+    void begin(const std::vector<int64_t> &) override {
+        draft_.reset();
+        fed_.clear();
+    }
+
+    void propose(const std::vector<int64_t> &context, int k, Proposal &out) override {
+        out.clear();
+        if (context.size() + static_cast<size_t>(k) >= draft_context_) return;  // the drafter's context is full
+        // Bring the draft cache to `context`: keep the longest common prefix of what it holds and
+        // the committed context (rejected proposals fall off here), feed the rest in one call.
+        size_t keep = 0;
+        while (keep < fed_.size() && keep < context.size() && fed_[keep] == context[keep]) ++keep;
+        if (keep == context.size()) --keep;  // need the logits after the last token: re-feed it
+        draft_.rollback(keep);
+        fed_.resize(keep);
+        const float *logits = draft_.forward(context.data() + keep, context.size() - keep, 1);
+        fed_.insert(fed_.end(), context.begin() + keep, context.end());
+        const size_t dv = draft_.vocab(), tv = ctx_.target_vocab;
+        for (int i = 0; i < k; ++i) {
+            if (ctx_.stop_prob > 0.f && i > 0 && top1_prob(logits, dv) < ctx_.stop_prob) break;
+            int64_t d;
+            if (ctx_.sampling.greedy()) {
+                d = argmax(logits, dv);
+            } else {
+                sampling_probs(logits, dv, ctx_.sampling, probs_);
+                d = sample(probs_.data(), dv, *ctx_.rng);
+                // q in the target vocabulary: identical row, or scattered through the id map.
+                size_t base = out.q.size();
+                out.q.resize(base + tv, 0.f);
+                if (id_map_.empty()) {
+                    std::copy(probs_.begin(), probs_.begin() + static_cast<long>(std::min(dv, tv)), out.q.begin() + static_cast<long>(base));
+                } else {
+                    for (size_t j = 0; j < dv; ++j) out.q[base + static_cast<size_t>(id_map_[j])] = probs_[j];
+                }
+            }
+            int64_t t = id_map_.empty() ? d : id_map_[static_cast<size_t>(d)];
+            out.tokens.push_back(t);
+            if (i + 1 < k) {
+                logits = draft_.forward(&t, 1, 1);
+                fed_.push_back(t);
+            }
+        }
+    }
+
+    void accept(size_t, const std::vector<int64_t> &) override {}
+    int64_t compactions() const override { return draft_.compactions(); }
+
+private:
+    Model &draft_;
+    const std::vector<int32_t> &id_map_;
+    size_t draft_context_;
+    DraftContext ctx_;
+    std::vector<int64_t> fed_;  // target ids in the draft cache, position by position
+    std::vector<float> probs_;
+};
+
+class NgramPolicy final : public Policy {
+public:
+    explicit NgramPolicy(int max_n) : max_n_(max_n) {}
+    void begin(const std::vector<int64_t> &) override {}
+    void propose(const std::vector<int64_t> &context, int k, Proposal &out) override {
+        out.clear();
+        const size_t len = context.size();
+        for (int n = max_n_; n >= 1; --n) {
+            if (len < static_cast<size_t>(n) + 1) continue;
+            const int64_t *suffix = context.data() + len - n;
+            // Latest earlier occurrence (ending before the suffix itself) wins: recent context
+            // predicts best.
+            for (size_t start = len - n; start-- > 0;) {
+                if (!std::equal(suffix, suffix + n, context.data() + start)) continue;
+                size_t from = start + static_cast<size_t>(n);
+                size_t count = std::min(static_cast<size_t>(k), len - from);
+                out.tokens.assign(context.begin() + static_cast<long>(from), context.begin() + static_cast<long>(from + count));
+                return;
+            }
+        }
+    }
+    void accept(size_t, const std::vector<int64_t> &) override {}
+
+private:
+    int max_n_;
+};
+
+}  // namespace
+
+std::unique_ptr<Policy> make_null_policy() { return std::make_unique<NullPolicy>(); }
+
+std::unique_ptr<Policy> make_draft_model_policy(Model &draft, const std::vector<int32_t> &id_map, size_t draft_context,
+                                                const DraftContext &ctx) {
+    return std::make_unique<DraftModelPolicy>(draft, id_map, draft_context, ctx);
+}
+
+std::unique_ptr<Policy> make_ngram_policy(int max_n) { return std::make_unique<NgramPolicy>(max_n); }
+
+DraftLengthController::DraftLengthController(int k, int k_max)
+    : adaptive_(k < 0), k_(k < 0 ? std::min(4, k_max) : k), k_max_(k < 0 ? k_max : k) {}
+
+void DraftLengthController::update(int proposed, int accepted) {
+    if (!adaptive_ || proposed == 0) return;
+    // Everything accepted: the drafter is in a predictable stretch, draft further. Less than
+    // half accepted: the tail of each draft is wasted work, draft less.
+    if (accepted == proposed) k_ = std::min(k_ + 1, k_max_);
+    else if (2 * accepted < proposed) k_ = std::max(k_ - 1, 1);
+}
+
+}  // namespace es

@@ -1,0 +1,83 @@
+// Drafting policies behind one interface (begin / propose / accept), so the decode loop never
+// branches on which one runs. Every policy proposes tokens already in the TARGET vocabulary,
+// with the distributions they were drawn from (speculative sampling needs q).
+//
+//   NullPolicy        proposes nothing: plain autoregressive decoding (the baseline).
+//   DraftModelPolicy  a second LM with the target's vocabulary, with its own KV cache.
+//   (trimmed)         DraftModelPolicy + an id map: a VocabTrim drafter's LM head keeps only
+//                     some target ids (its input embedding is the target's vocabulary); its q
+//                     over kept ids is scattered into the target vocabulary (zero elsewhere),
+//                     which keeps speculative sampling lossless.
+//   NgramPolicy       prompt lookup: the continuation of the latest earlier occurrence of the
+//                     context's last n tokens (n = 3, 2, 1); deterministic, so q is one-hot.
+//
+// Hook for the cross-vocabulary translator (OmniDraft, not implemented here): a
+// CrossVocabPolicy owns a draft model in its own vocabulary and a translation cache. propose()
+// drafts in draft ids, detokenizes to bytes and re-expresses them as target ids (q' = product of
+// the merged draft q's, one dense target-vocab row per proposed target token). The interface
+// already carries what it needs: propose() receives the whole committed target context, so
+// the policy can find the last accepted character boundary and roll its own cache back to an
+// arbitrary point (Model::rollback(n) takes any n <= n_past()), and accept() reports how many
+// proposals survived and which target tokens were committed, to teach the cache.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model.hpp"
+#include "sampling.hpp"
+
+namespace es {
+
+struct Proposal {
+    std::vector<int64_t> tokens;  // proposed target ids, at most k
+    // Dense target-vocabulary rows q_i the tokens were drawn from: tokens.size() * vocab floats.
+    // Empty = a deterministic proposer (q_i is one-hot at tokens[i]).
+    std::vector<float> q;
+    void clear() {
+        tokens.clear();
+        q.clear();
+    }
+};
+
+// What a policy may read during a generation (owned by the loop, outlives the policy).
+struct DraftContext {
+    SamplingParams sampling;
+    Rng *rng = nullptr;
+    size_t target_vocab = 0;
+    float stop_prob = 0.f;  // draft stops early when its top-1 probability falls below this
+};
+
+class Policy {
+public:
+    virtual ~Policy() = default;
+    // A new generation starts from prompt (target ids).
+    virtual void begin(const std::vector<int64_t> &prompt) = 0;
+    // Proposes up to k (>= 1) tokens continuing context (every committed target id so far).
+    virtual void propose(const std::vector<int64_t> &context, int k, Proposal &out) = 0;
+    // The target accepted n_accepted of the last proposals; emitted = those + the bonus token.
+    virtual void accept(size_t n_accepted, const std::vector<int64_t> &emitted) = 0;
+    // Times a draft cache was compacted (stats).
+    virtual int64_t compactions() const { return 0; }
+};
+
+std::unique_ptr<Policy> make_null_policy();
+// id_map (may be empty): draft logit index -> target id, for trimmed drafters.
+std::unique_ptr<Policy> make_draft_model_policy(Model &draft, const std::vector<int32_t> &id_map, size_t draft_context,
+                                                const DraftContext &ctx);
+std::unique_ptr<Policy> make_ngram_policy(int max_n = 3);
+
+// Moves the draft length k within [1, k_max] from the acceptance history; or keeps it fixed.
+class DraftLengthController {
+public:
+    DraftLengthController(int k, int k_max);  // k >= 1: fixed; k == -1: adaptive
+    int k() const { return k_; }
+    // After a round: proposed draft tokens and how many the target accepted.
+    void update(int proposed, int accepted);
+
+private:
+    bool adaptive_;
+    int k_, k_max_;
+};
+
+}  // namespace es

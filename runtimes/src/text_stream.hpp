@@ -1,0 +1,41 @@
+// Incremental, UTF-8-safe detokenization with stop strings: turns the growing list of
+// generated ids into text deltas that never split a character, never show text that may turn
+// out to be the start of a stop string, and concatenate exactly to the final text.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "tokenizer.hpp"
+
+namespace es {
+
+class TextStream {
+public:
+    // prompt: the prompt ids (its last few give the detokenizer left context, so a leading
+    // space of the first generated token is kept by metaspace-style decoders).
+    TextStream(Tokenizer &tok, const std::vector<int64_t> &prompt, std::vector<std::string> stop);
+
+    // Appends generated ids; returns the text now safe to show (may be empty).
+    std::string push(const std::vector<int64_t> &ids);
+    // End of generation: releases everything held back; returns the last delta.
+    std::string finish();
+    // True once a stop string appeared; text() then ends right before it.
+    bool stopped() const { return stopped_; }
+    const std::string &text() const { return text_; }
+
+private:
+    std::string decode_new(bool final);
+    std::string release(bool final);
+
+    Tokenizer &tok_;
+    std::vector<std::string> stop_;
+    size_t max_stop_ = 0;
+    std::vector<int64_t> all_;  // prompt tail + generated ids
+    size_t prefix_ = 0, read_ = 0;  // decode window start; all_[read_:] is not yet decoded
+    size_t consumed_ = 0;           // bytes of decode(all_[prefix_:read_]) already taken as text
+    std::string text_;          // decoded text (cut at a stop string once one appears)
+    size_t shown_ = 0;          // bytes of text_ already returned
+    bool stopped_ = false;
+};
+
+}  // namespace es

@@ -1,0 +1,73 @@
+"""A trimmed drafter through the exporter and the native engine: speculative output == greedy target.
+
+Skips itself while the native engine or the exporter is not available in this build.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def _engine_ready() -> bool:
+    try:
+        from edgespec import _native
+        from edgespec.export import api  # noqa: F401
+
+        _native.lib().es_pipeline_load  # noqa: B018
+        return True
+    except Exception:
+        return False
+
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not _engine_ready(), reason="native engine or exporter not built")]
+
+
+@pytest.fixture(scope="module")
+def trimmed_pair(tiny_dir, tiny_tokenizer, tmp_path_factory):
+    from tiny import corpus_lines
+
+    from edgespec.export.draft import fastdraft, vocabtrim
+
+    target = tiny_dir("llama", tokenizer=tiny_tokenizer)
+    work = tmp_path_factory.mktemp("trimpair")
+    (work / "c.txt").write_text("\n".join(corpus_lines(60_000)))
+    d1 = work / "d1"
+    fastdraft.pretrain(work / "c.txt", d1, target=target, hidden=32, layers=1, steps=30, seq_len=32, batch_size=8,
+                       lr=1e-2, warmup=5, log=lambda s: None)
+    vocabtrim.trim(d1, work / "t", calibration=work / "c.txt", keep=200, log=lambda s: None)
+    return target, work / "t"
+
+
+def test_trimmed_drafter_through_engine_equals_target_greedy(trimmed_pair, tmp_path):
+    from edgespec.export.api import export_bundle
+    from edgespec.pipeline import Pipeline
+
+    target, trimmed = trimmed_pair
+    out = tmp_path / "bundle"
+    man = export_bundle(str(target), str(out), drafts=[str(trimmed)], weights="fp32", progress=False)
+    rel = man["models"][1]["relation"]
+    assert rel["kind"] == "trimmed" and rel["kept"] == 200
+    pipe = Pipeline.load(out, device="CPU")
+    for prompt in ("def f(x):", "import os\nclass A:\n"):
+        plain = pipe.generate(prompt, policy="autoregressive", max_new_tokens=24)
+        spec = pipe.generate(prompt, policy="draft", k=4, max_new_tokens=24)
+        assert spec.tokens == plain.tokens
+        assert spec.stats.drafted > 0
+
+
+def test_demo_json_runs_when_demo_weights_exist(tmp_path):
+    from edgespec.demo import demo_models_dir
+
+    if not (demo_models_dir() / "target" / "config.json").is_file():
+        pytest.skip("demo weights not built")
+    env = {**__import__("os").environ, "EDGESPEC_CACHE": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-m", "edgespec", "demo", "--json", "--max-new-tokens", "24"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    assert rep["identical_to_plain"] is True
+    assert rep["stats"]["speculative"]["mean_accepted"] >= 1.0

@@ -1,0 +1,144 @@
+"""Greedy decoding on the native engine: speculative == autoregressive == transformers, token for token."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from engine_support import ARCHS, PROMPTS, engine_bundle, pipeline
+
+
+@pytest.fixture(scope="module")
+def bundles(tiny_bundle, tmp_path_factory):
+    return {arch: engine_bundle(tiny_bundle, tmp_path_factory, arch) for arch in ARCHS}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_greedy_speculative_output_is_the_autoregressive_output(bundles, arch):
+    pipe = pipeline(bundles[arch], "draft")
+    for prompt in PROMPTS:
+        plain = pipe.generate(prompt, max_new_tokens=24, policy="autoregressive", ignore_eos=True)
+        assert len(plain.tokens) == 24 and plain.stats.drafted == 0
+        for policy in ("draft", "ngram"):
+            for k in (1, 2, 4, 8, "auto"):
+                spec = pipe.generate(prompt, max_new_tokens=24, policy=policy, k=k, ignore_eos=True)
+                assert spec.tokens == plain.tokens, (policy, k, prompt)
+                assert spec.text == plain.text
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("k", [1, 3, 4])
+def test_target_as_its_own_drafter_accepts_everything_with_exact_bookkeeping(bundles, arch, k):
+    pipe = pipeline(bundles[arch], "self")
+    res = pipe.generate(PROMPTS[0], max_new_tokens=22, policy="draft", k=k, ignore_eos=True)
+    st = res.stats
+    n = st.generated_tokens
+    assert n == 22 and st.finish_reason == "max_tokens"
+    assert st.drafted == st.accepted and st.acceptance_rate == 1.0
+    # prefill gives token 1; every round gives up to k + 1 (the last round drafts only what is still wanted)
+    assert st.target_calls == 1 + math.ceil((n - 1) / (k + 1))
+    assert st.drafted == n - st.target_calls
+    full_rounds = (n - 1) // (k + 1)
+    assert st.accepted_hist[k] == full_rounds
+    assert sum(st.accepted_hist) == st.target_calls - 1
+    assert st.mean_accepted == pytest.approx(n / st.target_calls)
+
+
+def test_adaptive_k_grows_while_everything_is_accepted(bundles):
+    pipe = pipeline(bundles["llama"], "self")
+    st = pipe.generate(PROMPTS[1], max_new_tokens=60, policy="draft", k="auto", k_max=8, ignore_eos=True).stats
+    assert st.drafted == st.accepted and st.final_k == 8
+    fixed = pipe.generate(PROMPTS[1], max_new_tokens=60, policy="draft", k=2, ignore_eos=True).stats
+    assert st.target_calls < fixed.target_calls
+
+
+def test_rejections_over_many_rounds_compact_the_kv_cache_and_change_nothing(bundles):
+    pipe = pipeline(bundles["llama"], "draft")
+    prompt = PROMPTS[1]
+    plain = pipe.generate(prompt, max_new_tokens=150, policy="autoregressive", ignore_eos=True)
+    spec = pipe.generate(prompt, max_new_tokens=150, policy="draft", k=8, ignore_eos=True)
+    assert spec.tokens == plain.tokens
+    assert spec.stats.drafted > spec.stats.accepted  # the random drafter is mostly wrong ...
+    assert spec.stats.kv_compactions > 0  # ... so dead slots pile up and get compacted
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_autoregressive_engine_equals_transformers_greedy(tiny_dir, tiny_tokenizer, bundles, arch):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf_dir = tiny_dir(arch, tokenizer=tiny_tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(hf_dir)
+    pipe = pipeline(bundles[arch], None)
+    for prompt in PROMPTS:
+        ids = tok(prompt, return_tensors="pt").input_ids
+        assert pipe.tokenize(prompt) == ids[0].tolist()
+        with torch.no_grad():
+            hf = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20, do_sample=False,
+                                eos_token_id=2, pad_token_id=0)[0, ids.shape[1]:].tolist()
+        if hf and hf[-1] == 2:
+            hf = hf[:-1]  # the engine reports EOS as the finish reason, not as a token
+        assert pipe.generate(prompt, max_new_tokens=20, policy="autoregressive").tokens == hf
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_dead_slot_rollback_gives_the_logits_of_a_clean_cache(bundles, arch):
+    """The trick behind rollback without copying (runtimes/src/model_stateful.cpp): rejected
+    positions stay in the KV state, masked by attention_mask = 0, and new tokens get explicit
+    position_ids. Their logits must equal a fresh prefill of the same logical sequence."""
+    import openvino as ov
+
+    xml = bundles[arch] / "target" / "openvino_model.xml"
+    compiled = ov.Core().compile_model(xml, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"})
+    rng = np.random.default_rng(0)
+    prefix, rejected, new = (rng.integers(3, 500, size=n).tolist() for n in (9, 4, 3))
+
+    def run(req, ids, mask, positions):
+        out = req.infer({"input_ids": np.array([ids]), "attention_mask": np.array([mask]),
+                         "position_ids": np.array([positions]), "beam_idx": np.array([0], dtype=np.int32)})
+        return out["logits"][0]
+
+    dirty = compiled.create_infer_request()
+    run(dirty, prefix, [1] * 9, list(range(9)))
+    run(dirty, rejected, [1] * 13, list(range(9, 13)))
+    got = run(dirty, new, [1] * 9 + [0] * 4 + [1] * 3, list(range(9, 12)))
+    clean = compiled.create_infer_request()
+    want = run(clean, prefix + new, [1] * 12, list(range(12)))[-3:]
+    assert np.abs(got - want).max() < 1e-4
+
+
+def test_trimmed_drafter_ids_are_mapped_back_to_target_ids(bundles, tmp_path):
+    """A `trimmed` drafter's logit i means target id map[i]. With the target's own weights and
+    the identity map the drafter must agree on every token (the map is applied, not skipped),
+    and a drafter whose map scrambles ids must be rejected without changing the output."""
+    import json
+    import os
+
+    from edgespec import Pipeline
+
+    base = bundles["llama"]
+    manifest = json.loads((base / "edgespec.json").read_text())
+    target = next(m for m in manifest["models"] if m["role"] == "target")
+    for m in manifest["models"]:
+        os.symlink((base / m["path"]).resolve(), tmp_path / m["name"])
+        m["path"] = m["name"]
+    vocab = target["vocab_size"]
+    trim_dir = tmp_path / "trimmed"  # the target's files plus the id maps
+    trim_dir.mkdir()
+    for f in (tmp_path / "target").iterdir():
+        os.symlink(f.resolve(), trim_dir / f.name)
+    for name, ids in (("trim_same", np.arange(vocab)), ("trim_scrambled", np.roll(np.arange(vocab), 1))):
+        (trim_dir / f"{name}.i32").write_bytes(ids.astype("<i4").tobytes())
+        manifest["models"].append(dict(target, name=name, role="draft", path="trimmed",
+                                       relation={"kind": "trimmed", "id_map": f"{name}.i32", "kept": vocab}))
+    (tmp_path / "edgespec.json").write_text(json.dumps(manifest))
+    plain = pipeline(base, None).generate(PROMPTS[1], max_new_tokens=20, ignore_eos=True)
+    same = Pipeline.load(tmp_path, draft="trim_same", precision="f32", kv_precision="f32")
+    res = same.generate(PROMPTS[1], max_new_tokens=20, k=4, ignore_eos=True)
+    assert res.tokens == plain.tokens and res.stats.drafted == res.stats.accepted > 0
+    scrambled = Pipeline.load(tmp_path, draft="trim_scrambled", precision="f32", kv_precision="f32")
+    res = scrambled.generate(PROMPTS[1], max_new_tokens=20, k=4, ignore_eos=True)
+    assert res.tokens == plain.tokens and res.stats.accepted < res.stats.drafted

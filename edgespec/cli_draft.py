@@ -45,13 +45,16 @@ def _print_figures(title: str, rows: dict, as_json: bool) -> None:
 
     t = Table(title=title)
     for c in ("drafter", "acceptance_rate", "mean_accepted", "mbsu", "size_ratio", "draft_ms_per_token"):
-        t.add_column(c, justify="right" if c != "drafter" else "left")
+        t.add_column(c, justify="right" if c != "drafter" else "left", no_wrap=True)
     for name, d in rows.items():
         if not isinstance(d, dict) or "mean_accepted" not in d:
             continue
         t.add_row(name, f"{d['acceptance_rate']:.3f}", f"{d['mean_accepted']:.3f}", f"{d['mbsu']:.3f}",
                   f"{d['size_ratio']:.3f}", "" if d.get("draft_ms_per_token") is None else f"{d['draft_ms_per_token']:.2f}")
-    Console().print(t)
+    con = Console()
+    if not con.is_terminal:
+        con = Console(width=130)
+    con.print(t)
 
 
 def register(cli: click.Group) -> None:

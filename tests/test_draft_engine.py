@@ -59,6 +59,28 @@ def test_trimmed_drafter_through_engine_equals_target_greedy(trimmed_pair, tmp_p
         assert spec.stats.drafted > 0
 
 
+def test_trimmed_copy_of_the_target_accepts_through_engine_as_in_torch(tiny_dir, tiny_tokenizer, tmp_path):
+    """A VocabTrim'd copy of the target proposes the target's own argmax whenever it was kept."""
+    import transformers as tf
+
+    from edgespec.export.api import export_bundle
+    from edgespec.export.draft import acceptance, vocabtrim
+    from edgespec.pipeline import Pipeline
+
+    target = tiny_dir("llama", tokenizer=tiny_tokenizer)
+    # calibration: the target's own samples, so the kept rows are the tokens it emits
+    vocabtrim.trim(target, tmp_path / "t", target=target, n_sequences=16, keep=496, log=lambda s: None)
+    prompt = "def f(x):"
+    tm = tf.AutoModelForCausalLM.from_pretrained(target).eval()
+    dm = tf.AutoModelForCausalLM.from_pretrained(tmp_path / "t").eval()
+    sim = acceptance.simulate(tm, tiny_tokenizer, dm, tiny_tokenizer, [prompt], k=4, max_new_tokens=24, kind="trimmed",
+                              id_map=acceptance.read_id_map(tmp_path / "t"))
+    assert sim.acceptance_rate > 0.3
+    export_bundle(str(target), str(tmp_path / "b"), drafts=[str(tmp_path / "t")], weights="fp32", progress=False)
+    spec = Pipeline.load(tmp_path / "b", device="CPU").generate(prompt, policy="draft", k=4, max_new_tokens=24)
+    assert spec.stats.acceptance_rate > 0.3, (spec.stats.acceptance_rate, sim.acceptance_rate)
+
+
 def test_demo_json_runs_when_demo_weights_exist(tmp_path):
     from edgespec.demo import demo_models_dir
 

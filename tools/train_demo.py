@@ -38,6 +38,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", type=Path, default=DEMO)
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from this HF checkpoint's weights (a continuation run) instead of random init")
     ap.add_argument("--stop-after", type=int, default=None,
                     help="end this run at that step (checkpoint kept), as the recorded demo run was interrupted")
     ap.add_argument("-o", "--out", type=Path, default=DEMO / "target")
@@ -62,6 +64,9 @@ def main() -> int:
     print(f"train tokens {len(data):,}  held-out tokens {len(held_ids):,}", flush=True)
     cfg_m = lmtrain.llama_config(len(tok), **TARGET_ARCH)
     model = tf.LlamaForCausalLM(cfg_m)
+    if a.init is not None:
+        model.load_state_dict(tf.LlamaForCausalLM.from_pretrained(a.init, dtype=torch.float32).state_dict())
+        print(f"initialised from {a.init}", flush=True)
     n = sum(p.numel() for p in model.parameters())
     print(f"target params {n/1e6:.2f} M", flush=True)
     if a.what == "bench":

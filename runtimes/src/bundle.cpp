@@ -59,6 +59,7 @@ static ModelSpec parse_model(const json::Value &m, const std::string &bundle_dir
         if (s.relation == "trimmed") {
             std::string map = m["relation"]["id_map"].str("trim_id_map.i32");
             s.id_map_file = s.dir + "/" + map;
+            s.input_fallback = m["relation"]["input_fallback"].integer(0);
         }
     }
     for (const auto *f : {&s.model_file, &s.tokenizer_file, &s.detokenizer_file})

@@ -21,6 +21,7 @@ struct ModelSpec {
     int64_t bos = -1;
     std::string relation;  // drafts: "same_vocab" | "trimmed" | "cross_vocab"
     std::string id_map_file;  // trimmed: full path of the little-endian int32 draft->target map
+    int64_t input_fallback = 0;  // trimmed: draft id fed for a target id the trim did not keep
 };
 
 struct BundleSpec {

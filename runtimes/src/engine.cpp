@@ -94,6 +94,12 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
                 throw Error(ES_ERR_BUNDLE, draft->id_map_file + " has " + std::to_string(p->trim_map.size()) +
                                                " entries but the drafter has " + std::to_string(p->draft->vocab()) +
                                                " logits; re-export the bundle.");
+            // A trimmed drafter's embeddings have the kept rows only: it reads trimmed ids too.
+            // Target ids the trim dropped read as the manifest's fallback (the drafter's <unk>).
+            if (draft->input_fallback < 0 || static_cast<size_t>(draft->input_fallback) >= p->trim_map.size())
+                throw Error(ES_ERR_BUNDLE, "Drafter '" + draft->name + "' has an input_fallback outside its vocabulary; re-export the bundle.");
+            p->trim_input.assign(p->target->vocab(), static_cast<int32_t>(draft->input_fallback));
+            for (size_t i = 0; i < p->trim_map.size(); ++i) p->trim_input[static_cast<size_t>(p->trim_map[i])] = static_cast<int32_t>(i);
         } else if (p->draft->vocab() > p->target->vocab()) {
             throw Error(ES_ERR_BUNDLE, "Drafter '" + draft->name + "' has a larger vocabulary than the target but is marked same_vocab; re-export the bundle.");
         }
@@ -152,7 +158,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
     es_policy policy_kind = cfg.policy == ES_POLICY_AUTO ? (p.draft ? ES_POLICY_DRAFT : ES_POLICY_AUTOREGRESSIVE) : cfg.policy;
     DraftContext dctx{sp, &rng, vocab, cfg.draft_stop_prob};
     std::unique_ptr<Policy> policy =
-        policy_kind == ES_POLICY_DRAFT ? make_draft_model_policy(*p.draft, p.trim_map, static_cast<size_t>(p.draft_spec.context_length), dctx)
+        policy_kind == ES_POLICY_DRAFT ? make_draft_model_policy(*p.draft, p.trim_map, p.trim_input, static_cast<size_t>(p.draft_spec.context_length), dctx)
         : policy_kind == ES_POLICY_NGRAM ? make_ngram_policy()
                                          : make_null_policy();
     DraftLengthController controller(policy_kind == ES_POLICY_AUTOREGRESSIVE ? 1 : cfg.k, cfg.k_max);

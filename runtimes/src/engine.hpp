@@ -23,7 +23,8 @@ struct Pipeline {
     std::unique_ptr<Model> target;
     std::unique_ptr<Model> draft;   // null when no drafter is loaded
     ModelSpec draft_spec;           // valid when draft is set
-    std::vector<int32_t> trim_map;  // trimmed drafter: draft logit index -> target id
+    std::vector<int32_t> trim_map;   // trimmed drafter: draft logit index -> target id
+    std::vector<int32_t> trim_input; // trimmed drafter: target id -> draft input id (inverse, with fallback)
     std::unique_ptr<Tokenizer> tokenizer;
 };
 

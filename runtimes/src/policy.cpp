@@ -15,8 +15,9 @@ public:
 
 class DraftModelPolicy final : public Policy {
 public:
-    DraftModelPolicy(Model &draft, const std::vector<int32_t> &id_map, size_t draft_context, const DraftContext &ctx)
-        : draft_(draft), id_map_(id_map), draft_context_(draft_context), ctx_(ctx) {}
+    DraftModelPolicy(Model &draft, const std::vector<int32_t> &id_map, const std::vector<int32_t> &input_map,
+                     size_t draft_context, const DraftContext &ctx)
+        : draft_(draft), id_map_(id_map), input_map_(input_map), draft_context_(draft_context), ctx_(ctx) {}
 
     void begin(const std::vector<int64_t> &) override {
         draft_.reset();
@@ -33,7 +34,7 @@ public:
         if (keep == context.size()) --keep;  // need the logits after the last token: re-feed it
         draft_.rollback(keep);
         fed_.resize(keep);
-        const float *logits = draft_.forward(context.data() + keep, context.size() - keep, 1);
+        const float *logits = draft_.forward(draft_ids(context.data() + keep, context.size() - keep), context.size() - keep, 1);
         fed_.insert(fed_.end(), context.begin() + keep, context.end());
         const size_t dv = draft_.vocab(), tv = ctx_.target_vocab;
         for (int i = 0; i < k; ++i) {
@@ -56,7 +57,7 @@ public:
             int64_t t = id_map_.empty() ? d : id_map_[static_cast<size_t>(d)];
             out.tokens.push_back(t);
             if (i + 1 < k) {
-                logits = draft_.forward(&t, 1, 1);
+                logits = draft_.forward(draft_ids(&t, 1), 1, 1);
                 fed_.push_back(t);
             }
         }
@@ -66,8 +67,18 @@ public:
     int64_t compactions() const override { return draft_.compactions(); }
 
 private:
+    // Target ids as the drafter reads them: unchanged, or through a trimmed drafter's input map.
+    const int64_t *draft_ids(const int64_t *ids, size_t n) {
+        if (input_map_.empty()) return ids;
+        mapped_.resize(n);
+        for (size_t i = 0; i < n; ++i) mapped_[i] = input_map_[static_cast<size_t>(ids[i])];
+        return mapped_.data();
+    }
+
     Model &draft_;
     const std::vector<int32_t> &id_map_;
+    const std::vector<int32_t> &input_map_;
+    std::vector<int64_t> mapped_;  // scratch for draft_ids
     size_t draft_context_;
     DraftContext ctx_;
     std::vector<int64_t> fed_;  // target ids in the draft cache, position by position
@@ -105,9 +116,10 @@ private:
 
 std::unique_ptr<Policy> make_null_policy() { return std::make_unique<NullPolicy>(); }
 
-std::unique_ptr<Policy> make_draft_model_policy(Model &draft, const std::vector<int32_t> &id_map, size_t draft_context,
+std::unique_ptr<Policy> make_draft_model_policy(Model &draft, const std::vector<int32_t> &id_map,
+                                                const std::vector<int32_t> &input_map, size_t draft_context,
                                                 const DraftContext &ctx) {
-    return std::make_unique<DraftModelPolicy>(draft, id_map, draft_context, ctx);
+    return std::make_unique<DraftModelPolicy>(draft, id_map, input_map, draft_context, ctx);
 }
 
 std::unique_ptr<Policy> make_ngram_policy(int max_n) { return std::make_unique<NgramPolicy>(max_n); }

@@ -62,8 +62,10 @@ public:
 };
 
 std::unique_ptr<Policy> make_null_policy();
-// id_map (may be empty): draft logit index -> target id, for trimmed drafters.
-std::unique_ptr<Policy> make_draft_model_policy(Model &draft, const std::vector<int32_t> &id_map, size_t draft_context,
+// id_map (may be empty): draft logit index -> target id, for trimmed drafters; input_map (empty
+// or one entry per target id): the draft id fed for a target id.
+std::unique_ptr<Policy> make_draft_model_policy(Model &draft, const std::vector<int32_t> &id_map,
+                                                const std::vector<int32_t> &input_map, size_t draft_context,
                                                 const DraftContext &ctx);
 std::unique_ptr<Policy> make_ngram_policy(int max_n = 3);
 

@@ -167,7 +167,9 @@ def _declare_pipeline_api(h: ctypes.CDLL) -> None:
     h.es_generate.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(GenerationConfig), STREAM_CALLBACK, P, ctypes.POINTER(P)]
     h.es_generate.restype = c_int
     h.es_result_text.argtypes = [P]
-    h.es_result_text.restype = ctypes.c_char_p
+    h.es_result_text.restype = ctypes.c_void_p  # read with es_result_text_len: the text may hold NULs
+    h.es_result_text_len.argtypes = [P]
+    h.es_result_text_len.restype = c_size_t
     h.es_result_tokens.argtypes = [P, ctypes.POINTER(c_size_t)]
     h.es_result_tokens.restype = ctypes.POINTER(ctypes.c_int64)
     h.es_result_stats.argtypes = [P, ctypes.POINTER(Stats)]

@@ -233,7 +233,7 @@ class Pipeline:
             _native.check(self._lib.es_detokenize(self._handle(), arr, len(ids), None, ctypes.byref(size)))
             buf = ctypes.create_string_buffer(size.value)
             _native.check(self._lib.es_detokenize(self._handle(), arr, len(ids), buf, ctypes.byref(size)))
-        return buf.value.decode("utf-8")
+        return buf.raw[: max(0, size.value - 1)].decode("utf-8")  # size counts the terminator; text may hold NULs
 
     # -- generation -------------------------------------------------------------------------------
     def stream(self, prompt: str, **config) -> "TextStream":
@@ -346,7 +346,8 @@ class TextStream:
                 tokens = [ptr[i] for i in range(n.value)]
                 st = _native.Stats()
                 _native.check(lib.es_result_stats(out, ctypes.byref(st)))
-                text = lib.es_result_text(out).decode("utf-8")
+                # by length, not as a C string: generated text may contain U+0000
+                text = ctypes.string_at(lib.es_result_text(out), lib.es_result_text_len(out)).decode("utf-8")
                 self.result = Result(text, tokens, Stats._from_native(st))
             finally:
                 lib.es_result_free(out)

@@ -150,3 +150,36 @@ def test_a_c_callback_returning_1_stops_normally_and_2_cancels(pipe):
     out = ctypes.c_void_p()
     assert lib.es_generate(pipe._h, PROMPTS[0].encode(), ctypes.byref(cfg), cancel_cb, None, ctypes.byref(out)) == 7
     assert out.value is None and "cancelled" in _native.last_error()
+
+
+def _nul_token(pipe) -> int:
+    """A target token whose text holds U+0000 (byte-level BPE has one for byte 0)."""
+    for t in range(4096):
+        try:
+            if "\x00" in pipe.detokenize([t]):
+                return t
+        except Exception:  # noqa: BLE001 - past the vocabulary
+            break
+    pytest.skip("the tiny tokenizer has no token for U+0000")
+
+
+def test_a_nul_in_the_text_survives_the_c_abi(pipe):
+    """Text crosses the C ABI by length, not as a C string: a U+0000 the model generates (or a
+    detokenized id holds) must not cut the rest of the text off."""
+    nul = _nul_token(pipe)
+    a, b = pipe.tokenize("def")[0], pipe.tokenize(" fib")[0]
+    text = pipe.detokenize([a, nul, b])
+    assert text == pipe.detokenize([a]) + pipe.detokenize([nul]) + pipe.detokenize([b])
+    assert "\x00" in text and text.index("\x00") < len(text) - 1
+    # generation: sample hot from the random tiny model until the NUL token comes out
+    for seed in range(200):
+        with pipe.stream(PROMPTS[0], max_new_tokens=40, temperature=50.0, seed=seed, ignore_eos=True, k=3) as st:
+            chunks = list(st)
+        res = st.result
+        if nul in res.tokens[:-1]:
+            assert "\x00" in res.text
+            assert res.text == pipe.detokenize(res.tokens) == "".join(chunks)
+            lib = __import__("edgespec")._native.lib()
+            assert lib.es_result_text_len(None) == 0
+            return
+    pytest.fail("no generation sampled the NUL token; the test proves nothing")

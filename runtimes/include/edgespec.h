@@ -217,6 +217,11 @@ ES_API es_status es_generate(es_pipeline *pipeline, const char *prompt, const es
  * Valid until es_result_free. NULL for a NULL result. */
 ES_API const char *es_result_text(const es_result *result);
 
+/* Length in bytes of es_result_text() (terminator excluded; 0 for NULL). The text may contain
+ * U+0000 (a NUL byte) where the model generated it: read es_result_text()[0..len), not up to
+ * the first NUL. */
+ES_API size_t es_result_text_len(const es_result *result);
+
 /* The generated token ids (target vocabulary, EOS excluded); *n receives the count (n may be
  * NULL). Valid until es_result_free. */
 ES_API const int64_t *es_result_tokens(const es_result *result, size_t *n);

@@ -102,6 +102,8 @@ ES_API es_status es_generate(es_pipeline *pipeline, const char *prompt, const es
 
 ES_API const char *es_result_text(const es_result *result) { return result ? result->out.text.c_str() : nullptr; }
 
+ES_API size_t es_result_text_len(const es_result *result) { return result ? result->out.text.size() : 0; }
+
 ES_API const int64_t *es_result_tokens(const es_result *result, size_t *n) {
     if (!result) {
         if (n) *n = 0;

@@ -48,6 +48,11 @@ std::unique_ptr<Model> load_model(ov::Core &core, const ModelSpec &spec, const D
 // Compile properties for options (precision, KV precision, threads, latency hint).
 ov::AnyMap compile_properties(const DeviceOptions &options);
 
+// Compiles model (read from file) on options.device with compile_properties(options); a device
+// that cannot compile it becomes ES_ERR_DEVICE with the first line of OpenVINO's message.
+ov::CompiledModel compile_on_device(ov::Core &core, const std::shared_ptr<ov::Model> &model,
+                                    const DeviceOptions &options, const std::string &file);
+
 // Slices the hidden states in front of the LM head to the last `es_logits_rows` positions (a new
 // i64 [1] input named kLogitsRowsInput), so a prefill computes one logits row, not n. Returns
 // false (graph unchanged) when the head is not a plain MatMul chain. In model_stateful.cpp.

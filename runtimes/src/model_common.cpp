@@ -29,6 +29,17 @@ ov::AnyMap compile_properties(const DeviceOptions &o) {
     return props;
 }
 
+ov::CompiledModel compile_on_device(ov::Core &core, const std::shared_ptr<ov::Model> &model,
+                                    const DeviceOptions &options, const std::string &file) {
+    ov::AnyMap props = compile_properties(options);  // its es::Error (bad names) passes through
+    try {
+        return core.compile_model(model, options.device, props);
+    } catch (const std::exception &e) {
+        std::string what = e.what();
+        throw Error(ES_ERR_DEVICE, "Device '" + options.device + "' could not compile " + file + ": " + what.substr(0, what.find('\n')));
+    }
+}
+
 void check_device(ov::Core &core, const std::string &device) {
     if (device.empty()) throw Error(ES_ERR_DEVICE, "The device name is empty; use CPU, GPU, NPU or AUTO.");
     // Virtual devices (AUTO, HETERO:..., MULTI:...) are resolved by OpenVINO itself.

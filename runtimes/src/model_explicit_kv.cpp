@@ -161,14 +161,7 @@ public:
                 vocab_ = static_cast<size_t>(o.get_partial_shape()[2].get_length());
                 logits_f32_ = o.get_element_type() == ov::element::f32;
             }
-        ov::CompiledModel compiled;
-        try {
-            compiled = core.compile_model(model, options.device, compile_properties(options));
-        } catch (const Error &) {
-            throw;
-        } catch (const std::exception &e) {
-            throw Error(ES_ERR_DEVICE, "Device '" + options.device + "' could not compile " + spec.model_file + ": " + first_line(e.what()));
-        }
+        ov::CompiledModel compiled = compile_on_device(core, model, options, spec.model_file);
         request_ = compiled.create_infer_request();
         const auto ins = compiled.inputs(), outs = compiled.outputs();
         ids_port_ = *find_port(ins, "input_ids");

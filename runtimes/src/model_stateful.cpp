@@ -120,14 +120,7 @@ public:
             if (o.get_names().count("logits") && o.get_partial_shape().rank().is_static() &&
                 o.get_partial_shape()[2].is_static())
                 vocab_ = static_cast<size_t>(o.get_partial_shape()[2].get_length());
-        ov::CompiledModel compiled;
-        try {
-            compiled = core.compile_model(model, options.device, compile_properties(options));
-        } catch (const Error &) {
-            throw;
-        } catch (const std::exception &e) {
-            throw Error(ES_ERR_DEVICE, "Device '" + options.device + "' could not compile " + spec.model_file + ": " + e.what());
-        }
+        ov::CompiledModel compiled = compile_on_device(core, model, options, spec.model_file);
         request_ = compiled.create_infer_request();
         beam_idx_ = {0};
     }

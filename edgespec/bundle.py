@@ -11,6 +11,9 @@ A bundle is a directory::
       draft/ ...
         trim_id_map.i32        # only for `trimmed` drafters: little-endian int32, entry i is the
                                # target token id of trimmed-draft id i
+        token_bytes.bin        # optional (files.token_bytes): the byte string of every token id, for
+                               # cross-vocabulary drafting; written for the target and every
+                               # `cross_vocab` drafter (format: write_token_bytes below)
 
 Settings live in the manifest, never in file names. The runtime (Python and C++) reads only
 the bundle. Writers use :func:`atomic_directory` so a failure leaves nothing half-written.
@@ -37,6 +40,12 @@ ROLES = ("target", "draft")
 FORMATS = ("openvino", "onnx")
 PRECISIONS = ("int4", "int8", "fp16", "fp32")
 RELATIONS = ("same_vocab", "trimmed", "cross_vocab")
+TOKEN_BYTES = "token_bytes.bin"
+
+# token_bytes.bin kinds: what a token id stands for in text.
+TOKEN_TEXT = 0     # ordinary text: its bytes are the text it spells
+TOKEN_SPECIAL = 1  # control token (BOS, EOS, <unk>, chat markers, ids beyond the tokenizer): no bytes
+TOKEN_BYTE = 2     # a byte-fallback token (<0xNN>): one raw byte, used only where no text token fits
 
 _WEIGHTS = {
     "type": "object",
@@ -70,6 +79,7 @@ _MODEL = {
                 "model": {"type": "string"},
                 "tokenizer": {"type": "string"},
                 "detokenizer": {"type": "string"},
+                "token_bytes": {"type": "string"},  # optional: TOKEN_BYTES (cross-vocabulary drafting)
             },
         },
         "source": {"type": "string"},
@@ -240,7 +250,9 @@ def load(path: str | os.PathLike) -> Bundle:
     validate_manifest(manifest)
     bundle = Bundle(p, manifest)
     for m in bundle.models:
-        for key in ("model", "tokenizer", "detokenizer"):
+        for key in ("model", "tokenizer", "detokenizer", "token_bytes"):
+            if key == "token_bytes" and key not in m.raw["files"]:
+                continue  # optional: bundles without it still serve same-vocabulary drafting
             f = m.file(key)
             if not f.is_file():
                 raise BundleError(f"The bundle is incomplete: {f} is missing; re-export the bundle.")
@@ -252,6 +264,44 @@ def write_manifest(directory: Path, manifest: dict) -> Path:
     out = Path(directory) / MANIFEST
     out.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return out
+
+
+_TB_MAGIC = b"ESTB"
+_TB_VERSION = 1
+
+
+def write_token_bytes(path: str | os.PathLike, kinds: list[int], pieces: list[bytes]) -> None:
+    """Write a token byte table (``token_bytes.bin``), read by the runtime's TokenTable.
+
+    Layout, little-endian: ``b"ESTB"``, u32 version (1), u32 n (token ids 0..n-1), u32 blob size;
+    u32 offsets[n + 1] (token i is blob[offsets[i]:offsets[i + 1]]); u8 kinds[n] (TOKEN_TEXT,
+    TOKEN_SPECIAL, TOKEN_BYTE); the blob (all byte strings, concatenated).
+    """
+    import numpy as np
+
+    if len(kinds) != len(pieces):
+        raise ValueError("kinds and pieces must have one entry per token id")
+    blob = b"".join(pieces)
+    offsets = np.zeros(len(pieces) + 1, dtype="<u4")
+    offsets[1:] = np.cumsum([len(p) for p in pieces], dtype=np.int64)
+    head = np.array([_TB_VERSION, len(pieces), len(blob)], dtype="<u4").tobytes()
+    Path(path).write_bytes(_TB_MAGIC + head + offsets.tobytes() + np.asarray(kinds, dtype="u1").tobytes() + blob)
+
+
+def read_token_bytes(path: str | os.PathLike) -> tuple[list[int], list[bytes]]:
+    """(kinds, pieces) of a ``token_bytes.bin``; BundleError when the file is not one."""
+    import numpy as np
+
+    data = Path(path).read_bytes()
+    if len(data) < 16 or data[:4] != _TB_MAGIC:
+        raise BundleError(f"{path} is not a token byte table; re-export the bundle.")
+    version, n, size = np.frombuffer(data[4:16], dtype="<u4").tolist()
+    if version != _TB_VERSION or len(data) != 16 + 4 * (n + 1) + n + size:
+        raise BundleError(f"{path} is a token byte table of another version or truncated; re-export the bundle.")
+    offsets = np.frombuffer(data[16:16 + 4 * (n + 1)], dtype="<u4").tolist()
+    kinds = list(data[16 + 4 * (n + 1):16 + 4 * (n + 1) + n])
+    blob = data[16 + 4 * (n + 1) + n:]
+    return kinds, [blob[offsets[i]:offsets[i + 1]] for i in range(n)]
 
 
 def vocab_hash(token_to_id: dict[str, int]) -> str:

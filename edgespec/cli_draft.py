@@ -93,6 +93,10 @@ def register(cli: click.Group) -> None:
     @click.option("--k", type=int, default=4, show_default=True)
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--threads", type=int, default=None, help="torch threads.")
+    @click.option("--device", default="auto", show_default=True,
+                  help="Training device: cpu, cuda, cuda:N, or auto (a CUDA GPU when torch sees one).")
+    @click.option("--ctx", type=int, default=None,
+                  help="Stage 1: the drafter's context length (max positions; default max(512, --seq-len)).")
     @click.option("--resume/--no-resume", default=True, show_default=True,
                   help="Continue from OUT's checkpoint when there is one.")
     @click.option("--stop-after", type=int, default=None, hidden=True,
@@ -100,7 +104,7 @@ def register(cli: click.Group) -> None:
     @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
     def train(stage, corpus, target, draft_dir, tokenizer, arch, hidden, layers, heads, steps, seq_len, batch_size, lr,
               sequences, new_tokens, gen_batch, kl_weight, gen_dir, eval_corpus, prompts, n_eval, k, seed, threads,
-              resume, stop_after, out):
+              device, ctx, resume, stop_after, out):
         """Train a drafter (FastDraft). Resumable: re-run the same command to continue.
 
         \b
@@ -121,7 +125,7 @@ def register(cli: click.Group) -> None:
             rep = fastdraft.pretrain(corpus, out, tokenizer=tokenizer, target=target, hidden=hidden, layers=layers,
                                      heads=heads, steps=steps or 1000, seq_len=seq_len, batch_size=batch_size,
                                      lr=lr or 2e-3, seed=seed, threads=threads, eval_corpus=eval_corpus,
-                                     eval_prompts=eval_prompts, k=k, stop_after=stop_after)
+                                     eval_prompts=eval_prompts, k=k, stop_after=stop_after, device=device, ctx=ctx)
         else:
             if not target or not draft_dir:
                 raise EdgespecError("stage 2 needs --target DIR (the model that writes the data) and --draft DIR "
@@ -130,7 +134,8 @@ def register(cli: click.Group) -> None:
                                     n_sequences=sequences, new_tokens=new_tokens, gen_batch=gen_batch,
                                     steps=steps or 300, seq_len=seq_len, batch_size=batch_size, lr=lr or 5e-4,
                                     kl_weight=kl_weight, seed=seed, threads=threads, gen_dir=gen_dir,
-                                    eval_prompts=eval_prompts, eval_corpus=eval_corpus, k=k, stop_after=stop_after)
+                                    eval_prompts=eval_prompts, eval_corpus=eval_corpus, k=k, stop_after=stop_after,
+                                    device=device)
         if rep is None:
             click.echo(f"stopped at step {stop_after} (--stop-after); re-run the same command to continue")
             return

@@ -35,7 +35,8 @@ def _load(bundle, draft, device, draft_device, precision, kv_precision, threads,
 def _device_options(f):
     for opt in reversed([
         click.option("--draft", "draft", default=None, metavar="NAME|none",
-                     help="Drafter from the bundle (default: the first one; 'none' loads no drafter)."),
+                     help="Drafter from the bundle (default: the first same-vocabulary or trimmed one, else "
+                          "the first cross-vocabulary one; 'none' loads no drafter)."),
         click.option("--device", default="CPU", show_default=True, help="Target device: CPU, GPU, NPU, AUTO."),
         click.option("--draft-device", default=None, help="Drafter device (default: the target's)."),
         click.option("--precision", type=click.Choice(["f32", "f16", "bf16"]), default=None,

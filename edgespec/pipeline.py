@@ -143,7 +143,10 @@ class Pipeline:
 
         device / draft_device: OpenVINO devices ("CPU", "GPU", "NPU", "AUTO"; the drafter
         defaults to the target's). draft: a drafter name from the bundle, "auto" (the first
-        one, if any) or None / "none" (load no drafter: plain decoding and n-gram only).
+        same_vocab or trimmed drafter, else the first cross_vocab one the bundle has token byte
+        tables for, else none) or None / "none" (load no drafter: plain decoding and n-gram
+        only). A cross_vocab drafter (another tokenizer) drafts greedily in its own vocabulary
+        and its text is re-tokenized into target ids; output stays lossless at any temperature.
         precision: inference precision hint "f32" / "f16" / "bf16" (None: device default);
         kv_precision likewise for the KV cache ("u8" too). threads: 0 = device default.
         backend: "openvino" (any device; OpenVINO IR and ONNX bundles) or "onnxruntime" (ONNX

@@ -236,6 +236,24 @@ def _relation(draft: Source, draft_hash: str, target: Source, target_hash: str) 
     return {"kind": "cross_vocab"}
 
 
+def _token_bytes(name: str, src: Source, mdir: Path, rel: dict | None, cross: bool) -> str | None:
+    """token_bytes.bin for the target and every cross_vocab drafter (cross-vocabulary drafting
+    compares bytes). Required where a cross_vocab drafter needs it; otherwise written when the
+    tokenizer allows (so the target's is there for drafters added to the bundle later)."""
+    from .token_bytes import write_table
+
+    needed = (rel is not None and rel["kind"] == "cross_vocab") or (rel is None and cross)
+    if rel is not None and not needed:
+        return None  # same_vocab / trimmed drafters read target ids
+    try:
+        return write_table(src.tokenizer, src.logit_width, mdir)
+    except ExportError as e:
+        if not needed:
+            return None
+        who = "the target" if rel is None else f"the drafter {name}"
+        raise ExportError(f"Cannot draft across vocabularies with {who}: {e}") from None
+
+
 def _check_disk(out: Path, sources: list[Source]) -> None:
     need = 3 * sum(s.checkpoint_bytes() for s in sources)
     parent = out.resolve().parent
@@ -304,6 +322,7 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
                               f"the target {tsrc.given} ({t_params / 1e6:.1f}M); a drafter must be smaller.")
     hashes = [vocab_hash(s.tokenizer.get_vocab()) for s in sources]
     relations = [None] + [_relation(d, h, tsrc, hashes[0]) for d, h in zip(sources[1:], hashes[1:])]
+    cross = any(r and r["kind"] == "cross_vocab" for r in relations)
     _check_disk(out, sources)
     if format == "onnx":
         _onnx_module()  # fail before any work when the ONNX exporter is unavailable
@@ -334,6 +353,9 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
             files.update(convert_tokenizers(src.tokenizer, mdir))
             if rel and rel["kind"] == "trimmed":
                 shutil.copy2(src.dir / TRIM_MAP, mdir / TRIM_MAP)
+            tb = _token_bytes(name, src, mdir, rel, cross)
+            if tb:
+                files["token_bytes"] = tb
             rep.done()
             entry = _entry(name, src, format, files, wcfg.manifest(conv["bytes"]), h, conv["io"], rel)
             if validate:

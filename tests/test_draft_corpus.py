@@ -45,19 +45,28 @@ def test_held_out_modules_never_enter_training(tmp_path):
     assert not any(p.startswith(("test/", "idlelib/")) or p == "empty.py" for p in train | held)
 
 
+def test_extra_library_code_enters_training_only(tmp_path):
+    root = _tree(tmp_path, 200)
+    (root / "test" / "test_held.py").write_text("x = 2\n")
+    plain, extra = corpus.build_split(root), corpus.build_split(root, include_extra=True)
+    added = {p for p, _ in extra.train} - {p for p, _ in plain.train}
+    assert added == {"test/test_x.py", "test/test_held.py", "idlelib/y.py"}
+    assert [p for p, _ in extra.heldout] == [p for p, _ in plain.heldout]
+
+
 def test_split_and_hash_are_deterministic(tmp_path):
     root = _tree(tmp_path)
     a, b = corpus.build_split(root), corpus.build_split(root)
     assert a.sha256() == b.sha256() and [p for p, _ in a.train] == sorted(p for p, _ in a.train)
 
 
-def test_prompts_are_signature_and_docstring_ending_in_body_indentation(tmp_path):
+def test_prompts_are_signature_and_docstring_ending_after_the_docstring(tmp_path):
     root = _tree(tmp_path, 200)
     split = corpus.build_split(root)
     ps = corpus.extract_prompts(split.heldout)
     assert ps
     p = ps[0]["prompt"]
-    assert p.startswith("def f") and '"""Add y to x' in p and p.endswith('"""\n    ')
+    assert p.startswith("def f") and '"""Add y to x' in p and p.endswith('"""')
     assert ps[0]["reference"].startswith("z = x + y")
     f = tmp_path / "p.jsonl"
     corpus.write_jsonl(f, ps)

@@ -83,6 +83,35 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
         assert torch.allclose(a, b, atol=1e-6), n
 
 
+
+def test_periodic_held_out_loss_is_logged_and_recorded(tmp_path):
+    import torch
+    import transformers as tf
+
+    data = np.arange(5000, dtype=np.int32) % 97
+    torch.manual_seed(0)
+    model = tf.LlamaForCausalLM(lmtrain.llama_config(100, 32, 1, ctx=64))
+    cfg = lmtrain.TrainConfig(steps=6, seq_len=16, batch_size=4, lr=1e-2, warmup=2, log_every=1000, eval_every=2)
+    logs = []
+    rep = lmtrain.train(model, data, tmp_path / "a", cfg, eval_data=data[:400], log=logs.append, progress=False)
+    evals = [s for s in logs if "held-out loss" in s]
+    assert [s.split(":")[0] for s in evals] == ["step 2", "step 4"]  # the final one goes into the summary
+    state = torch.load(tmp_path / "a" / lmtrain.STATE, weights_only=False)
+    recorded = [h["heldout_loss"] for h in state["history"] if "heldout_loss" in h]
+    assert len(recorded) == 2 and rep["heldout_loss"] < recorded[0]
+
+
+def test_training_device_names_are_checked():
+    import torch
+
+    assert lmtrain.resolve_device("cpu") == "cpu"
+    assert lmtrain.resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(EdgespecError, match="unknown training device"):
+        lmtrain.resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(EdgespecError, match="no CUDA GPU; use --device cpu"):
+            lmtrain.resolve_device("cuda")
+
 def test_stage2_generates_resumable_shards_and_fine_tunes(target, stage1, tiny_corpus, tmp_path):
     d1, _ = stage1
     kw = dict(n_sequences=6, prompt_tokens=8, new_tokens=12, gen_batch=3, steps=4, seq_len=16, batch_size=4,

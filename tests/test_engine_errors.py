@@ -90,6 +90,26 @@ def test_prompt_longer_than_the_context_is_a_context_error(bundle):
         pipe.generate("x = 1\n" * 600, max_new_tokens=4)
 
 
+def test_text_that_is_not_utf8_is_refused_not_a_crash(bundle):
+    """openvino-tokenizers crashes on malformed UTF-8 (b"Ume\\xf7 -="): the runtime refuses it first."""
+    import ctypes
+
+    from edgespec import _native
+
+    pipe = pipeline(bundle, "draft")
+    lib = _native.lib()
+    for raw in (b"Ume\xf7 -=", b"\xff", b"ok \xc3", b"\xed\xa0\x80"):  # stray, invalid, cut short, surrogate
+        n = ctypes.c_size_t(0)
+        assert lib.es_tokenize(pipe._handle(), raw, None, ctypes.byref(n)) == 1  # ES_ERR_INVALID_ARGUMENT
+        assert "not valid UTF-8" in _native.last_error()
+        out = ctypes.c_void_p()
+        cfg = lib.es_generation_default_config()
+        status = lib.es_generate(pipe._handle(), raw, ctypes.byref(cfg), _native.STREAM_CALLBACK(0), None,
+                                 ctypes.byref(out))
+        assert status == 1 and not out.value and "not valid UTF-8" in _native.last_error()
+    assert pipe.tokenize("Grüße 🙂") == pipe.tokenize("Grüße 🙂")  # still usable
+
+
 def test_invalid_generation_options_raise_a_sentence(bundle):
     pipe = pipeline(bundle, "draft")
     for kw, words in [({"max_new_tokens": 0}, "max_new_tokens must be at least 1"),

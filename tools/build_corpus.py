@@ -27,11 +27,15 @@ def main() -> int:
     ap.add_argument("--target-vocab", type=int, default=16000)
     ap.add_argument("--xvocab", type=int, default=8000)
     ap.add_argument("--no-check", action="store_true", help="skip the openvino-tokenizers round trip")
+    ap.add_argument("--library-only", action="store_true",
+                    help="leave out the library's tests, IDLE and lib2to3 (added to the training split by default)")
+    ap.add_argument("--only", choices=["tok-target", "tok-xvocab"], default=None,
+                    help="rebuild only this tokenizer (the corpus files are rewritten identically)")
     a = ap.parse_args()
 
     from edgespec.export.draft import corpus, demo_tokenizers as dt
 
-    split = corpus.build_split(a.stdlib)
+    split = corpus.build_split(a.stdlib, include_extra=not a.library_only)
     cdir = a.out / "corpus"
     h_train = corpus.write_jsonl(cdir / "train.jsonl", [{"path": p, "text": t} for p, t in split.train])
     h_held = corpus.write_jsonl(cdir / "heldout.jsonl", [{"path": p, "text": t} for p, t in split.heldout])
@@ -39,6 +43,7 @@ def main() -> int:
     h_prompts = corpus.write_jsonl(a.prompts, prompts)
     manifest = {
         "source": str(a.stdlib or corpus.stdlib_root()), "python": sys.version.split()[0],
+        "train_only_dirs": [] if a.library_only else list(corpus.TRAIN_ONLY_DIRS),
         "data_sha256": split.sha256(), "train_jsonl_sha256": h_train, "heldout_jsonl_sha256": h_held,
         "prompts_sha256": h_prompts, "n_prompts": len(prompts),
         "train_files": [p for p, _ in split.train], "heldout_files": [p for p, _ in split.heldout],
@@ -52,6 +57,8 @@ def main() -> int:
     samples = ["def f(x):\n    return x + 1\n", "s = 'Grüße, 世界 🙂'  # café naïve\n",
                "    \tindented\n\n\nclass A:\n    pass", prompts[0]["prompt"] if prompts else "x"]
     for name, fn, size in (("tok-target", dt.train_byte_level, a.target_vocab), ("tok-xvocab", dt.train_metaspace, a.xvocab)):
+        if a.only and name != a.only:
+            continue
         tok = fn(texts, size)
         tok.save_pretrained(a.out / name)
         n_tokens = sum(len(tok(t)["input_ids"]) for t in texts[:50])

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".cache" / "demo"
 
-TARGET_ARCH = dict(hidden=384, layers=6, heads=6, kv_heads=6, intermediate=1024, ctx=512)
+TARGET_ARCH = dict(hidden=384, layers=6, heads=6, kv_heads=6, intermediate=1024, ctx=2048)
 
 
 def main() -> int:
@@ -37,6 +37,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=60)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="auto", help="cpu, cuda, or auto (a CUDA GPU when torch sees one)")
+    ap.add_argument("--ctx", type=int, default=TARGET_ARCH["ctx"], help="context length (max positions)")
+    ap.add_argument("--eval-every", type=int, default=0, help="log the held-out loss every N steps")
     ap.add_argument("--data", type=Path, default=DEMO)
     ap.add_argument("--init", type=Path, default=None,
                     help="start from this HF checkpoint's weights (a continuation run) instead of random init")
@@ -62,7 +65,8 @@ def main() -> int:
     data = lmtrain.tokenize_documents(tok, docs, a.data / "tokens")
     held_ids = lmtrain.tokenize_documents(tok, held, a.data / "tokens")
     print(f"train tokens {len(data):,}  held-out tokens {len(held_ids):,}", flush=True)
-    cfg_m = lmtrain.llama_config(len(tok), **TARGET_ARCH)
+    arch = TARGET_ARCH | {"ctx": max(a.ctx, a.seq_len)}
+    cfg_m = lmtrain.llama_config(len(tok), **arch)
     model = tf.LlamaForCausalLM(cfg_m)
     if a.init is not None:
         model.load_state_dict(tf.LlamaForCausalLM.from_pretrained(a.init, dtype=torch.float32).state_dict())
@@ -80,7 +84,8 @@ def main() -> int:
         shutil.rmtree("/tmp/edgespec-bench-target", ignore_errors=True)
         return 0
     cfg = lmtrain.TrainConfig(steps=a.steps, seq_len=a.seq_len, batch_size=a.batch_size, lr=a.lr, warmup=a.warmup,
-                              seed=a.seed, threads=a.threads, checkpoint_every_s=150, log_every=10)
+                              seed=a.seed, threads=a.threads, checkpoint_every_s=150, log_every=10,
+                              device=lmtrain.resolve_device(a.device), eval_every=a.eval_every)
     t = time.time()
     summary = lmtrain.train(model, data, a.out, cfg, eval_data=held_ids, progress=False,
                             log=lambda s: print(s, flush=True), stop_after=a.stop_after)
@@ -90,7 +95,7 @@ def main() -> int:
     summary["wall_s_this_run"] = round(time.time() - t, 1)
     summary["params"] = n
     summary["train_tokens"] = int(len(data))
-    summary["arch"] = TARGET_ARCH
+    summary["arch"] = arch
     summary["train_config"] = vars(a) | {"data": str(a.data), "out": str(a.out)}
     model.generation_config.do_sample = False
     lmtrain.save_hf(model, tok, a.out)

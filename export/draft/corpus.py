@@ -1,10 +1,11 @@
 """Text corpora for drafter training, and the demo corpus built from the Python standard library.
 
 The demo corpus is the standard-library source of the running interpreter
-(``sysconfig.get_paths()["stdlib"]``): a sorted list of ``*.py`` files, minus tests, IDLE,
-site-packages and huge generated files. Whole modules are held out by a hash of the module name
-(about 5 %); they never enter training and supply the evaluation prompts (a function's signature
-and docstring, the model writes the body).
+(``sysconfig.get_paths()["stdlib"]``): a sorted list of ``*.py`` files, minus site-packages and
+huge generated files. Whole library modules are held out by a hash of the module name (about
+5 %); they never enter training and supply the evaluation prompts (a function's signature and
+docstring, the model writes the body). The library's tests, IDLE and lib2to3 are training-only
+extras (``include_extra``): never held out.
 
 A corpus given to ``edgespec draft train --corpus`` is a directory (every ``*.py``, ``*.txt``,
 ``*.md`` and ``*.jsonl`` file under it, sorted) or one file (``.jsonl`` with a ``"text"`` field per
@@ -24,6 +25,10 @@ from pathlib import Path
 from edgespec.errors import EdgespecError
 
 SKIP_DIRS = {"test", "tests", "idlelib", "site-packages", "lib2to3", "__pycache__", "turtledemo"}
+# Code under these directories is added to the TRAINING split only (with include_extra=True):
+# it is Python source of the same library (tests, IDLE, 2to3) and triples the text, but it is
+# never held out, so the held-out modules (and the evaluation prompts) stay those of the library.
+TRAIN_ONLY_DIRS = ("test", "tests", "idlelib", "lib2to3")
 MAX_FILE_BYTES = 300_000  # pydoc_data/topics.py and similar generated blobs are not code
 HELDOUT_PER_MILLE = 50  # ~5 % of modules
 
@@ -46,12 +51,19 @@ def is_heldout(module: str) -> bool:
     return h % 1000 < HELDOUT_PER_MILLE
 
 
-def list_source_files(root: Path) -> list[str]:
-    """Sorted relative posix paths of the ``*.py`` files under ``root`` that belong in the corpus."""
+def list_source_files(root: Path, extra: bool = False) -> list[str]:
+    """Sorted relative posix paths of the ``*.py`` files under ``root`` that belong in the corpus.
+
+    ``extra``: only the files under ``TRAIN_ONLY_DIRS`` (which are otherwise skipped).
+    """
     out = []
     for p in root.rglob("*.py"):
         rel = p.relative_to(root)
-        if any(part in SKIP_DIRS for part in rel.parts[:-1]):
+        skipped = [part for part in rel.parts[:-1] if part in SKIP_DIRS]
+        if extra:
+            if not skipped or any(part not in TRAIN_ONLY_DIRS for part in skipped):
+                continue
+        elif skipped:
             continue
         try:
             if p.stat().st_size > MAX_FILE_BYTES or not p.is_file():
@@ -78,20 +90,26 @@ class SplitCorpus:
         return h.hexdigest()
 
 
-def build_split(root: Path | None = None) -> SplitCorpus:
-    """Read and split the corpus under ``root`` (default: the interpreter's standard library)."""
+def build_split(root: Path | None = None, include_extra: bool = False) -> SplitCorpus:
+    """Read and split the corpus under ``root`` (default: the interpreter's standard library).
+
+    ``include_extra`` adds the code under ``TRAIN_ONLY_DIRS`` to the training split.
+    """
     root = Path(root) if root is not None else stdlib_root()
     if not root.is_dir():
         raise EdgespecError(f"corpus directory {root} does not exist; pass a directory of Python files.")
     train, held = [], []
-    for rel in list_source_files(root):
+    files = [(rel, False) for rel in list_source_files(root)]
+    if include_extra:
+        files += [(rel, True) for rel in list_source_files(root, extra=True)]
+    for rel, train_only in files:
         try:
             text = (root / rel).read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
             continue  # a few stdlib files are latin-1 test data; they are not worth a special case
         if not text.strip():
             continue
-        (held if is_heldout(module_name(rel)) else train).append((rel, text))
+        (held if not train_only and is_heldout(module_name(rel)) else train).append((rel, text))
     if not train:
         raise EdgespecError(f"no readable Python files under {root}; the corpus would be empty.")
     return SplitCorpus(train, held)
@@ -124,12 +142,13 @@ def extract_prompts(docs: list[tuple[str, str]], max_prompts: int = 64, min_body
             if body_end - body_start + 1 < min_body_lines:
                 continue
             src = "".join(lines[node.lineno - 1: ds.end_lineno])
-            indent = len(lines[node.lineno - 1]) - len(lines[node.lineno - 1].lstrip())
-            body_indent = lines[body_start - 1][: len(lines[body_start - 1]) - len(lines[body_start - 1].lstrip())]
             prompt = textwrap.dedent(src)
             if len(prompt) > max_prompt_chars or "\t" in prompt:
                 continue
-            prompt = prompt.rstrip("\n") + "\n" + body_indent[indent:]
+            # The prompt ends right after the docstring: the model writes the newline and the
+            # body's indentation itself. (Ending in "\n    " would leave a whitespace token
+            # that BPE tokenizers never produce mid-text, and the model would start off-track.)
+            prompt = prompt.rstrip("\n")
             ref = textwrap.dedent("".join(lines[body_start - 1: body_end]))
             found.append({"id": f"{module_name(rel)}:{node.name}:{node.lineno}", "prompt": prompt,
                           "reference": ref[:1500]})

@@ -17,6 +17,8 @@ import json
 from typing import Iterable
 
 SPECIALS = ["<unk>", "<s>", "</s>"]
+# GPT-2's pre-tokenizer pattern with "▁" for the space (used to cut training pieces only).
+TRAIN_PIECES = r"▁?\p{L}+|▁?\p{N}+|▁?[^▁\n\p{L}\p{N}]+|[▁\n]+(?![^▁\n])|[▁\n]+"
 
 
 def _wrap(tok):
@@ -60,7 +62,12 @@ def train_metaspace(texts: Iterable[str], vocab_size: int = 8000, limit_alphabet
     n_bytes = 256
     t0 = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
     t0.normalizer = normalizers.Replace(" ", "▁")
-    t0.pre_tokenizer = pre_tokenizers.Split(Regex(r"\n"), behavior="merged_with_next")
+    # Training-time pieces cut like GPT-2's pre-tokenizer, with "▁" for the space: a word keeps
+    # the one space in front of it ("▁return"), a whitespace run leaves its last space to the
+    # next word. Merges are learned inside pieces only, so no token ever ends in "▁" after
+    # a word ("not▁"): token boundaries fall where the byte-level target's do, which is what
+    # cross-vocabulary drafting needs to line both up.
+    t0.pre_tokenizer = pre_tokenizers.Split(Regex(TRAIN_PIECES), behavior="isolated")
     trainer = trainers.BpeTrainer(vocab_size=vocab_size - n_bytes, special_tokens=SPECIALS,
                                   limit_alphabet=limit_alphabet, initial_alphabet=["▁", "\n"],
                                   show_progress=False)

@@ -100,7 +100,8 @@ def pretrain(corpus: Path, out: Path, *, tokenizer: Path | None = None, target: 
              steps: int = 1000, seq_len: int = 256, batch_size: int = 16, lr: float = 2e-3, warmup: int = 50,
              seed: int = 0, threads: int | None = None, eval_corpus: Path | None = None,
              eval_prompts: list[str] | None = None, k: int = 4, cache_dir: Path | None = None,
-             log: Callable[[str], None] = _log, stop_after: int | None = None) -> dict | None:
+             log: Callable[[str], None] = _log, stop_after: int | None = None, device: str = "cpu",
+             ctx: int | None = None) -> dict | None:
     """Stage 1: train a drafter from scratch on ``corpus``; returns the summary written to OUT."""
     import torch
     import transformers as tf
@@ -112,7 +113,8 @@ def pretrain(corpus: Path, out: Path, *, tokenizer: Path | None = None, target: 
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    cfg_m = lmtrain.llama_config(len(tok), hidden, layers, heads=heads, intermediate=intermediate)
+    cfg_m = lmtrain.llama_config(len(tok), hidden, layers, heads=heads, intermediate=intermediate,
+                                 ctx=max(ctx or 512, seq_len))
     cfg_m.bos_token_id, cfg_m.eos_token_id = tok.bos_token_id, tok.eos_token_id
     cfg_m.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     model = tf.LlamaForCausalLM(cfg_m)
@@ -123,7 +125,7 @@ def pretrain(corpus: Path, out: Path, *, tokenizer: Path | None = None, target: 
     data = lmtrain.tokenize_documents(tok, docs, cache)
     eval_data = lmtrain.tokenize_documents(tok, corpus_mod.load_documents(eval_corpus), cache) if eval_corpus else None
     cfg = lmtrain.TrainConfig(steps=steps, seq_len=seq_len, batch_size=batch_size, lr=lr, warmup=warmup, seed=seed,
-                              threads=threads)
+                              threads=threads, device=lmtrain.resolve_device(device))
     log(f"stage 1: drafter {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, {len(data):,} tokens, "
         f"{steps} steps of {batch_size}x{seq_len}")
     t0 = time.time()
@@ -136,7 +138,8 @@ def pretrain(corpus: Path, out: Path, *, tokenizer: Path | None = None, target: 
     report = {"stage": "pretrain", "params": sum(p.numel() for p in model.parameters()),
               "recipe": {"corpus": str(corpus), "corpus_sha256": corpus_mod.text_sha256(docs), "hidden": hidden,
                          "layers": layers, "steps": steps, "seq_len": seq_len, "batch_size": batch_size, "lr": lr,
-                         "warmup": warmup, "seed": seed, "tokenizer": str(tokenizer or target)},
+                         "warmup": warmup, "seed": seed, "tokenizer": str(tokenizer or target),
+                         "context": cfg_m.max_position_embeddings, "device": cfg.device},
               "train": summary}
     if target is not None and eval_prompts:
         report["acceptance"] = _acceptance(Path(target), out, eval_prompts, k, log)
@@ -207,6 +210,7 @@ def generate_shards(target, tok, prompts: list[list[int]], gen_dir: Path, *, new
 
     gen_dir = Path(gen_dir)
     gen_dir.mkdir(parents=True, exist_ok=True)
+    dev = next(target.parameters()).device
     n_batches = (len(prompts) + batch_size - 1) // batch_size
     shards = [gen_dir / f"{b:05d}.jsonl" for b in range(n_batches)]
     todo = [b for b in range(n_batches) if not shards[b].is_file()]
@@ -222,12 +226,12 @@ def generate_shards(target, tok, prompts: list[list[int]], gen_dir: Path, *, new
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch])
         sample = b % 2 == 1
         torch.manual_seed(seed * 100003 + b)
-        with torch.no_grad():
-            out = target.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=sample,
+        with torch.no_grad(), lmtrain.autocast(dev.type):
+            out = target.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=new_tokens, do_sample=sample,
                                   temperature=temperature if sample else None, top_p=0.95 if sample else None,
                                   top_k=0 if sample else None, pad_token_id=pad, eos_token_id=tok.eos_token_id)
         rows = []
-        for p, o in zip(batch, out[:, width:].tolist()):
+        for p, o in zip(batch, out[:, width:].cpu().tolist()):
             if tok.eos_token_id in o:
                 o = o[: o.index(tok.eos_token_id) + 1]
             else:
@@ -258,15 +262,17 @@ def distill(target: Path, draft: Path, corpus: Path, out: Path, *, n_sequences: 
             seq_len: int = 256, batch_size: int = 16, lr: float = 5e-4, warmup: int = 20, kl_weight: float = 0.0,
             seed: int = 0, threads: int | None = None, gen_dir: Path | None = None, eval_prompts: list[str] | None = None,
             eval_corpus: Path | None = None, k: int = 4, log: Callable[[str], None] = _log,
-            stop_after: int | None = None) -> dict | None:
+            stop_after: int | None = None, device: str = "cpu") -> dict | None:
     """Stage 2: target-generated data, then fine-tuning of the drafter in ``draft``; writes ``out``."""
     import numpy as np
     import torch
 
     if threads:
         torch.set_num_threads(threads)
+    device = lmtrain.resolve_device(device)
     target_dir = Path(target)
     target, ttok = load_model(target_dir, "target")
+    target.to(device)
     dmodel, dtok = load_model(Path(draft), "drafter")
     if (Path(draft) / "trim_id_map.i32").is_file():
         raise EdgespecError(f"{draft} is a trimmed drafter; distil the untrimmed drafter and trim afterwards.")
@@ -309,7 +315,7 @@ def distill(target: Path, draft: Path, corpus: Path, out: Path, *, n_sequences: 
             return (1 - kl_weight) * ce + kl_weight * kl
     dmodel.train()
     cfg = lmtrain.TrainConfig(steps=steps, seq_len=min(seq_len, max(8, len(data) - 2)), batch_size=batch_size, lr=lr,
-                              warmup=warmup, seed=seed, threads=threads)
+                              warmup=warmup, seed=seed, threads=threads, device=device)
     t1 = time.time()
     eval_data = (lmtrain.tokenize_documents(dtok, corpus_mod.load_documents(eval_corpus), out / ".train" / "tokens")
                  if eval_corpus else None)
@@ -330,7 +336,7 @@ def distill(target: Path, draft: Path, corpus: Path, out: Path, *, n_sequences: 
                          "n_sequences": len(rows), "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
                          "temperature": temperature, "steps": steps, "seq_len": seq_len, "batch_size": batch_size,
                          "lr": lr, "kl_weight": kl_weight, "seed": seed, "generated_sha256": h.hexdigest(),
-                         "same_vocab": same_vocab},
+                         "same_vocab": same_vocab, "device": device},
               "generation_s": round(gen_s, 1), "train": summary, "stage1": prev}
     if eval_prompts:
         report["acceptance"] = _acceptance(target_dir, out, eval_prompts, k, log)

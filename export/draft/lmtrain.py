@@ -1,10 +1,13 @@
-"""A small, resumable causal-LM trainer on CPU (the demo target and FastDraft stage 1/2).
+"""A small, resumable causal-LM trainer (the demo target and FastDraft stage 1/2), CPU or CUDA.
 
 Training state (weights, optimizer, step, RNG-free data order) lives in ``OUT/.train/state.pt``,
 written to a temporary file and renamed, so an interrupted run never leaves a corrupt checkpoint
 and re-running the same command resumes at the last saved step. The batch of step ``s`` is a pure
 function of ``(seed, s)``, so a resumed run sees exactly the batches an uninterrupted run would.
 The final HF checkpoint (safetensors + tokenizer) is written into ``OUT`` the same way.
+
+On a CUDA device the forward pass runs under bf16 autocast (weights and optimizer stay fp32);
+on the CPU everything is fp32.
 """
 
 from __future__ import annotations
@@ -39,7 +42,33 @@ class TrainConfig:
     checkpoint_every_s: float = 180.0
     log_every: int = 10
     threads: int | None = None
+    device: str = "cpu"  # "cpu" | "cuda" | "cuda:N" (see resolve_device)
+    eval_every: int = 0  # log the held-out loss every N steps (0: only at the end)
     extra: dict = field(default_factory=dict)
+
+
+def resolve_device(name: str | None) -> str:
+    """``auto`` (or None) -> ``cuda`` when torch sees a GPU, else ``cpu``; other names are checked."""
+    import torch
+
+    if name in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise EdgespecError(f"device {name} was asked for but torch sees no CUDA GPU; use --device cpu.")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise EdgespecError(f"unknown training device {name!r}; use cpu, cuda, cuda:N or auto.")
+    return name
+
+
+def autocast(device: str):
+    """bf16 autocast on CUDA, nothing on the CPU."""
+    import contextlib
+
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def tokenize_documents(tok, docs: list[str], cache_dir: Path | None = None):
@@ -96,12 +125,14 @@ def eval_loss(model, data, seq: int = 256, max_windows: int = 64, batch: int = 8
         raise EdgespecError("the evaluation text is shorter than one window; use more held-out text.")
     was = model.training
     model.eval()
+    dev = next(model.parameters()).device
     tot, cnt = 0.0, 0
     with torch.no_grad():
         for i in range(0, n, batch):
             rows = [torch.from_numpy(data[j * seq: j * seq + seq + 1].astype("int64")) for j in range(i, min(n, i + batch))]
-            x = torch.stack(rows)
-            out = model(input_ids=x[:, :-1])
+            x = torch.stack(rows).to(dev)
+            with autocast(dev.type):
+                out = model(input_ids=x[:, :-1])
             loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]).float(),
                                                      x[:, 1:].reshape(-1), reduction="sum")
             tot += loss.item()
@@ -156,13 +187,15 @@ def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: 
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    model.to(device)
     out = Path(out)
     state_path = out / STATE
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
     step, history = 0, []
     if state_path.is_file():
         try:
-            st = torch.load(state_path, map_location="cpu", weights_only=False)
+            st = torch.load(state_path, map_location=device, weights_only=False)
         except Exception as e:  # a truncated file can only come from outside; say so
             raise EdgespecError(f"training checkpoint {state_path} is unreadable ({e.__class__.__name__}); "
                                 "delete it to start over.")
@@ -192,13 +225,16 @@ def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: 
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     while step < end:
         batch = batch_fn(step) if batch_fn else batch_at(data, step, cfg.seed, cfg.batch_size, cfg.seq_len)
+        batch = batch.to(device, non_blocking=True)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        if loss_fn is None:
-            logits = model(input_ids=batch[:, :-1]).logits
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
-        else:
-            loss = loss_fn(model, batch)
+        with autocast(device):
+            if loss_fn is None:
+                logits = model(input_ids=batch[:, :-1]).logits
+                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                                                         batch[:, 1:].reshape(-1))
+            else:
+                loss = loss_fn(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -214,6 +250,10 @@ def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: 
                             "lr": lr_at(step - 1, cfg), "time": time.time()})
             if bar is None:
                 log(f"step {step}/{cfg.steps} loss {lv:.4f} (ema {ema:.4f}) lr {lr_at(step - 1, cfg):.2e} {tps:.0f} tok/s")
+        if cfg.eval_every and eval_data is not None and step % cfg.eval_every == 0 and step < cfg.steps:
+            hl = eval_loss(model, eval_data, seq=min(cfg.seq_len, 256))
+            history.append({"step": step, "heldout_loss": round(hl, 4), "time": time.time()})
+            log(f"step {step}: held-out loss {hl:.4f}")
         if bar is not None:
             bar.set_postfix(loss=f"{ema:.3f}")
             bar.update(1)

@@ -80,7 +80,9 @@ typedef struct es_result es_result;
 typedef struct es_pipeline_params {
     const char *device;               /* target device: "CPU", "GPU", "GPU.1", "NPU", "AUTO" (default "CPU") */
     const char *draft_device;         /* drafter device; NULL = same as device */
-    const char *draft;                /* drafter name from the bundle; NULL = the first drafter;
+    const char *draft;                /* drafter name from the bundle; NULL = the default: the first
+                                         same_vocab or trimmed drafter, else the first cross_vocab
+                                         drafter the bundle has token byte tables for, else none;
                                          "none" = load no drafter (autoregressive / n-gram only) */
     const char *precision;            /* inference precision hint "f32", "f16", "bf16"; NULL = device default */
     const char *kv_precision;         /* KV-cache precision "f32", "f16", "bf16", "u8"; NULL = device default */
@@ -105,7 +107,8 @@ ES_API es_pipeline_params es_pipeline_default_params(void);
 /* Loads the bundle directory written by `edgespec export` (its edgespec.json, the target, the
  * chosen drafter and their tokenizers) and compiles the models. On success *out owns a new
  * pipeline (free it with es_pipeline_free). Errors: ES_ERR_IO / ES_ERR_BUNDLE (missing or
- * corrupt bundle, other schema version), ES_ERR_DEVICE (unknown device; the message lists the
+ * corrupt bundle, other schema version, a cross_vocab drafter named in a bundle without token
+ * byte tables -- token_bytes.bin, written by exports since they exist), ES_ERR_DEVICE (unknown device; the message lists the
  * available ones), ES_ERR_INVALID_ARGUMENT (NULL arguments, bad precision name, unknown backend,
  * backend "onnxruntime" on an OpenVINO IR bundle), ES_ERR_IO (the ONNX Runtime library cannot be
  * loaded).
@@ -128,7 +131,9 @@ ES_API const char *es_pipeline_draft_name(const es_pipeline *pipeline);
 typedef enum es_policy {
     ES_POLICY_AUTO = 0,           /* the drafter when one is loaded, else autoregressive */
     ES_POLICY_AUTOREGRESSIVE = 1, /* plain decoding: one target call per token (the baseline) */
-    ES_POLICY_DRAFT = 2,          /* the loaded draft model (same-vocabulary or trimmed drafter) */
+    ES_POLICY_DRAFT = 2,          /* the loaded draft model: same-vocabulary, trimmed, or cross-vocabulary
+                                     (its own tokenizer; it drafts greedily and its text is re-tokenized
+                                     into target ids, so sampling stays lossless) */
     ES_POLICY_NGRAM = 3           /* prompt lookup: an n-gram cache over the context, no model */
 } es_policy;
 
@@ -145,7 +150,9 @@ typedef enum es_finish_reason {
 typedef struct es_generation_config {
     int32_t max_new_tokens;      /* >= 1 (default 128) */
     es_policy policy;            /* default ES_POLICY_AUTO */
-    int32_t k;                   /* draft tokens per round: 1..ES_MAX_DRAFT fixed, -1 = adaptive (default -1) */
+    int32_t k;                   /* draft tokens per round: 1..ES_MAX_DRAFT fixed, -1 = adaptive (default -1): each round
+                                    drafts the k in 0..k_max with the most expected tokens per ms, from the acceptance
+                                    history and the target-call costs the pipeline has measured (0 = a plain step) */
     int32_t k_max;               /* upper bound of adaptive k, 1..ES_MAX_DRAFT (default 8) */
     float temperature;           /* 0 = greedy (default); > 0 = sampling */
     int32_t top_k;               /* sampling: keep the k most likely tokens; 0 = all (default) */
@@ -199,7 +206,7 @@ typedef struct es_stats {
     double acceptance_rate;
     double mean_accepted;
     int64_t kv_compactions;      /* times dead KV slots were compacted away (all models) */
-    int32_t final_k;             /* the draft length in use at the end (adaptive k moves it) */
+    int32_t final_k;             /* the draft length in use at the end (adaptive k moves it; 0 = drafting paused) */
     es_finish_reason finish_reason;
     int64_t accepted_hist[ES_MAX_DRAFT + 1];
 } es_stats;
@@ -208,7 +215,7 @@ typedef struct es_stats {
  * chat template before if the model needs one). config == NULL uses the defaults; callback may
  * be NULL. On success *out owns a new result (free it with es_result_free). Errors:
  * ES_ERR_INVALID_ARGUMENT (NULL pipeline/prompt/out, invalid config values, policy DRAFT with no
- * drafter loaded), ES_ERR_CONTEXT (the prompt alone fills the target context),
+ * drafter loaded, a prompt that is not valid UTF-8), ES_ERR_CONTEXT (the prompt alone fills the target context),
  * ES_ERR_CANCELLED (the callback returned 2). */
 ES_API es_status es_generate(es_pipeline *pipeline, const char *prompt, const es_generation_config *config,
                              es_stream_callback callback, void *user_data, es_result **out);
@@ -232,8 +239,9 @@ ES_API es_status es_result_stats(const es_result *result, es_stats *out);
 /* Frees a result (NULL is fine). */
 ES_API void es_result_free(es_result *result);
 
-/* Tokenizes text with the target tokenizer. Two-call size query: with ids == NULL or *n too
- * small, writes the needed count to *n and returns ES_OK (ids == NULL) or ES_ERR_BUFFER_TOO_SMALL. */
+/* Tokenizes text (UTF-8; otherwise ES_ERR_INVALID_ARGUMENT) with the target tokenizer. Two-call
+ * size query: with ids == NULL or *n too small, writes the needed count to *n and returns ES_OK
+ * (ids == NULL) or ES_ERR_BUFFER_TOO_SMALL. */
 ES_API es_status es_tokenize(es_pipeline *pipeline, const char *text, int64_t *ids, size_t *n);
 
 /* Detokenizes ids with the target detokenizer into buf (NUL-terminated UTF-8). Two-call size

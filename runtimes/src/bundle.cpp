@@ -45,6 +45,7 @@ static ModelSpec parse_model(const json::Value &m, const std::string &bundle_dir
     s.model_file = s.dir + "/" + files["model"].str();
     s.tokenizer_file = s.dir + "/" + files["tokenizer"].str("openvino_tokenizer.xml");
     s.detokenizer_file = s.dir + "/" + files["detokenizer"].str("openvino_detokenizer.xml");
+    if (!files["token_bytes"].str().empty()) s.token_bytes_file = s.dir + "/" + files["token_bytes"].str();
     s.vocab_size = m["vocab_size"].integer(0);
     s.context_length = m["context_length"].integer(0);
     if (s.vocab_size < 1) throw bad("vocab_size must be a positive integer");
@@ -64,8 +65,8 @@ static ModelSpec parse_model(const json::Value &m, const std::string &bundle_dir
     }
     for (const auto *f : {&s.model_file, &s.tokenizer_file, &s.detokenizer_file})
         if (!is_file(*f)) throw Error(ES_ERR_BUNDLE, "The bundle is incomplete: " + *f + " is missing; re-export the bundle.");
-    if (!s.id_map_file.empty() && !is_file(s.id_map_file))
-        throw Error(ES_ERR_BUNDLE, "The bundle is incomplete: " + s.id_map_file + " is missing; re-export the bundle.");
+    for (const auto *f : {&s.id_map_file, &s.token_bytes_file})
+        if (!f->empty() && !is_file(*f)) throw Error(ES_ERR_BUNDLE, "The bundle is incomplete: " + *f + " is missing; re-export the bundle.");
     return s;
 }
 

@@ -22,6 +22,8 @@ struct ModelSpec {
     std::string relation;  // drafts: "same_vocab" | "trimmed" | "cross_vocab"
     std::string id_map_file;  // trimmed: full path of the little-endian int32 draft->target map
     int64_t input_fallback = 0;  // trimmed: draft id fed for a target id the trim did not keep
+    std::string token_bytes_file;  // optional (files.token_bytes): byte strings of the tokens, for
+                                   // cross-vocabulary drafting; "" when the bundle has none
 };
 
 struct BundleSpec {

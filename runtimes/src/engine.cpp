@@ -53,6 +53,16 @@ int64_t pick(const float *logits, size_t vocab, const SamplingParams &sp, Rng &r
     return sample(scratch.data(), vocab, rng);
 }
 
+// The drafting policy of a generation: the loaded drafter (reading target ids, or across
+// vocabularies), prompt lookup, or none.
+std::unique_ptr<Policy> make_policy(Pipeline &p, es_policy kind, const DraftContext &dctx) {
+    if (kind == ES_POLICY_NGRAM) return make_ngram_policy();
+    if (kind != ES_POLICY_DRAFT) return make_null_policy();
+    const size_t draft_context = static_cast<size_t>(p.draft_spec.context_length);
+    if (p.xvocab) return make_cross_vocab_policy(*p.draft, *p.xvocab, draft_context, dctx);
+    return make_draft_model_policy(*p.draft, p.trim_map, p.trim_input, draft_context, dctx);
+}
+
 }  // namespace
 
 std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const PipelineOptions &o) {
@@ -63,24 +73,27 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
     check_device(core, o.draft.device);
     compile_properties(o.target);  // validates precision names before any slow work
     const ModelSpec *draft = nullptr;
-    if (o.draft_name != "none") {
+    // A cross_vocab drafter compares text byte for byte: it needs the byte tables of both models.
+    auto tables = [&](const ModelSpec &d) { return !d.token_bytes_file.empty() && !p->bundle.target.token_bytes_file.empty(); };
+    if (o.draft_name.empty()) {
+        // Default: a drafter that reads target ids (cheaper, no translation), else a cross_vocab one.
         for (const auto &d : p->bundle.drafts)
-            if (o.draft_name.empty() || d.name == o.draft_name) {
-                draft = &d;
-                break;
-            }
-        if (!draft && !o.draft_name.empty()) {
+            if (!draft && d.relation != "cross_vocab") draft = &d;
+        for (const auto &d : p->bundle.drafts)
+            if (!draft && d.relation == "cross_vocab" && tables(d)) draft = &d;
+    } else if (o.draft_name != "none") {
+        for (const auto &d : p->bundle.drafts)
+            if (!draft && d.name == o.draft_name) draft = &d;
+        if (!draft) {
             std::string known;
             for (const auto &d : p->bundle.drafts) known += (known.empty() ? "" : ", ") + d.name;
             throw Error(ES_ERR_INVALID_ARGUMENT, "The bundle has no drafter named '" + o.draft_name + "' (it has: " +
                                                      (known.empty() ? "none" : known) + "); pass one of those or \"none\".");
         }
-        if (draft && draft->relation == "cross_vocab") {
-            if (!o.draft_name.empty())
-                throw Error(ES_ERR_INVALID_ARGUMENT, "Drafter '" + draft->name +
-                                                         "' has another vocabulary (cross_vocab), which this runtime cannot draft with yet; choose a same_vocab or trimmed drafter.");
-            draft = nullptr;  // default choice: skip it rather than fail
-        }
+        if (draft->relation == "cross_vocab" && !tables(*draft))
+            throw Error(ES_ERR_BUNDLE, "Drafter '" + draft->name + "' has another vocabulary (cross_vocab), but the bundle has no token byte tables (token_bytes.bin) for " +
+                                           (draft->token_bytes_file.empty() ? "it" : "the target") +
+                                           ", which drafting across vocabularies needs; re-export the bundle with this edgespec.");
     }
     add_tokenizers_extension(core, o.tokenizers_extension);
     p->tokenizer = std::make_unique<Tokenizer>(core, p->bundle.target.tokenizer_file, p->bundle.target.detokenizer_file);
@@ -88,7 +101,9 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
     if (draft) {
         p->draft_spec = *draft;
         p->draft = load_model(core, *draft, o.draft);
-        if (draft->relation == "trimmed") {
+        if (draft->relation == "cross_vocab") {
+            p->xvocab = std::make_unique<CrossVocab>(core, *draft, p->bundle.target, *p->tokenizer, p->target->vocab());
+        } else if (draft->relation == "trimmed") {
             p->trim_map = read_id_map(*draft, p->target->vocab());
             if (p->trim_map.size() != p->draft->vocab())
                 throw Error(ES_ERR_BUNDLE, draft->id_map_file + " has " + std::to_string(p->trim_map.size()) +
@@ -157,11 +172,8 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
     // The policy: the loop below never asks which one it is.
     es_policy policy_kind = cfg.policy == ES_POLICY_AUTO ? (p.draft ? ES_POLICY_DRAFT : ES_POLICY_AUTOREGRESSIVE) : cfg.policy;
     DraftContext dctx{sp, &rng, vocab, cfg.draft_stop_prob};
-    std::unique_ptr<Policy> policy =
-        policy_kind == ES_POLICY_DRAFT ? make_draft_model_policy(*p.draft, p.trim_map, p.trim_input, static_cast<size_t>(p.draft_spec.context_length), dctx)
-        : policy_kind == ES_POLICY_NGRAM ? make_ngram_policy()
-                                         : make_null_policy();
-    DraftLengthController controller(policy_kind == ES_POLICY_AUTOREGRESSIVE ? 1 : cfg.k, cfg.k_max);
+    std::unique_ptr<Policy> policy = make_policy(p, policy_kind, dctx);
+    DraftLengthController controller(policy_kind == ES_POLICY_AUTOREGRESSIVE ? 1 : cfg.k, cfg.k_max, &p.costs);
     const bool drafting = policy_kind != ES_POLICY_AUTOREGRESSIVE;
 
     std::vector<std::string> stops;
@@ -236,10 +248,12 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
 
         // 1. propose: up to k tokens in target ids (+ the q they were drawn from).
         proposal.clear();
+        double round_draft_ms = 0, round_verify_ms = 0;
         if (k > 0) {
-            Timed t(st.draft_ms);
+            Timed t(round_draft_ms);
             policy->propose(context, k, proposal);
         }
+        st.draft_ms += round_draft_ms;
         const size_t m = proposal.tokens.size();
         st.drafted += static_cast<int64_t>(m);
 
@@ -249,9 +263,10 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
         const size_t n_past = target.n_past();  // == context.size() - 1
         const float *rows;
         {
-            Timed t(st.verify_ms);
+            Timed t(round_verify_ms);
             rows = target.forward(verify_ids.data(), m + 1, m + 1);
         }
+        st.verify_ms += round_verify_ms;
         ++st.target_calls;
 
         // 3. accept: greedy = longest prefix matching the target's argmax; sampling = accept
@@ -280,7 +295,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
         if (bonus < 0) bonus = pick(rows + m * vocab, vocab, sp, rng, p_rows);  // all accepted: the bonus row
         st.accepted += static_cast<int64_t>(n_acc);
         ++st.accepted_hist[n_acc];
-        controller.update(static_cast<int>(m), static_cast<int>(n_acc));
+        controller.update(static_cast<int>(m), static_cast<int>(n_acc), round_draft_ms, round_verify_ms);
 
         // 4. rollback: the target keeps the last token and the accepted proposals.
         target.rollback(n_past + 1 + n_acc);

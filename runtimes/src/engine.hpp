@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "bundle.hpp"
+#include "cross_vocab.hpp"
+#include "draft_length.hpp"
 #include "edgespec.h"
 #include "model.hpp"
 #include "tokenizer.hpp"
@@ -14,7 +16,7 @@ namespace es {
 
 struct PipelineOptions {
     DeviceOptions target, draft;
-    std::string draft_name;  // "" = first drafter, "none" = no drafter
+    std::string draft_name;  // "" = the default drafter (see load_pipeline), "none" = no drafter
     std::string tokenizers_extension;
 };
 
@@ -26,8 +28,13 @@ struct Pipeline {
     std::vector<int32_t> trim_map;   // trimmed drafter: draft logit index -> target id
     std::vector<int32_t> trim_input; // trimmed drafter: target id -> draft input id (inverse, with fallback)
     std::unique_ptr<Tokenizer> tokenizer;
+    std::unique_ptr<CrossVocab> xvocab;  // cross_vocab drafter: its tokenizer, byte tables, caches
+    CallCosts costs;                     // measured target-call costs by length (adaptive k)
 };
 
+// Loads the bundle's target and one drafter: the one named, or by default the first same_vocab or
+// trimmed drafter, else the first cross_vocab drafter the bundle has byte tables for (bundles
+// exported before token_bytes.bin existed then load without a drafter, as they always did).
 std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const PipelineOptions &options);
 
 struct GenerationOutput {

@@ -81,6 +81,20 @@ private:
     int64_t compactions_ = 0;
 };
 
+// What both explicit-KV backends share: the cache and the Model calls that only touch it.
+class ExplicitKvModelBase : public Model {
+public:
+    void rollback(size_t n) override { cache_.rollback(n); }
+    void reset() override { cache_.reset(); }
+    size_t n_past() const override { return cache_.n_past(); }
+    size_t vocab() const override { return vocab_; }
+    int64_t compactions() const override { return cache_.compactions(); }
+
+protected:
+    ExplicitKvCache cache_;
+    size_t vocab_ = 0;  // logit width
+};
+
 // Backends for explicit-KV graphs (ONNX bundles).
 std::unique_ptr<Model> make_ort_model(const ModelSpec &spec, const DeviceOptions &options);
 

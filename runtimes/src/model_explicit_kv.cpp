@@ -117,7 +117,7 @@ const ov::Output<const ov::Node> *find_port(const std::vector<ov::Output<const o
     return nullptr;
 }
 
-class ExplicitKvModel final : public Model {
+class ExplicitKvModel final : public ExplicitKvModelBase {
 public:
     ExplicitKvModel(ov::Core &core, const ModelSpec &spec, const DeviceOptions &options) : device_(options.device) {
         std::shared_ptr<ov::Model> model;
@@ -217,16 +217,10 @@ public:
         return logits_.data() + (got_rows - n_rows) * vocab_;
     }
 
-    void rollback(size_t n) override { cache_.rollback(n); }
-    void reset() override { cache_.reset(); }
-    size_t n_past() const override { return cache_.n_past(); }
-    size_t vocab() const override { return vocab_; }
-    int64_t compactions() const override { return cache_.compactions(); }
 
 private:
     static std::string first_line(const std::string &s) { return s.substr(0, s.find('\n')); }
 
-    ExplicitKvCache cache_;
     ov::InferRequest request_;
     ov::Output<const ov::Node> ids_port_, mask_port_, pos_port_, rows_port_, logits_port_;
     std::vector<ov::Output<const ov::Node>> past_ports_, present_ports_;
@@ -235,7 +229,6 @@ private:
     std::string device_;
     bool has_rows_input_ = false;
     bool logits_f32_ = false;
-    size_t vocab_ = 0;
     int64_t rows_ = 1;
 };
 

@@ -137,7 +137,7 @@ size_t element_size(ONNXTensorElementDataType t) {
     }
 }
 
-class OrtModel final : public Model {
+class OrtModel final : public ExplicitKvModelBase {
 public:
     OrtModel(const ModelSpec &spec, const DeviceOptions &options) : rt_(ort_runtime(options.ort_library)), api_(rt_.api) {
         const std::string file = spec.model_file;
@@ -211,11 +211,6 @@ public:
         return logits_.data() + (n - n_rows) * vocab_;
     }
 
-    void rollback(size_t n) override { cache_.rollback(n); }
-    void reset() override { cache_.reset(); }
-    size_t n_past() const override { return cache_.n_past(); }
-    size_t vocab() const override { return vocab_; }
-    int64_t compactions() const override { return cache_.compactions(); }
 
 private:
     enum Role { kIds = -1, kMask = -2, kPositions = -3, kLogits = -4 };  // >= 0: index of a KV tensor
@@ -340,9 +335,7 @@ private:
     std::vector<const char *> in_name_ptrs_, out_name_ptrs_;
     std::vector<int> in_roles_, out_roles_;
     std::vector<ONNXTensorElementDataType> kv_types_;
-    ExplicitKvCache cache_;
     std::vector<float> logits_;
-    size_t vocab_ = 0;
 };
 
 }  // namespace

@@ -124,15 +124,4 @@ std::unique_ptr<Policy> make_draft_model_policy(Model &draft, const std::vector<
 
 std::unique_ptr<Policy> make_ngram_policy(int max_n) { return std::make_unique<NgramPolicy>(max_n); }
 
-DraftLengthController::DraftLengthController(int k, int k_max)
-    : adaptive_(k < 0), k_(k < 0 ? std::min(4, k_max) : k), k_max_(k < 0 ? k_max : k) {}
-
-void DraftLengthController::update(int proposed, int accepted) {
-    if (!adaptive_ || proposed == 0) return;
-    // Everything accepted: the drafter is in a predictable stretch, draft further. Less than
-    // half accepted: the tail of each draft is wasted work, draft less.
-    if (accepted == proposed) k_ = std::min(k_ + 1, k_max_);
-    else if (2 * accepted < proposed) k_ = std::max(k_ - 1, 1);
-}
-
 }  // namespace es

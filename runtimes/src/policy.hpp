@@ -10,15 +10,11 @@
 //                     which keeps speculative sampling lossless.
 //   NgramPolicy       prompt lookup: the continuation of the latest earlier occurrence of the
 //                     context's last n tokens (n = 3, 2, 1); deterministic, so q is one-hot.
-//
-// Hook for the cross-vocabulary translator (OmniDraft, not implemented here): a
-// CrossVocabPolicy owns a draft model in its own vocabulary and a translation cache. propose()
-// drafts in draft ids, detokenizes to bytes and re-expresses them as target ids (q' = product of
-// the merged draft q's, one dense target-vocab row per proposed target token). The interface
-// already carries what it needs: propose() receives the whole committed target context, so
-// the policy can find the last accepted character boundary and roll its own cache back to an
-// arbitrary point (Model::rollback(n) takes any n <= n_past()), and accept() reports how many
-// proposals survived and which target tokens were committed, to teach the cache.
+//   CrossVocabPolicy  (cross_vocab.hpp) a drafter with its own vocabulary and tokenizer: drafts
+//                     greedily in its ids, and the drafted text is re-tokenized into target ids;
+//                     deterministic, so q is one-hot. propose() receives the whole committed
+//                     context, so it rolls its own cache back to any point (Model::rollback(n)
+//                     takes any n <= n_past()).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -68,18 +64,5 @@ std::unique_ptr<Policy> make_draft_model_policy(Model &draft, const std::vector<
                                                 const std::vector<int32_t> &input_map, size_t draft_context,
                                                 const DraftContext &ctx);
 std::unique_ptr<Policy> make_ngram_policy(int max_n = 3);
-
-// Moves the draft length k within [1, k_max] from the acceptance history; or keeps it fixed.
-class DraftLengthController {
-public:
-    DraftLengthController(int k, int k_max);  // k >= 1: fixed; k == -1: adaptive
-    int k() const { return k_; }
-    // After a round: proposed draft tokens and how many the target accepted.
-    void update(int proposed, int accepted);
-
-private:
-    bool adaptive_;
-    int k_, k_max_;
-};
 
 }  // namespace es

@@ -6,8 +6,9 @@ namespace es {
 
 // Tokens of prompt kept as left context for decoding (enough for any merge-sensitive decoder).
 constexpr size_t kContextTokens = 4;
-// A partial character is held back for at most this many tokens; beyond that the bytes are
-// genuinely invalid and are shown as the detokenizer renders them.
+// A partial character is held back while fewer than this many tokens pushed in earlier rounds
+// wait; beyond that the bytes are genuinely invalid and are shown as the detokenizer renders them.
+// (Tokens of the current round do not count: one round may commit k + 1 >= 8 tokens at once.)
 constexpr size_t kMaxHeldTokens = 8;
 // Ids decoded per round at most (plus the round's new ones) before the window restarts.
 constexpr size_t kWindowTokens = 24;
@@ -25,10 +26,10 @@ TextStream::TextStream(Tokenizer &tok, const std::vector<int64_t> &prompt, std::
 // A sliding decode window: all_[prefix_:] is decoded once per round and the text beyond the
 // `consumed_` bytes already taken is new. The window restarts a few tokens back once it is
 // long, so each round decodes O(k + kContextTokens) ids, not the whole generation.
-std::string TextStream::decode_new(bool final) {
+std::string TextStream::decode_new(bool final, size_t before) {
     if (read_ == all_.size()) return {};
     std::string after = tok_.decode(all_.data() + prefix_, all_.size() - prefix_);
-    if (!final && complete_utf8_prefix(after) < after.size() && all_.size() - read_ < kMaxHeldTokens) return {};
+    if (!final && complete_utf8_prefix(after) < after.size() && before - read_ < kMaxHeldTokens) return {};
     read_ = all_.size();
     if (after.size() <= consumed_) return {};  // the new ids render as nothing (e.g. skipped specials)
     std::string delta = after.substr(consumed_);
@@ -76,14 +77,15 @@ std::string TextStream::release(bool final) {
 
 std::string TextStream::push(const std::vector<int64_t> &ids) {
     if (stopped_ || ids.empty()) return {};
+    const size_t before = all_.size();
     all_.insert(all_.end(), ids.begin(), ids.end());
-    text_ += decode_new(false);
+    text_ += decode_new(false, before);
     return release(false);
 }
 
 std::string TextStream::finish() {
     if (stopped_) return {};
-    text_ += decode_new(true);
+    text_ += decode_new(true, all_.size());
     return release(true);
 }
 

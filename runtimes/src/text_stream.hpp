@@ -24,7 +24,7 @@ public:
     const std::string &text() const { return text_; }
 
 private:
-    std::string decode_new(bool final);
+    std::string decode_new(bool final, size_t before);  // before: all_.size() before this round's ids
     std::string release(bool final);
 
     Tokenizer &tok_;

@@ -67,6 +67,9 @@ Tokenizer::Tokenizer(ov::Core &core, const std::string &tokenizer_xml, const std
 }
 
 std::vector<int64_t> Tokenizer::encode(const std::string &text) {
+    // openvino-tokenizers may crash on malformed UTF-8: refuse it here, where a message can say why.
+    if (size_t ok = valid_utf8_prefix(text); ok < text.size())
+        throw Error(ES_ERR_INVALID_ARGUMENT, "The text is not valid UTF-8 (at byte " + std::to_string(ok) + "); pass UTF-8 text.");
     ov::Tensor in(ov::element::string, {1});
     in.data<std::string>()[0] = text;
     encoder_.set_input_tensor(in);
@@ -89,6 +92,25 @@ std::string Tokenizer::decode(const int64_t *ids, size_t n) {
     decoder_.set_input_tensor(ov::Tensor(ov::element::i64, {1, n}, scratch_.data()));
     decoder_.infer();
     return decoder_.get_output_tensor().data<std::string>()[0];
+}
+
+size_t valid_utf8_prefix(std::string_view s) {
+    size_t i = 0;
+    while (i < s.size()) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        size_t n = c < 0x80 ? 0 : c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : 4;
+        if (n == 4 || i + n >= s.size()) break;  // not a lead byte, or cut short
+        // the second byte's range excludes overlong forms, surrogates and code points past U+10FFFF
+        const unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80, hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+        bool ok = true;
+        for (size_t j = 1; j <= n && ok; ++j) {
+            const unsigned char b = static_cast<unsigned char>(s[i + j]);
+            ok = j == 1 ? b >= lo && b <= hi : (b & 0xC0) == 0x80;
+        }
+        if (!ok) break;
+        i += n + 1;
+    }
+    return i;
 }
 
 size_t complete_utf8_prefix(const std::string &s) {

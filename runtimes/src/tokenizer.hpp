@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <openvino/openvino.hpp>
@@ -17,6 +18,7 @@ void add_tokenizers_extension(ov::Core &core, const std::string &explicit_path);
 class Tokenizer {
 public:
     Tokenizer(ov::Core &core, const std::string &tokenizer_xml, const std::string &detokenizer_xml);
+    // Ids of text; throws ES_ERR_INVALID_ARGUMENT for text that is not valid UTF-8.
     std::vector<int64_t> encode(const std::string &text);
     std::string decode(const int64_t *ids, size_t n);
 
@@ -24,6 +26,10 @@ private:
     ov::InferRequest encoder_, decoder_;
     std::vector<int64_t> scratch_;
 };
+
+// Length of the longest prefix of s that is well-formed UTF-8 (no stray, overlong or truncated
+// sequences, no surrogates).
+size_t valid_utf8_prefix(std::string_view s);
 
 // Length of the longest prefix of s that is complete UTF-8 and does not end in U+FFFD (what a
 // detokenizer emits for a partial byte sequence).

@@ -1,0 +1,465 @@
+#include "cross_vocab.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "error.hpp"
+#include "sampling.hpp"
+
+namespace es {
+
+size_t utf8_incomplete_tail(std::string_view s) {
+    size_t cont = 0;
+    while (cont < 3 && cont < s.size() && (static_cast<unsigned char>(s[s.size() - 1 - cont]) & 0xC0) == 0x80) ++cont;
+    if (cont == s.size()) return 0;  // continuation bytes only (a character begun earlier): nothing to hold back
+    const unsigned char lead = static_cast<unsigned char>(s[s.size() - 1 - cont]);
+    const size_t need = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
+    return lead >= 0xC0 && cont < need ? cont + 1 : 0;
+}
+
+// ---- TokenTable ------------------------------------------------------------------------------
+
+TokenTable::TokenTable(const std::string &file, Tokenizer &tok, const std::string &who) : tok_(tok) {
+    auto bad = [&](const std::string &why) {
+        return Error(ES_ERR_BUNDLE, file + " (the token byte table of " + who + ") " + why + "; re-export the bundle.");
+    };
+    const std::string data = read_file(file);
+    uint32_t head[3] = {0, 0, 0};  // version, n, blob size (little-endian hosts)
+    if (data.size() < 16 || data.compare(0, 4, "ESTB") != 0) throw bad("is not a token byte table");
+    std::memcpy(head, data.data() + 4, sizeof head);
+    const size_t n = head[1], size = head[2];
+    if (head[0] != 1 || data.size() != 16 + 4 * (n + 1) + n + size) throw bad("is of another version or truncated");
+    offsets_.resize(n + 1);
+    std::memcpy(offsets_.data(), data.data() + 16, 4 * (n + 1));
+    kinds_.assign(data.begin() + static_cast<long>(16 + 4 * (n + 1)), data.begin() + static_cast<long>(16 + 4 * (n + 1) + n));
+    blob_ = data.substr(16 + 4 * (n + 1) + n);
+    for (size_t i = 0; i < n; ++i)
+        if (offsets_[i] > offsets_[i + 1] || offsets_[i + 1] > size || kinds_[i] > kByte) throw bad("is corrupt");
+    // bytes -> id for spell(): the first text token of each byte string, else its byte token
+    for (size_t i = 0; i < n; ++i) {
+        std::string_view b = bytes(static_cast<int64_t>(i));
+        if (b.empty() || kinds_[i] == kSpecial) continue;
+        auto [it, fresh] = by_bytes_.emplace(std::string(b), static_cast<int64_t>(i));
+        if (!fresh && kinds_[static_cast<size_t>(it->second)] == kByte && kinds_[i] != kByte) it->second = static_cast<int64_t>(i);
+        longest_ = std::max(longest_, b.size());
+    }
+    // The dummy prefix: bytes of "a" minus "a" (" " for Llama-2 style tokenizers, else "").
+    std::vector<int64_t> ids;
+    for (int64_t id : tok_.encode("a"))
+        if (!special(id)) ids.push_back(id);
+    std::string a = spelled(ids);
+    if (a.size() >= 1 && a.back() == 'a') prefix_ = a.substr(0, a.size() - 1);
+    // The table must describe this tokenizer: a probe text spelled byte for byte.
+    size_t skip = 0;
+    if (!encode_whole("Hello, world: x = 1\n", ids, &skip)) throw bad("does not match its tokenizer");
+}
+
+std::string_view TokenTable::bytes(int64_t id) const {
+    if (special(id)) return {};
+    const size_t i = static_cast<size_t>(id);
+    return std::string_view(blob_).substr(offsets_[i], offsets_[i + 1] - offsets_[i]);
+}
+
+std::string TokenTable::spelled(const std::vector<int64_t> &ids) const {
+    std::string s;
+    for (int64_t id : ids) s.append(bytes(id));
+    return s;
+}
+
+bool TokenTable::spell(std::string_view s, std::vector<int64_t> &out) const {
+    std::string piece;
+    while (!s.empty()) {
+        size_t len = std::min(longest_, s.size());
+        for (; len > 0; --len) {
+            piece.assign(s.data(), len);
+            auto it = by_bytes_.find(piece);
+            if (it != by_bytes_.end()) {
+                out.push_back(it->second);
+                break;
+            }
+        }
+        if (len == 0) return false;
+        s.remove_prefix(len);
+    }
+    return true;
+}
+
+bool TokenTable::encode_fragment(const std::string &text, std::vector<int64_t> &out) {
+    // Well-formed runs go through the tokenizer; a stray byte (the tokenizer cannot take it) is
+    // spelled with a byte token.
+    out.clear();
+    std::vector<int64_t> part;
+    for (size_t at = 0; at < text.size();) {
+        const std::string_view rest = std::string_view(text).substr(at);
+        const size_t ok = valid_utf8_prefix(rest);
+        size_t bad = ok ? 0 : 1;  // a run of stray bytes: up to where well-formed text starts again
+        while (bad && bad < rest.size() && valid_utf8_prefix(rest.substr(bad)) == 0) ++bad;
+        part.clear();
+        if (ok ? !encode_utf8_fragment(text.substr(at, ok), part) : !spell(rest.substr(0, bad), part)) {
+            out.clear();
+            return false;
+        }
+        out.insert(out.end(), part.begin(), part.end());
+        at += ok ? ok : bad;
+    }
+    return true;
+}
+
+bool TokenTable::encode_utf8_fragment(const std::string &text, std::vector<int64_t> &out) {
+    auto text_ids = [&](const std::string &t) {
+        std::vector<int64_t> ids;
+        for (int64_t id : tok_.encode(t))
+            if (!special(id)) ids.push_back(id);
+        return ids;
+    };
+    const std::string &p = prefix_;
+    // A tokenizer with a dummy prefix spells " x" inside a text as it spells "x" at its start.
+    if (!p.empty() && text.size() > p.size() && text.compare(0, p.size(), p) == 0) {
+        out = text_ids(text.substr(p.size()));
+        if (spelled(out) == text) return true;
+    }
+    out = text_ids(text);
+    const std::string s = spelled(out);
+    if (s == text) return true;
+    // Otherwise the dummy prefix must sit at the start of the first token: drop it from there and
+    // spell the rest of that token ("▁x" -> "x").
+    std::vector<int64_t> head;
+    if (p.empty() || out.empty() || s.size() != p.size() + text.size() || s.compare(0, p.size(), p) != 0 ||
+        s.compare(p.size(), std::string::npos, text) != 0 || bytes(out[0]).substr(0, p.size()) != p ||
+        !spell(bytes(out[0]).substr(p.size()), head))
+        return false;
+    head.insert(head.end(), out.begin() + 1, out.end());
+    out.swap(head);
+    return true;
+}
+
+bool TokenTable::encode_whole(const std::string &text, std::vector<int64_t> &out, size_t *skip) {
+    // The well-formed head as one input; anything after a stray byte continues it as a fragment.
+    // Leading specials (BOS) stay; specials after the text (an EOS some post-processors append) go.
+    const size_t ok = valid_utf8_prefix(text);
+    out = tok_.encode(text.substr(0, ok));
+    const auto last = std::find_if(out.rbegin(), out.rend(), [&](int64_t id) { return !special(id); });
+    if (last != out.rend()) out.erase(last.base(), out.end());
+    const std::string s = spelled(out), head = text.substr(0, ok);
+    *skip = 0;
+    if (s != head) {
+        if (prefix_.empty() || s.size() != prefix_.size() + ok || s.compare(0, prefix_.size(), prefix_) != 0 ||
+            s.compare(prefix_.size(), std::string::npos, head) != 0) {
+            out.clear();
+            return false;
+        }
+        *skip = prefix_.size();
+    }
+    std::vector<int64_t> rest;
+    if (!encode_fragment(text.substr(ok), rest)) {
+        out.clear();
+        return false;
+    }
+    out.insert(out.end(), rest.begin(), rest.end());
+    return true;
+}
+
+// ---- FragmentCache ---------------------------------------------------------------------------
+
+bool FragmentCache::encode(TokenTable &table, const std::string &text, std::vector<int64_t> &out, bool check) {
+    auto it = map_.find(text);
+    if (it != map_.end()) {
+        ++hits;
+        out = it->second.second;
+        if (check) {
+            std::vector<int64_t> fresh;
+            bool ok = table.encode_fragment(text, fresh);
+            if (ok != it->second.first || fresh != out)
+                throw Error(ES_ERR_INTERNAL, "The cross-vocabulary translation cache disagrees with a fresh tokenization of \"" + text + "\".");
+        }
+        return it->second.first;
+    }
+    ++misses;
+    bool ok = table.encode_fragment(text, out);
+    if (map_.size() >= kCapacity) map_.clear();  // simple bound; a busy cache refills with what recurs
+    map_.emplace(text, std::make_pair(ok, out));
+    return ok;
+}
+
+// ---- CrossVocab ------------------------------------------------------------------------------
+
+CrossVocab::CrossVocab(ov::Core &core, const ModelSpec &d, const ModelSpec &t, Tokenizer &target_tok, size_t tv)
+    : draft_tok(core, d.tokenizer_file, d.detokenizer_file),
+      draft(d.token_bytes_file, draft_tok, "drafter '" + d.name + "'"),
+      target(t.token_bytes_file, target_tok, "the target"),
+      draft_eos(d.eos),
+      target_eos(t.eos),
+      target_vocab(tv) {
+    const char *env = std::getenv("EDGESPEC_CHECK_TRANSLATION");
+    check = env && *env && std::strcmp(env, "0") != 0;
+}
+
+// ---- the policy ------------------------------------------------------------------------------
+
+namespace {
+
+constexpr size_t kWordBackoff = 8;  // tokens the drafter's re-tokenization may reach back for a word start
+constexpr size_t kMaxPending = 16;  // longest tail token healing leaves for the draft to spell
+
+class CrossVocabPolicy final : public Policy {
+public:
+    CrossVocabPolicy(Model &draft, CrossVocab &xv, size_t draft_context, const DraftContext &ctx)
+        : draft_(draft), xv_(xv), draft_context_(draft_context), ctx_(ctx), hits0_(hits()), misses0_(misses()) {}
+
+    ~CrossVocabPolicy() override {
+        if (xv_.check)
+            std::fprintf(stderr, "edgespec cross_vocab: translation cache %lld hits, %lld misses\n",
+                         static_cast<long long>(hits() - hits0_), static_cast<long long>(misses() - misses0_));
+    }
+
+    void begin(const std::vector<int64_t> &) override {
+        draft_.reset();
+        fed_.clear();
+        ends_.clear();
+        fed_text_.clear();
+        text_.clear();
+        read_ = synced_ = proposed_ = 0;
+        strip_ = !xv_.target.prefix().empty();
+        heal_ = true;
+    }
+
+    void propose(const std::vector<int64_t> &context, int k, Proposal &out) override {
+        out.clear();
+        key_.clear();
+        read(context);
+        // The drafter reads the text up to `end`; what follows is `pending`, which the draft must
+        // spell first: an unfinished character, and -- token healing -- a tail that ends inside
+        // one of the drafter's tokens (the target's tokens end elsewhere): the drafter re-drafts it
+        // as it would tokenize it rather than read a split of it it never saw ("Fib" + "ona").
+        const size_t unfinished = utf8_incomplete_tail(text_);
+        size_t end = text_.size() - unfinished;
+        const size_t same = held_text(end);
+        if (heal_ && !(same == end && std::binary_search(ends_.begin(), ends_.end(), end))) end = heal(end);
+        // Step budget: 2k + 2 steps that add text past `pending` and end at a character boundary
+        // (a character spelled in byte tokens, or pending text re-spelled, costs no budget), and
+        // at most three times that in all.
+        const int budget = 2 * k + 2, max_steps = 3 * budget;
+        proposed_ = 0;
+        const float *logits = sync(end, same, static_cast<size_t>(max_steps));
+        if (!logits) return;
+
+        // 2. draft greedily until the drafted text likely gives k + 1 target tokens.
+        const TokenTable &dt = xv_.draft;
+        const std::string pending = text_.substr(end);
+        const size_t want = static_cast<size_t>(k) + 1, dv = draft_.vocab();
+        const double per_token = bytes_per_token();
+        size_t need = pending.size() + static_cast<size_t>(std::ceil(static_cast<double>(want) * per_token));
+        drafted_.clear();
+        bool ended = false;  // the drafter ended the text (EOS)
+        for (int step = 0, counted = 0; step < max_steps; ++step) {
+            if (ctx_.stop_prob > 0.f && step > 0 && top1_prob(logits, dv) < ctx_.stop_prob) break;
+            const int64_t d = argmax(logits, dv);
+            if (dt.special(d)) {
+                ended = std::find(xv_.draft_eos.begin(), xv_.draft_eos.end(), d) != xv_.draft_eos.end();
+                break;
+            }
+            const std::string_view b = dt.bytes(d);
+            drafted_.append(b);
+            const size_t n = std::min(drafted_.size(), pending.size());
+            if (drafted_.compare(0, n, pending, 0, n) != 0) return;  // it does not spell the pending text
+            if (drafted_.size() > pending.size() && utf8_incomplete_tail(drafted_) == 0) ++counted;
+            if (drafted_.size() >= need) {
+                bool complete;
+                if (!translate(pending.size(), unfinished > 0, &complete)) return;
+                if (tids_.size() >= want) break;
+                need = drafted_.size() + static_cast<size_t>(std::ceil(static_cast<double>(want - tids_.size()) * per_token));
+            }
+            if (counted == budget || step + 1 == max_steps) break;  // the last step needs no logits
+            logits = draft_.forward(&d, 1, 1);
+            fed_.push_back(d);
+            ends_.push_back(end + drafted_.size());
+            fed_text_.append(b);
+        }
+
+        // 3. translate: the target ids that spell the drafted text; the last one may still merge
+        //    with what would follow, unless the drafter ended the text.
+        bool complete = false;
+        if (!translate(pending.size(), unfinished > 0, &complete)) return;
+        size_t n = tids_.size();
+        const bool final = ended && complete;
+        if (!final && n > 0) --n;
+        n = std::min(n, static_cast<size_t>(k));
+        out.tokens.assign(tids_.begin(), tids_.begin() + static_cast<long>(n));
+        if (final && n < static_cast<size_t>(k) && !xv_.target_eos.empty()) out.tokens.push_back(xv_.target_eos[0]);
+        proposed_ = out.tokens.size();
+    }
+
+    // The next sync reads what was committed; heal the next round's tail only if the drafter
+    // agreed with all it proposed (after a rejection the tail is the target's correction, which
+    // the drafter would not re-draft).
+    void accept(size_t n_accepted, const std::vector<int64_t> &) override { heal_ = proposed_ > 0 && n_accepted == proposed_; }
+    int64_t compactions() const override { return draft_.compactions(); }
+
+private:
+    int64_t hits() const { return xv_.to_draft.hits + xv_.to_target.hits; }
+    int64_t misses() const { return xv_.to_draft.misses + xv_.to_target.misses; }
+
+    // The committed target ids as text (target bytes; the target's own dummy prefix dropped).
+    void read(const std::vector<int64_t> &context) {
+        if (context.size() < read_) begin(context);  // a sequence this policy has not seen begin
+        const std::string &p = xv_.target.prefix();
+        for (; read_ < context.size(); ++read_) {
+            std::string_view b = xv_.target.bytes(context[read_]);
+            if (strip_ && !b.empty()) {
+                if (b.substr(0, p.size()) == p) b.remove_prefix(p.size());
+                strip_ = false;
+            }
+            text_.append(b);
+        }
+    }
+
+    bool space(size_t at) const { return text_[at] == ' ' || text_[at] == '\n' || text_[at] == '\t'; }
+    bool word(size_t at) const {
+        const unsigned char c = static_cast<unsigned char>(text_[at]);
+        return c >= 0x80 || c == '_' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+    }
+
+    // Where token healing lets the drafter's context end: before a trailing word (if any) and
+    // the white space in front of it (tokenizers join white space to the next word: "▁a", " a",
+    // "\n▁▁▁▁"); unchanged when that tail is longer than kMaxPending bytes.
+    size_t heal(size_t end) const {
+        size_t at = end;
+        while (at > 0 && end - at < kMaxPending && word(at - 1)) --at;
+        while (at > 0 && end - at < kMaxPending && space(at - 1)) --at;
+        return end - at < kMaxPending ? at : end;
+    }
+
+    // Length of the committed text the drafter's cache still spells (text_[0, synced_) is known
+    // to: committed text never changes).
+    size_t held_text(size_t end) const {
+        size_t same = std::min(synced_, end);
+        const size_t lim = std::min(fed_text_.size(), end);
+        while (same < lim && fed_text_[same] == text_[same]) ++same;
+        return same;
+    }
+
+    // Committed text per committed target token (how much text k + 1 target tokens take).
+    double bytes_per_token() const {
+        return read_ ? std::clamp(static_cast<double>(text_.size()) / static_cast<double>(read_), 1.0, 16.0) : 4.0;
+    }
+
+    // 1. sync: brings the drafter's cache to a tokenization of text_[0, end) and returns the
+    //    logits after it; nullptr when the drafter cannot follow (text it cannot spell, no room).
+    //    same: held_text(end) (computed for a longer end is fine: it is capped here).
+    const float *sync(size_t end, size_t same, size_t max_steps) {
+        TokenTable &dt = xv_.draft;
+        // What the drafter holds that is still committed text: the tokens inside the common prefix.
+        same = std::min(same, end);
+        size_t m = static_cast<size_t>(std::upper_bound(ends_.begin(), ends_.end(), same) - ends_.begin());
+        // One token of margin (it may merge with the new text); never restart inside a character;
+        // and, within a few tokens, restart where a run of white space starts (before " word",
+        // "\n    "), so the drafter reads the pieces it learned rather than splits of them
+        // ("R" + "eturn", "▁▁▁▁" + "▁▁▁▁").
+        if (m > 0) --m;
+        while (m > 0 && (static_cast<unsigned char>(text_[ends_[m - 1]]) & 0xC0) == 0x80) --m;
+        for (size_t back = m; back > 0 && m - back < kWordBackoff; --back) {
+            const size_t at = ends_[back - 1];
+            if (at < end && space(at) && (at == 0 || !space(at - 1))) {
+                m = back;
+                break;
+            }
+        }
+        size_t from = m ? ends_[m - 1] : 0, skip = 0;
+        if (from == 0) {
+            m = 0;  // the start of the text: tokenize all of it as one input (BOS, dummy prefix)
+            if (!dt.encode_whole(text_.substr(0, end), ids_, &skip)) return nullptr;
+        } else if (!xv_.to_draft.encode(dt, text_.substr(from, end - from), ids_, xv_.check)) {
+            return nullptr;
+        }
+        // Positions whose token is unchanged keep their KV; the rest is fed in one call.
+        size_t j = 0;
+        while (j < ids_.size() && m + j < fed_.size() && fed_[m + j] == ids_[j]) ++j;
+        size_t keep = m + j;
+        feed_.assign(ids_.begin() + static_cast<long>(j), ids_.end());
+        feed_ends_.clear();
+        for (size_t i = 0, pos = from; i < ids_.size(); ++i) {
+            size_t b = dt.bytes(ids_[i]).size(), cut = std::min(skip, b);
+            skip -= cut;
+            pos += b - cut;
+            if (i >= j) feed_ends_.push_back(pos);
+        }
+        if (feed_.empty()) {  // nothing new: re-feed the last token for the logits after it
+            if (keep == 0) return nullptr;
+            --keep;
+            feed_.assign(1, fed_[keep]);
+            feed_ends_.assign(1, ends_[keep]);
+        }
+        if (keep + feed_.size() + max_steps >= draft_context_) return nullptr;  // the drafter's context is full
+        for (int64_t id : feed_)
+            if (id < 0 || static_cast<size_t>(id) >= draft_.vocab()) return nullptr;
+        draft_.rollback(keep);
+        fed_.resize(keep);
+        ends_.resize(keep);
+        const float *logits = draft_.forward(feed_.data(), feed_.size(), 1);
+        fed_.insert(fed_.end(), feed_.begin(), feed_.end());
+        ends_.insert(ends_.end(), feed_ends_.begin(), feed_ends_.end());
+        fed_text_.resize(same);  // equal to text_ up to `same`
+        fed_text_.append(text_, same, end - same);
+        synced_ = end;
+        return logits;
+    }
+
+    // The target ids spelling the drafted text past `pending` bytes into tids_: the bytes that
+    // finish a character the committed text began (finish), then well-formed UTF-8 up to the
+    // first byte that is not (an unfinished character, a stray byte); cut at the first id the
+    // target cannot take. *complete: nothing was cut. False when the target's tokens cannot
+    // spell it.
+    bool translate(size_t pending, bool finish, bool *complete) {
+        std::string_view all(drafted_);
+        all.remove_prefix(std::min(pending, all.size()));
+        size_t lead = 0;
+        while (finish && lead < 3 && lead < all.size() && (static_cast<unsigned char>(all[lead]) & 0xC0) == 0x80) ++lead;
+        const size_t cut = lead + valid_utf8_prefix(all.substr(lead));
+        *complete = cut == all.size();
+        if (cut == 0) {
+            tids_.clear();
+            key_.clear();
+            return true;
+        }
+        if (key_.size() == cut && all.compare(0, cut, key_) == 0) return key_ok_;  // translated this round already
+        key_.assign(all.data(), cut);
+        key_ok_ = xv_.to_target.encode(xv_.target, key_, tids_, xv_.check);
+        for (size_t i = 0; i < tids_.size(); ++i)
+            if (xv_.target.special(tids_[i]) || static_cast<size_t>(tids_[i]) >= xv_.target_vocab) {
+                tids_.resize(i);
+                break;
+            }
+        return key_ok_;
+    }
+
+    Model &draft_;
+    CrossVocab &xv_;
+    size_t draft_context_;
+    DraftContext ctx_;
+    int64_t hits0_, misses0_;
+    std::string text_;            // committed text: bytes of the committed target ids
+    size_t read_ = 0;             // target ids of the context already in text_
+    bool strip_ = false;          // the target's dummy prefix is still to be dropped
+    bool heal_ = true;            // token healing this round (see propose)
+    size_t proposed_ = 0;         // tokens proposed last round
+    std::vector<int64_t> fed_;    // draft ids in the drafter's cache, position by position
+    std::vector<size_t> ends_;    // text offset where each fed token ends
+    std::string fed_text_;        // the text the fed tokens spell (text_[0, synced_) + fed drafts)
+    size_t synced_ = 0;           // text_[0, synced_) is known to equal fed_text_
+    std::string drafted_;         // bytes drafted this round, from the synced end
+    std::string key_;             // the text tids_ translates (a per-round memo)
+    bool key_ok_ = false;
+    std::vector<int64_t> ids_, feed_, tids_;  // scratch
+    std::vector<size_t> feed_ends_;
+};
+
+}  // namespace
+
+std::unique_ptr<Policy> make_cross_vocab_policy(Model &draft, CrossVocab &xv, size_t draft_context, const DraftContext &ctx) {
+    return std::make_unique<CrossVocabPolicy>(draft, xv, draft_context, ctx);
+}
+
+}  // namespace es

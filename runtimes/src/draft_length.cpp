@@ -8,7 +8,8 @@ namespace es {
 namespace {
 constexpr double kCostWeight = 0.3;  // weight of a new measurement in the cost averages
 constexpr double kDecay = 0.9;       // per round, of the acceptance counts (~10 rounds of memory)
-constexpr int kProbeEvery = 8;       // rounds at k = 0 before a drafting round probes again
+constexpr int kProbeFirst = 8;       // rounds at k = 0 before a drafting round probes again,
+constexpr int kProbeMax = 128;       // doubling after every probe that finds drafting still does not pay
 }  // namespace
 
 void CallCosts::record_verify(size_t n, double ms) {
@@ -75,10 +76,21 @@ void DraftLengthController::update(int proposed, int accepted, double draft_ms, 
         else if (2 * accepted < proposed) k_ = std::max(k_ - 1, 1);
         return;
     }
+    const bool was_probe = probe_;
+    probe_ = false;
     k_ = choose();
-    if (k_ == 0 && ++rounds_at_zero_ >= kProbeEvery) {  // acceptance is only learnt while drafting
+    if (k_ > 0) {
+        if (!was_probe) backoff_ = 0;  // drafting pays again: forget the back-off
+        return;
+    }
+    if (was_probe || backoff_ == 0) {  // drafting (still) does not pay: wait longer before the next probe
+        backoff_ = backoff_ ? std::min(2 * backoff_, kProbeMax) : kProbeFirst;
+        rounds_at_zero_ = 0;
+    }
+    if (++rounds_at_zero_ >= backoff_) {  // acceptance is only learnt while drafting: probe with k = 1
         rounds_at_zero_ = 0;
         k_ = 1;
+        probe_ = true;
     }
 }
 

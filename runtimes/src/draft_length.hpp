@@ -11,7 +11,8 @@
 // (on a CPU without int8 dot products a 5-token call costs ~2.5 decode steps, on a GPU about
 // one), and the curve is kept per pipeline so later generations start from it. k = 0 is plain
 // decoding: when drafting does not pay on this device and text, the controller stops drafting
-// and probes again every few rounds.
+// and probes with k = 1 after 8 plain rounds, then after 16, 32, ... 128 while probes keep
+// finding that drafting does not pay.
 //
 // Unmeasured lengths are estimated from the measured ones: linear between them, and optimistic
 // outside (flat beyond the largest, proportional below the smallest), so an unmeasured length
@@ -50,7 +51,9 @@ private:
     CallCosts *costs_;
     double acc_ = 0, rej_ = 0;  // decayed counts of accepted tokens and of rejections
     double draft_ms_ = 0;       // per drafted token, averaged; 0 = not measured yet
-    int rounds_at_zero_ = 0;
+    int rounds_at_zero_ = 0;  // plain rounds since drafting stopped or last probed
+    int backoff_ = 0;         // plain rounds between probes at k = 0 (0: drafting pays)
+    bool probe_ = false;      // the current k = 1 is a probe
 };
 
 }  // namespace es

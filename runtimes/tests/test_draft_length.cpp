@@ -72,7 +72,8 @@ int main() {
         simulate(c, 0.5, 2.0, tv, 400, 2, visits);
         CHECK(best_k(0.5, 2.0, tv, k_max) == 0, "scenario 2 is meant to have optimum 0");
         CHECK(visits[0] > 300, "compute-bound: only %d of 400 rounds at k=0", visits[0]);
-        CHECK(visits[1] > 10, "k=0 must still probe with k=1 now and then (%d probes)", visits[1]);
+        CHECK(visits[1] >= 3, "k=0 must still probe with k=1 now and then (%d probes)", visits[1]);
+        CHECK(visits[1] <= 8, "probes must back off while drafting does not pay (%d probes in 400 rounds)", visits[1]);
     }
     // 3. A CPU-like curve (each extra token ~40% of a decode step) at several acceptance levels.
     for (double a : {0.3, 0.6, 0.8, 0.9}) {

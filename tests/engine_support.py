@@ -47,3 +47,15 @@ def pipeline(bundle: Path, draft: str | None = "draft", **kw):
     if key not in _pipes:
         _pipes[key] = Pipeline.load(bundle, draft=draft, precision="f32", kv_precision="f32", **kw)
     return _pipes[key]
+
+
+def engine_ready() -> bool:
+    """The native library loads and the exporter imports (what engine tests on exported bundles need)."""
+    try:
+        from edgespec import _native
+        from edgespec.export import api  # noqa: F401
+
+        _native.lib().es_pipeline_load  # noqa: B018
+        return True
+    except Exception:
+        return False

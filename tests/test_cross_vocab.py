@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from engine_support import engine_bundle, pipeline
+
+from engine_support import engine_bundle, engine_ready, pipeline
 
 TEXT = ('def fib(n):\n    """Return the n-th Fibonacci number (café, Grüße, 世界 🙂)."""\n'
         '    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n')
@@ -31,18 +32,7 @@ OTHER_PROMPTS = ("import os\nclass Walker:\n    def __init__(self, root):",
                  "s = 'Grüße, 世界'  # café 🙂 — naïve")
 
 
-def _engine_ready() -> bool:
-    try:
-        from edgespec import _native
-        from edgespec.export import api  # noqa: F401
-
-        _native.lib().es_pipeline_load  # noqa: B018
-        return True
-    except Exception:
-        return False
-
-
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not _engine_ready(), reason="native engine or exporter not built")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not engine_ready(), reason="native engine or exporter not built")]
 
 
 def memorize(src: Path, out: Path, text: str = TEXT, steps: int = 400) -> Path:

@@ -11,19 +11,10 @@ import sys
 
 import pytest
 
-
-def _engine_ready() -> bool:
-    try:
-        from edgespec import _native
-        from edgespec.export import api  # noqa: F401
-
-        _native.lib().es_pipeline_load  # noqa: B018
-        return True
-    except Exception:
-        return False
+from engine_support import engine_ready
 
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not _engine_ready(), reason="native engine or exporter not built")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not engine_ready(), reason="native engine or exporter not built")]
 
 
 @pytest.fixture(scope="module")

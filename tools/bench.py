@@ -19,6 +19,8 @@ Configurations (``--configs`` takes comma-separated glob patterns over these nam
   genai_ar           OpenVINO GenAI LLMPipeline, default backend (paged attention on CPU)
   genai_ar_sdpa      OpenVINO GenAI LLMPipeline, ATTENTION_BACKEND=SDPA (stateful)
   genai_spec_k{K}    GenAI draft_model speculative decoding, num_assistant_tokens=K
+  genai_spec_conf    GenAI draft_model with assistant_confidence_threshold=--conf-threshold (its
+                     dynamic draft length; the peer of es_spec_adaptive)
   genai_ngram        GenAI prompt_lookup=True (num_assistant_tokens=--ngram-k, max_ngram_size)
   hf_ar, hf_spec_k{K}, hf_ngram   transformers on PyTorch CPU (only with --hf-target/--hf-draft)
 
@@ -71,17 +73,19 @@ class Config:
 
     def gen_cfg(self, a) -> dict:
         return {"policy": self.policy, "k": self.k, "max_new_tokens": a.max_new_tokens,
-                "ngram_size": a.ngram_size, "ignore_eos": a.ignore_eos, "k_max": a.k_max}
+                "ngram_size": a.ngram_size, "ignore_eos": a.ignore_eos, "k_max": a.k_max,
+                "conf_threshold": a.conf_threshold}
 
 
 def all_configs(ks: list[int], ngram_k: int, hf: bool, hf_draft: bool) -> list[Config]:
     c = [Config("es_ar", "edgespec", "edgespec", "ar", peer="genai_ar")]
     c += [Config(f"es_spec_k{k}", "edgespec", "edgespec", "draft", k, peer=f"genai_spec_k{k}") for k in ks]
-    c += [Config("es_spec_adaptive", "edgespec", "edgespec", "draft", None),
+    c += [Config("es_spec_adaptive", "edgespec", "edgespec", "draft", None, peer="genai_spec_conf"),
           Config("es_ngram", "edgespec", "edgespec", "ngram", ngram_k, peer="genai_ngram"),
           Config("genai_ar", "genai", "genai_ar", "ar"),
           Config("genai_ar_sdpa", "genai", "genai_ar_sdpa", "ar")]
     c += [Config(f"genai_spec_k{k}", "genai", "genai_draft", "draft", k) for k in ks]
+    c += [Config("genai_spec_conf", "genai", "genai_draft", "draft", None)]
     c += [Config("genai_ngram", "genai", "genai_ngram", "ngram", ngram_k)]
     if hf:
         c += [Config("hf_ar", "hf", "hf", "ar"), Config("hf_ngram", "hf", "hf", "ngram", ngram_k)]
@@ -364,7 +368,8 @@ def comparisons(res: dict[str, dict]) -> dict:
         x, y = res.get(a, {}).get(key), res.get(b, {}).get(key)
         return x / y if x and y else None
 
-    pairs = [("es_ar", "genai_ar"), ("es_ar", "genai_ar_sdpa"), ("es_ngram", "genai_ngram")]
+    pairs = [("es_ar", "genai_ar"), ("es_ar", "genai_ar_sdpa"), ("es_ngram", "genai_ngram"),
+             ("es_spec_adaptive", "genai_spec_conf")]
     pairs += [(n, "genai_spec_k" + n[len("es_spec_k"):]) for n in res if n.startswith("es_spec_k")]
     out: dict[str, Any] = {}
     for x, y in pairs:
@@ -472,6 +477,8 @@ def parse_args(argv=None):
     ap.add_argument("--ov-config", default=None, help="JSON of extra OpenVINO properties (GenAI and cost probes only)")
     ap.add_argument("--k", default="2,4", help="fixed draft lengths, comma-separated")
     ap.add_argument("--k-max", type=int, default=None, help="upper bound of adaptive k (edgespec; default: its own)")
+    ap.add_argument("--conf-threshold", type=float, default=0.4,
+                    help="GenAI's assistant_confidence_threshold for genai_spec_conf (transformers' default 0.4)")
     ap.add_argument("--ngram-k", type=int, default=4)
     ap.add_argument("--ngram-size", type=int, default=3)
     ap.add_argument("--draft", default=None, help="drafter name in the bundle (default: the first same-vocab one)")

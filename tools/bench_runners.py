@@ -107,7 +107,9 @@ class GenAIRunner:
         c.do_sample = False
         if hasattr(c, "apply_chat_template"):
             c.apply_chat_template = False  # raw completion on both sides
-        if self.mode == "draft":
+        if self.mode == "draft" and cfg.get("k") is None:
+            c.assistant_confidence_threshold = float(cfg.get("conf_threshold", 0.4))
+        elif self.mode == "draft":
             c.num_assistant_tokens = int(cfg["k"])
         elif self.mode == "ngram":
             c.num_assistant_tokens = int(cfg["k"])

@@ -151,8 +151,10 @@ typedef struct es_generation_config {
     int32_t max_new_tokens;      /* >= 1 (default 128) */
     es_policy policy;            /* default ES_POLICY_AUTO */
     int32_t k;                   /* draft tokens per round: 1..ES_MAX_DRAFT fixed, -1 = adaptive (default -1): each round
-                                    drafts the k in 0..k_max with the most expected tokens per ms, from the acceptance
-                                    history and the target-call costs the pipeline has measured (0 = a plain step) */
+                                    verifies the number of drafted tokens (0..k_max; 0 = a plain step) with the most
+                                    expected tokens per ms, from the target-call costs the pipeline has measured and
+                                    either the drafter's calibrated confidence in each token (drafter models) or the
+                                    acceptance history (n-gram, cross-vocabulary) */
     int32_t k_max;               /* upper bound of adaptive k, 1..ES_MAX_DRAFT (default 8) */
     float temperature;           /* 0 = greedy (default); > 0 = sampling */
     int32_t top_k;               /* sampling: keep the k most likely tokens; 0 = all (default) */
@@ -206,7 +208,7 @@ typedef struct es_stats {
     double acceptance_rate;
     double mean_accepted;
     int64_t kv_compactions;      /* times dead KV slots were compacted away (all models) */
-    int32_t final_k;             /* the draft length in use at the end (adaptive k moves it; 0 = drafting paused) */
+    int32_t final_k;             /* the draft length of the last round (adaptive k moves it; 0 = a plain step) */
     es_finish_reason finish_reason;
     int64_t accepted_hist[ES_MAX_DRAFT + 1];
 } es_stats;

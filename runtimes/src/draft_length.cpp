@@ -10,7 +10,31 @@ constexpr double kCostWeight = 0.3;  // weight of a new measurement in the cost 
 constexpr double kDecay = 0.9;       // per round, of the acceptance counts (~10 rounds of memory)
 constexpr int kProbeFirst = 8;       // rounds at k = 0 before a drafting round probes again,
 constexpr int kProbeMax = 128;       // doubling after every probe that finds drafting still does not pay
+constexpr double kPrior = 2.0;       // weight, in tokens, of the calibration prior f(c) = c
+constexpr double kExplore = 0.5;     // optimism of a bin with few tests: + kExplore / sqrt(tests + 1)
+constexpr double kBinCap = 256.0;    // a bin's counts are halved beyond this, so it keeps learning
+constexpr double kRateWeight = 0.1;  // weight of a round in the running rate
 }  // namespace
+
+double Calibration::f(float c) const {
+    const double x = std::min(1.0, std::max(0.0, static_cast<double>(c)));
+    const int b = std::min(kBins - 1, static_cast<int>(x * kBins));
+    // Optimistic while a bin has few tests, so that an underconfident drafter gets tested (and
+    // learnt) instead of never being verified.
+    const double mean = (accepted[b] + kPrior * x) / (tested[b] + kPrior);
+    return std::min(1.0, mean + kExplore / std::sqrt(tested[b] + 1.0));
+}
+
+void Calibration::record(float c, bool was_accepted) {
+    const double x = std::min(1.0, std::max(0.0, static_cast<double>(c)));
+    const int b = std::min(kBins - 1, static_cast<int>(x * kBins));
+    accepted[b] += was_accepted ? 1 : 0;
+    tested[b] += 1;
+    if (tested[b] > kBinCap) {
+        accepted[b] *= 0.5;
+        tested[b] *= 0.5;
+    }
+}
 
 void CallCosts::record_verify(size_t n, double ms) {
     if (n == 0 || !(ms > 0)) return;
@@ -58,18 +82,74 @@ int DraftLengthController::choose() const {
     return best;
 }
 
-void DraftLengthController::update(int proposed, int accepted, double draft_ms, double verify_ms) {
+void DraftLengthController::use_confidence() {
+    if (!adaptive_ || !costs_) return;  // fixed k stays fixed; without costs there is nothing to weigh
+    confident_ = true;
+    k_ = k_max_;
+}
+
+double DraftLengthController::lambda() const {
+    const double v1 = costs_ ? costs_->verify(1) : 0;
+    const double plain = v1 > 0 ? 1.0 / v1 : 0;
+    return std::max(plain, costs_ ? costs_->rate : 0.0);
+}
+
+bool DraftLengthController::draft_pays() const {
+    if (!(draft_ms_ > 0) || !(costs_->verify(1) > 0)) return true;  // not measured yet: try
+    const double extra = draft_ms_ + std::max(0.0, costs_->verify(2) - costs_->verify(1));
+    return 1.0 > lambda() * extra;
+}
+
+bool DraftLengthController::more(const std::vector<float> &conf) const {
+    if (!confident_) return static_cast<int>(conf.size()) < k_;
+    const size_t n = conf.size();
+    if (static_cast<int>(n) >= k_max_) return false;
+    double all = 1;  // P_n: all n drafted tokens accepted
+    for (float c : conf) all *= costs_->calibration.f(c);
+    // Token n + 1 adds at most P_n expected tokens; it costs a draft call and a longer verify.
+    const double extra = std::max(0.0, costs_->verify(n + 2) - costs_->verify(n + 1)) + draft_ms_;
+    return all > lambda() * extra;
+}
+
+int DraftLengthController::select(const std::vector<float> &conf) const {
+    const int n = static_cast<int>(conf.size());
+    if (!confident_) return std::min(n, k_);
+    const double lam = lambda();
+    int best = 0;
+    double all = 1, expected = 1, best_value = expected - lam * costs_->verify(1);
+    for (int j = 1; j <= n; ++j) {
+        all *= costs_->calibration.f(conf[static_cast<size_t>(j - 1)]);
+        expected += all;
+        const double value = expected - lam * costs_->verify(static_cast<size_t>(j) + 1);
+        if (value > best_value + 1e-12) best_value = value, best = j;
+    }
+    return best;
+}
+
+void DraftLengthController::update(int proposed, int accepted, double draft_ms, double verify_ms,
+                                   const std::vector<float> *conf) {
     if (costs_) costs_->record_verify(static_cast<size_t>(proposed) + 1, verify_ms);
-    if (proposed > 0 && draft_ms >= 0) {
-        const double per = draft_ms / proposed;
+    // Confidence mode drafts more than it proposes: the cost is per drafted token.
+    const int drafted = conf && !conf->empty() ? static_cast<int>(conf->size()) : proposed;
+    if (drafted > 0 && draft_ms >= 0) {
+        const double per = draft_ms / drafted;
         draft_ms_ = draft_ms_ > 0 ? (1 - kCostWeight) * draft_ms_ + kCostWeight * per : per;
     }
+    if (costs_ && conf && !conf->empty()) {
+        // Token i was tested only if every token before it was accepted.
+        for (int i = 0; i < proposed && i <= accepted && i < static_cast<int>(conf->size()); ++i)
+            costs_->calibration.record((*conf)[static_cast<size_t>(i)], i < accepted);
+    }
+    if (costs_ && draft_ms + verify_ms > 0) {
+        const double r = (accepted + 1) / (draft_ms + verify_ms);
+        costs_->rate = costs_->rate > 0 ? (1 - kRateWeight) * costs_->rate + kRateWeight * r : r;
+    }
     if (!adaptive_) return;
-    if (proposed > 0) {
+    if (proposed > 0 && !confident_) {
         acc_ = kDecay * acc_ + accepted;
         rej_ = kDecay * rej_ + (accepted < proposed ? 1 : 0);
     }
-    if (!costs_) {
+    if (!confident_ && !costs_) {
         // Without costs: everything accepted, draft further; less than half, draft less.
         if (proposed == 0) return;
         if (accepted == proposed) k_ = std::min(k_ + 1, k_max_);
@@ -78,7 +158,9 @@ void DraftLengthController::update(int proposed, int accepted, double draft_ms, 
     }
     const bool was_probe = probe_;
     probe_ = false;
-    k_ = choose();
+    // Confidence mode drafts up to k_max while a sure token could pay for its draft call and its
+    // longer verify (a drafter as dear as the target cannot); otherwise the history decides.
+    k_ = confident_ ? (draft_pays() ? k_max_ : 0) : choose();
     if (k_ > 0) {
         if (!was_probe) backoff_ = 0;  // drafting pays again: forget the back-off
         return;

@@ -17,6 +17,25 @@
 // Unmeasured lengths are estimated from the measured ones: linear between them, and optimistic
 // outside (flat beyond the largest, proportional below the smallest), so an unmeasured length
 // gets tried once and from then on costs what it measured.
+//
+// With a drafter that reports its confidence (DraftModelPolicy: its probability of each token it
+// drafts), adaptive k decides per round and per token instead of from the average acceptance:
+//
+//   * a Calibration learns f(c), how often a drafted token of confidence c is accepted (given the
+//     tokens before it were), per pipeline, starting from f(c) = c and optimistic while it has
+//     few tests (so an underconfident drafter still gets verified, and learnt);
+//   * the drafter keeps drafting while the next token can still pay: P_j = f(c_1)...f(c_j), the
+//     chance that all j drafted tokens are accepted, bounds what token j + 1 can add, and it
+//     costs t_draft + t_verify(j + 2) - t_verify(j + 1);
+//   * of what was drafted, the round verifies the prefix j that maximises E(j) - lambda * t_verify(j + 1),
+//     E(j) = 1 + P_1 + ... + P_j, lambda = tokens per ms the generation gets otherwise (its
+//     running rate, at least plain decoding's 1 / t_verify(1)): the renewal-reward rule for the
+//     most tokens per second.
+//
+// So a round with an unsure drafter verifies nothing extra (plain decoding at the price of one
+// draft call) and a sure run of tokens is verified in full. Only a drafter so dear that even a
+// sure token cannot pay for its draft call and longer verify stops drafting (k = 0, with the
+// probes above).
 #pragma once
 #include <cstddef>
 #include <vector>
@@ -25,8 +44,19 @@ namespace es {
 
 // Measured cost of a target call by number of tokens (ms, exponentially averaged). Lives as long
 // as the pipeline (the cost of a drafted token depends on the policy: each generation measures it).
+// How often drafted tokens are accepted, by the drafter's confidence in them.
+struct Calibration {
+    static constexpr int kBins = 10;
+    double accepted[kBins] = {}, tested[kBins] = {};
+    // Estimated acceptance probability of a drafted token of confidence c (in [0, 1]).
+    double f(float c) const;
+    void record(float c, bool was_accepted);
+};
+
 struct CallCosts {
     std::vector<double> verify_ms;  // index n: a call over n tokens; 0 = not measured yet
+    Calibration calibration;        // of the pipeline's drafter (used when it reports confidences)
+    double rate = 0;                // tokens per ms of recent rounds (0 = none yet)
     void record_verify(size_t n, double ms);
     // Estimated cost of a call over n tokens (n >= 1); 0 when nothing was measured.
     double verify(size_t n) const;
@@ -38,15 +68,27 @@ public:
     // adaptive k uses only the acceptance history).
     DraftLengthController(int k, int k_max, CallCosts *costs = nullptr);
     int k() const { return k_; }
-    // After a round: proposed draft tokens, how many the target accepted, and what it cost.
-    void update(int proposed, int accepted, double draft_ms, double verify_ms);
+    // The drafter reports a confidence per drafted token: adaptive k then decides per round from
+    // those (see the top of this file) and k() is the most it may draft.
+    void use_confidence();
+    bool uses_confidence() const { return confident_; }
+    // Confidence mode: should the drafter draft one more token after these?
+    bool more(const std::vector<float> &conf) const;
+    // Confidence mode: how many of the drafted tokens (with these confidences) to verify.
+    int select(const std::vector<float> &conf) const;
+    // After a round: proposed draft tokens, how many the target accepted, what it cost, and the
+    // proposed tokens' confidences (null or empty: none reported).
+    void update(int proposed, int accepted, double draft_ms, double verify_ms, const std::vector<float> *conf = nullptr);
     // Expected tokens per ms of a round drafting k (for tests and stats).
     double rate(int k) const;
     double acceptance() const { return (acc_ + 1.0) / (acc_ + rej_ + 2.0); }
 
 private:
     int choose() const;
+    double lambda() const;  // tokens per ms the generation gets without this round's extra tokens
+    bool draft_pays() const;  // confidence mode: could even a sure drafted token pay?
     bool adaptive_;
+    bool confident_ = false;
     int k_, k_max_;
     CallCosts *costs_;
     double acc_ = 0, rej_ = 0;  // decayed counts of accepted tokens and of rejections

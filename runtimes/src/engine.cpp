@@ -171,10 +171,12 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
 
     // The policy: the loop below never asks which one it is.
     es_policy policy_kind = cfg.policy == ES_POLICY_AUTO ? (p.draft ? ES_POLICY_DRAFT : ES_POLICY_AUTOREGRESSIVE) : cfg.policy;
-    DraftContext dctx{sp, &rng, vocab, cfg.draft_stop_prob};
-    std::unique_ptr<Policy> policy = make_policy(p, policy_kind, dctx);
     DraftLengthController controller(policy_kind == ES_POLICY_AUTOREGRESSIVE ? 1 : cfg.k, cfg.k_max, &p.costs);
+    DraftContext dctx{sp, &rng, vocab, cfg.draft_stop_prob, &controller};
+    std::unique_ptr<Policy> policy = make_policy(p, policy_kind, dctx);
     const bool drafting = policy_kind != ES_POLICY_AUTOREGRESSIVE;
+    if (drafting && policy->confident()) controller.use_confidence();  // adaptive k only
+    int last_k = controller.k();
 
     std::vector<std::string> stops;
     for (size_t i = 0; i < cfg.n_stop; ++i) stops.emplace_back(cfg.stop[i]);
@@ -254,7 +256,16 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
             policy->propose(context, k, proposal);
         }
         st.draft_ms += round_draft_ms;
+        if (controller.uses_confidence()) {
+            // Verify the prefix of the drafted tokens that pays best (maybe none: a plain step).
+            const size_t j = static_cast<size_t>(controller.select(proposal.conf));
+            if (j < proposal.tokens.size()) {
+                proposal.tokens.resize(j);
+                if (!proposal.q.empty()) proposal.q.resize(j * vocab);
+            }
+        }
         const size_t m = proposal.tokens.size();
+        last_k = static_cast<int>(m);
         st.drafted += static_cast<int64_t>(m);
 
         // 2. verify: one target call over [last committed token, proposals] -> m + 1 rows.
@@ -295,7 +306,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
         if (bonus < 0) bonus = pick(rows + m * vocab, vocab, sp, rng, p_rows);  // all accepted: the bonus row
         st.accepted += static_cast<int64_t>(n_acc);
         ++st.accepted_hist[n_acc];
-        controller.update(static_cast<int>(m), static_cast<int>(n_acc), round_draft_ms, round_verify_ms);
+        controller.update(static_cast<int>(m), static_cast<int>(n_acc), round_draft_ms, round_verify_ms, &proposal.conf);
 
         // 4. rollback: the target keeps the last token and the accepted proposals.
         target.rollback(n_past + 1 + n_acc);
@@ -312,7 +323,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
     st.total_ms = ms_since(t_start);
     st.generated_tokens = static_cast<int64_t>(out.tokens.size());
     st.finish_reason = reason;
-    st.final_k = drafting ? controller.k() : 0;
+    st.final_k = !drafting ? 0 : controller.uses_confidence() ? last_k : controller.k();
     st.tpot_ms = st.generated_tokens > 1 ? (st.total_ms - st.ttft_ms) / static_cast<double>(st.generated_tokens - 1) : 0.0;
     st.tokens_per_s = st.total_ms > 0 ? static_cast<double>(st.generated_tokens) * 1000.0 / st.total_ms : 0.0;
     st.other_ms = std::max(0.0, st.total_ms - st.verify_ms - st.draft_ms - st.tokenize_ms - st.callback_ms);

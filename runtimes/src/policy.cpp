@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "draft_length.hpp"
+
 namespace es {
 
 namespace {
@@ -37,14 +39,19 @@ public:
         const float *logits = draft_.forward(draft_ids(context.data() + keep, context.size() - keep), context.size() - keep, 1);
         fed_.insert(fed_.end(), context.begin() + keep, context.end());
         const size_t dv = draft_.vocab(), tv = ctx_.target_vocab;
+        const bool confident = ctx_.length && ctx_.length->uses_confidence();
         for (int i = 0; i < k; ++i) {
-            if (ctx_.stop_prob > 0.f && i > 0 && top1_prob(logits, dv) < ctx_.stop_prob) break;
+            if (confident && i > 0 && !ctx_.length->more(out.conf)) break;
+            const float top1 = confident || ctx_.stop_prob > 0.f ? top1_prob(logits, dv) : 1.f;
+            if (ctx_.stop_prob > 0.f && i > 0 && top1 < ctx_.stop_prob) break;
             int64_t d;
             if (ctx_.sampling.greedy()) {
                 d = argmax(logits, dv);
+                if (confident) out.conf.push_back(top1);
             } else {
                 sampling_probs(logits, dv, ctx_.sampling, probs_);
                 d = sample(probs_.data(), dv, *ctx_.rng);
+                if (confident) out.conf.push_back(probs_[static_cast<size_t>(d)]);
                 // q in the target vocabulary: identical row, or scattered through the id map.
                 size_t base = out.q.size();
                 out.q.resize(base + tv, 0.f);
@@ -65,6 +72,7 @@ public:
 
     void accept(size_t, const std::vector<int64_t> &) override {}
     int64_t compactions() const override { return draft_.compactions(); }
+    bool confident() const override { return true; }
 
 private:
     // Target ids as the drafter reads them: unchanged, or through a trimmed drafter's input map.

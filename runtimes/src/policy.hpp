@@ -30,18 +30,26 @@ struct Proposal {
     // Dense target-vocabulary rows q_i the tokens were drawn from: tokens.size() * vocab floats.
     // Empty = a deterministic proposer (q_i is one-hot at tokens[i]).
     std::vector<float> q;
+    // The drafter's probability of each token it drafted (a policy that reports confidence); may
+    // run longer than tokens when the loop verifies only a prefix of what was drafted.
+    std::vector<float> conf;
     void clear() {
         tokens.clear();
         q.clear();
+        conf.clear();
     }
 };
 
 // What a policy may read during a generation (owned by the loop, outlives the policy).
+class DraftLengthController;
+
 struct DraftContext {
     SamplingParams sampling;
     Rng *rng = nullptr;
     size_t target_vocab = 0;
     float stop_prob = 0.f;  // draft stops early when its top-1 probability falls below this
+    // Adaptive k with confidences: asked after each drafted token whether to draft another.
+    const DraftLengthController *length = nullptr;
 };
 
 class Policy {
@@ -55,6 +63,8 @@ public:
     virtual void accept(size_t n_accepted, const std::vector<int64_t> &emitted) = 0;
     // Times a draft cache was compacted (stats).
     virtual int64_t compactions() const { return 0; }
+    // Whether propose() fills Proposal::conf (then adaptive k decides per token from it).
+    virtual bool confident() const { return false; }
 };
 
 std::unique_ptr<Policy> make_null_policy();

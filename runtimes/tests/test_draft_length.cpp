@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <functional>
 #include <random>
+#include <vector>
 
 #include "draft_length.hpp"
 
@@ -113,6 +114,131 @@ int main() {
         CHECK(std::abs(costs.verify(2) - 20) < 1e-9 && std::abs(costs.verify(4) - 40) < 1e-9, "interpolation");
         CHECK(std::abs(costs.verify(9) - 60) < 1e-9, "beyond the largest: flat");
         CHECK(std::abs(costs.verify(1) - 10) < 1e-9, "below the smallest: proportional");
+    }
+    // 7-9. Confidence mode: the drafter reports its probability of each token. Per round it drafts
+    //      while the next token can pay and verifies the best prefix, decided token by token.
+    auto cpu = [](int n) { return 60.0 * (1 + 0.4 * (n - 1)); };  // one more token: +40% of a step
+    {
+        CallCosts costs;
+        for (int n = 1; n <= k_max + 1; ++n) costs.record_verify(n, cpu(n));
+        // A well-tested, calibrated drafter: f(c) = c in every bin.
+        for (int b = 0; b < es::Calibration::kBins; ++b) {
+            const float mid = (b + 0.5f) / es::Calibration::kBins;
+            for (int i = 0; i < 200; ++i) costs.calibration.record(mid, i < static_cast<int>(200 * mid));
+        }
+        DraftLengthController c(-1, k_max, &costs);
+        c.use_confidence();
+        CHECK(c.uses_confidence() && c.k() == k_max, "confidence mode drafts up to k_max (k=%d)", c.k());
+        // f(c) ~ c: a token pays when f > 0.4 (its share of a decode step).
+        CHECK(c.select({0.3f}) == 0, "an unsure token (0.3) is not worth verifying on this curve");
+        CHECK(c.select({0.9f, 0.9f, 0.9f}) == 3, "three sure tokens are all verified (got %d)", c.select({0.9f, 0.9f, 0.9f}));
+        CHECK(c.select({0.95f, 0.95f, 0.1f, 0.99f}) == 2, "verification stops before the unsure third token (got %d)",
+              c.select({0.95f, 0.95f, 0.1f, 0.99f}));
+        CHECK(c.more({0.95f, 0.95f}), "drafting goes on after two sure tokens");
+        CHECK(!c.more({0.2f}), "drafting stops after a token that makes the rest unlikely");
+        CHECK(!c.more(std::vector<float>(k_max, 0.99f)), "drafting stops at k_max");
+    }
+    {
+        // Flat verify costs (a GPU): everything drafted is verified, even unsure tokens.
+        CallCosts costs;
+        for (int n = 1; n <= k_max + 1; ++n) costs.record_verify(n, 20.0);
+        DraftLengthController c(-1, k_max, &costs);
+        c.use_confidence();
+        CHECK(c.select({0.3f, 0.3f}) == 2, "flat costs: unsure tokens are still free to verify");
+    }
+    {
+        // An overconfident drafter (says 0.95, is right 20% of the time): the calibration learns
+        // it and the rounds stop verifying its tokens.
+        CallCosts costs;
+        for (int n = 1; n <= k_max + 1; ++n) costs.record_verify(n, cpu(n));
+        DraftLengthController c(-1, k_max, &costs);
+        c.use_confidence();
+        std::mt19937 rng(7);
+        std::uniform_real_distribution<double> u(0, 1);
+        int verified_late = 0;
+        for (int r = 0; r < 300; ++r) {
+            std::vector<float> conf;
+            do conf.push_back(0.95f); while (c.more(conf));
+            int j = c.select(conf), acc = 0;
+            while (acc < j && u(rng) < 0.2) ++acc;
+            if (r >= 200) verified_late += j;
+            c.update(j, acc, 1.5 * conf.size(), cpu(j + 1), &conf);
+        }
+        CHECK(costs.calibration.f(0.95f) < 0.5, "calibration of an overconfident drafter: f(0.95) = %.2f", costs.calibration.f(0.95f));
+        CHECK(verified_late <= 5, "after calibration, tokens of an overconfident drafter are not verified (%d in 100 rounds)", verified_late);
+    }
+    {
+        // An underconfident drafter (says 0.02, is right 95% of the time): optimism while the
+        // calibration has few tests gets its tokens verified, and then they keep being verified.
+        CallCosts costs;
+        for (int n = 1; n <= k_max + 1; ++n) costs.record_verify(n, cpu(n));
+        DraftLengthController c(-1, k_max, &costs);
+        c.use_confidence();
+        std::mt19937 rng(9);
+        std::uniform_real_distribution<double> u(0, 1);
+        int verified_late = 0;
+        for (int r = 0; r < 300; ++r) {
+            std::vector<float> conf;
+            do conf.push_back(0.02f); while (c.more(conf));
+            int j = c.select(conf), acc = 0;
+            while (acc < j && u(rng) < 0.95) ++acc;
+            if (r >= 200) verified_late += j;
+            c.update(j, acc, 1.5 * conf.size(), cpu(j + 1), &conf);
+        }
+        CHECK(costs.calibration.f(0.02f) > 0.8, "calibration of an underconfident drafter: f(0.02) = %.2f", costs.calibration.f(0.02f));
+        CHECK(verified_late >= 300, "an underconfident but right drafter gets its tokens verified (%d in 100 rounds)", verified_late);
+    }
+    {
+        // A drafter as dear as the target (the target drafting for itself on a CPU): even a sure
+        // token cannot pay for its draft call, so drafting stops (k = 0) apart from rare probes.
+        CallCosts costs;
+        DraftLengthController c(-1, k_max, &costs);
+        c.use_confidence();
+        int rounds_drafting = 0;
+        for (int r = 0; r < 400; ++r) {
+            std::vector<float> conf;
+            if (c.k() > 0) do conf.push_back(0.99f); while (static_cast<int>(conf.size()) < c.k() && c.more(conf));
+            const int j = conf.empty() ? 0 : c.select(conf);
+            rounds_drafting += conf.empty() ? 0 : 1;
+            c.update(j, j, 60.0 * conf.size(), cpu(j + 1), &conf);
+        }
+        CHECK(rounds_drafting <= 20, "a drafter as dear as the target still drafts in %d of 400 rounds", rounds_drafting);
+    }
+    {
+        // The point of it: with confidences that vary token by token (uniform, calibrated), deciding
+        // per token yields more tokens per ms than the best fixed k on the same draws.
+        const int rounds = 3000;
+        std::mt19937 rng(8);
+        std::uniform_real_distribution<double> u(0, 1);
+        std::vector<std::vector<double>> conf_draw(rounds, std::vector<double>(k_max)), hit(rounds, std::vector<double>(k_max));
+        for (int r = 0; r < rounds; ++r)
+            for (int i = 0; i < k_max; ++i) conf_draw[r][i] = u(rng), hit[r][i] = u(rng);
+        auto accepted = [&](int r, int j) {
+            int a = 0;
+            while (a < j && hit[r][a] < conf_draw[r][a]) ++a;
+            return a;
+        };
+        const double t_draft = 1.5;
+        double best_fixed = 0;
+        for (int k = 0; k <= k_max; ++k) {
+            double tokens = 0, ms = 0;
+            for (int r = 0; r < rounds; ++r) tokens += accepted(r, k) + 1, ms += k * t_draft + cpu(k + 1);
+            best_fixed = std::max(best_fixed, tokens / ms);
+        }
+        CallCosts costs;
+        DraftLengthController c(-1, k_max, &costs);
+        c.use_confidence();
+        double tokens = 0, ms = 0;
+        for (int r = 0; r < rounds; ++r) {
+            std::vector<float> conf;
+            do conf.push_back(static_cast<float>(conf_draw[r][conf.size()])); while (c.more(conf));
+            const int j = c.select(conf), a = accepted(r, j);
+            const double cost = t_draft * conf.size() + cpu(j + 1);
+            tokens += a + 1, ms += cost;
+            c.update(j, a, t_draft * conf.size(), cpu(j + 1), &conf);
+        }
+        CHECK(tokens / ms > 1.05 * best_fixed, "confidence mode: %.4f tokens/ms vs best fixed k %.4f", tokens / ms, best_fixed);
+        std::printf("confidence mode %.4f tokens/ms, best fixed k %.4f\n", tokens / ms, best_fixed);
     }
     std::printf(failures ? "%d failure(s)\n" : "all draft-length checks passed\n", failures);
     return failures ? 1 : 0;

@@ -109,7 +109,7 @@ def register_demo(cli: click.Group) -> None:
     @cli.command()
     @click.option("--prompt", default=None, help="Code to complete (default: a held-out standard-library function).")
     @click.option("--max-new-tokens", type=int, default=128, show_default=True)
-    @click.option("--k", default="4", show_default=True, help="Draft length: 1..32 or 'auto'.")
+    @click.option("--k", default="auto", show_default=True, help="Draft length: 1..32 (fixed) or 'auto' (adaptive).")
     @click.option("--no-baseline", is_flag=True, help="Skip plain decoding (no speedup figure).")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text and a table.")
     @click.option("--device", default="CPU", show_default=True)

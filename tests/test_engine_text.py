@@ -81,9 +81,16 @@ def test_streamed_deltas_concatenate_to_the_text_and_never_split_a_character(pip
 
 
 def test_same_seed_same_sample_and_greedy_ignores_the_seed(pipe):
-    a = pipe.generate(PROMPTS[0], max_new_tokens=20, temperature=0.9, top_k=40, top_p=0.95, seed=7)
-    b = pipe.generate(PROMPTS[0], max_new_tokens=20, temperature=0.9, top_k=40, top_p=0.95, seed=7)
-    assert a.tokens == b.tokens
+    """With adaptive k (the default) the schedule must not come from timings or from what other
+    generations taught the pipeline: greedy runs in between change the pipeline's learnt costs."""
+    cfg = dict(max_new_tokens=40, temperature=0.9, top_k=40, top_p=0.95, seed=7, ignore_eos=True)
+    for policy in ("draft", "ngram"):
+        a = pipe.generate(PROMPTS[0], policy=policy, **cfg)
+        pipe.generate(PROMPTS[1], max_new_tokens=24, policy=policy, k=1)
+        pipe.generate(PROMPTS[2], max_new_tokens=24, policy=policy)
+        b = pipe.generate(PROMPTS[0], policy=policy, **cfg)
+        assert a.tokens == b.tokens, policy
+        assert pipe.generate(PROMPTS[0], policy=policy, **{**cfg, "seed": 8}).tokens != a.tokens, policy
     assert pipe.generate(PROMPTS[0], max_new_tokens=10, seed=1).tokens == pipe.generate(PROMPTS[0], max_new_tokens=10, seed=2).tokens
 
 

@@ -154,12 +154,16 @@ typedef struct es_generation_config {
                                     verifies the number of drafted tokens (0..k_max; 0 = a plain step) with the most
                                     expected tokens per ms, from the target-call costs the pipeline has measured and
                                     either the drafter's calibrated confidence in each token (drafter models) or the
-                                    acceptance history (n-gram, cross-vocabulary) */
+                                    acceptance history (n-gram, cross-vocabulary). Sampling (temperature > 0)
+                                    never schedules from timings, so a seed reproduces its sample: k moves from
+                                    the generation's own acceptance history (+1 after a round accepted in full,
+                                    -1 after one that accepted less than half) */
     int32_t k_max;               /* upper bound of adaptive k, 1..ES_MAX_DRAFT (default 8) */
     float temperature;           /* 0 = greedy (default); > 0 = sampling */
     int32_t top_k;               /* sampling: keep the k most likely tokens; 0 = all (default) */
     float top_p;                 /* sampling: nucleus mass in (0, 1] (default 1) */
-    uint64_t seed;               /* sampling RNG seed (default 0); same seed, same output */
+    uint64_t seed;               /* sampling RNG seed (default 0); same seed and settings, same output
+                                    (on the same device and precision) */
     int32_t ignore_eos;          /* nonzero: do not stop at EOS tokens */
     float draft_stop_prob;       /* a drafter stops a round early when its top-1 probability falls
                                     below this; 0 = never (default) */

@@ -14,6 +14,8 @@ constexpr double kPrior = 2.0;       // weight, in tokens, of the calibration pr
 constexpr double kExplore = 0.5;     // optimism of a bin with few tests: + kExplore / sqrt(tests + 1)
 constexpr double kBinCap = 256.0;    // a bin's counts are halved beyond this, so it keeps learning
 constexpr double kRateWeight = 0.1;  // weight of a round in the running rate
+constexpr double kGainWeight = 0.05;  // weight of a drafting round in the average gain (~20 rounds)
+constexpr int kGainRounds = 8;        // drafting rounds before the average gain may stop drafting
 }  // namespace
 
 double Calibration::f(float c) const {
@@ -41,6 +43,20 @@ void CallCosts::record_verify(size_t n, double ms) {
     if (verify_ms.size() <= n) verify_ms.resize(n + 1, 0.0);
     double &v = verify_ms[n];
     v = v > 0 ? (1 - kCostWeight) * v + kCostWeight * ms : ms;
+}
+
+void CallCosts::record_drafting_gain(double tokens) {
+    const double w = std::max(kGainWeight, 1.0 / ++drafting_rounds);  // a plain mean until ~20 rounds
+    drafting_gain += w * (tokens - drafting_gain);
+    drafting_gain_sq += w * (tokens * tokens - drafting_gain_sq);
+}
+
+bool CallCosts::drafting_loses() const {
+    if (drafting_rounds < kGainRounds) return false;
+    // Rounds gain and lose by whole tokens; only a mean clearly below zero stops drafting.
+    const double n = std::min(static_cast<double>(drafting_rounds), 2.0 / kGainWeight - 1);
+    const double sd = std::sqrt(std::max(0.0, drafting_gain_sq - drafting_gain * drafting_gain));
+    return drafting_gain + sd / std::sqrt(n) < 0;
 }
 
 double CallCosts::verify(size_t n) const {
@@ -85,7 +101,7 @@ int DraftLengthController::choose() const {
 void DraftLengthController::use_confidence() {
     if (!adaptive_ || !costs_) return;  // fixed k stays fixed; without costs there is nothing to weigh
     confident_ = true;
-    k_ = k_max_;
+    k_ = costs_->drafting_loses() ? 0 : k_max_;  // a later generation starts from what was learned
 }
 
 double DraftLengthController::lambda() const {
@@ -140,6 +156,18 @@ void DraftLengthController::update(int proposed, int accepted, double draft_ms, 
         for (int i = 0; i < proposed && i <= accepted && i < static_cast<int>(conf->size()); ++i)
             costs_->calibration.record((*conf)[static_cast<size_t>(i)], i < accepted);
     }
+    if (confident_ && drafted > 0 && costs_->verify(1) > 0) {
+        // What this round was expected to yield beyond plain decoding in the same time, as the
+        // choice was made: the tokens it verified were expected to add P_1 + ... + P_j and cost
+        // a longer verify, and the draft calls cost what they cost. (Expected, not realised: the
+        // realised gain is as noisy as acceptance and charges the calibration's first guesses to
+        // the drafter; the expectation follows the calibration as it learns.)
+        double all = 1, extra = 0;
+        for (int i = 0; i < proposed && i < drafted; ++i) extra += (all *= costs_->calibration.f((*conf)[static_cast<size_t>(i)]));
+        const double v1 = costs_->verify(1);
+        const double longer = proposed > 0 ? std::max(0.0, costs_->verify(static_cast<size_t>(proposed) + 1) - v1) : 0.0;
+        costs_->record_drafting_gain(extra - (longer + std::max(0.0, draft_ms)) / v1);
+    }
     if (costs_ && draft_ms + verify_ms > 0) {
         const double r = (accepted + 1) / (draft_ms + verify_ms);
         costs_->rate = costs_->rate > 0 ? (1 - kRateWeight) * costs_->rate + kRateWeight * r : r;
@@ -159,8 +187,9 @@ void DraftLengthController::update(int proposed, int accepted, double draft_ms, 
     const bool was_probe = probe_;
     probe_ = false;
     // Confidence mode drafts up to k_max while a sure token could pay for its draft call and its
-    // longer verify (a drafter as dear as the target cannot); otherwise the history decides.
-    k_ = confident_ ? (draft_pays() ? k_max_ : 0) : choose();
+    // longer verify (a drafter as dear as the target cannot), and while the rounds that ran the
+    // drafter gain on plain decoding; otherwise the history decides.
+    k_ = confident_ ? (draft_pays() && !costs_->drafting_loses() ? k_max_ : 0) : choose();
     if (k_ > 0) {
         if (!was_probe) backoff_ = 0;  // drafting pays again: forget the back-off
         return;
@@ -169,9 +198,9 @@ void DraftLengthController::update(int proposed, int accepted, double draft_ms, 
         backoff_ = backoff_ ? std::min(2 * backoff_, kProbeMax) : kProbeFirst;
         rounds_at_zero_ = 0;
     }
-    if (++rounds_at_zero_ >= backoff_) {  // acceptance is only learnt while drafting: probe with k = 1
+    if (++rounds_at_zero_ >= backoff_) {  // acceptance is only learnt while drafting: probe
         rounds_at_zero_ = 0;
-        k_ = 1;
+        k_ = confident_ ? k_max_ : 1;  // a confidence-mode round drafts as far as it pays
         probe_ = true;
     }
 }

@@ -33,9 +33,11 @@
 //     most tokens per second.
 //
 // So a round with an unsure drafter verifies nothing extra (plain decoding at the price of one
-// draft call) and a sure run of tokens is verified in full. Only a drafter so dear that even a
-// sure token cannot pay for its draft call and longer verify stops drafting (k = 0, with the
-// probes above).
+// draft call) and a sure run of tokens is verified in full. Drafting stops (k = 0, with the probes
+// above, which draft as far as a normal round) when even a sure token cannot pay for its draft call
+// and longer verify (a drafter as dear as the target), and when the rounds that ran the drafter
+// were, on average, expected to yield fewer tokens than plain decoding would have in their time (a
+// cheap drafter that is seldom sure, or sure and wrong, costs its draft calls and gains nothing).
 #pragma once
 #include <cstddef>
 #include <vector>
@@ -57,6 +59,14 @@ struct CallCosts {
     std::vector<double> verify_ms;  // index n: a call over n tokens; 0 = not measured yet
     Calibration calibration;        // of the pipeline's drafter (used when it reports confidences)
     double rate = 0;                // tokens per ms of recent rounds (0 = none yet)
+    // Confidence mode: what rounds that ran the drafter were expected to gain over plain decoding,
+    // in tokens (expected extra tokens - extra time / t_verify(1)): mean and mean square over the
+    // last ~20 such rounds.
+    double drafting_gain = 0, drafting_gain_sq = 0;
+    int drafting_rounds = 0;
+    void record_drafting_gain(double tokens);
+    // Enough drafting rounds, and their mean gain is below zero by more than its standard error.
+    bool drafting_loses() const;
     void record_verify(size_t n, double ms);
     // Estimated cost of a call over n tokens (n >= 1); 0 when nothing was measured.
     double verify(size_t n) const;
@@ -95,7 +105,7 @@ private:
     double draft_ms_ = 0;       // per drafted token, averaged; 0 = not measured yet
     int rounds_at_zero_ = 0;  // plain rounds since drafting stopped or last probed
     int backoff_ = 0;         // plain rounds between probes at k = 0 (0: drafting pays)
-    bool probe_ = false;      // the current k = 1 is a probe
+    bool probe_ = false;      // the current k = 1 (k_max in confidence mode) is a probe
 };
 
 }  // namespace es

@@ -171,7 +171,12 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
 
     // The policy: the loop below never asks which one it is.
     es_policy policy_kind = cfg.policy == ES_POLICY_AUTO ? (p.draft ? ES_POLICY_DRAFT : ES_POLICY_AUTOREGRESSIVE) : cfg.policy;
-    DraftLengthController controller(policy_kind == ES_POLICY_AUTOREGRESSIVE ? 1 : cfg.k, cfg.k_max, &p.costs);
+    // Greedy output does not depend on the draft schedule, so adaptive k may weigh measured costs.
+    // A sample does (the schedule decides which random numbers decide which token), and the same
+    // seed must give the same output: sampling schedules from its own acceptance history only,
+    // never from the clock or from what earlier generations taught the pipeline.
+    DraftLengthController controller(policy_kind == ES_POLICY_AUTOREGRESSIVE ? 1 : cfg.k, cfg.k_max,
+                                     sp.greedy() ? &p.costs : nullptr);
     DraftContext dctx{sp, &rng, vocab, cfg.draft_stop_prob, &controller};
     std::unique_ptr<Policy> policy = make_policy(p, policy_kind, dctx);
     const bool drafting = policy_kind != ES_POLICY_AUTOREGRESSIVE;

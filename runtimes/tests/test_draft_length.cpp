@@ -205,6 +205,34 @@ int main() {
         CHECK(rounds_drafting <= 20, "a drafter as dear as the target still drafts in %d of 400 rounds", rounds_drafting);
     }
     {
+        // A cheap drafter that is seldom sure (0.3, and right 30% of the time): its tokens are not
+        // worth verifying on this curve, so each round would pay a draft call for nothing. The
+        // rounds that ran it lose on plain decoding, so drafting stops apart from rare probes, and
+        // the next generation starts where this one ended.
+        CallCosts costs;
+        for (int n = 1; n <= k_max + 1; ++n) costs.record_verify(n, cpu(n));
+        for (int i = 0; i < 300; ++i) costs.calibration.record(0.3f, i % 10 < 3);
+        std::mt19937 rng(11);
+        std::uniform_real_distribution<double> u(0, 1);
+        int rounds_drafting = 0;
+        for (int gen = 0; gen < 2; ++gen) {
+            DraftLengthController c(-1, k_max, &costs);
+            c.use_confidence();
+            if (gen == 1) CHECK(c.k() == 0, "a later generation starts without drafting (k=%d)", c.k());
+            for (int r = 0; r < 200; ++r) {
+                std::vector<float> conf;
+                if (c.k() > 0) do conf.push_back(0.3f); while (static_cast<int>(conf.size()) < c.k() && c.more(conf));
+                const int j = conf.empty() ? 0 : c.select(conf);
+                int acc = 0;
+                while (acc < j && u(rng) < 0.3) ++acc;
+                rounds_drafting += conf.empty() ? 0 : 1;
+                c.update(j, acc, 6.0 * conf.size(), cpu(j + 1), &conf);
+            }
+        }
+        CHECK(rounds_drafting <= 30, "a drafter whose tokens are never worth verifying still drafts in %d of 400 rounds",
+              rounds_drafting);
+    }
+    {
         // The point of it: with confidences that vary token by token (uniform, calibrated), deciding
         // per token yields more tokens per ms than the best fixed k on the same draws.
         const int rounds = 3000;
@@ -231,7 +259,9 @@ int main() {
         double tokens = 0, ms = 0;
         for (int r = 0; r < rounds; ++r) {
             std::vector<float> conf;
-            do conf.push_back(static_cast<float>(conf_draw[r][conf.size()])); while (c.more(conf));
+            if (c.k() > 0)  // (a useful drafter must not be stopped)
+                do conf.push_back(static_cast<float>(conf_draw[r][conf.size()]));
+                while (static_cast<int>(conf.size()) < c.k() && c.more(conf));
             const int j = c.select(conf), a = accepted(r, j);
             const double cost = t_draft * conf.size() + cpu(j + 1);
             tokens += a + 1, ms += cost;

@@ -156,7 +156,7 @@ void DraftLengthController::update(int proposed, int accepted, double draft_ms, 
         for (int i = 0; i < proposed && i <= accepted && i < static_cast<int>(conf->size()); ++i)
             costs_->calibration.record((*conf)[static_cast<size_t>(i)], i < accepted);
     }
-    if (confident_ && drafted > 0 && costs_->verify(1) > 0) {
+    if (confident_ && conf && !conf->empty() && costs_->verify(1) > 0) {
         // What this round was expected to yield beyond plain decoding in the same time, as the
         // choice was made: the tokens it verified were expected to add P_1 + ... + P_j and cost
         // a longer verify, and the draft calls cost what they cost. (Expected, not realised: the

@@ -88,3 +88,45 @@ def test_per_call_costs_and_comparisons_are_reported(report):
     cmp_ = s["comparisons"]
     assert cmp_["es_ar_vs_genai_ar"] > 0 and cmp_["es_spec_k2_vs_genai_spec_k2"] > 0
     assert 0 <= cmp_["es_max_other_share"] < 1
+
+
+def test_paired_ratio_is_the_unpaired_one_for_a_single_generation(report):
+    res = report["sets"]["short"]["results"]
+    # one prompt, one repeat: the median of one per-generation ratio is the aggregate ratio
+    m = res["es_spec_k2"]
+    assert m["vs_peer_decode_paired"] == pytest.approx(m["vs_peer_decode"], rel=1e-9)
+    assert m["decode_speedup_paired"] == pytest.approx(m["decode_speedup"], rel=1e-9)
+    assert res["es_ar"]["decode_speedup_paired"] is None  # not compared with itself
+    assert report["sets"]["short"]["comparisons"]["es_ar_vs_genai_ar_decode_paired"] > 0
+
+
+def test_paired_ratio_pairs_generations_of_the_same_repeat():
+    import bench
+
+    def cfg(tpots):  # per prompt, per repeat: a 10-token generation with this tpot after a 5 ms ttft
+        return {"per_prompt": [{"runs": [{"n_new": 10, "ttft_ms": 5.0, "wall_ms": 5.0 + 9 * t} for t in p]}
+                               for p in tpots]}
+
+    # repeat 2 ran on a slow host for both: paired ratios are 2, 2, 2 (the pooled medians would say 1)
+    es, peer = cfg([[10.0, 40.0, 10.0]]), cfg([[20.0, 80.0, 20.0]])
+    assert bench.paired_decode_ratio(es, peer) == pytest.approx(2.0)
+    es, peer = cfg([[10.0, 10.0], [10.0]]), cfg([[10.0, 30.0], [20.0]])  # ratios 1, 3, 2 over two prompts
+    assert bench.paired_decode_ratio(es, peer) == pytest.approx(2.0)
+    assert bench.paired_decode_ratio(es, {"per_prompt": [{"runs": []}]}) is None
+
+
+def test_one_process_mode_runs_every_runtime_in_one_worker(tiny_bundle, tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(TOOLS / "bench.py"), str(tiny_bundle()), "--prompt-set", "short", "--prompts", "1",
+           "--max-new-tokens", "6", "--repeats", "2", "--k", "2", "--precision", "f32", "--kv-precision", "f32",
+           "--configs", "es_ar,es_spec_k2,genai_ar", "--one-process", "--no-costs", "--json", str(out), "--quiet"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(out.read_text())
+    assert rep["header"]["run"]["one_process"] is True
+    res = rep["sets"]["short"]["results"]
+    for name in ("es_ar", "es_spec_k2", "genai_ar"):
+        assert "error" not in res[name], res[name].get("error")
+        assert [len(p["runs"]) for p in res[name]["per_prompt"]] == [2]
+    assert res["es_spec_k2"]["agree"] == "1/1" and res["es_spec_k2"]["decode_speedup_paired"] > 0
+    assert rep["sets"]["short"]["comparisons"]["es_ar_vs_genai_ar_decode_paired"] > 0

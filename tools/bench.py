@@ -58,7 +58,7 @@ METRIC_KEYS = (
     "tokens_per_s", "ttft_ms", "tpot_ms", "speedup", "acceptance_rate", "mean_accepted",
     "target_calls", "drafted", "accepted", "draft_ms", "verify_ms", "other_ms", "other_share",
     "ideal_speedup", "efficiency", "mbsu", "peak_rss_mb", "n_new", "agree", "peer", "vs_peer",
-    "decode_tokens_per_s", "decode_speedup", "vs_peer_decode",
+    "decode_tokens_per_s", "decode_speedup", "vs_peer_decode", "decode_speedup_paired", "vs_peer_decode_paired",
 )
 
 
@@ -222,6 +222,23 @@ class Worker:
         return out
 
 
+class Member:
+    """One runner of a shared worker process (--one-process): the same calls as a Worker."""
+
+    def __init__(self, worker: Worker, name: str):
+        self.worker, self.name = worker, name
+
+    @property
+    def error(self) -> str | None:
+        return self.worker.error
+
+    def call(self, prompt: str, cfg: dict, timeout: float) -> dict:
+        return self.worker.call(prompt, {**cfg, "member": self.name}, timeout)
+
+    def stop(self) -> dict:
+        return {}
+
+
 def worker_spec(name: str, a, runtime_kw: dict) -> tuple[str, dict]:
     base = dict(runtime_kw)
     if name == "edgespec":
@@ -330,6 +347,25 @@ def config_metrics(cfg: Config, per_prompt: list[list[dict]], costs: dict | None
     return m
 
 
+def _run_tpot(o: dict) -> float | None:
+    if o.get("ttft_ms") is None or o["n_new"] < 2:
+        return None
+    return (o["wall_ms"] - o["ttft_ms"]) / (o["n_new"] - 1)
+
+
+def paired_decode_ratio(m: dict, other: dict) -> float | None:
+    """Median over (prompt, repeat) of other's tpot / m's tpot: m's decode speed relative to other's,
+    each generation compared with the one that ran beside it in the same repeat (the host drifts
+    between repeats far more than within one)."""
+    ratios = []
+    for pa, pb in zip(m.get("per_prompt") or [], other.get("per_prompt") or []):
+        for ra, rb in zip(pa["runs"], pb["runs"]):
+            ta, tb = _run_tpot(ra), _run_tpot(rb)
+            if ta and tb:
+                ratios.append(tb / ta)
+    return statistics.median(ratios) if ratios else None
+
+
 def finish_metrics(configs: list[Config], res: dict[str, dict], texts: dict[str, list], reference: str | None):
     """Cross-configuration figures: speedup vs the same runtime's AR, peer ratio, output agreement."""
     base = {"edgespec": "es_ar", "genai": "genai_ar", "hf": "hf_ar"}
@@ -340,6 +376,8 @@ def finish_metrics(configs: list[Config], res: dict[str, dict], texts: dict[str,
             m["speedup"] = m["tokens_per_s"] / b["tokens_per_s"]
         if m["decode_tokens_per_s"] and b and b.get("decode_tokens_per_s"):
             m["decode_speedup"] = m["decode_tokens_per_s"] / b["decode_tokens_per_s"]
+        if b and b is not m:
+            m["decode_speedup_paired"] = paired_decode_ratio(m, b)
         # efficiency compares like with like: the decode-phase speedup with the decode-phase ideal
         # (with ~2k-token prompts the shared prefill would otherwise dilute every speedup toward 1)
         if m["decode_speedup"] is not None and m["ideal_speedup"]:
@@ -358,6 +396,7 @@ def finish_metrics(configs: list[Config], res: dict[str, dict], texts: dict[str,
             m["vs_peer"] = m["tokens_per_s"] / res[c.peer]["tokens_per_s"]
             if m["decode_tokens_per_s"] and res[c.peer].get("decode_tokens_per_s"):
                 m["vs_peer_decode"] = m["decode_tokens_per_s"] / res[c.peer]["decode_tokens_per_s"]
+            m["vs_peer_decode_paired"] = paired_decode_ratio(m, res[c.peer])
         if reference and reference in texts and c.name in texts:
             pairs = [(x, y) for x, y in zip(texts[c.name], texts[reference]) if x is not None and y is not None]
             m["agree"] = f"{sum(x == y for x, y in pairs)}/{len(pairs)}"
@@ -375,6 +414,8 @@ def comparisons(res: dict[str, dict]) -> dict:
     for x, y in pairs:
         out[f"{x}_vs_{y}"] = ratio(x, y)
         out[f"{x}_vs_{y}_decode"] = ratio(x, y, "decode_tokens_per_s")
+        if x in res and y in res:
+            out[f"{x}_vs_{y}_decode_paired"] = paired_decode_ratio(res[x], res[y])
     shares = [m["other_share"] for n, m in res.items() if n.startswith("es_") and m.get("other_share") is not None]
     out["es_max_other_share"] = max(shares) if shares else None
     effs = {n: m["efficiency"] for n, m in res.items() if n.startswith("es_") and m.get("efficiency") is not None
@@ -396,14 +437,15 @@ def _fmt(v, key: str = "") -> str:
     if key in ("acceptance_rate", "other_share"):
         return f"{100 * v:.1f}%"
     if key in ("speedup", "ideal_speedup", "efficiency", "efficiency_inloop", "vs_peer", "mean_accepted", "mbsu",
-               "decode_speedup", "vs_peer_decode"):
+               "decode_speedup", "vs_peer_decode", "decode_speedup_paired", "vs_peer_decode_paired"):
         return f"{v:.2f}"
     if isinstance(v, float):
         return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
     return str(v)
 
 
-TABLE_COLS = ("tokens_per_s", "speedup", "vs_peer", "decode_speedup", "vs_peer_decode", "ttft_ms", "tpot_ms",
+TABLE_COLS = ("tokens_per_s", "speedup", "vs_peer", "decode_speedup", "vs_peer_decode", "decode_speedup_paired",
+              "vs_peer_decode_paired", "ttft_ms", "tpot_ms",
               "acceptance_rate", "mean_accepted",
               "other_share", "ideal_speedup", "efficiency", "efficiency_inloop", "mbsu", "peak_rss_mb", "agree")
 
@@ -488,6 +530,9 @@ def parse_args(argv=None):
                     help="stop at EOS (default: generate exactly max_new_tokens on every side)")
     ap.add_argument("--genai-prefix-caching", action="store_true",
                     help="leave GenAI's prefix caching on (its CPU default; repeated prompts then time cache hits)")
+    ap.add_argument("--one-process", action="store_true",
+                    help="every runtime in one worker process, generations alternated: paired ratios free "
+                         "of per-process drift (peak RSS is then the shared process's)")
     ap.add_argument("--no-costs", dest="costs", action="store_false", help="skip the per-call cost microbenchmark")
     ap.add_argument("--hf-target", default=None, help="HF checkpoint of the target (adds hf_* configs)")
     ap.add_argument("--hf-draft", default=None, help="HF checkpoint of the drafter (adds hf_spec_k*)")
@@ -530,7 +575,8 @@ def main(argv=None) -> int:
                    "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                    "run": {"max_new_tokens": a.max_new_tokens, "repeats": a.repeats, "threads": threads,
                            "precision": a.precision, "kv_precision": a.kv_precision, "ov_config": extra,
-                           "k_max": a.k_max, "genai_prefix_caching": a.genai_prefix_caching, "k": ks,
+                           "k_max": a.k_max, "one_process": a.one_process,
+                           "genai_prefix_caching": a.genai_prefix_caching, "k": ks,
                            "ngram_k": a.ngram_k,
                            "ngram_size": a.ngram_size, "ignore_eos": a.ignore_eos, "device": a.device,
                            "configs": [c.name for c in configs],
@@ -574,8 +620,15 @@ def main(argv=None) -> int:
             w.stop()
 
         progress.update(task, description="loading models")
-        workers: dict[str, Worker] = {}
-        for wn in worker_names:
+        workers: dict[str, Worker | Member] = {}
+        if a.one_process:
+            shared = Worker(ctx, "shared", bundle, {"members": {wn: list(worker_spec(wn, a, runtime_kw))
+                                                                for wn in worker_names}})
+            shared.wait_ready(a.timeout)
+            if shared.error:
+                report["notes"].append(f"the shared worker failed to load: {shared.error}")
+            workers = {wn: Member(shared, wn) for wn in worker_names}
+        for wn in worker_names if not a.one_process else []:
             kind, spec = worker_spec(wn, a, runtime_kw)
             workers[wn] = Worker(ctx, kind, bundle, spec)
             workers[wn].wait_ready(a.timeout)  # one at a time: loads do not compete for the CPU
@@ -648,12 +701,16 @@ def main(argv=None) -> int:
         progress.update(task, description="done")
         for w in workers.values():
             w.stop()
+        if a.one_process:
+            shared.stop()
 
     report["notes"].append("tokens_per_s = generated tokens / wall time of generate() (prefill included); "
                            "ttft_ms = wall clock to the first streamed text chunk on every side (ttft_native_ms: the runtime's "
                            "own figure); tpot_ms = (wall - ttft) / (tokens - 1); "
                            "decode_tokens_per_s = 1000 / tpot_ms; speedup / decode_speedup vs the same runtime's "
-                           "plain decoding; vs_peer(_decode) = edgespec / GenAI at the same policy and k; "
+                           "plain decoding; vs_peer(_decode) = edgespec / GenAI at the same policy and k; *_paired = the "
+                           "median over (prompt, repeat) of per-generation decode-speed ratios, each generation "
+                           "against the one run beside it in the same repeat; "
                            "efficiency = decode_speedup / ideal_speedup (τ over the calls after the prefill).")
     report["notes"].append("ideal_speedup uses per-call costs measured on the stateful IR with plain OpenVINO; "
                            "GenAI's speculative and n-gram modes run on its paged-attention backend, so their "

@@ -298,7 +298,23 @@ class CostRunner:
                 "T_draft_ms": med.get("T_draft_ms"), "calls_per_figure": calls * rounds}
 
 
-RUNNERS = {"genai": GenAIRunner, "edgespec": EdgespecRunner, "hf": HFRunner, "costs": CostRunner}
+class SharedRunner:
+    """Several runners in one process (``tools/bench.py --one-process``): ``spec["members"]`` maps a
+    member name to ``[kind, spec]``; ``cfg["member"]`` picks the one that generates. Generations of
+    different runtimes then alternate on one allocator, one set of threads and one page cache, so
+    the host's drift between processes is not read as a runtime difference (peak RSS is then the
+    process's, not a runtime's)."""
+
+    def __init__(self, bundle: Path, spec: dict):
+        self.members = {name: RUNNERS[kind](bundle, sub) for name, (kind, sub) in spec["members"].items()}
+
+    def generate(self, prompt: str, cfg: dict) -> dict:
+        cfg = dict(cfg)
+        return self.members[cfg.pop("member")].generate(prompt, cfg)
+
+
+RUNNERS = {"genai": GenAIRunner, "edgespec": EdgespecRunner, "hf": HFRunner, "costs": CostRunner,
+           "shared": SharedRunner}
 
 
 def _f(v):

@@ -311,7 +311,8 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
         if (bonus < 0) bonus = pick(rows + m * vocab, vocab, sp, rng, p_rows);  // all accepted: the bonus row
         st.accepted += static_cast<int64_t>(n_acc);
         ++st.accepted_hist[n_acc];
-        controller.update(static_cast<int>(m), static_cast<int>(n_acc), round_draft_ms, round_verify_ms, &proposal.conf);
+        controller.update(static_cast<int>(m), static_cast<int>(n_acc), std::max(0.0, round_draft_ms - proposal.catchup_ms),
+                          round_verify_ms, &proposal.conf);
 
         // 4. rollback: the target keeps the last token and the accepted proposals.
         target.rollback(n_past + 1 + n_acc);

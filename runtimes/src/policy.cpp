@@ -1,6 +1,7 @@
 #include "policy.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "draft_length.hpp"
 
@@ -36,7 +37,15 @@ public:
         if (keep == context.size()) --keep;  // need the logits after the last token: re-feed it
         draft_.rollback(keep);
         fed_.resize(keep);
-        const float *logits = draft_.forward(draft_ids(context.data() + keep, context.size() - keep), context.size() - keep, 1);
+        const size_t feed = context.size() - keep;
+        const auto t0 = std::chrono::steady_clock::now();
+        const float *logits = draft_.forward(draft_ids(context.data() + keep, feed), feed, 1);
+        // After a drafting round the cache lacks at most two tokens (the last drafted one, when all
+        // were accepted, and the bonus); more is catch-up, charged pro rata.
+        if (feed > 2) {
+            const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            out.catchup_ms = ms * static_cast<double>(feed - 2) / static_cast<double>(feed);
+        }
         fed_.insert(fed_.end(), context.begin() + keep, context.end());
         const size_t dv = draft_.vocab(), tv = ctx_.target_vocab;
         const bool confident = ctx_.length && ctx_.length->uses_confidence();

@@ -33,10 +33,15 @@ struct Proposal {
     // The drafter's probability of each token it drafted (a policy that reports confidence); may
     // run longer than tokens when the loop verifies only a prefix of what was drafted.
     std::vector<float> conf;
+    // Of the round's drafting time, what the drafter spent reading context it had fallen behind on
+    // (the prompt, tokens committed while drafting was off) beyond a normal round's catch-up: a
+    // sunk cost that says nothing about what a drafted token costs, so adaptive k does not see it.
+    double catchup_ms = 0;
     void clear() {
         tokens.clear();
         q.clear();
         conf.clear();
+        catchup_ms = 0;
     }
 };
 

@@ -89,7 +89,7 @@ def _tokenizers_extension() -> str | None:
     return str(path) if path and os.path.isfile(str(path)) else None
 
 
-BACKENDS = ("openvino", "onnxruntime")
+BACKENDS = ("openvino", "openvino-paged", "openvino-stateful", "onnxruntime")
 
 
 def _ort_library() -> str | None:
@@ -149,7 +149,9 @@ class Pipeline:
         and its text is re-tokenized into target ids; output stays lossless at any temperature.
         precision: inference precision hint "f32" / "f16" / "bf16" (None: device default);
         kv_precision likewise for the KV cache ("u8" too). threads: 0 = device default.
-        backend: "openvino" (any device; OpenVINO IR and ONNX bundles) or "onnxruntime" (ONNX
+        backend: "openvino" (any device; OpenVINO IR and ONNX bundles; IR models run with paged
+        attention on the CPU where OpenVINO can convert them, else as the stateful graph),
+        "openvino-paged" / "openvino-stateful" (IR bundles; force one of the two), or "onnxruntime" (ONNX
         bundles on the CPU; precision and kv_precision must stay None or "f32"); ort_library: the
         libonnxruntime to load (default: $EDGESPEC_ORT_LIBRARY, else the `onnxruntime` wheel's).
         Raises BundleError (missing/corrupt bundle, ONNX Runtime library not loadable),

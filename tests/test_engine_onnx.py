@@ -89,8 +89,10 @@ def test_bad_backend_input_is_a_sentence_not_a_crash(onnx_bundles, tiny_bundle, 
     ir_bundle = engine_bundle(tiny_bundle, tmp_path_factory, "llama")
     with pytest.raises(EdgespecError, match="onnxruntime backend runs ONNX bundles only.*--format onnx"):
         Pipeline.load(ir_bundle, backend="onnxruntime")
-    with pytest.raises(EdgespecError, match="Unknown backend 'tensorrt'"):
+    with pytest.raises(EdgespecError, match="Unknown backend 'tensorrt'.*openvino-paged"):
         Pipeline.load(onnx_bundles["llama"], backend="tensorrt")
+    with pytest.raises(EdgespecError, match="openvino-paged backend runs OpenVINO IR bundles.*is ONNX"):
+        Pipeline.load(onnx_bundles["llama"], backend="openvino-paged")
     with pytest.raises(EdgespecError, match="precision 'bf16' cannot be set"):
         Pipeline.load(onnx_bundles["llama"], backend="onnxruntime", precision="bf16")
 

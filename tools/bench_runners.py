@@ -160,7 +160,8 @@ class EdgespecRunner:
         self.pipe = edgespec.Pipeline.load(
             str(bundle), device=spec.get("device", "CPU"), draft=spec.get("draft_name") or "auto",
             draft_device=spec.get("draft_device"), precision=spec.get("precision"),
-            kv_precision=spec.get("kv_precision"), threads=int(spec.get("threads") or 0))
+            kv_precision=spec.get("kv_precision"), threads=int(spec.get("threads") or 0),
+            backend=spec.get("backend") or "openvino")
 
     def generate(self, prompt: str, cfg: dict) -> dict:
         policy = cfg["policy"]

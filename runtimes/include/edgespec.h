@@ -90,7 +90,11 @@ typedef struct es_pipeline_params {
     const char *tokenizers_extension; /* path of libopenvino_tokenizers; NULL = $EDGESPEC_TOKENIZERS_EXTENSION,
                                          else found beside libopenvino (the openvino-tokenizers wheel) */
     const char *backend;              /* inference backend of the models (tokenizers always run on OpenVINO):
-                                         NULL / "openvino" = OpenVINO, any device, OpenVINO IR and ONNX bundles;
+                                         NULL / "openvino" = OpenVINO, any device, OpenVINO IR and ONNX bundles
+                                         (IR models run with paged attention on the CPU when OpenVINO can convert
+                                         them -- rollback is then a length change -- else as the stateful graph);
+                                         "openvino-paged" / "openvino-stateful" = IR bundles, one of the two forced
+                                         (paged fails the load with ES_ERR_BUNDLE when the graph does not convert);
                                          "onnxruntime" = ONNX Runtime's CPU provider, ONNX bundles only, device
                                          "CPU" only; precision / kv_precision must stay NULL or "f32" (the graph's
                                          own types are used) and num_threads sets intra_op_num_threads.

@@ -43,8 +43,10 @@ ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_para
         o.target.kv_precision = str_or(p.kv_precision, "");
         o.target.threads = p.num_threads;
         o.target.backend = str_or(p.backend, "openvino");
-        if (o.target.backend != "openvino" && o.target.backend != "onnxruntime")
-            return es::fail(ES_ERR_INVALID_ARGUMENT, "Unknown backend '" + o.target.backend + "'; use openvino or onnxruntime.");
+        if (o.target.backend != "openvino" && o.target.backend != "openvino-paged" && o.target.backend != "openvino-stateful" &&
+            o.target.backend != "onnxruntime")
+            return es::fail(ES_ERR_INVALID_ARGUMENT, "Unknown backend '" + o.target.backend +
+                                                         "'; use openvino, openvino-paged, openvino-stateful or onnxruntime.");
         o.target.ort_library = str_or(p.ort_library, "");
         o.draft = o.target;
         if (p.draft_device) o.draft.device = p.draft_device;

@@ -18,7 +18,9 @@ struct DeviceOptions {
     std::string precision;     // inference precision hint: f32 | f16 | bf16
     std::string kv_precision;  // KV-cache precision: f32 | f16 | bf16 | u8
     int32_t threads = 0;
-    std::string backend = "openvino";  // "openvino" | "onnxruntime" (ONNX bundles only, CPU only)
+    // "openvino" (IR: paged attention on the CPU where the graph converts, else stateful),
+    // "openvino-paged", "openvino-stateful" | "onnxruntime" (ONNX bundles only, CPU only)
+    std::string backend = "openvino";
     std::string ort_library;           // onnxruntime: path of libonnxruntime ("" = $EDGESPEC_ORT_LIBRARY, then the system's)
 };
 
@@ -54,10 +56,11 @@ ov::CompiledModel compile_on_device(ov::Core &core, const std::shared_ptr<ov::Mo
                                     const DeviceOptions &options, const std::string &file);
 
 // Slices the hidden states in front of the LM head to the last `es_logits_rows` positions (a new
-// i64 [1] input named kLogitsRowsInput), so a prefill computes one logits row, not n. Returns
-// false (graph unchanged) when the head is not a plain MatMul chain. In model_stateful.cpp.
+// i64 [1] input named kLogitsRowsInput) along `axis` (1 for [batch, tokens, hidden], 0 for the
+// paged form's [tokens, 1, hidden]), so a prefill computes one logits row, not n. Returns false
+// (graph unchanged) when the head is not a plain MatMul chain. In model_stateful.cpp.
 extern const char *const kLogitsRowsInput;
-bool insert_logits_slice(const std::shared_ptr<ov::Model> &model);
+bool insert_logits_slice(const std::shared_ptr<ov::Model> &model, int64_t axis = 1);
 
 // Throws ES_ERR_DEVICE with the list of available devices when device is unknown.
 void check_device(ov::Core &core, const std::string &device);

@@ -48,7 +48,7 @@ bool has_input(const std::shared_ptr<ov::Model> &m, const std::string &name) {
 // Walks up from the logits output to the LM-head MatMul (through unary ops and ops whose other
 // inputs are constants, e.g. a logit scale or soft-cap) and slices its hidden-state input to
 // the last `es_logits_rows` positions. Returns false (graph unchanged) if the shape is unusual.
-bool insert_logits_slice(const std::shared_ptr<ov::Model> &model) {
+bool insert_logits_slice(const std::shared_ptr<ov::Model> &model, int64_t axis) {
     ov::Output<ov::Node> out;
     bool found = false;
     for (const auto &o : model->outputs())
@@ -68,7 +68,7 @@ bool insert_logits_slice(const std::shared_ptr<ov::Model> &model) {
             auto start = std::make_shared<ov::op::v0::Negative>(rows);
             auto stop = ov::op::v0::Constant::create(ov::element::i64, {1}, {std::numeric_limits<int64_t>::max()});
             auto step = ov::op::v0::Constant::create(ov::element::i64, {1}, {1});
-            auto axes = ov::op::v0::Constant::create(ov::element::i64, {1}, {1});
+            auto axes = ov::op::v0::Constant::create(ov::element::i64, {1}, {axis});
             auto slice = std::make_shared<ov::op::v8::Slice>(hidden, start, stop, step, axes);
             mm->input(0).replace_source_output(slice);
             model->add_parameters({rows});
@@ -228,12 +228,25 @@ std::unique_ptr<Model> make_stateful_model(ov::Core &core, const ModelSpec &spec
 }
 
 std::unique_ptr<Model> make_explicit_kv_model(ov::Core &core, const ModelSpec &spec, const DeviceOptions &options);
+std::unique_ptr<Model> make_paged_model(ov::Core &core, const ModelSpec &spec, const DeviceOptions &options);
 
 std::unique_ptr<Model> load_model(ov::Core &core, const ModelSpec &spec, const DeviceOptions &options) {
     check_device(core, options.device);
+    const bool paged = options.backend == "openvino-paged", stateful = options.backend == "openvino-stateful";
+    if (spec.format == "onnx" && (paged || stateful))
+        throw Error(ES_ERR_INVALID_ARGUMENT, "The " + options.backend + " backend runs OpenVINO IR bundles, but model '" + spec.name +
+                                                 "' is ONNX; use the openvino or onnxruntime backend.");
     // ONNX bundles, and every model under the onnxruntime backend (which refuses OpenVINO IR).
-    if (spec.format == "onnx" || options.backend != "openvino") return make_explicit_kv_model(core, spec, options);
-    return make_stateful_model(core, spec, options);
+    if (spec.format == "onnx" || !(paged || stateful || options.backend == "openvino")) return make_explicit_kv_model(core, spec, options);
+    if (paged) return make_paged_model(core, spec, options);
+    if (stateful || options.device.rfind("CPU", 0) != 0) return make_stateful_model(core, spec, options);
+    // The default on the CPU: paged attention (measured faster there), the stateful graph as it
+    // is when OpenVINO cannot convert or compile it.
+    try {
+        return make_paged_model(core, spec, options);
+    } catch (const Error &) {
+        return make_stateful_model(core, spec, options);
+    }
 }
 
 }  // namespace es

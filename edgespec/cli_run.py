@@ -44,8 +44,11 @@ def _device_options(f):
         click.option("--kv-precision", type=click.Choice(["f32", "f16", "bf16", "u8"]), default=None,
                      help="KV-cache precision (default: the device's)."),
         click.option("--threads", type=int, default=0, help="Inference threads (0 = device default)."),
-        click.option("--backend", type=click.Choice(["openvino", "onnxruntime"]), default="openvino", show_default=True,
-                     help="Inference backend; onnxruntime runs ONNX bundles on the CPU."),
+        click.option("--backend", type=click.Choice(["openvino", "openvino-paged", "openvino-stateful", "onnxruntime"]),
+                     default="openvino", show_default=True,
+                     help="Inference backend: openvino (IR with paged attention on the CPU where it converts, else "
+                          "the stateful graph), openvino-paged / openvino-stateful (force one), onnxruntime (ONNX "
+                          "bundles on the CPU)."),
     ]):
         f = opt(f)
     return f

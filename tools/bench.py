@@ -712,9 +712,9 @@ def main(argv=None) -> int:
                            "median over (prompt, repeat) of per-generation decode-speed ratios, each generation "
                            "against the one run beside it in the same repeat; "
                            "efficiency = decode_speedup / ideal_speedup (τ over the calls after the prefill).")
-    report["notes"].append("ideal_speedup uses per-call costs measured on the stateful IR with plain OpenVINO; "
-                           "GenAI's speculative and n-gram modes run on its paged-attention backend, so their "
-                           "efficiency is approximate.")
+    report["notes"].append("ideal_speedup uses per-call costs measured with plain OpenVINO on the IR's paged-attention "
+                           "form (what both runtimes run on the CPU by default); the prefill of the cost probe computes "
+                           "every logits row, so only its decode and verify calls are used.")
     md = markdown(report)
     print(md)
     if a.json:

@@ -162,6 +162,8 @@ def _declare_pipeline_api(h: ctypes.CDLL) -> None:
     h.es_pipeline_context_length.restype = ctypes.c_int64
     h.es_pipeline_draft_name.argtypes = [P]
     h.es_pipeline_draft_name.restype = ctypes.c_char_p
+    h.es_pipeline_info.argtypes = [P]
+    h.es_pipeline_info.restype = ctypes.c_char_p
     h.es_generation_default_config.restype = GenerationConfig
     h.es_generation_default_config.argtypes = []
     h.es_generate.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(GenerationConfig), STREAM_CALLBACK, P, ctypes.POINTER(P)]

@@ -98,7 +98,7 @@ def register(cli: click.Group) -> None:
         if as_json:
             res = pipe.generate(prompt, **config)
             click.echo(json.dumps({"text": res.text, "tokens": res.tokens, "draft": pipe.draft_name,
-                                   "stats": res.stats.to_dict()}, ensure_ascii=False))
+                                   "runtime": pipe.info, "stats": res.stats.to_dict()}, ensure_ascii=False))
             return
         with pipe.stream(prompt, **config) as st:
             for chunk in st:
@@ -110,6 +110,9 @@ def register(cli: click.Group) -> None:
 
             d = st.result.stats.to_dict()
             d["draft"] = pipe.draft_name or "none"
+            info = pipe.info
+            d["backend"] = info["target"]["backend"] + (f" / draft {info['draft']['backend']}" if info["draft"] else "")
+            d["text"] = info["text"]
             Console(stderr=True).print(_stats_table({"value": d}, "edgespec run"))
 
     @cli.command()

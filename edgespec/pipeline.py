@@ -15,6 +15,7 @@ is produced by the native loop (no Python per token); this module only marshals 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import queue
 import threading
@@ -218,6 +219,13 @@ class Pipeline:
     def draft_name(self) -> str | None:
         """Name of the loaded drafter, or None."""
         return self._lib.es_pipeline_draft_name(self._handle()).decode() or None
+
+    @property
+    def info(self) -> dict:
+        """What runs: {"target": {"backend", "device"}, "draft": {"name", "backend", "device"} | None,
+        "text": "byte-table" | "detokenizer"} (the backend "openvino" picked per model, and how
+        streamed text is made)."""
+        return json.loads(self._lib.es_pipeline_info(self._handle()).decode())
 
     # -- tokens -----------------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:

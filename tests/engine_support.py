@@ -59,3 +59,47 @@ def engine_ready() -> bool:
         return True
     except Exception:
         return False
+
+
+def without_target_byte_table(base: Path, out: Path) -> Path:
+    """The models of ``base`` under a manifest without the target's token_bytes.bin (and without
+    the cross_vocab drafters that need it): streamed text then comes from the detokenizer on every
+    round, where ``base`` spells it from the byte table."""
+    if (out / "edgespec.json").is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads((base / "edgespec.json").read_text())
+    manifest["models"] = [m for m in manifest["models"] if (m.get("relation") or {}).get("kind") != "cross_vocab"]
+    for m in manifest["models"]:
+        link = out / m["path"]
+        if not link.exists():
+            os.symlink((base / m["path"]).resolve(), link, target_is_directory=True)
+        if m["role"] == "target":
+            m["files"].pop("token_bytes", None)
+    (out / "edgespec.json").write_text(json.dumps(manifest, indent=1))
+    return out
+
+
+def assert_streams_match(fast, slow, prompts) -> None:
+    """``fast`` (text from the byte table) and ``slow`` (the detokenizer) stream the same chunks
+    and text: greedy, cut by a stop string, and sampled at temperature 1 (which emits lone bytes
+    of multi-byte characters), with n-gram rounds committing several tokens at once."""
+    assert fast.info["text"] == "byte-table", fast.info
+    assert slow.info["text"] == "detokenizer", slow.info
+
+    def run(pipe, prompt, **cfg):
+        with pipe.stream(prompt, max_new_tokens=40, ignore_eos=True, **cfg) as st:
+            chunks = list(st)
+        assert "".join(chunks) == st.result.text
+        return chunks, st.result.tokens
+
+    for prompt in prompts:
+        greedy = run(fast, prompt, policy="autoregressive")
+        assert greedy == run(slow, prompt, policy="autoregressive")
+        text = "".join(greedy[0])
+        if len(text) > 14:
+            stop = text[10:14]
+            assert run(fast, prompt, policy="ngram", k=3, stop=[stop]) == run(slow, prompt, policy="ngram", k=3, stop=[stop])
+        for seed in range(4):
+            cfg = dict(policy="ngram", k=3, temperature=1.0, seed=seed)
+            assert run(fast, prompt, **cfg) == run(slow, prompt, **cfg), (prompt, seed)

@@ -266,6 +266,16 @@ def test_a_metaspace_target_with_a_byte_level_drafter_translates_too(bundles):
         _bookkeeping(res.stats, k)
 
 
+def test_a_metaspace_targets_text_from_its_byte_table_is_the_detokenizers(bundles, tmp_path):
+    """The metaspace target (dummy prefix, byte-fallback tokens for every non-ASCII byte) streams
+    its text from its byte table exactly as its detokenizer renders it."""
+    from engine_support import assert_streams_match, without_target_byte_table
+
+    slow = without_target_byte_table(bundles["ms_target"], tmp_path / "detok")
+    assert_streams_match(pipeline(bundles["ms_target"], None), pipeline(slow, None),
+                         (PROMPT, *OTHER_PROMPTS, "s = 'Grüße, 世界 🙂'  # café"))
+
+
 def test_streaming_large_rounds_never_splits_a_character(bundles):
     """k = 8 commits 9 tokens a round; the emoji is 4 one-byte tokens of the target, so a round
     can end inside it: the stream must hold the partial character back, not show it."""

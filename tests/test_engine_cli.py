@@ -37,6 +37,7 @@ def test_run_json_reports_text_tokens_and_stats(bundle):
     rep = json.loads(r.stdout)
     assert len(rep["tokens"]) == 8 and rep["draft"] is None
     assert rep["stats"]["drafted"] == 0 and rep["stats"]["target_calls"] == 8
+    assert rep["runtime"]["target"]["backend"] == "openvino-paged" and rep["runtime"]["draft"] is None
 
 
 def test_run_errors_are_one_sentence_without_traceback(bundle, tmp_path):

@@ -78,6 +78,12 @@ def test_paged_and_stateful_backends_give_the_same_tokens_through_many_rollbacks
     # two backends must agree with each other token for token.
     paged = pipeline(bundles[arch], "draft", backend="openvino-paged")
     stateful = pipeline(bundles[arch], "draft", backend="openvino-stateful")
+    for pipe, backend in ((paged, "openvino-paged"), (stateful, "openvino-stateful")):
+        assert pipe.info["target"] == {"backend": backend, "device": "CPU"}
+        assert pipe.info["draft"] == {"name": "draft", "backend": backend, "device": "CPU"}
+    # "openvino" (the default) picks paged attention on the CPU where the graph converts
+    assert pipeline(bundles[arch], None).info["target"]["backend"] == "openvino-paged"
+    assert pipeline(bundles[arch], None).info["draft"] is None
     prompt = PROMPTS[1]
     ref = stateful.generate(prompt, max_new_tokens=120, policy="autoregressive", ignore_eos=True)
     plain = paged.generate(prompt, max_new_tokens=120, policy="autoregressive", ignore_eos=True)

@@ -32,6 +32,8 @@ def onnx_bundles(tiny_bundle, tmp_path_factory):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_greedy_speculative_is_autoregressive_on_onnx_bundles(onnx_bundles, arch, backend):
     pipe = pipeline(onnx_bundles[arch], "draft", backend=backend)
+    ran = "openvino-explicit-kv" if backend == "openvino" else backend
+    assert pipe.info["target"]["backend"] == pipe.info["draft"]["backend"] == ran
     for prompt in PROMPTS:
         plain = pipe.generate(prompt, max_new_tokens=20, policy="autoregressive", ignore_eos=True)
         assert len(plain.tokens) == 20 and plain.stats.target_calls == 20

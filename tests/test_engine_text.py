@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from engine_support import PROMPTS, engine_bundle, pipeline
+from engine_support import ARCHS, PROMPTS, assert_streams_match, engine_bundle, pipeline, without_target_byte_table
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,16 @@ def test_streamed_deltas_concatenate_to_the_text_and_never_split_a_character(pip
         # tokens that are a lone piece of a multi-byte character
         split_seen += sum("\ufffd" in pipe.detokenize([t]) for t in res.tokens)
     assert split_seen > 0, "no multi-byte character was split across tokens; the test proves nothing"
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_text_spelled_from_the_byte_table_is_the_detokenizers_chunk_for_chunk(tiny_bundle, tmp_path_factory, arch):
+    """Streamed text comes from the target's token byte table (a detokenizer call per round is the
+    loop's largest cost outside the models on small targets); it must be exactly what the
+    detokenizer gives, chunk for chunk, partial characters and stop strings included."""
+    bundle = engine_bundle(tiny_bundle, tmp_path_factory, arch)
+    slow = without_target_byte_table(bundle, tmp_path_factory.mktemp(f"detok-{arch}") / "bundle")
+    assert_streams_match(pipeline(bundle, None), pipeline(slow, None), PROMPTS)
 
 
 def test_same_seed_same_sample_and_greedy_ignores_the_seed(pipe):

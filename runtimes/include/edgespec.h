@@ -131,6 +131,15 @@ ES_API int64_t es_pipeline_context_length(const es_pipeline *pipeline);
 /* Name of the loaded drafter, or "" when none is loaded. Valid while the pipeline lives. */
 ES_API const char *es_pipeline_draft_name(const es_pipeline *pipeline);
 
+/* What the pipeline runs, as one line of JSON owned by the pipeline (valid until it is freed):
+ * {"target": {"backend": B, "device": D}, "draft": {"name": N, "backend": B, "device": D} or null,
+ *  "text": "byte-table" | "detokenizer"}
+ * B is the backend each model got (openvino-paged | openvino-stateful | openvino-explicit-kv |
+ * onnxruntime; "openvino" picks one per model); "text" is how streamed text is made: from the
+ * target's token byte table (when it spells text exactly as the detokenizer does) or by running
+ * the detokenizer every round. "" for a NULL pipeline. */
+ES_API const char *es_pipeline_info(const es_pipeline *pipeline);
+
 /* Which drafting policy proposes tokens each round. */
 typedef enum es_policy {
     ES_POLICY_AUTO = 0,           /* the drafter when one is loaded, else autoregressive */

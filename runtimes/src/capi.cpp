@@ -1,5 +1,6 @@
 // The C ABI of pipelines and generation: argument checks, es::guard around every entry point,
 // and the opaque handles that own C++ objects.
+#include <cstdio>
 #include <cstring>
 
 #include "edgespec.h"
@@ -9,6 +10,7 @@
 struct es_pipeline {
     std::unique_ptr<es::Pipeline> impl;
     std::string draft_name;
+    std::string info;  // es_pipeline_info
 };
 
 struct es_result {
@@ -18,6 +20,30 @@ struct es_result {
 namespace {
 
 std::string str_or(const char *s, const char *fallback) { return s ? std::string(s) : std::string(fallback); }
+
+std::string json_string(const std::string &s) {
+    std::string out = "\"";
+    for (char ch : s) {
+        const unsigned char c = static_cast<unsigned char>(ch);
+        if (c == '"' || c == '\\') out += '\\', out += ch;
+        else if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else out += ch;
+    }
+    return out + "\"";
+}
+
+std::string pipeline_info(const es::Pipeline &p, const es::PipelineOptions &o) {
+    std::string s = "{\"target\": {\"backend\": " + json_string(p.target->backend()) + ", \"device\": " + json_string(o.target.device) + "}, \"draft\": ";
+    if (p.draft)
+        s += "{\"name\": " + json_string(p.draft_spec.name) + ", \"backend\": " + json_string(p.draft->backend()) +
+             ", \"device\": " + json_string(o.draft.device) + "}";
+    else
+        s += "null";
+    return s + ", \"text\": " + json_string(p.text_table ? "byte-table" : "detokenizer") + "}";
+}
 
 }  // namespace
 
@@ -55,6 +81,7 @@ ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_para
         auto handle = std::make_unique<es_pipeline>();
         handle->impl = es::load_pipeline(bundle_dir, o);
         if (handle->impl->draft) handle->draft_name = handle->impl->draft_spec.name;
+        handle->info = pipeline_info(*handle->impl, o);
         *out = handle.release();
         return ES_OK;
     });
@@ -67,6 +94,8 @@ ES_API int64_t es_pipeline_context_length(const es_pipeline *pipeline) {
 }
 
 ES_API const char *es_pipeline_draft_name(const es_pipeline *pipeline) { return pipeline ? pipeline->draft_name.c_str() : ""; }
+
+ES_API const char *es_pipeline_info(const es_pipeline *pipeline) { return pipeline ? pipeline->info.c_str() : ""; }
 
 ES_API es_generation_config es_generation_default_config(void) {
     es_generation_config c;

@@ -97,6 +97,15 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
     }
     add_tokenizers_extension(core, o.tokenizers_extension);
     p->tokenizer = std::make_unique<Tokenizer>(core, p->bundle.target.tokenizer_file, p->bundle.target.detokenizer_file);
+    if (!p->bundle.target.token_bytes_file.empty()) {
+        // Streamed text is spelled from the target's byte table where that gives the detokenizer's text.
+        try {
+            auto table = std::make_unique<TokenTable>(p->bundle.target.token_bytes_file, *p->tokenizer, "the target");
+            if (TextStream::table_matches(*p->tokenizer, *table)) p->text_table = std::move(table);
+        } catch (const Error &) {
+            // Without it streaming runs the detokenizer; a cross_vocab drafter that needs the table reports the problem.
+        }
+    }
     p->target = load_model(core, p->bundle.target, o.target);
     if (draft) {
         p->draft_spec = *draft;
@@ -185,7 +194,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
 
     std::vector<std::string> stops;
     for (size_t i = 0; i < cfg.n_stop; ++i) stops.emplace_back(cfg.stop[i]);
-    TextStream text(*p.tokenizer, prompt_ids, stops);
+    TextStream text(*p.tokenizer, p.text_table.get(), prompt_ids, stops);
     std::vector<int64_t> context = prompt_ids;  // every committed id; the last one is not yet in the target cache
     bool done = false;
     es_finish_reason reason = ES_FINISH_MAX_TOKENS;

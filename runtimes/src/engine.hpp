@@ -29,6 +29,7 @@ struct Pipeline {
     std::vector<int32_t> trim_input; // trimmed drafter: target id -> draft input id (inverse, with fallback)
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<CrossVocab> xvocab;  // cross_vocab drafter: its tokenizer, byte tables, caches
+    std::unique_ptr<TokenTable> text_table;  // the target's byte table, when it spells text as the detokenizer does
     CallCosts costs;                     // measured target-call costs by length (adaptive k)
 };
 

@@ -41,6 +41,8 @@ public:
     virtual size_t vocab() const = 0;
     // Times dead cache slots were compacted away since the last reset().
     virtual int64_t compactions() const { return 0; }
+    // Which backend runs it: openvino-paged | openvino-stateful | openvino-explicit-kv | onnxruntime.
+    virtual const char *backend() const = 0;
 };
 
 // Reads and compiles the model of spec on options.device. Throws es::Error (ES_ERR_DEVICE for

@@ -119,6 +119,7 @@ const ov::Output<const ov::Node> *find_port(const std::vector<ov::Output<const o
 
 class ExplicitKvModel final : public ExplicitKvModelBase {
 public:
+    const char *backend() const override { return "openvino-explicit-kv"; }
     ExplicitKvModel(ov::Core &core, const ModelSpec &spec, const DeviceOptions &options) : device_(options.device) {
         std::shared_ptr<ov::Model> model;
         try {

@@ -170,6 +170,7 @@ public:
 
     size_t n_past() const override { return live_.size(); }
     size_t vocab() const override { return vocab_; }
+    const char *backend() const override { return "openvino-stateful"; }
     int64_t compactions() const override { return compactions_; }
 
 private:

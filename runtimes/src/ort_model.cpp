@@ -139,6 +139,7 @@ size_t element_size(ONNXTensorElementDataType t) {
 
 class OrtModel final : public ExplicitKvModelBase {
 public:
+    const char *backend() const override { return "onnxruntime"; }
     OrtModel(const ModelSpec &spec, const DeviceOptions &options) : rt_(ort_runtime(options.ort_library)), api_(rt_.api) {
         const std::string file = spec.model_file;
         OrtPtr<OrtSessionOptions> so(api_, api_->ReleaseSessionOptions);

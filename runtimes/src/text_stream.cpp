@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "cross_vocab.hpp"
+
 namespace es {
 
 // Tokens of prompt kept as left context for decoding (enough for any merge-sensitive decoder).
@@ -13,14 +15,41 @@ constexpr size_t kMaxHeldTokens = 8;
 // Ids decoded per round at most (plus the round's new ones) before the window restarts.
 constexpr size_t kWindowTokens = 24;
 
-TextStream::TextStream(Tokenizer &tok, const std::vector<int64_t> &prompt, std::vector<std::string> stop)
-    : tok_(tok), stop_(std::move(stop)) {
+TextStream::TextStream(Tokenizer &tok, const TokenTable *table, const std::vector<int64_t> &prompt, std::vector<std::string> stop)
+    : tok_(tok), table_(table), stop_(std::move(stop)) {
     size_t from = prompt.size() > kContextTokens ? prompt.size() - kContextTokens : 0;
     all_.assign(prompt.begin() + static_cast<long>(from), prompt.end());
-    prefix_ = 0;
     read_ = all_.size();
-    consumed_ = tok_.decode(all_.data(), all_.size()).size();
+    start_window(0);
     for (const auto &s : stop_) max_stop_ = std::max(max_stop_, s.size());
+}
+
+// Spelling new tokens from the byte table gives the detokenizer's text (table_matches() checked
+// that at load) at a fraction of its cost: a detokenizer call is ~0.2 ms, the loop's largest cost
+// outside the models on a small target. A window is spelled from the table only when its left
+// context spells to non-empty, well-formed UTF-8 (the detokenizer strips a leading space at the
+// very start of a text and renders broken bytes its own way); it falls back to the detokenizer
+// for the rest of the window as soon as its bytes stop being well-formed UTF-8 (other than a
+// partial character that may still be completed).
+std::string TextStream::render(size_t from, size_t to) {
+    if (!fast_) return tok_.decode(all_.data() + from, to - from);
+    std::string s;
+    for (size_t i = from; i < to; ++i) s.append(table_->bytes(all_[i]));
+    return s;
+}
+
+void TextStream::start_window(size_t prefix) {
+    prefix_ = prefix;
+    fast_ = table_ != nullptr;
+    if (fast_) {
+        std::string left = render(prefix_, read_);
+        if (!left.empty() && valid_utf8_prefix(left) == left.size()) {
+            consumed_ = left.size();
+            return;
+        }
+        fast_ = false;
+    }
+    consumed_ = render(prefix_, read_).size();
 }
 
 // A sliding decode window: all_[prefix_:] is decoded once per round and the text beyond the
@@ -28,17 +57,56 @@ TextStream::TextStream(Tokenizer &tok, const std::vector<int64_t> &prompt, std::
 // long, so each round decodes O(k + kContextTokens) ids, not the whole generation.
 std::string TextStream::decode_new(bool final, size_t before) {
     if (read_ == all_.size()) return {};
-    std::string after = tok_.decode(all_.data() + prefix_, all_.size() - prefix_);
-    if (!final && complete_utf8_prefix(after) < after.size() && before - read_ < kMaxHeldTokens) return {};
+    const bool may_hold = !final && before - read_ < kMaxHeldTokens;
+    std::string after = render(prefix_, all_.size());
+    if (fast_) {
+        const size_t valid = valid_utf8_prefix(after);
+        if (valid < after.size() && !(may_hold && complete_utf8_prefix(after) == valid)) {
+            fast_ = false;  // bytes the detokenizer renders its own way: it renders the rest of this window
+            consumed_ = render(prefix_, read_).size();
+            after = render(prefix_, all_.size());
+        }
+    }
+    if (may_hold && complete_utf8_prefix(after) < after.size()) return {};
     read_ = all_.size();
     if (after.size() <= consumed_) return {};  // the new ids render as nothing (e.g. skipped specials)
     std::string delta = after.substr(consumed_);
     consumed_ = after.size();
-    if (read_ - prefix_ > kWindowTokens) {
-        prefix_ = read_ - kContextTokens;
-        consumed_ = tok_.decode(all_.data() + prefix_, read_ - prefix_).size();
-    }
+    if (read_ - prefix_ > kWindowTokens) start_window(read_ - kContextTokens);
     return delta;
+}
+
+bool TextStream::table_matches(Tokenizer &tok, const TokenTable &table) {
+    // Code, prose with the spaces a clean-up step would remove (" ." " ," " 's" " n't"), runs of
+    // spaces, tabs and newlines, non-ASCII and emoji.
+    static const char *const kProbes[] = {
+        "def f(x):\n    return x  # café\n\n\tpass\r\n",
+        "Hello , world . Isn 't it ? Yes ! He 's here , they 're not ; x = [1 , 2] .",
+        "  two  spaces\tand\ttabs\n\n\n   indented",
+        "Grüße, 世界 🙂 — naïve ünïcödé « quotes » 1.5 % $3",
+    };
+    auto spell = [&](const std::vector<int64_t> &ids, size_t from, size_t to) {
+        std::string s;
+        for (size_t i = from; i < to; ++i) s.append(table.bytes(ids[i]));
+        return s;
+    };
+    for (const char *probe : kProbes) {
+        const std::vector<int64_t> ids = tok.encode(probe);
+        for (size_t from = 0; from < std::min<size_t>(2, ids.size()); ++from) {
+            const std::string all = tok.decode(ids.data() + from, ids.size() - from);
+            const std::string fast = spell(ids, from, ids.size());
+            if (valid_utf8_prefix(fast) < fast.size()) continue;  // such a window is never spelled from the table
+            for (size_t cut = from + 1; cut < ids.size(); ++cut) {
+                const std::string left = spell(ids, from, cut);
+                // nor does a window continue from nothing or from a partial character
+                if (left.empty() || valid_utf8_prefix(left) < left.size()) continue;
+                const std::string shown = tok.decode(ids.data() + from, cut - from);
+                if (all.compare(0, shown.size(), shown) != 0 || all.compare(shown.size(), std::string::npos, fast, left.size()) != 0)
+                    return false;
+            }
+        }
+    }
+    return true;
 }
 
 std::string TextStream::release(bool final) {

@@ -269,7 +269,10 @@ class CostRunner:
 
         def model_costs(compiled, ns: list[int]) -> dict[int, list[float]]:
             """One prefill of ``ctx`` tokens, then rounds of calls of each size in ``ns``,
-            interleaved so a burst of machine noise hits every size alike."""
+            interleaved by round so a burst of machine noise hits every size alike. Within a round
+            the calls of one size run back to back after an untimed one: a call whose input shape
+            differs from the previous call's pays for re-shaping the graph (milliseconds on a
+            small model), which a decode loop at a fixed k does not."""
             import openvino as ov
 
             req = compiled.create_infer_request()
@@ -311,9 +314,10 @@ class CostRunner:
             for n in ns:  # first call of each shape pays for it: not timed
                 feed(n)
             out: dict[int, list[float]] = {n: [] for n in ns}
-            for _ in range(calls * rounds):
+            for _ in range(rounds):
                 for n in ns:
-                    out[n].append(feed(n))
+                    feed(n)
+                    out[n].extend(feed(n) for _ in range(calls))
             return out
 
         ns = sorted({1} | {int(n) for n in cfg["n_values"]})

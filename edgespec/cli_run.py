@@ -100,15 +100,16 @@ def register(cli: click.Group) -> None:
             click.echo(json.dumps({"text": res.text, "tokens": res.tokens, "draft": pipe.draft_name,
                                    "runtime": pipe.info, "stats": res.stats.to_dict()}, ensure_ascii=False))
             return
-        with pipe.stream(prompt, **config) as st:
-            for chunk in st:
-                sys.stdout.write(chunk)
-                sys.stdout.flush()
+        def write(chunk: str) -> None:
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+
+        res = pipe.generate(prompt, streamer=write, **config)
         sys.stdout.write("\n")
         if show_stats:
             from rich.console import Console
 
-            d = st.result.stats.to_dict()
+            d = res.stats.to_dict()
             d["draft"] = pipe.draft_name or "none"
             info = pipe.info
             d["backend"] = info["target"]["backend"] + (f" / draft {info['draft']['backend']}" if info["draft"] else "")

@@ -20,7 +20,7 @@ import os
 import queue
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from . import _native
 from .errors import EdgespecError
@@ -258,17 +258,44 @@ class Pipeline:
         """
         return TextStream(self, prompt, _make_config(config))
 
-    def generate(self, prompt: str, **config) -> Result:
+    def generate(self, prompt: str, streamer: Callable[[str], object] | None = None, **config) -> Result:
         """Generate text for prompt; returns Result(text, tokens, stats).
 
         Options: max_new_tokens=128, policy="auto" | "autoregressive" | "draft" | "ngram",
         k=-1 / "auto" (adaptive) or 1..32 (fixed), k_max=8, temperature=0 (greedy),
         top_k=0, top_p=1, seed=0, ignore_eos=False, stop=[strings], draft_stop_prob=0.
+
+        streamer: called on this thread with each text delta as it is generated (the deltas
+        concatenate to ``result.text``); a true return value stops the generation (finish reason
+        "callback"). An exception it raises, or Ctrl-C, cancels the generation and propagates.
+        The generation runs on the calling thread, so nothing crosses threads per token (stream()
+        hands each delta to another thread).
         """
-        with self.stream(prompt, **config) as st:
-            for _ in st:
-                pass
-        return st.result
+        cfg = _make_config(config)
+        raised: list[BaseException] = []
+
+        def on_text(ptr, size, _user) -> int:
+            try:
+                if streamer is not None and streamer(ctypes.string_at(ptr, size).decode("utf-8")):
+                    return 1
+                return 0
+            except BaseException as e:  # noqa: BLE001 - re-raised once the native call has returned
+                raised.append(e)
+                return _CANCEL
+
+        # Python runs signal handlers on the main thread between bytecodes, i.e. inside this
+        # callback: Ctrl-C lands in on_text, which cancels the native call cleanly.
+        callback = _native.STREAM_CALLBACK(on_text)
+        out = ctypes.c_void_p()
+        with self._lock:
+            status = self._lib.es_generate(self._handle(), prompt.encode("utf-8"), ctypes.byref(cfg.cfg), callback,
+                                           None, ctypes.byref(out))
+        if raised:
+            if out.value:
+                self._lib.es_result_free(out)
+            raise raised[0]
+        _native.check(status)
+        return _take_result(self._lib, out)
 
     def __repr__(self) -> str:
         return f"Pipeline({self.bundle!r}, draft={self.draft_name!r})"
@@ -322,6 +349,21 @@ _DONE = object()
 _CANCEL = 2
 
 
+def _take_result(lib, out: ctypes.c_void_p) -> Result:
+    """The Result of a native es_result, which is freed."""
+    try:
+        n = ctypes.c_size_t(0)
+        ptr = lib.es_result_tokens(out, ctypes.byref(n))
+        tokens = [ptr[i] for i in range(n.value)]
+        st = _native.Stats()
+        _native.check(lib.es_result_stats(out, ctypes.byref(st)))
+        # by length, not as a C string: generated text may contain U+0000
+        text = ctypes.string_at(lib.es_result_text(out), lib.es_result_text_len(out)).decode("utf-8")
+        return Result(text, tokens, Stats._from_native(st))
+    finally:
+        lib.es_result_free(out)
+
+
 class TextStream:
     """Iterator over the text deltas of one running generation (see Pipeline.stream)."""
 
@@ -353,17 +395,7 @@ class TextStream:
                                          self._callback, None, ctypes.byref(out))
                 if status != 0:
                     _native.check(status)
-            try:
-                n = ctypes.c_size_t(0)
-                ptr = lib.es_result_tokens(out, ctypes.byref(n))
-                tokens = [ptr[i] for i in range(n.value)]
-                st = _native.Stats()
-                _native.check(lib.es_result_stats(out, ctypes.byref(st)))
-                # by length, not as a C string: generated text may contain U+0000
-                text = ctypes.string_at(lib.es_result_text(out), lib.es_result_text_len(out)).decode("utf-8")
-                self.result = Result(text, tokens, Stats._from_native(st))
-            finally:
-                lib.es_result_free(out)
+            self.result = _take_result(lib, out)
         except BaseException as e:  # noqa: BLE001 - handed to the consuming thread
             self._error = e
         finally:

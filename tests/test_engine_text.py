@@ -132,6 +132,33 @@ def test_speculative_sampling_keeps_the_target_distribution(pipe, policy):
     assert pval > 1e-3, f"speculative sampling changed the distribution (p={pval:.2g}): {rows}"
 
 
+def test_generate_with_a_streamer_gives_the_chunks_stream_gives_and_can_stop_or_cancel(pipe):
+    """generate(streamer=f) runs on the calling thread: the same chunks as stream(); a true
+    return stops (finish reason "callback"); an exception, Ctrl-C included, cancels the native
+    call and propagates; the pipeline stays usable."""
+    import signal
+
+    cfg = dict(max_new_tokens=30, k=3, temperature=1.0, seed=3, ignore_eos=True)
+    chunks: list[str] = []
+    res = pipe.generate(PROMPTS[2], streamer=chunks.append, **cfg)
+    with pipe.stream(PROMPTS[2], **cfg) as st:
+        assert list(st) == chunks
+    assert "".join(chunks) == res.text == st.result.text and res.tokens == st.result.tokens
+    seen: list[str] = []
+    stopped = pipe.generate(PROMPTS[2], streamer=lambda c: seen.append(c) or len(seen) == 2, **cfg)
+    assert stopped.finish_reason == "callback" and len(seen) == 2 and stopped.text == "".join(seen)
+    assert 0 < len(stopped.tokens) < 30
+
+    def fail(_chunk):
+        raise ValueError("streamer failed")
+
+    with pytest.raises(ValueError, match="streamer failed"):
+        pipe.generate(PROMPTS[0], streamer=fail, **cfg)
+    with pytest.raises(KeyboardInterrupt):  # the handler runs inside the callback, on this thread
+        pipe.generate(PROMPTS[0], streamer=lambda _c: os.kill(os.getpid(), signal.SIGINT), **cfg)
+    assert pipe.generate(PROMPTS[2], **cfg).tokens == res.tokens
+
+
 def test_closing_a_stream_early_cancels_and_the_pipeline_stays_usable(pipe):
     st = pipe.stream(PROMPTS[0], max_new_tokens=400, ignore_eos=True, policy="autoregressive")
     first = next(iter(st))

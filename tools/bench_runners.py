@@ -171,14 +171,16 @@ class EdgespecRunner:
             kw["k"] = "auto" if cfg.get("k") is None else int(cfg["k"])
         if cfg.get("k_max"):
             kw["k_max"] = int(cfg["k_max"])
-        t0 = time.perf_counter()
         first = None
-        with self.pipe.stream(prompt, **kw) as stream:
-            for _ in stream:
-                if first is None:
-                    first = time.perf_counter()
+
+        def streamer(_chunk: str) -> None:  # on the generating thread, as GenAI's streamer
+            nonlocal first
+            if first is None:
+                first = time.perf_counter()
+
+        t0 = time.perf_counter()
+        res = self.pipe.generate(prompt, streamer=streamer, **kw)
         wall = (time.perf_counter() - t0) * 1e3
-        res = stream.result
         st = res.stats
         out = {"text": res.text, "tokens": [int(t) for t in res.tokens], "n_new": int(st.generated_tokens),
                "wall_ms": wall, "ttft_ms": (first - t0) * 1e3 if first is not None else None,

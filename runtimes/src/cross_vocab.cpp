@@ -63,9 +63,9 @@ std::string_view TokenTable::bytes(int64_t id) const {
     return std::string_view(blob_).substr(offsets_[i], offsets_[i + 1] - offsets_[i]);
 }
 
-std::string TokenTable::spelled(const std::vector<int64_t> &ids) const {
+std::string TokenTable::spelled(const int64_t *ids, size_t n) const {
     std::string s;
-    for (int64_t id : ids) s.append(bytes(id));
+    for (size_t i = 0; i < n; ++i) s.append(bytes(ids[i]));
     return s;
 }
 

@@ -47,6 +47,9 @@ public:
     // Control tokens (BOS, EOS, <unk>, ...) and ids past the table: no bytes, never proposed.
     bool special(int64_t id) const { return id < 0 || static_cast<size_t>(id) >= kinds_.size() || kinds_[static_cast<size_t>(id)] == kSpecial; }
     std::string_view bytes(int64_t id) const;
+    // The bytes of ids[0..n) one after another (special tokens spell nothing).
+    std::string spelled(const int64_t *ids, size_t n) const;
+    std::string spelled(const std::vector<int64_t> &ids) const { return spelled(ids.data(), ids.size()); }
     // What the tokenizer puts in front of a whole text (Llama-2's "▁" dummy prefix), or "".
     const std::string &prefix() const { return prefix_; }
 
@@ -61,7 +64,6 @@ public:
 private:
     static constexpr uint8_t kSpecial = 1, kByte = 2;  // kinds (0 = text), as in edgespec/bundle.py
     bool encode_utf8_fragment(const std::string &text, std::vector<int64_t> &out);  // text: well-formed UTF-8
-    std::string spelled(const std::vector<int64_t> &ids) const;
     // Longest-match spelling of s with the table's tokens (text tokens before byte tokens).
     bool spell(std::string_view s, std::vector<int64_t> &out) const;
 

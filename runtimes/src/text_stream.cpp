@@ -32,10 +32,7 @@ TextStream::TextStream(Tokenizer &tok, const TokenTable *table, const std::vecto
 // for the rest of the window as soon as its bytes stop being well-formed UTF-8 (other than a
 // partial character that may still be completed).
 std::string TextStream::render(size_t from, size_t to) {
-    if (!fast_) return tok_.decode(all_.data() + from, to - from);
-    std::string s;
-    for (size_t i = from; i < to; ++i) s.append(table_->bytes(all_[i]));
-    return s;
+    return fast_ ? table_->spelled(all_.data() + from, to - from) : tok_.decode(all_.data() + from, to - from);
 }
 
 void TextStream::start_window(size_t prefix) {
@@ -85,11 +82,7 @@ bool TextStream::table_matches(Tokenizer &tok, const TokenTable &table) {
         "  two  spaces\tand\ttabs\n\n\n   indented",
         "Grüße, 世界 🙂 — naïve ünïcödé « quotes » 1.5 % $3",
     };
-    auto spell = [&](const std::vector<int64_t> &ids, size_t from, size_t to) {
-        std::string s;
-        for (size_t i = from; i < to; ++i) s.append(table.bytes(ids[i]));
-        return s;
-    };
+    auto spell = [&](const std::vector<int64_t> &ids, size_t from, size_t to) { return table.spelled(ids.data() + from, to - from); };
     for (const char *probe : kProbes) {
         const std::vector<int64_t> ids = tok.encode(probe);
         for (size_t from = 0; from < std::min<size_t>(2, ids.size()); ++from) {

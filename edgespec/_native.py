@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import BundleError, NativeError
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 _LIB_NAMES = {"linux": "libedgespec.so", "darwin": "libedgespec.dylib", "win32": "edgespec.dll"}
 
@@ -118,6 +118,7 @@ class GenerationConfig(ctypes.Structure):
         ("draft_stop_prob", ctypes.c_float),
         ("stop", ctypes.POINTER(ctypes.c_char_p)),
         ("n_stop", ctypes.c_size_t),
+        ("draft_window", ctypes.c_int32),
     ]
 
 

@@ -79,6 +79,9 @@ def register(cli: click.Group) -> None:
                   help="auto = the drafter if one is loaded, else plain decoding.")
     @click.option("--k", "k", default="auto", show_default=True, help="Draft tokens per round (1..32) or 'auto'.")
     @click.option("--k-max", type=int, default=8, show_default=True, help="Upper bound of adaptive k.")
+    @click.option("--draft-window", type=int, default=1024, show_default=True,
+                  help="The most context tokens the drafter reads (its first 4 and the latest ones; the output "
+                       "does not change); 0 = all its context holds.")
     @click.option("--max-new-tokens", type=int, default=128, show_default=True)
     @click.option("--temperature", type=float, default=0.0, show_default=True, help="0 = greedy.")
     @click.option("--top-k", type=int, default=0)
@@ -89,11 +92,12 @@ def register(cli: click.Group) -> None:
     @_device_options
     @click.option("--stats", "show_stats", is_flag=True, help="Print the generation's stats (stderr).")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, tokens, stats) instead of streaming.")
-    def run(bundle, prompt, policy, k, k_max, max_new_tokens, temperature, top_k, top_p, seed, stop, ignore_eos,
+    def run(bundle, prompt, policy, k, k_max, draft_window, max_new_tokens, temperature, top_k, top_p, seed, stop, ignore_eos,
             draft, device, draft_device, precision, kv_precision, threads, backend, show_stats, as_json):
         """Generate from PROMPT with the models of BUNDLE, streaming text to the terminal."""
         pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend)
-        config = dict(max_new_tokens=max_new_tokens, policy=policy, k=_k(k), k_max=k_max, temperature=temperature,
+        config = dict(max_new_tokens=max_new_tokens, policy=policy, k=_k(k), k_max=k_max, draft_window=draft_window,
+                      temperature=temperature,
                       top_k=top_k, top_p=top_p, seed=seed, stop=list(stop), ignore_eos=ignore_eos)
         if as_json:
             res = pipe.generate(prompt, **config)

@@ -263,7 +263,9 @@ class Pipeline:
 
         Options: max_new_tokens=128, policy="auto" | "autoregressive" | "draft" | "ngram",
         k=-1 / "auto" (adaptive) or 1..32 (fixed), k_max=8, temperature=0 (greedy),
-        top_k=0, top_p=1, seed=0, ignore_eos=False, stop=[strings], draft_stop_prob=0.
+        top_k=0, top_p=1, seed=0, ignore_eos=False, stop=[strings], draft_stop_prob=0,
+        draft_window=1024 (0: all the drafter's context holds; else >= 128): the drafter reads the first 4 and
+        the latest tokens of the context only (the output does not change).
 
         streamer: called on this thread with each text delta as it is generated (the deltas
         concatenate to ``result.text``); a true return value stops the generation (finish reason
@@ -302,7 +304,7 @@ class Pipeline:
 
 
 _CONFIG_KEYS = {"max_new_tokens", "policy", "k", "k_max", "temperature", "top_k", "top_p", "seed", "ignore_eos",
-                "stop", "draft_stop_prob"}
+                "stop", "draft_stop_prob", "draft_window"}
 
 
 class _Config:

@@ -116,6 +116,7 @@ def test_invalid_generation_options_raise_a_sentence(bundle):
                       ({"temperature": -0.5}, "temperature must be"),
                       ({"top_p": 1.5}, "top_p must be in"),
                       ({"k": 99}, "k must be -1"),
+                      ({"draft_window": 64}, "draft_window must be 0 .* or at least 128"),
                       ({"policy": "beam"}, "Unknown policy 'beam'"),
                       ({"beams": 2}, "Unknown generation option")]:
         with pytest.raises(EdgespecError, match=words):

@@ -179,3 +179,78 @@ def test_trimmed_drafter_ids_are_mapped_back_to_target_ids(bundles, tmp_path):
     scrambled = Pipeline.load(tmp_path, draft="trim_scrambled", precision="f32", kv_precision="f32")
     res = scrambled.generate(PROMPTS[1], max_new_tokens=20, k=4, ignore_eos=True)
     assert res.tokens == plain.tokens and res.stats.accepted < res.stats.drafted
+
+
+@pytest.mark.parametrize("backend", ["openvino-paged", "openvino-stateful"])
+def test_windowed_drafter_slides_over_a_long_context_and_changes_no_token(bundles, backend):
+    # draft_window: the drafter reads the first 4 tokens and the latest ones, re-reading the
+    # latest window / 2 whenever a round would overflow it. The target reads everything, so the
+    # output is the autoregressive one; the target as its own drafter then disagrees with itself
+    # only where the tokens it no longer reads matter.
+    pipe = pipeline(bundles["llama"], "self", backend=backend)
+    prompt = "\n".join(PROMPTS) * 4
+    n_prompt = len(pipe.tokenize(prompt))
+    assert 200 < n_prompt < 300, n_prompt
+    plain = pipe.generate(prompt, max_new_tokens=100, policy="autoregressive", ignore_eos=True)
+    full = pipe.generate(prompt, max_new_tokens=100, policy="draft", k=3, ignore_eos=True, draft_window=0)
+    assert full.tokens == plain.tokens and full.stats.acceptance_rate == 1.0  # reads all: agrees everywhere
+    for k in (1, 3, 8, "auto"):
+        win = pipe.generate(prompt, max_new_tokens=100, policy="draft", k=k, ignore_eos=True, draft_window=128)
+        assert win.tokens == plain.tokens, k
+        assert win.stats.drafted > 0 and win.stats.accepted < win.stats.drafted, k  # it did read less
+        assert sum(win.stats.accepted_hist) == win.stats.target_calls - 1
+    # the default window (1024) holds this whole context: nothing changes
+    default = pipe.generate(prompt, max_new_tokens=100, policy="draft", k=3, ignore_eos=True)
+    assert default.tokens == plain.tokens and default.stats.acceptance_rate == 1.0
+
+
+def test_windowed_trimmed_and_sampled_drafting_stays_reproducible(bundles):
+    pipe = pipeline(bundles["qwen2"], "draft")
+    prompt = "\n".join(PROMPTS) * 4
+    a = pipe.generate(prompt, max_new_tokens=80, policy="draft", k=4, temperature=0.9, seed=7, draft_window=128,
+                      ignore_eos=True)
+    b = pipe.generate(prompt, max_new_tokens=80, policy="draft", k=4, temperature=0.9, seed=7, draft_window=128,
+                      ignore_eos=True)
+    assert a.tokens == b.tokens and len(a.tokens) == 80
+
+
+@pytest.mark.parametrize("window", [128, 160])
+def test_windowed_drafter_proposes_what_the_model_says_on_sinks_plus_recent_tokens(tiny_dir, tiny_tokenizer, bundles,
+                                                                                  window):
+    # Which tokens the windowed drafter reads, checked against transformers: with the target as
+    # its own drafter and k = 1, a round accepts exactly when the model's argmax on (first 4
+    # tokens + the window's recent part, at positions 0, 1, 2, ...) is the target's next token.
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir("llama", tokenizer=tiny_tokenizer),
+                                                 torch_dtype=torch.float32).eval()
+    pipe = pipeline(bundles["llama"], "self")
+    prompt = "\n".join(PROMPTS) * 2
+    ids = pipe.tokenize(prompt)
+    n_new = 60
+    plain = pipe.generate(prompt, max_new_tokens=n_new, policy="autoregressive", ignore_eos=True).tokens
+    win = pipe.generate(prompt, max_new_tokens=n_new, policy="draft", k=1, ignore_eos=True, draft_window=window)
+    assert win.tokens == plain
+
+    def next_token(view):
+        with torch.no_grad():
+            return int(model(torch.tensor([view])).logits[0, -1].argmax())
+
+    start, out, accepted, hist = 0, 1, 0, [0, 0]  # out: tokens emitted (the prefill gave the first)
+    while out < n_new:
+        if out == n_new - 1:  # one token still wanted: a plain step, nothing drafted
+            hist[0] += 1
+            out += 1
+            continue
+        context = ids + plain[:out]
+        if start > 0 or len(context) + 1 > window:  # the sliding rule of draft_window
+            if start == 0 or 4 + (len(context) - start) + 1 > window:
+                start = max(4, len(context) - window // 2)
+            context = context[:4] + context[start:]
+        ok = next_token(context) == plain[out]
+        accepted += ok
+        hist[ok] += 1
+        out += 2 if ok else 1
+    assert start > 0  # the window slid
+    assert (win.stats.accepted, win.stats.accepted_hist[:2]) == (accepted, hist)

@@ -171,6 +171,8 @@ class EdgespecRunner:
             kw["k"] = "auto" if cfg.get("k") is None else int(cfg["k"])
         if cfg.get("k_max"):
             kw["k_max"] = int(cfg["k_max"])
+        if cfg.get("draft_window") is not None:
+            kw["draft_window"] = int(cfg["draft_window"])
         first = None
 
         def streamer(_chunk: str) -> None:  # on the generating thread, as GenAI's streamer

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 /* ABI version: bumped on any incompatible change of this header. */
-#define ES_ABI_VERSION 1
+#define ES_ABI_VERSION 2
 
 typedef enum es_status {
     ES_OK = 0,
@@ -69,6 +69,9 @@ ES_API const char *es_last_error(void);
 
 /* The most draft tokens one round may propose (k and k_max are clamped to this). */
 #define ES_MAX_DRAFT 32
+
+/* The smallest draft_window (es_generation_config) other than 0. */
+#define ES_MIN_DRAFT_WINDOW 128
 
 /* Opaque handles. An es_pipeline owns the compiled models and tokenizers of one bundle; an
  * es_result owns the text, tokens and stats of one generation and outlives the pipeline. */
@@ -182,6 +185,14 @@ typedef struct es_generation_config {
                                     below this; 0 = never (default) */
     const char *const *stop;     /* stop strings (borrowed during es_generate), or NULL */
     size_t n_stop;               /* number of stop strings */
+    int32_t draft_window;        /* the most context tokens a drafter model reads (same-vocabulary and trimmed
+                                    drafters): its first 4 (attention sinks) and the latest ones. When a round
+                                    would overflow the window, the drafter re-reads the latest draft_window / 2
+                                    tokens after the sinks, so its per-token cost stays that of a short context
+                                    however long the prompt. The target always reads everything: the output
+                                    does not change, only which tokens are proposed. 0 = as many as the
+                                    drafter's own context length holds (then a drafter keeps drafting past its
+                                    context length the same way); else >= ES_MIN_DRAFT_WINDOW (default 1024) */
 } es_generation_config;
 
 /* Defaults as documented on each field. */

@@ -112,6 +112,7 @@ ES_API es_generation_config es_generation_default_config(void) {
     c.draft_stop_prob = 0.f;
     c.stop = nullptr;
     c.n_stop = 0;
+    c.draft_window = 1024;
     return c;
 }
 

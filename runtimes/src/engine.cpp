@@ -144,6 +144,9 @@ void validate_config(const Pipeline &p, const es_generation_config &c) {
     if (c.top_k < 0) throw bad("top_k must be 0 (off) or positive (got " + std::to_string(c.top_k) + ").");
     if (!(c.top_p > 0.f && c.top_p <= 1.f)) throw bad("top_p must be in (0, 1] (got " + std::to_string(c.top_p) + ").");
     if (!(c.draft_stop_prob >= 0.f && c.draft_stop_prob < 1.f)) throw bad("draft_stop_prob must be in [0, 1).");
+    if (c.draft_window != 0 && c.draft_window < ES_MIN_DRAFT_WINDOW)
+        throw bad("draft_window must be 0 (all the drafter's context holds) or at least " + std::to_string(ES_MIN_DRAFT_WINDOW) +
+                  " tokens (got " + std::to_string(c.draft_window) + ").");
     if (c.n_stop > 0 && !c.stop) throw bad("stop is NULL but n_stop is " + std::to_string(c.n_stop) + ".");
     for (size_t i = 0; i < c.n_stop; ++i)
         if (!c.stop[i] || !*c.stop[i]) throw bad("stop strings must be non-empty (stop[" + std::to_string(i) + "] is not).");
@@ -186,7 +189,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
     // never from the clock or from what earlier generations taught the pipeline.
     DraftLengthController controller(policy_kind == ES_POLICY_AUTOREGRESSIVE ? 1 : cfg.k, cfg.k_max,
                                      sp.greedy() ? &p.costs : nullptr);
-    DraftContext dctx{sp, &rng, vocab, cfg.draft_stop_prob, &controller};
+    DraftContext dctx{sp, &rng, vocab, cfg.draft_stop_prob, cfg.draft_window, &controller};
     std::unique_ptr<Policy> policy = make_policy(p, policy_kind, dctx);
     const bool drafting = policy_kind != ES_POLICY_AUTOREGRESSIVE;
     if (drafting && policy->confident()) controller.use_confidence();  // adaptive k only

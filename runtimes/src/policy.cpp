@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "draft_length.hpp"
+#include "edgespec.h"
 
 namespace es {
 
@@ -20,15 +21,22 @@ class DraftModelPolicy final : public Policy {
 public:
     DraftModelPolicy(Model &draft, const std::vector<int32_t> &id_map, const std::vector<int32_t> &input_map,
                      size_t draft_context, const DraftContext &ctx)
-        : draft_(draft), id_map_(id_map), input_map_(input_map), draft_context_(draft_context), ctx_(ctx) {}
+        : draft_(draft), id_map_(id_map), input_map_(input_map), draft_context_(draft_context), ctx_(ctx) {
+        // The window never outgrows the drafter's own context (a round adds up to k tokens), so a
+        // drafter keeps drafting past its own context length; one too short to slide stops there.
+        window_ = draft_context_ >= kMinWindow + ES_MAX_DRAFT + 2 ? draft_context_ - ES_MAX_DRAFT - 2 : 0;
+        if (window_ > 0 && ctx_.draft_window > 0) window_ = std::min(window_, static_cast<size_t>(ctx_.draft_window));
+    }
 
     void begin(const std::vector<int64_t> &) override {
         draft_.reset();
         fed_.clear();
+        start_ = 0;
     }
 
-    void propose(const std::vector<int64_t> &context, int k, Proposal &out) override {
+    void propose(const std::vector<int64_t> &full_context, int k, Proposal &out) override {
         out.clear();
+        const std::vector<int64_t> &context = view(full_context, static_cast<size_t>(k));
         if (context.size() + static_cast<size_t>(k) >= draft_context_) return;  // the drafter's context is full
         // Bring the draft cache to `context`: keep the longest common prefix of what it holds and
         // the committed context (rejected proposals fall off here), feed the rest in one call.
@@ -84,6 +92,23 @@ public:
     bool confident() const override { return true; }
 
 private:
+    // A windowed drafter reads the first kSinkTokens of the context (attention sinks, as in
+    // StreamingLLM) and the latest tokens: at most window_ in all, with k to draft. When a round
+    // would overflow it, the recent part restarts at half the window, so the drafter re-reads
+    // window_ / 2 tokens once per window_ / 2 committed ones, at positions right after the sinks;
+    // its attention then costs what it costs at a short context, however long the prompt is.
+    static constexpr size_t kSinkTokens = 4;
+    static constexpr size_t kMinWindow = ES_MIN_DRAFT_WINDOW;  // sinks + half a window + k always fit
+
+    const std::vector<int64_t> &view(const std::vector<int64_t> &context, size_t k) {
+        if (window_ == 0 || (start_ == 0 && context.size() + k <= window_)) return context;
+        if (start_ == 0 || kSinkTokens + (context.size() - start_) + k > window_)
+            start_ = std::max(kSinkTokens, context.size() - std::min(context.size(), window_ / 2));
+        view_.assign(context.begin(), context.begin() + kSinkTokens);
+        view_.insert(view_.end(), context.begin() + static_cast<long>(start_), context.end());
+        return view_;
+    }
+
     // Target ids as the drafter reads them: unchanged, or through a trimmed drafter's input map.
     const int64_t *draft_ids(const int64_t *ids, size_t n) {
         if (input_map_.empty()) return ids;
@@ -100,6 +125,9 @@ private:
     DraftContext ctx_;
     std::vector<int64_t> fed_;  // target ids in the draft cache, position by position
     std::vector<float> probs_;
+    size_t window_ = 0;  // the most context tokens the drafter reads (0: all it can hold)
+    size_t start_ = 0;   // windowed: where the recent part of the context starts (0: not sliding yet)
+    std::vector<int64_t> view_;  // windowed: sinks + recent part
 };
 
 class NgramPolicy final : public Policy {

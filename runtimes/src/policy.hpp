@@ -53,6 +53,7 @@ struct DraftContext {
     Rng *rng = nullptr;
     size_t target_vocab = 0;
     float stop_prob = 0.f;  // draft stops early when its top-1 probability falls below this
+    int32_t draft_window = 0;  // the most context tokens a drafter model reads (0: all its context holds)
     // Adaptive k with confidences: asked after each drafted token whether to draft another.
     const DraftLengthController *length = nullptr;
 };

@@ -17,3 +17,29 @@ def with_rows(m, axis):  # the runtime's logits slice: prefill computes one row
     m.add_parameters([rows])
     m.validate_nodes_and_infer_types()
     return m
+
+
+def paged_request(core, xml, props, blocks):
+    """An infer request of xml's paged-attention form (with the logits slice) on the CPU, its cache
+    tensors allocated for `blocks` blocks."""
+    from openvino._offline_transformations import paged_attention_transformation
+
+    pm = core.read_model(xml)
+    paged_attention_transformation(pm, False, False)
+    r = core.compile_model(with_rows(pm, 0), "CPU", props).create_infer_request()
+    for i in r.get_compiled_model().inputs:
+        if "cache" in i.get_any_name():
+            s = i.get_partial_shape()
+            r.set_tensor(i.get_any_name(), ov.Tensor(i.get_element_type(), [blocks] + [s[j].get_length() for j in range(1, 4)]))
+    return r
+
+
+def paged_call(r, ids, past, rows):
+    """One call of a paged request: ids at positions past.., one sequence, blocks 0, 1, ..., the
+    last `rows` logits rows; returns the logits tensor's data."""
+    n = len(ids); tot = past + n; nb = (tot + 31) // 32
+    r.infer({"input_ids": np.array(ids, np.int64), "position_ids": np.arange(past, tot, dtype=np.int64),
+             "past_lens": np.array([past], np.int32), "subsequence_begins": np.array([0, n], np.int32),
+             "block_indices_begins": np.array([0, nb], np.int32), "block_indices": np.arange(nb, dtype=np.int32),
+             "max_context_len": np.array(tot, np.int32), "es_logits_rows": np.array([rows], np.int64)})
+    return r.get_tensor("logits").data

@@ -9,10 +9,9 @@ import time
 
 import numpy as np
 import openvino as ov
-from openvino._offline_transformations import paged_attention_transformation
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-from pa_vs_stateful_calls_lib import with_rows  # noqa: E402
+from pa_vs_stateful_calls_lib import paged_call, paged_request  # noqa: E402
 
 xml, ctx, rounds, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 threads = [int(t) for t in (sys.argv[5] if len(sys.argv) > 5 else "2,1").split(",")]
@@ -20,24 +19,13 @@ core = ov.Core()
 reqs = {}
 blocks = (ctx + rounds * 8 * n + 64) // 32 + 1
 for t in threads:
-    pm = core.read_model(xml)
-    paged_attention_transformation(pm, False, False)
     props = {"KV_CACHE_PRECISION": "u8", "INFERENCE_NUM_THREADS": t, "PERFORMANCE_HINT": "LATENCY"}
-    r = core.compile_model(with_rows(pm, 0), "CPU", props).create_infer_request()
-    for i in r.get_compiled_model().inputs:
-        if "cache" in i.get_any_name():
-            s = i.get_partial_shape()
-            r.set_tensor(i.get_any_name(), ov.Tensor(i.get_element_type(), [blocks] + [s[j].get_length() for j in range(1, 4)]))
+    r = paged_request(core, xml, props, blocks)
     reqs[t] = r
 
 
 def call(r, ids, past):
-    k = len(ids); tot = past + k; nb = (tot + 31) // 32
-    r.infer({"input_ids": np.array(ids, np.int64), "position_ids": np.arange(past, tot, dtype=np.int64),
-             "past_lens": np.array([past], np.int32), "subsequence_begins": np.array([0, k], np.int32),
-             "block_indices_begins": np.array([0, nb], np.int32), "block_indices": np.arange(nb, dtype=np.int32),
-             "max_context_len": np.array(tot, np.int32), "es_logits_rows": np.array([k], np.int64)})
-    return r.get_tensor("logits").data
+    return paged_call(r, ids, past, len(ids))
 
 
 rng = np.random.default_rng(0)

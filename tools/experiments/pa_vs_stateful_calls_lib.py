@@ -43,3 +43,14 @@ def paged_call(r, ids, past, rows):
              "block_indices_begins": np.array([0, nb], np.int32), "block_indices": np.arange(nb, dtype=np.int32),
              "max_context_len": np.array(tot, np.int32), "es_logits_rows": np.array([rows], np.int64)})
     return r.get_tensor("logits").data
+
+
+def set_paged_inputs(r, ids, past, rows=1):
+    """Sets a paged request's inputs for ids at positions past.. (as paged_call feeds them) without
+    running it, so a caller can time infer() alone."""
+    n = len(ids); tot = past + n; nb = (tot + 31) // 32
+    for name, v in {"input_ids": np.array(ids, np.int64), "position_ids": np.arange(past, tot, dtype=np.int64),
+                    "past_lens": np.array([past], np.int32), "subsequence_begins": np.array([0, n], np.int32),
+                    "block_indices_begins": np.array([0, nb], np.int32), "block_indices": np.arange(nb, dtype=np.int32),
+                    "max_context_len": np.array(tot, np.int32), "es_logits_rows": np.array([rows], np.int64)}.items():
+        r.set_tensor(name, ov.Tensor(v))

@@ -12,7 +12,7 @@ import numpy as np
 import openvino as ov
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-from pa_vs_stateful_calls_lib import paged_request  # noqa: E402
+from pa_vs_stateful_calls_lib import paged_request, set_paged_inputs  # noqa: E402
 
 xml, ctx, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 patterns = [[int(x) for x in p.split(",")] for p in (sys.argv[4] if len(sys.argv) > 4 else "1;2;1,2;2,1,1").split(";")]
@@ -25,18 +25,11 @@ vocab = int(core.read_model(xml).output("logits").get_partial_shape()[2].get_len
 rng = np.random.default_rng(0)
 
 
-def set_inputs(r, ids, past):
-    n = len(ids); tot = past + n; nb = (tot + 31) // 32
-    for name, v in {"input_ids": np.array(ids, np.int64), "position_ids": np.arange(past, tot, dtype=np.int64),
-                    "past_lens": np.array([past], np.int32), "subsequence_begins": np.array([0, n], np.int32),
-                    "block_indices_begins": np.array([0, nb], np.int32), "block_indices": np.arange(nb, dtype=np.int32),
-                    "max_context_len": np.array(tot, np.int32), "es_logits_rows": np.array([1], np.int64)}.items():
-        r.set_tensor(name, ov.Tensor(v))
 
 
 prompt = [int(x) for x in rng.integers(0, vocab, ctx)]
 for r in reqs:
-    set_inputs(r, prompt, 0); r.infer()
+    set_paged_inputs(r, prompt, 0); r.infer()
 times = [[] for _ in patterns]
 fed = [[] for _ in patterns]
 past = [ctx] * len(patterns)
@@ -45,7 +38,7 @@ for i in range(rounds):
     for p in order:
         for n in patterns[p] * 4:
             past[p] -= 1  # re-feed over the same positions, so every pattern sees the same context
-            set_inputs(reqs[p], [int(x) for x in rng.integers(0, vocab, n)], past[p])
+            set_paged_inputs(reqs[p], [int(x) for x in rng.integers(0, vocab, n)], past[p])
             t0 = time.perf_counter(); reqs[p].infer(); times[p].append(time.perf_counter() - t0)
             fed[p].append(n)
             past[p] += 1

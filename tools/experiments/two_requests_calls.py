@@ -12,7 +12,7 @@ import numpy as np
 import openvino as ov
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-from pa_vs_stateful_calls_lib import paged_request  # noqa: E402
+from pa_vs_stateful_calls_lib import paged_request, set_paged_inputs  # noqa: E402
 
 xml = sys.argv[1]
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 60
@@ -29,16 +29,9 @@ for r in (b_same, b_other):  # one cache, as a drafter's two requests would shar
 rng = np.random.default_rng(0)
 
 
-def set_inputs(r, ids, past):
-    n = len(ids); tot = past + n; nb = (tot + 31) // 32
-    for name, v in {"input_ids": np.array(ids, np.int64), "position_ids": np.arange(past, tot, dtype=np.int64),
-                    "past_lens": np.array([past], np.int32), "subsequence_begins": np.array([0, n], np.int32),
-                    "block_indices_begins": np.array([0, nb], np.int32), "block_indices": np.arange(nb, dtype=np.int32),
-                    "max_context_len": np.array(tot, np.int32), "es_logits_rows": np.array([1], np.int64)}.items():
-        r.set_tensor(name, ov.Tensor(v))
 
 
-set_inputs(a, list(range(ctx)), 0); a.infer()
+set_paged_inputs(a, list(range(ctx)), 0); a.infer()
 variants = {"one request, 1 and 2 tokens": ((1, a), (2, a)),
             "two requests of one compiled model": ((1, a), (2, b_same)),
             "requests of two compiled models": ((1, a), (2, b_other)),
@@ -48,7 +41,7 @@ for i in range(rounds):
     for name, calls in variants.items():
         for _ in range(4):
             for n, r in calls:
-                set_inputs(r, [int(x) for x in rng.integers(0, 1000, n)], ctx - 2)
+                set_paged_inputs(r, [int(x) for x in rng.integers(0, 1000, n)], ctx - 2)
                 t0 = time.perf_counter(); r.infer(); times[name].append(time.perf_counter() - t0)
 for name, t in times.items():
     print(f"{name:>36}: {1000 * statistics.median(t):.3f} ms median, {1000 * statistics.mean(t):.3f} mean")

@@ -15,6 +15,7 @@ from pathlib import Path
 from .errors import BundleError, NativeError
 
 ABI_VERSION = 2
+MIN_DRAFT_WINDOW = 128  # ES_MIN_DRAFT_WINDOW: the smallest draft_window other than 0
 
 _LIB_NAMES = {"linux": "libedgespec.so", "darwin": "libedgespec.dylib", "win32": "edgespec.dll"}
 

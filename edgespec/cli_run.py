@@ -79,9 +79,9 @@ def register(cli: click.Group) -> None:
                   help="auto = the drafter if one is loaded, else plain decoding.")
     @click.option("--k", "k", default="auto", show_default=True, help="Draft tokens per round (1..32) or 'auto'.")
     @click.option("--k-max", type=int, default=8, show_default=True, help="Upper bound of adaptive k.")
-    @click.option("--draft-window", type=int, default=1024, show_default=True,
+    @click.option("--draft-window", type=int, default=None,
                   help="The most context tokens the drafter reads (its first 4 and the latest ones; the output "
-                       "does not change); 0 = all its context holds.")
+                       "does not change); 0 = all its context holds.  [default: the runtime's, 1024]")
     @click.option("--max-new-tokens", type=int, default=128, show_default=True)
     @click.option("--temperature", type=float, default=0.0, show_default=True, help="0 = greedy.")
     @click.option("--top-k", type=int, default=0)

@@ -567,9 +567,11 @@ def main(argv=None) -> int:
     if not (bundle / "edgespec.json").is_file():
         con.print(f"[red]error:[/red] {bundle} is not an edgespec bundle (no edgespec.json)")
         return 2
-    if a.draft_window is not None and a.draft_window != 0 and a.draft_window < 128:
-        con.print(f"[red]error:[/red] --draft-window must be 0 (the drafter's whole context) or at least 128 "
-                  f"(got {a.draft_window})")
+    from edgespec._native import MIN_DRAFT_WINDOW
+
+    if a.draft_window is not None and a.draft_window != 0 and a.draft_window < MIN_DRAFT_WINDOW:
+        con.print(f"[red]error:[/red] --draft-window must be 0 (the drafter's whole context) or at least "
+                  f"{MIN_DRAFT_WINDOW} (got {a.draft_window})")
         return 2
     mach = machine_info()
     threads = a.threads or mach.get("physical_cores") or os.cpu_count()

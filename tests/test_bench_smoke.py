@@ -85,6 +85,14 @@ def test_per_call_costs_and_comparisons_are_reported(report):
     s = report["sets"]["short"]
     c = s["costs"]
     assert c["T_ar_ms"] > 0 and c["T_draft_ms"] > 0 and c["T_verify_ms"]["3"] > 0
+    # the loop-pattern costs: a 3-token verify and the two drafter calls of a k=2 round
+    p = c["pattern"]["2"]
+    assert p["T_verify_ms"] > 0 and len(p["T_draft_ms"]) == 2 and min(p["T_draft_ms"]) > 0
+    for name in ("es_spec_k2", "genai_spec_k2"):
+        m = s["results"][name]
+        ideal = m["tau_decode"] * c["T_ar_ms"] / (p["T_verify_ms"] + sum(p["T_draft_ms"]))
+        assert m["efficiency_pattern"] == pytest.approx(m["decode_speedup"] / ideal, rel=1e-9)
+    assert "efficiency_pattern" not in s["results"]["es_ngram"]  # no drafter: no loop pattern to time
     cmp_ = s["comparisons"]
     assert cmp_["es_ar_vs_genai_ar"] > 0 and cmp_["es_spec_k2_vs_genai_spec_k2"] > 0
     assert 0 <= cmp_["es_max_other_share"] < 1

@@ -337,6 +337,11 @@ def config_metrics(cfg: Config, per_prompt: list[list[dict]], costs: dict | None
         t_ver = interp_verify(costs, k_eff + 1)
         if t_ver:
             m["ideal_speedup"] = tau * costs["T_ar_ms"] / (t_ver + k_eff * t_draft)
+        # the same ideal from calls timed in a draft-model loop's order (fixed k): the drafter's
+        # calls right after the target's, the target's right after the drafter's
+        pat = (costs.get("pattern") or {}).get(str(cfg.k)) if cfg.policy == "draft" and cfg.k else None
+        if pat:
+            m["ideal_speedup_pattern"] = tau * costs["T_ar_ms"] / (pat["T_verify_ms"] + sum(pat["T_draft_ms"]))
     if tau and k_eff is not None:
         s_t, s_d = sizes.get("target"), sizes.get("draft")
         if cfg.policy == "draft" and s_t and s_d:
@@ -391,6 +396,8 @@ def finish_metrics(configs: list[Config], res: dict[str, dict], texts: dict[str,
         # (with ~2k-token prompts the shared prefill would otherwise dilute every speedup toward 1)
         if m["decode_speedup"] is not None and m["ideal_speedup"]:
             m["efficiency"] = m["decode_speedup"] / m["ideal_speedup"]
+        if m["decode_speedup"] is not None and m.get("ideal_speedup_pattern"):
+            m["efficiency_pattern"] = m["decode_speedup"] / m["ideal_speedup_pattern"]
         # the same ideal from the loop's own per-call timers (fixed k only): what the loop loses
         # outside its model calls, independent of how well the microbenchmark matches the loop
         ar = res.get("es_ar", {})
@@ -434,6 +441,8 @@ def comparisons(res: dict[str, dict]) -> dict:
     out["es_efficiency"] = effs or None
     out["es_efficiency_inloop"] = {n: m["efficiency_inloop"] for n, m in res.items()
                                    if m.get("efficiency_inloop") is not None} or None
+    out["efficiency_pattern"] = {n: m["efficiency_pattern"] for n, m in res.items()
+                                 if m.get("efficiency_pattern") is not None} or None
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -447,7 +456,8 @@ def _fmt(v, key: str = "") -> str:
         return v
     if key in ("acceptance_rate", "other_share"):
         return f"{100 * v:.1f}%"
-    if key in ("speedup", "ideal_speedup", "efficiency", "efficiency_inloop", "vs_peer", "mean_accepted", "mbsu",
+    if key in ("speedup", "ideal_speedup", "efficiency", "efficiency_inloop", "efficiency_pattern", "vs_peer",
+               "mean_accepted", "mbsu",
                "decode_speedup", "vs_peer_decode", "decode_speedup_paired", "vs_peer_decode_paired"):
         return f"{v:.2f}"
     if isinstance(v, float):
@@ -458,7 +468,8 @@ def _fmt(v, key: str = "") -> str:
 TABLE_COLS = ("tokens_per_s", "speedup", "vs_peer", "decode_speedup", "vs_peer_decode", "decode_speedup_paired",
               "vs_peer_decode_paired", "ttft_ms", "tpot_ms",
               "acceptance_rate", "mean_accepted",
-              "other_share", "ideal_speedup", "efficiency", "efficiency_inloop", "mbsu", "peak_rss_mb", "agree")
+              "other_share", "ideal_speedup", "efficiency", "efficiency_pattern", "efficiency_inloop", "mbsu",
+              "peak_rss_mb", "agree")
 
 
 def markdown(report: dict) -> str:
@@ -488,6 +499,9 @@ def markdown(report: dict) -> str:
             ver = ", ".join(f"T_verify({n}) {v:.1f}" for n, v in c["T_verify_ms"].items())
             lines.append(f"Per-call costs at context {c['context']}: T_ar {c['T_ar_ms']:.1f} ms, {ver} ms, "
                          f"T_draft {c['T_draft_ms'] if c['T_draft_ms'] is None else round(c['T_draft_ms'], 2)} ms")
+            for k, p in (c.get("pattern") or {}).items():
+                lines.append(f"In a k={k} loop's order: T_verify({int(k) + 1}) {p['T_verify_ms']:.1f} ms, drafter calls "
+                             + ", ".join(f"{x:.2f}" for x in p["T_draft_ms"]) + " ms")
             lines.append("")
         lines.append("| config | " + " | ".join(TABLE_COLS) + " |")
         lines.append("|---|" + "---|" * len(TABLE_COLS))
@@ -632,7 +646,7 @@ def main(argv=None) -> int:
                 context = int(mean_tokens + a.max_new_tokens / 2)
                 n_values = sorted({k + 1 for k in ks} | {2, a.ngram_k + 1, max(ks + [a.ngram_k]) + 2})
                 try:
-                    c = w.call("", {"context": context, "n_values": n_values}, a.timeout)
+                    c = w.call("", {"context": context, "n_values": n_values, "draft_k": ks}, a.timeout)
                     c["context"] = context
                     costs_by_set[name] = c
                 except RuntimeError as e:
@@ -735,7 +749,11 @@ def main(argv=None) -> int:
                            "(ttft_native_ms) instead of its first streamed chunk: GenAI's speculative pipelines stream "
                            "their first chunk only after the drafter has read the prompt and a round has run, work "
                            "that the first-chunk figure leaves out of GenAI's decode phase but not edgespec's; "
-                           "efficiency = decode_speedup / ideal_speedup (τ over the calls after the prefill).")
+                           "efficiency = decode_speedup / ideal_speedup (τ over the calls after the prefill); "
+                           "efficiency_pattern: the same against an ideal from per-call costs timed in a draft-model "
+                           "loop's order (k drafter calls after each verify call), where a model's first call after "
+                           "the other model's costs more than one after its own; efficiency_inloop: against an ideal "
+                           "from edgespec's own per-call timers.")
     report["notes"].append("ideal_speedup uses per-call costs measured with plain OpenVINO on the IR's paged-attention "
                            "form (what both runtimes run on the CPU by default); the prefill of the cost probe computes "
                            "every logits row, so only its decode and verify calls are used.")

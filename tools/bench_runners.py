@@ -239,7 +239,9 @@ class HFRunner:
 class CostRunner:
     """Per-call costs straight from OpenVINO on the bundle's IR: T_ar (one target decode step),
     T_verify(n) (one target call over n tokens) and T_draft (one drafter decode step), each after a
-    prefill of ``context`` tokens, median of a few calls. These feed ideal_speedup. The IR runs in
+    prefill of ``context`` tokens, median of a few calls. These feed ideal_speedup. With a drafter
+    and fixed k values it also times both models in a draft-model loop's order (one verify call,
+    then k drafter calls, round after round), which feeds ideal_speedup_pattern. The IR runs in
     its paged-attention form (OpenVINO's own conversion; what edgespec and GenAI both run on the
     CPU by default), or as the stateful graph where it does not convert."""
 
@@ -265,18 +267,16 @@ class CostRunner:
         return self.core.compile_model(m, self.device, self.props)
 
     def generate(self, prompt: str, cfg: dict) -> dict:
-        """(name kept for the worker protocol) cfg: context, n_values, calls, rounds."""
+        """(name kept for the worker protocol) cfg: context, n_values, calls, rounds, and draft_k
+        (the fixed k values of the drafter configurations, for the loop-pattern costs)."""
         import numpy as np
 
         ctx, calls, rounds = int(cfg["context"]), int(cfg.get("calls", 4)), int(cfg.get("rounds", 2))
         rng = np.random.default_rng(0)
 
-        def model_costs(compiled, ns: list[int]) -> dict[int, list[float]]:
-            """One prefill of ``ctx`` tokens, then rounds of calls of each size in ``ns``,
-            interleaved by round so a burst of machine noise hits every size alike. Within a round
-            the calls of one size run back to back after an untimed one: a call whose input shape
-            differs from the previous call's pays for re-shaping the graph (milliseconds on a
-            small model), which a decode loop at a fixed k does not."""
+        def feeder(compiled, budget: int):
+            """One sequence on a fresh infer request, its caches sized for ``budget`` tokens; returns
+            feed(m): the ms of one call over m new tokens after everything fed before."""
             import openvino as ov
 
             req = compiled.create_infer_request()
@@ -287,10 +287,12 @@ class CostRunner:
                 caches = [i for i in compiled.inputs if "cache." in i.get_any_name()]
                 block = next(i.get_partial_shape()[2].get_length() for i in caches
                              if i.get_any_name().startswith("value_cache."))
-                blocks = (ctx + sum(ns) * (calls * rounds + 1)) // block + 2
+                blocks = budget // block + 2
                 for i in caches:
                     dims = [i.get_partial_shape()[j].get_length() for j in range(1, 4)]
                     req.set_tensor(i.get_any_name(), ov.Tensor(i.get_element_type(), [blocks] + dims))
+            else:
+                req.reset_state()
 
             def feed(m: int) -> float:
                 nonlocal past
@@ -312,8 +314,15 @@ class CostRunner:
                 past += m
                 return (time.perf_counter() - t0) * 1e3
 
-            if not paged:
-                req.reset_state()
+            return feed
+
+        def model_costs(compiled, ns: list[int]) -> dict[int, list[float]]:
+            """One prefill of ``ctx`` tokens, then rounds of calls of each size in ``ns``,
+            interleaved by round so a burst of machine noise hits every size alike. Within a round
+            the calls of one size run back to back after an untimed one: a call whose input shape
+            differs from the previous call's pays for re-shaping the graph (milliseconds on a
+            small model), which a decode loop at a fixed k does not."""
+            feed = feeder(compiled, ctx + sum(ns) * (calls * rounds + 1))
             feed(ctx)
             for n in ns:  # first call of each shape pays for it: not timed
                 feed(n)
@@ -324,14 +333,45 @@ class CostRunner:
                     out[n].extend(feed(n) for _ in range(calls))
             return out
 
+        def pattern_costs(ks: list[int]) -> tuple[dict[int, list[float]], dict[int, list[list[float]]]]:
+            """The same calls in a speculative loop's order at each fixed k: one target call over
+            k + 1 tokens, then k single-token drafter calls, round after round. Each model's calls
+            then follow the other model's, as in every draft-model loop (edgespec's and GenAI's),
+            and on this kind of host a model's first call after the other's costs more than one
+            right after its own (tools/experiments/first_draft_call.py). Rounds of one k run
+            back to back after an untimed one (no shape change timed), k values interleaved."""
+            per_k = calls * rounds * max(ks) * 2 + 8
+            tfeed = feeder(self.models["target"], ctx + per_k * len(ks) * 2)
+            dfeed = feeder(self.models["draft"], ctx + per_k * len(ks) * 2)
+            tfeed(ctx)
+            dfeed(ctx)
+            ver: dict[int, list[float]] = {k: [] for k in ks}
+            drf: dict[int, list[list[float]]] = {k: [[] for _ in range(k)] for k in ks}
+            for r in range(rounds):
+                for k in (ks if r % 2 == 0 else ks[::-1]):
+                    for j in range(calls + 1):
+                        v = tfeed(k + 1)
+                        d = [dfeed(1) for _ in range(k)]
+                        if j:  # the first round of a k re-shapes the target's call: not timed
+                            ver[k].append(v)
+                            for i, x in enumerate(d):
+                                drf[k][i].append(x)
+            return ver, drf
+
         ns = sorted({1} | {int(n) for n in cfg["n_values"]})
         t = model_costs(self.models["target"], ns)
         samples: dict[str, list[float]] = {"T_ar_ms": t[1], **{str(n): t[n] for n in ns}}
         if "draft" in self.models:
             samples["T_draft_ms"] = model_costs(self.models["draft"], [1])[1]
         med = {k: float(np.median(v)) for k, v in samples.items()}
-        return {"T_ar_ms": med["T_ar_ms"], "T_verify_ms": {str(n): med[str(n)] for n in cfg["n_values"]},
-                "T_draft_ms": med.get("T_draft_ms"), "calls_per_figure": calls * rounds}
+        out = {"T_ar_ms": med["T_ar_ms"], "T_verify_ms": {str(n): med[str(n)] for n in cfg["n_values"]},
+               "T_draft_ms": med.get("T_draft_ms"), "calls_per_figure": calls * rounds}
+        ks = sorted({int(k) for k in cfg.get("draft_k") or [] if int(k) > 0})
+        if "draft" in self.models and ks:
+            ver, drf = pattern_costs(ks)
+            out["pattern"] = {str(k): {"T_verify_ms": float(np.median(ver[k])),
+                                       "T_draft_ms": [float(np.median(x)) for x in drf[k]]} for k in ks}
+        return out
 
 
 class SharedRunner:

@@ -304,6 +304,46 @@ def test_the_translation_cache_equals_fresh_translation_and_serves_the_steady_st
     assert h3 + m3 > 0
 
 
+@pytest.mark.parametrize("draft", ["self", "xv", "ms"])
+def test_a_windowed_cross_vocab_drafter_slides_over_a_long_context_and_changes_no_token(bundles, draft, monkeypatch,
+                                                                                      capfd):
+    """draft_window bounds what a cross-vocabulary drafter reads too: its first 4 tokens and the
+    latest text, re-read from a word start once a round would overflow the window. The target
+    reads everything, so the output is the autoregressive one, and drafting goes on."""
+    monkeypatch.setenv("EDGESPEC_CHECK_TRANSLATION", "1")
+    prompt = "\n".join(OTHER_PROMPTS * 5) + "\n" + PROMPT
+    plain = pipeline(bundles["main"], None)
+    assert 250 < len(plain.tokenize(prompt)) < 400
+    ref = plain.generate(prompt, max_new_tokens=60, policy="autoregressive", ignore_eos=True)
+    pipe = pipeline(bundles["main"], draft)
+    capfd.readouterr()
+    for k in (1, 3, "auto"):
+        res = pipe.generate(prompt, max_new_tokens=60, k=k, ignore_eos=True, draft_window=128)
+        assert res.tokens == ref.tokens and res.text == ref.text, (draft, k)
+        assert res.stats.drafted > 0 and sum(res.stats.accepted_hist) == res.stats.target_calls - 1
+        slides = [int(x) for x in re.findall(r"(\d+) window slides", capfd.readouterr().err)]
+        assert len(slides) == 1 and slides[0] >= 2, (draft, k, slides)  # the prompt alone is two windows
+    # the default window (1024, within the drafter's 512-token context) holds it all: no slide
+    res = pipe.generate(prompt, max_new_tokens=60, k=3, ignore_eos=True)
+    assert res.tokens == ref.tokens
+    assert re.findall(r"(\d+) window slides", capfd.readouterr().err) == ["0"]
+
+
+def test_a_cross_vocab_drafter_drafts_on_where_the_text_outgrows_its_context(bundles, monkeypatch, capfd):
+    """The default window is the drafter's own context (512 tokens here): generating up to the
+    target's context, the drafter slides instead of stopping, and nothing changes."""
+    monkeypatch.setenv("EDGESPEC_CHECK_TRANSLATION", "1")
+    prompt = "\n".join(OTHER_PROMPTS * 6) + "\n" + PROMPT
+    plain = pipeline(bundles["main"], None)
+    assert 400 < len(plain.tokenize(prompt)) < 450
+    ref = plain.generate(prompt, max_new_tokens=100, policy="autoregressive", ignore_eos=True)
+    assert ref.stats.finish_reason == "context"  # up to the target's 512-token context
+    capfd.readouterr()
+    res = pipeline(bundles["main"], "self").generate(prompt, max_new_tokens=100, k=3, ignore_eos=True)
+    assert res.tokens == ref.tokens and res.stats.drafted > 0
+    assert re.findall(r"(\d+) window slides", capfd.readouterr().err) == ["1"]
+
+
 # ---- sampling: the target's distribution ------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -185,8 +185,9 @@ typedef struct es_generation_config {
                                     below this; 0 = never (default) */
     const char *const *stop;     /* stop strings (borrowed during es_generate), or NULL */
     size_t n_stop;               /* number of stop strings */
-    int32_t draft_window;        /* the most context tokens a drafter model reads (same-vocabulary and trimmed
-                                    drafters): its first 4 (attention sinks) and the latest ones. When a round
+    int32_t draft_window;        /* the most context tokens a drafter model reads, in its own tokens: its first 4
+                                    (attention sinks) and the latest ones (a cross-vocabulary drafter: the
+                                    latest text, re-tokenized from a word start). When a round
                                     would overflow the window, the drafter re-reads the latest draft_window / 2
                                     tokens after the sinks, so its per-token cost stays that of a short context
                                     however long the prompt. The target always reads everything: the output

@@ -203,6 +203,7 @@ namespace {
 
 constexpr size_t kWordBackoff = 8;  // tokens the drafter's re-tokenization may reach back for a word start
 constexpr size_t kMaxPending = 16;  // longest tail token healing leaves for the draft to spell
+constexpr size_t kSinkTokens = 4;   // drafter tokens at the text's start a sliding drafter keeps reading
 
 class CrossVocabPolicy final : public Policy {
 public:
@@ -211,8 +212,9 @@ public:
 
     ~CrossVocabPolicy() override {
         if (xv_.check)
-            std::fprintf(stderr, "edgespec cross_vocab: translation cache %lld hits, %lld misses\n",
-                         static_cast<long long>(hits() - hits0_), static_cast<long long>(misses() - misses0_));
+            std::fprintf(stderr, "edgespec cross_vocab: translation cache %lld hits, %lld misses, %lld window slides\n",
+                         static_cast<long long>(hits() - hits0_), static_cast<long long>(misses() - misses0_),
+                         static_cast<long long>(slides_));
     }
 
     void begin(const std::vector<int64_t> &) override {
@@ -221,6 +223,8 @@ public:
         ends_.clear();
         fed_text_.clear();
         text_.clear();
+        dtext_.clear();
+        win_from_ = sink_end_ = 0;
         read_ = synced_ = proposed_ = 0;
         strip_ = !xv_.target.prefix().empty();
         heal_ = true;
@@ -234,21 +238,27 @@ public:
         // spell first: an unfinished character, and -- token healing -- a tail that ends inside
         // one of the drafter's tokens (the target's tokens end elsewhere): the drafter re-drafts it
         // as it would tokenize it rather than read a split of it it never saw ("Fib" + "ona").
-        const size_t unfinished = utf8_incomplete_tail(text_);
-        size_t end = text_.size() - unfinished;
-        const size_t same = held_text(end);
-        if (heal_ && !(same == end && std::binary_search(ends_.begin(), ends_.end(), end))) end = heal(end);
+        const size_t unfinished = utf8_incomplete_tail(dtext_);
         // Step budget: 2k + 2 steps that add text past `pending` and end at a character boundary
         // (a character spelled in byte tokens, or pending text re-spelled, costs no budget), and
         // at most three times that in all.
         const int budget = 2 * k + 2, max_steps = 3 * budget;
         proposed_ = 0;
-        const float *logits = sync(end, same, static_cast<size_t>(max_steps));
+        size_t end = 0;
+        const float *logits = nullptr;
+        for (int attempt = 0; attempt < 2 && !logits; ++attempt) {  // the second after a slide
+            end = dtext_.size() - unfinished;
+            const size_t same = held_text(end);
+            if (heal_ && !(same == end && std::binary_search(ends_.begin(), ends_.end(), end))) end = heal(end);
+            full_ = false;
+            logits = sync(end, same, static_cast<size_t>(max_steps));
+            if (!logits && (!full_ || !slide(end, static_cast<size_t>(max_steps)))) return;
+        }
         if (!logits) return;
 
         // 2. draft greedily until the drafted text likely gives k + 1 target tokens.
         const TokenTable &dt = xv_.draft;
-        const std::string pending = text_.substr(end);
+        const std::string pending = dtext_.substr(end);
         const size_t want = static_cast<size_t>(k) + 1, dv = draft_.vocab();
         const double per_token = bytes_per_token();
         size_t need = pending.size() + static_cast<size_t>(std::ceil(static_cast<double>(want) * per_token));
@@ -313,12 +323,14 @@ private:
                 strip_ = false;
             }
             text_.append(b);
+            dtext_.append(b);
         }
     }
 
-    bool space(size_t at) const { return text_[at] == ' ' || text_[at] == '\n' || text_[at] == '\t'; }
+    static bool space(const std::string &t, size_t at) { return t[at] == ' ' || t[at] == '\n' || t[at] == '\t'; }
+    bool space(size_t at) const { return space(dtext_, at); }
     bool word(size_t at) const {
-        const unsigned char c = static_cast<unsigned char>(text_[at]);
+        const unsigned char c = static_cast<unsigned char>(dtext_[at]);
         return c >= 0x80 || c == '_' || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
     }
 
@@ -332,12 +344,12 @@ private:
         return end - at < kMaxPending ? at : end;
     }
 
-    // Length of the committed text the drafter's cache still spells (text_[0, synced_) is known
+    // Length of the committed text the drafter's cache still spells (dtext_[0, synced_) is known
     // to: committed text never changes).
     size_t held_text(size_t end) const {
         size_t same = std::min(synced_, end);
         const size_t lim = std::min(fed_text_.size(), end);
-        while (same < lim && fed_text_[same] == text_[same]) ++same;
+        while (same < lim && fed_text_[same] == dtext_[same]) ++same;
         return same;
     }
 
@@ -346,7 +358,7 @@ private:
         return read_ ? std::clamp(static_cast<double>(text_.size()) / static_cast<double>(read_), 1.0, 16.0) : 4.0;
     }
 
-    // 1. sync: brings the drafter's cache to a tokenization of text_[0, end) and returns the
+    // 1. sync: brings the drafter's cache to a tokenization of dtext_[0, end) and returns the
     //    logits after it; nullptr when the drafter cannot follow (text it cannot spell, no room).
     //    same: held_text(end) (computed for a longer end is fine: it is capped here).
     const float *sync(size_t end, size_t same, size_t max_steps) {
@@ -359,7 +371,7 @@ private:
         // "\n    "), so the drafter reads the pieces it learned rather than splits of them
         // ("R" + "eturn", "▁▁▁▁" + "▁▁▁▁").
         if (m > 0) --m;
-        while (m > 0 && (static_cast<unsigned char>(text_[ends_[m - 1]]) & 0xC0) == 0x80) --m;
+        while (m > 0 && (static_cast<unsigned char>(dtext_[ends_[m - 1]]) & 0xC0) == 0x80) --m;
         for (size_t back = m; back > 0 && m - back < kWordBackoff; --back) {
             const size_t at = ends_[back - 1];
             if (at < end && space(at) && (at == 0 || !space(at - 1))) {
@@ -370,8 +382,8 @@ private:
         size_t from = m ? ends_[m - 1] : 0, skip = 0;
         if (from == 0) {
             m = 0;  // the start of the text: tokenize all of it as one input (BOS, dummy prefix)
-            if (!dt.encode_whole(text_.substr(0, end), ids_, &skip)) return nullptr;
-        } else if (!xv_.to_draft.encode(dt, text_.substr(from, end - from), ids_, xv_.check)) {
+            if (!dt.encode_whole(dtext_.substr(0, end), ids_, &skip)) return nullptr;
+        } else if (!xv_.to_draft.encode(dt, dtext_.substr(from, end - from), ids_, xv_.check)) {
             return nullptr;
         }
         // Positions whose token is unchanged keep their KV; the rest is fed in one call.
@@ -392,7 +404,10 @@ private:
             feed_.assign(1, fed_[keep]);
             feed_ends_.assign(1, ends_[keep]);
         }
-        if (keep + feed_.size() + max_steps >= draft_context_) return nullptr;  // the drafter's context is full
+        if (keep + feed_.size() + max_steps >= window()) {  // the window (or the drafter's context) is full
+            full_ = true;
+            return nullptr;
+        }
         for (int64_t id : feed_)
             if (id < 0 || static_cast<size_t>(id) >= draft_.vocab()) return nullptr;
         draft_.rollback(keep);
@@ -401,10 +416,74 @@ private:
         const float *logits = draft_.forward(feed_.data(), feed_.size(), 1);
         fed_.insert(fed_.end(), feed_.begin(), feed_.end());
         ends_.insert(ends_.end(), feed_ends_.begin(), feed_ends_.end());
-        fed_text_.resize(same);  // equal to text_ up to `same`
-        fed_text_.append(text_, same, end - same);
+        fed_text_.resize(same);  // equal to dtext_ up to `same`
+        fed_text_.append(dtext_, same, end - same);
         synced_ = end;
         return logits;
+    }
+
+    // The most drafter tokens the drafter reads: draft_window (when set) within its own context.
+    size_t window() const {
+        return ctx_.draft_window > 0 ? std::min(draft_context_, static_cast<size_t>(ctx_.draft_window)) : draft_context_;
+    }
+
+    // Slides the drafter's view of the text, as the same-vocabulary drafter does with tokens: it
+    // keeps reading the text's first kSinkTokens drafter tokens (attention sinks) and re-reads
+    // only the latest window() / 2 tokens' worth of text after them, from the start of a run of
+    // white space where one is near. dtext_ becomes text_[0, sink_end_) + text_[win_from_, ...);
+    // the next sync() re-encodes and feeds the recent part. end: the committed text sync() wanted.
+    // False when there is nothing to drop, or when a round of max_steps would not fit after the
+    // recent part either.
+    bool slide(size_t end, size_t max_steps) {
+        if (kSinkTokens + window() / 2 + max_steps + 2 >= window()) return false;
+        const std::vector<size_t> *at_end = &ends_;  // where the committed tokens end
+        size_t held = static_cast<size_t>(std::upper_bound(ends_.begin(), ends_.end(), synced_) - ends_.begin());
+        if (held < kSinkTokens + 2) {  // little read yet (a long prompt): its first tokens become the sinks
+            if (win_from_ != 0) return false;
+            TokenTable &dt = xv_.draft;
+            size_t skip = 0;
+            if (!dt.encode_whole(dtext_.substr(0, end), ids_, &skip) || ids_.size() < kSinkTokens + 2) return false;
+            all_ends_.clear();
+            for (size_t i = 0, pos = 0; i < ids_.size(); ++i) {
+                const size_t b = dt.bytes(ids_[i]).size(), cut = std::min(skip, b);
+                skip -= cut;
+                pos += b - cut;
+                all_ends_.push_back(pos);
+            }
+            for (size_t i = 0; i < kSinkTokens; ++i)
+                if (ids_[i] < 0 || static_cast<size_t>(ids_[i]) >= draft_.vocab()) return false;
+            draft_.rollback(0);
+            draft_.forward(ids_.data(), kSinkTokens, 1);
+            fed_.assign(ids_.begin(), ids_.begin() + static_cast<long>(kSinkTokens));
+            ends_.assign(all_ends_.begin(), all_ends_.begin() + static_cast<long>(kSinkTokens));
+            fed_text_.assign(dtext_, 0, ends_.back());
+            synced_ = ends_.back();
+            at_end = &all_ends_;
+            held = ids_.size();
+        }
+        const std::vector<size_t> &e = *at_end;
+        if (win_from_ == 0) sink_end_ = e[kSinkTokens - 1];  // first slide: dtext_ == text_ so far
+        const size_t recent = window() / 2;
+        const size_t first = std::max(kSinkTokens + 1, held > recent ? held - recent : 0);
+        if (first >= held || e[first - 1] <= sink_end_) return false;
+        size_t from = win_from_ ? win_from_ + (e[first - 1] - sink_end_) : e[first - 1];
+        for (size_t at = from, lim = std::min(text_.size(), from + 4 * kWordBackoff); at < lim; ++at)
+            if (space(text_, at) && !space(text_, at - 1)) {
+                from = at;
+                break;
+            }
+        while (from < text_.size() && (static_cast<unsigned char>(text_[from]) & 0xC0) == 0x80) ++from;
+        if (from >= text_.size() || from <= sink_end_) return false;
+        win_from_ = from;
+        dtext_.assign(text_, 0, sink_end_);
+        dtext_.append(text_, from, std::string::npos);
+        draft_.rollback(kSinkTokens);
+        fed_.resize(kSinkTokens);
+        ends_.resize(kSinkTokens);
+        fed_text_.assign(dtext_, 0, sink_end_);
+        synced_ = sink_end_;
+        ++slides_;
+        return true;
     }
 
     // The target ids spelling the drafted text past `pending` bytes into tids_: the bytes that
@@ -441,6 +520,11 @@ private:
     DraftContext ctx_;
     int64_t hits0_, misses0_;
     std::string text_;            // committed text: bytes of the committed target ids
+    std::string dtext_;           // the text the drafter reads: text_, or once sliding its sinks + recent part
+    size_t win_from_ = 0;         // sliding: where the recent part starts in text_ (0: not sliding)
+    size_t sink_end_ = 0;         // sliding: the text the sink tokens spell, text_[0, sink_end_)
+    bool full_ = false;           // the last sync() found the window full
+    int64_t slides_ = 0;
     size_t read_ = 0;             // target ids of the context already in text_
     bool strip_ = false;          // the target's dummy prefix is still to be dropped
     bool heal_ = true;            // token healing this round (see propose)
@@ -453,7 +537,7 @@ private:
     std::string key_;             // the text tids_ translates (a per-round memo)
     bool key_ok_ = false;
     std::vector<int64_t> ids_, feed_, tids_;  // scratch
-    std::vector<size_t> feed_ends_;
+    std::vector<size_t> feed_ends_, all_ends_;
 };
 
 }  // namespace

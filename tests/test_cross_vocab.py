@@ -310,12 +310,14 @@ def test_a_windowed_cross_vocab_drafter_slides_over_a_long_context_and_changes_n
     """draft_window bounds what a cross-vocabulary drafter reads too: its first 4 tokens and the
     latest text, re-read from a word start once a round would overflow the window. The target
     reads everything, so the output is the autoregressive one, and drafting goes on."""
+    from edgespec import Pipeline
+
     monkeypatch.setenv("EDGESPEC_CHECK_TRANSLATION", "1")
     prompt = "\n".join(OTHER_PROMPTS * 5) + "\n" + PROMPT
     plain = pipeline(bundles["main"], None)
     assert 250 < len(plain.tokenize(prompt)) < 400
     ref = plain.generate(prompt, max_new_tokens=60, policy="autoregressive", ignore_eos=True)
-    pipe = pipeline(bundles["main"], draft)
+    pipe = Pipeline.load(bundles["main"], draft=draft, precision="f32", kv_precision="f32")  # reads the env now
     capfd.readouterr()
     for k in (1, 3, "auto"):
         res = pipe.generate(prompt, max_new_tokens=60, k=k, ignore_eos=True, draft_window=128)
@@ -332,6 +334,8 @@ def test_a_windowed_cross_vocab_drafter_slides_over_a_long_context_and_changes_n
 def test_a_cross_vocab_drafter_drafts_on_where_the_text_outgrows_its_context(bundles, monkeypatch, capfd):
     """The default window is the drafter's own context (512 tokens here): generating up to the
     target's context, the drafter slides instead of stopping, and nothing changes."""
+    from edgespec import Pipeline
+
     monkeypatch.setenv("EDGESPEC_CHECK_TRANSLATION", "1")
     prompt = "\n".join(OTHER_PROMPTS * 6) + "\n" + PROMPT
     plain = pipeline(bundles["main"], None)
@@ -339,7 +343,8 @@ def test_a_cross_vocab_drafter_drafts_on_where_the_text_outgrows_its_context(bun
     ref = plain.generate(prompt, max_new_tokens=100, policy="autoregressive", ignore_eos=True)
     assert ref.stats.finish_reason == "context"  # up to the target's 512-token context
     capfd.readouterr()
-    res = pipeline(bundles["main"], "self").generate(prompt, max_new_tokens=100, k=3, ignore_eos=True)
+    pipe = Pipeline.load(bundles["main"], draft="self", precision="f32", kv_precision="f32")  # reads the env now
+    res = pipe.generate(prompt, max_new_tokens=100, k=3, ignore_eos=True)
     assert res.tokens == ref.tokens and res.stats.drafted > 0
     assert re.findall(r"(\d+) window slides", capfd.readouterr().err) == ["1"]
 

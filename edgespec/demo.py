@@ -145,12 +145,10 @@ def register_demo(cli: click.Group) -> None:
 
             con = Console(highlight=False)
             con.print(prompt, style="dim", end="")
-            st = pipe.stream(prompt, policy="draft", **opts)
-            with st:
-                for chunk in st:
-                    con.print(chunk, end="", style="bold")
+            # streamed on this thread, as `edgespec run` does: no hand-off to another thread per delta
+            spec = pipe.generate(prompt, policy="draft", streamer=lambda chunk: con.print(chunk, end="", style="bold"),
+                                 **opts)
             con.print()
-            spec = st.result
         base = pipe.generate(prompt, policy="autoregressive", max_new_tokens=max_new_tokens) if not no_baseline else None
         rows = {"speculative": spec.stats.to_dict()}
         if base is not None:

@@ -581,15 +581,21 @@ def main(argv=None) -> int:
     if not (bundle / "edgespec.json").is_file():
         con.print(f"[red]error:[/red] {bundle} is not an edgespec bundle (no edgespec.json)")
         return 2
-    from edgespec._native import MIN_DRAFT_WINDOW
+    from edgespec._native import MAX_DRAFT, MIN_DRAFT_WINDOW
 
+    try:
+        ks = [int(x) for x in str(a.k).split(",") if x.strip()]
+    except ValueError:
+        ks = []
+    if not ks or not all(1 <= k <= MAX_DRAFT for k in ks):
+        con.print(f"[red]error:[/red] --k must be a comma list of draft lengths from 1 to {MAX_DRAFT} (got {a.k!r})")
+        return 2
     if a.draft_window is not None and a.draft_window != 0 and a.draft_window < MIN_DRAFT_WINDOW:
         con.print(f"[red]error:[/red] --draft-window must be 0 (the drafter's whole context) or at least "
                   f"{MIN_DRAFT_WINDOW} (got {a.draft_window})")
         return 2
     mach = machine_info()
     threads = a.threads or mach.get("physical_cores") or os.cpu_count()
-    ks = [int(x) for x in str(a.k).split(",") if x.strip()]
     configs = select(all_configs(ks, a.ngram_k, bool(a.hf_target), bool(a.hf_draft)), a.configs)
     set_names = list(bench_prompts.SETS) if a.prompt_set == "all" else [a.prompt_set]
     pair = model_pair(bundle, a.draft)

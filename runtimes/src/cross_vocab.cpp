@@ -203,7 +203,6 @@ namespace {
 
 constexpr size_t kWordBackoff = 8;  // tokens the drafter's re-tokenization may reach back for a word start
 constexpr size_t kMaxPending = 16;  // longest tail token healing leaves for the draft to spell
-constexpr size_t kSinkTokens = 4;   // drafter tokens at the text's start a sliding drafter keeps reading
 
 class CrossVocabPolicy final : public Policy {
 public:
@@ -250,9 +249,9 @@ public:
             end = dtext_.size() - unfinished;
             const size_t same = held_text(end);
             if (heal_ && !(same == end && std::binary_search(ends_.begin(), ends_.end(), end))) end = heal(end);
-            full_ = false;
-            logits = sync(end, same, static_cast<size_t>(max_steps));
-            if (!logits && (!full_ || !slide(end, static_cast<size_t>(max_steps)))) return;
+            bool full = false;
+            logits = sync(end, same, static_cast<size_t>(max_steps), &full);
+            if (!logits && (!full || !slide(end, static_cast<size_t>(max_steps)))) return;
         }
         if (!logits) return;
 
@@ -360,8 +359,9 @@ private:
 
     // 1. sync: brings the drafter's cache to a tokenization of dtext_[0, end) and returns the
     //    logits after it; nullptr when the drafter cannot follow (text it cannot spell, no room).
-    //    same: held_text(end) (computed for a longer end is fine: it is capped here).
-    const float *sync(size_t end, size_t same, size_t max_steps) {
+    //    same: held_text(end) (computed for a longer end is fine: it is capped here). *full: it
+    //    could not follow because the window (or the drafter's context) is full.
+    const float *sync(size_t end, size_t same, size_t max_steps, bool *full) {
         TokenTable &dt = xv_.draft;
         // What the drafter holds that is still committed text: the tokens inside the common prefix.
         same = std::min(same, end);
@@ -391,13 +391,7 @@ private:
         while (j < ids_.size() && m + j < fed_.size() && fed_[m + j] == ids_[j]) ++j;
         size_t keep = m + j;
         feed_.assign(ids_.begin() + static_cast<long>(j), ids_.end());
-        feed_ends_.clear();
-        for (size_t i = 0, pos = from; i < ids_.size(); ++i) {
-            size_t b = dt.bytes(ids_[i]).size(), cut = std::min(skip, b);
-            skip -= cut;
-            pos += b - cut;
-            if (i >= j) feed_ends_.push_back(pos);
-        }
+        token_ends(ids_, from, skip, j, feed_ends_);
         if (feed_.empty()) {  // nothing new: re-feed the last token for the logits after it
             if (keep == 0) return nullptr;
             --keep;
@@ -405,11 +399,10 @@ private:
             feed_ends_.assign(1, ends_[keep]);
         }
         if (keep + feed_.size() + max_steps >= window()) {  // the window (or the drafter's context) is full
-            full_ = true;
+            *full = true;
             return nullptr;
         }
-        for (int64_t id : feed_)
-            if (id < 0 || static_cast<size_t>(id) >= draft_.vocab()) return nullptr;
+        if (!in_draft_vocab(feed_.data(), feed_.size())) return nullptr;
         draft_.rollback(keep);
         fed_.resize(keep);
         ends_.resize(keep);
@@ -422,49 +415,59 @@ private:
         return logits;
     }
 
+    // Into out: the text offset where each of ids[first..] ends, the ids spelling text from offset
+    // `from` on after `skip` bytes they spell in front of it (a whole text's BOS / dummy prefix).
+    void token_ends(const std::vector<int64_t> &ids, size_t from, size_t skip, size_t first, std::vector<size_t> &out) const {
+        out.clear();
+        for (size_t i = 0, pos = from; i < ids.size(); ++i) {
+            const size_t b = xv_.draft.bytes(ids[i]).size(), cut = std::min(skip, b);
+            skip -= cut;
+            pos += b - cut;
+            if (i >= first) out.push_back(pos);
+        }
+    }
+
+    bool in_draft_vocab(const int64_t *ids, size_t n) const {
+        for (size_t i = 0; i < n; ++i)
+            if (ids[i] < 0 || static_cast<size_t>(ids[i]) >= draft_.vocab()) return false;
+        return true;
+    }
+
     // The most drafter tokens the drafter reads: draft_window (when set) within its own context.
     size_t window() const {
         return ctx_.draft_window > 0 ? std::min(draft_context_, static_cast<size_t>(ctx_.draft_window)) : draft_context_;
     }
 
     // Slides the drafter's view of the text, as the same-vocabulary drafter does with tokens: it
-    // keeps reading the text's first kSinkTokens drafter tokens (attention sinks) and re-reads
+    // keeps reading the text's first kDraftSinkTokens drafter tokens (attention sinks) and re-reads
     // only the latest window() / 2 tokens' worth of text after them, from the start of a run of
     // white space where one is near. dtext_ becomes text_[0, sink_end_) + text_[win_from_, ...);
     // the next sync() re-encodes and feeds the recent part. end: the committed text sync() wanted.
     // False when there is nothing to drop, or when a round of max_steps would not fit after the
     // recent part either.
     bool slide(size_t end, size_t max_steps) {
-        if (kSinkTokens + window() / 2 + max_steps + 2 >= window()) return false;
+        if (kDraftSinkTokens + window() / 2 + max_steps + 2 >= window()) return false;
         const std::vector<size_t> *at_end = &ends_;  // where the committed tokens end
         size_t held = static_cast<size_t>(std::upper_bound(ends_.begin(), ends_.end(), synced_) - ends_.begin());
-        if (held < kSinkTokens + 2) {  // little read yet (a long prompt): its first tokens become the sinks
+        if (held < kDraftSinkTokens + 2) {  // little read yet (a long prompt): its first tokens become the sinks
             if (win_from_ != 0) return false;
-            TokenTable &dt = xv_.draft;
             size_t skip = 0;
-            if (!dt.encode_whole(dtext_.substr(0, end), ids_, &skip) || ids_.size() < kSinkTokens + 2) return false;
-            all_ends_.clear();
-            for (size_t i = 0, pos = 0; i < ids_.size(); ++i) {
-                const size_t b = dt.bytes(ids_[i]).size(), cut = std::min(skip, b);
-                skip -= cut;
-                pos += b - cut;
-                all_ends_.push_back(pos);
-            }
-            for (size_t i = 0; i < kSinkTokens; ++i)
-                if (ids_[i] < 0 || static_cast<size_t>(ids_[i]) >= draft_.vocab()) return false;
+            if (!xv_.draft.encode_whole(dtext_.substr(0, end), ids_, &skip) || ids_.size() < kDraftSinkTokens + 2) return false;
+            token_ends(ids_, 0, skip, 0, all_ends_);
+            if (!in_draft_vocab(ids_.data(), kDraftSinkTokens)) return false;
             draft_.rollback(0);
-            draft_.forward(ids_.data(), kSinkTokens, 1);
-            fed_.assign(ids_.begin(), ids_.begin() + static_cast<long>(kSinkTokens));
-            ends_.assign(all_ends_.begin(), all_ends_.begin() + static_cast<long>(kSinkTokens));
+            draft_.forward(ids_.data(), kDraftSinkTokens, 1);
+            fed_.assign(ids_.begin(), ids_.begin() + static_cast<long>(kDraftSinkTokens));
+            ends_.assign(all_ends_.begin(), all_ends_.begin() + static_cast<long>(kDraftSinkTokens));
             fed_text_.assign(dtext_, 0, ends_.back());
             synced_ = ends_.back();
             at_end = &all_ends_;
             held = ids_.size();
         }
         const std::vector<size_t> &e = *at_end;
-        if (win_from_ == 0) sink_end_ = e[kSinkTokens - 1];  // first slide: dtext_ == text_ so far
+        if (win_from_ == 0) sink_end_ = e[kDraftSinkTokens - 1];  // first slide: dtext_ == text_ so far
         const size_t recent = window() / 2;
-        const size_t first = std::max(kSinkTokens + 1, held > recent ? held - recent : 0);
+        const size_t first = std::max(kDraftSinkTokens + 1, held > recent ? held - recent : 0);
         if (first >= held || e[first - 1] <= sink_end_) return false;
         size_t from = win_from_ ? win_from_ + (e[first - 1] - sink_end_) : e[first - 1];
         for (size_t at = from, lim = std::min(text_.size(), from + 4 * kWordBackoff); at < lim; ++at)
@@ -477,9 +480,9 @@ private:
         win_from_ = from;
         dtext_.assign(text_, 0, sink_end_);
         dtext_.append(text_, from, std::string::npos);
-        draft_.rollback(kSinkTokens);
-        fed_.resize(kSinkTokens);
-        ends_.resize(kSinkTokens);
+        draft_.rollback(kDraftSinkTokens);
+        fed_.resize(kDraftSinkTokens);
+        ends_.resize(kDraftSinkTokens);
         fed_text_.assign(dtext_, 0, sink_end_);
         synced_ = sink_end_;
         ++slides_;
@@ -523,7 +526,6 @@ private:
     std::string dtext_;           // the text the drafter reads: text_, or once sliding its sinks + recent part
     size_t win_from_ = 0;         // sliding: where the recent part starts in text_ (0: not sliding)
     size_t sink_end_ = 0;         // sliding: the text the sink tokens spell, text_[0, sink_end_)
-    bool full_ = false;           // the last sync() found the window full
     int64_t slides_ = 0;
     size_t read_ = 0;             // target ids of the context already in text_
     bool strip_ = false;          // the target's dummy prefix is still to be dropped

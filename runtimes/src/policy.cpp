@@ -92,19 +92,18 @@ public:
     bool confident() const override { return true; }
 
 private:
-    // A windowed drafter reads the first kSinkTokens of the context (attention sinks, as in
+    // A windowed drafter reads the first kDraftSinkTokens of the context (attention sinks, as in
     // StreamingLLM) and the latest tokens: at most window_ in all, with k to draft. When a round
     // would overflow it, the recent part restarts at half the window, so the drafter re-reads
     // window_ / 2 tokens once per window_ / 2 committed ones, at positions right after the sinks;
     // its attention then costs what it costs at a short context, however long the prompt is.
-    static constexpr size_t kSinkTokens = 4;
     static constexpr size_t kMinWindow = ES_MIN_DRAFT_WINDOW;  // sinks + half a window + k always fit
 
     const std::vector<int64_t> &view(const std::vector<int64_t> &context, size_t k) {
         if (window_ == 0 || (start_ == 0 && context.size() + k <= window_)) return context;
-        if (start_ == 0 || kSinkTokens + (context.size() - start_) + k > window_)
-            start_ = std::max(kSinkTokens, context.size() - std::min(context.size(), window_ / 2));
-        view_.assign(context.begin(), context.begin() + kSinkTokens);
+        if (start_ == 0 || kDraftSinkTokens + (context.size() - start_) + k > window_)
+            start_ = std::max(kDraftSinkTokens, context.size() - std::min(context.size(), window_ / 2));
+        view_.assign(context.begin(), context.begin() + kDraftSinkTokens);
         view_.insert(view_.end(), context.begin() + static_cast<long>(start_), context.end());
         return view_;
     }

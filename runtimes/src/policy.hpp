@@ -45,6 +45,10 @@ struct Proposal {
     }
 };
 
+// A windowed drafter (draft_window) keeps reading the first this many of its tokens (attention
+// sinks, as in StreamingLLM) besides the latest ones.
+constexpr size_t kDraftSinkTokens = 4;
+
 // What a policy may read during a generation (owned by the loop, outlives the policy).
 class DraftLengthController;
 

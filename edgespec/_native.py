@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import BundleError, NativeError
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 MIN_DRAFT_WINDOW = 128  # ES_MIN_DRAFT_WINDOW: the smallest draft_window other than 0
 
 _LIB_NAMES = {"linux": "libedgespec.so", "darwin": "libedgespec.dylib", "win32": "edgespec.dll"}
@@ -102,6 +102,7 @@ class PipelineParams(ctypes.Structure):
         ("tokenizers_extension", ctypes.c_char_p),
         ("backend", ctypes.c_char_p),
         ("ort_library", ctypes.c_char_p),
+        ("fixed_shapes", ctypes.c_int32),
     ]
 
 

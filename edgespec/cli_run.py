@@ -24,12 +24,15 @@ def _k(value: str) -> int:
         raise EdgespecError(f"--k must be a number or 'auto' (got {value!r}).") from None
 
 
-def _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend="openvino"):
+_FIXED_SHAPES = {"auto": None, "on": True, "off": False}
+
+
+def _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend="openvino", fixed_shapes="auto"):
     from .pipeline import Pipeline
 
     return Pipeline.load(bundle, draft=None if draft == "none" else (draft or "auto"), device=device,
                          draft_device=draft_device, precision=precision, kv_precision=kv_precision, threads=threads,
-                         backend=backend)
+                         backend=backend, fixed_shapes=_FIXED_SHAPES[fixed_shapes])
 
 
 def _device_options(f):
@@ -49,6 +52,9 @@ def _device_options(f):
                      help="Inference backend: openvino (IR with paged attention on the CPU where it converts, else "
                           "the stateful graph), openvino-paged / openvino-stateful (force one), onnxruntime (ONNX "
                           "bundles on the CPU)."),
+        click.option("--fixed-shapes", type=click.Choice(list(_FIXED_SHAPES)), default="auto", show_default=True,
+                     help="Fixed-width copies of the paged CPU models for the loop's most frequent call widths "
+                          "(faster calls, each copy holds the weights again): auto = models up to 64 MiB of weights."),
     ]):
         f = opt(f)
     return f
@@ -93,9 +99,9 @@ def register(cli: click.Group) -> None:
     @click.option("--stats", "show_stats", is_flag=True, help="Print the generation's stats (stderr).")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, tokens, stats) instead of streaming.")
     def run(bundle, prompt, policy, k, k_max, draft_window, max_new_tokens, temperature, top_k, top_p, seed, stop, ignore_eos,
-            draft, device, draft_device, precision, kv_precision, threads, backend, show_stats, as_json):
+            draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes, show_stats, as_json):
         """Generate from PROMPT with the models of BUNDLE, streaming text to the terminal."""
-        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend)
+        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes)
         config = dict(max_new_tokens=max_new_tokens, policy=policy, k=_k(k), k_max=k_max, draft_window=draft_window,
                       temperature=temperature,
                       top_k=top_k, top_p=top_p, seed=seed, stop=list(stop), ignore_eos=ignore_eos)
@@ -118,6 +124,10 @@ def register(cli: click.Group) -> None:
             info = pipe.info
             d["backend"] = info["target"]["backend"] + (f" / draft {info['draft']['backend']}" if info["draft"] else "")
             d["text"] = info["text"]
+            widths = [f"{who} {','.join(map(str, m['fixed_widths']))}" for who, m in (("target", info["target"]),
+                                                                               ("draft", info["draft"] or {}))
+                      if m.get("fixed_widths")]
+            d["fixed_widths"] = "; ".join(widths) or "none"
             Console(stderr=True).print(_stats_table({"value": d}, "edgespec run"))
 
     @cli.command()
@@ -130,14 +140,14 @@ def register(cli: click.Group) -> None:
     @_device_options
     @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
     def profile(bundle, prompts_file, k, max_new_tokens, repeats, draft, device, draft_device, precision, kv_precision,
-                threads, backend, as_json):
+                threads, backend, fixed_shapes, as_json):
         """Autoregressive vs speculative vs n-gram on the same prompts, on this machine.
 
         Greedy, ignore_eos, the same max_new_tokens for all; one warm-up run per configuration,
         then runs interleaved (configuration after configuration, prompt after prompt) and the
         median per configuration. Speedup = tokens/s over autoregressive's, from this run."""
         prompts = _read_prompts(prompts_file)
-        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend)
+        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes)
         configs = {"autoregressive": dict(policy="autoregressive")}
         if pipe.draft_name:
             configs[f"draft:{pipe.draft_name}"] = dict(policy="draft", k=_k(k))

@@ -139,6 +139,7 @@ class Pipeline:
         threads: int = 0,
         backend: str = "openvino",
         ort_library: str | os.PathLike | None = None,
+        fixed_shapes: bool | None = None,
     ) -> "Pipeline":
         """Load a bundle directory written by ``edgespec export``.
 
@@ -155,6 +156,11 @@ class Pipeline:
         "openvino-paged" / "openvino-stateful" (IR bundles; force one of the two), or "onnxruntime" (ONNX
         bundles on the CPU; precision and kv_precision must stay None or "f32"); ort_library: the
         libonnxruntime to load (default: $EDGESPEC_ORT_LIBRARY, else the `onnxruntime` wheel's).
+        fixed_shapes: compile fixed-width copies of the models the CPU runs with paged attention
+        for the loop's most frequent call widths (target 1..5 tokens, drafter 1 and 2), which skip
+        OpenVINO's per-call shape work; each copy holds the weights again. None (default): models
+        whose weights are at most 64 MiB; True: every model; False: none. ``info["target"]
+        ["fixed_widths"]`` lists what a model got.
         Raises BundleError (missing/corrupt bundle, ONNX Runtime library not loadable),
         DeviceError, InvalidArgumentError.
         """
@@ -182,6 +188,10 @@ class Pipeline:
         params.tokenizers_extension = s(_tokenizers_extension())
         params.backend = s(backend)
         params.ort_library = s(None if ort_library is None else os.fspath(ort_library))
+        if fixed_shapes not in (None, True, False):
+            raise _native.InvalidArgumentError(
+                f"fixed_shapes must be None (auto), True or False (got {fixed_shapes!r}).", 1)
+        params.fixed_shapes = -1 if fixed_shapes is None else int(bool(fixed_shapes))
         out = ctypes.c_void_p()
         _native.check(lib.es_pipeline_load(_enc(os.fspath(bundle)), ctypes.byref(params), ctypes.byref(out)))
         return cls(out.value, os.fspath(bundle))

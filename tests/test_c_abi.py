@@ -84,6 +84,11 @@ def test_null_arguments_get_a_status_and_a_message_never_a_crash(bundle):
     assert lib.es_pipeline_load(None, None, ctypes.byref(out)) == 1
     assert "bundle_dir" in _native.last_error()
     assert lib.es_pipeline_load(str(bundle).encode(), None, None) == 1
+    params = lib.es_pipeline_default_params()
+    assert params.fixed_shapes == -1  # auto
+    params.fixed_shapes = 2
+    assert lib.es_pipeline_load(str(bundle).encode(), ctypes.byref(params), ctypes.byref(out)) == 1
+    assert "fixed_shapes must be -1 (auto), 0 (off) or 1 (on)" in _native.last_error() and not out.value
     assert lib.es_generate(None, b"x", None, _native.STREAM_CALLBACK(), None, ctypes.byref(out)) == 1
     assert "pipeline" in _native.last_error()
     pipe = pipeline(bundle, "draft")

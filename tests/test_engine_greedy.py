@@ -78,9 +78,10 @@ def test_paged_and_stateful_backends_give_the_same_tokens_through_many_rollbacks
     # two backends must agree with each other token for token.
     paged = pipeline(bundles[arch], "draft", backend="openvino-paged")
     stateful = pipeline(bundles[arch], "draft", backend="openvino-stateful")
-    for pipe, backend in ((paged, "openvino-paged"), (stateful, "openvino-stateful")):
-        assert pipe.info["target"] == {"backend": backend, "device": "CPU"}
-        assert pipe.info["draft"] == {"name": "draft", "backend": backend, "device": "CPU"}
+    # tiny models are far below the auto size limit: the paged ones get their fixed-width copies
+    for pipe, backend, tw, dw in ((paged, "openvino-paged", [1, 2, 3, 4, 5], [1, 2]), (stateful, "openvino-stateful", [], [])):
+        assert pipe.info["target"] == {"backend": backend, "device": "CPU", "fixed_widths": tw}
+        assert pipe.info["draft"] == {"name": "draft", "backend": backend, "device": "CPU", "fixed_widths": dw}
     # "openvino" (the default) picks paged attention on the CPU where the graph converts
     assert pipeline(bundles[arch], None).info["target"]["backend"] == "openvino-paged"
     assert pipeline(bundles[arch], None).info["draft"] is None
@@ -99,6 +100,33 @@ def test_paged_and_stateful_backends_give_the_same_tokens_through_many_rollbacks
     again = paged.generate(PROMPTS[0], max_new_tokens=40, policy="draft", k=4, ignore_eos=True)
     assert again.tokens == stateful.generate(PROMPTS[0], max_new_tokens=40, policy="autoregressive",
                                              ignore_eos=True).tokens
+
+
+def test_fixed_width_copies_change_no_token_through_rollbacks_and_cache_growth(bundles):
+    # With fixed_shapes the paged models run calls of 1..5 tokens (target) and 1..2 (drafter) on
+    # compiles of their own that share one KV cache with the dynamic compile (prefill, longer
+    # calls). Every compile must see what the others wrote, across rollbacks and the cache
+    # tensors' regrowth (past 256 tokens), and give the dynamic compile's tokens.
+    on = pipeline(bundles["llama"], "draft", fixed_shapes=True)
+    off = pipeline(bundles["llama"], "draft", fixed_shapes=False)
+    assert on.info["target"]["fixed_widths"] == [1, 2, 3, 4, 5] and on.info["draft"]["fixed_widths"] == [1, 2]
+    assert off.info["target"]["fixed_widths"] == [] and off.info["draft"]["fixed_widths"] == []
+    prompt = PROMPTS[1]
+    ref = off.generate(prompt, max_new_tokens=300, policy="autoregressive", ignore_eos=True)
+    assert len(ref.tokens) == 300
+    assert on.generate(prompt, max_new_tokens=300, policy="autoregressive", ignore_eos=True).tokens == ref.tokens
+    for policy, k in (("draft", 1), ("draft", 2), ("draft", 4), ("draft", 8), ("draft", "auto"), ("ngram", 3)):
+        spec = on.generate(prompt, max_new_tokens=300, policy=policy, k=k, ignore_eos=True)
+        assert spec.tokens == ref.tokens, (policy, k)
+    assert spec.stats.target_calls < 300  # the n-gram rounds accepted tokens: calls of several widths ran
+
+
+def test_fixed_shapes_takes_none_true_or_false(bundles):
+    from edgespec import Pipeline
+    from edgespec._native import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="fixed_shapes must be None"):
+        Pipeline.load(bundles["llama"], fixed_shapes="yes")
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -32,7 +32,7 @@ def test_native_library_reports_openvino_version_and_cpu_device():
     from edgespec import _native
 
     v = _native.versions()
-    assert v["abi_version"] == 2
+    assert v["abi_version"] == 3
     assert v["openvino"] == ov.get_version()
     assert "CPU" in v["devices"]
 

@@ -488,7 +488,8 @@ def markdown(report: dict) -> str:
                  f"{run['kv_precision'] or 'runtime default'}, k {run['k']} "
                  f"(adaptive k_max {run['k_max'] or 'default'}), "
                  f"edgespec draft window {run.get('draft_window') if run.get('draft_window') is not None else 'default'}, "
-                 f"n-gram k {run['ngram_k']} / size {run['ngram_size']}, ignore_eos {run['ignore_eos']}")
+                 f"n-gram k {run['ngram_k']} / size {run['ngram_size']}, ignore_eos {run['ignore_eos']}, "
+                 f"edgespec fixed shapes {run.get('fixed_shapes', 'auto')}")
     lines.append(f"- command: `{h['command']}`")
     for name, s in report["sets"].items():
         ps = s["prompt_set"]
@@ -498,7 +499,10 @@ def markdown(report: dict) -> str:
         if c:
             ver = ", ".join(f"T_verify({n}) {v:.1f}" for n, v in c["T_verify_ms"].items())
             lines.append(f"Per-call costs at context {c['context']}: T_ar {c['T_ar_ms']:.1f} ms, {ver} ms, "
-                         f"T_draft {c['T_draft_ms'] if c['T_draft_ms'] is None else round(c['T_draft_ms'], 2)} ms")
+                         f"T_draft {c['T_draft_ms'] if c['T_draft_ms'] is None else round(c['T_draft_ms'], 2)} ms"
+                         + (f" (calls of these widths on fixed-width compiles, as edgespec runs them: target "
+                            f"{c['fixed_widths']['target'] or 'none'}, drafter {c['fixed_widths']['draft'] or 'none'})"
+                            if c.get("fixed_widths") else ""))
             for k, p in (c.get("pattern") or {}).items():
                 lines.append(f"In a k={k} loop's order: T_verify({int(k) + 1}) {p['T_verify_ms']:.1f} ms, drafter calls "
                              + ", ".join(f"{x:.2f}" for x in p["T_draft_ms"]) + " ms")
@@ -547,6 +551,9 @@ def parse_args(argv=None):
     ap.add_argument("--k-max", type=int, default=None, help="upper bound of adaptive k (edgespec; default: its own)")
     ap.add_argument("--draft-window", type=int, default=None,
                     help="edgespec's drafter window in tokens (0 = the drafter's whole context; default: its own, 1024)")
+    ap.add_argument("--fixed-shapes", choices=("auto", "on", "off"), default="auto",
+                    help="edgespec's fixed-width model copies (Pipeline.load fixed_shapes: auto = models up to "
+                         "64 MiB of weights); the cost probe times calls on the same compiles")
     ap.add_argument("--conf-threshold", type=float, default=0.4,
                     help="GenAI's assistant_confidence_threshold for genai_spec_conf (transformers' default 0.4)")
     ap.add_argument("--ngram-k", type=int, default=4)
@@ -607,7 +614,8 @@ def main(argv=None) -> int:
     extra = json.loads(a.ov_config) if a.ov_config else None
     runtime_kw = {"threads": threads, "precision": a.precision, "kv_precision": a.kv_precision,
                   "ov_config": extra, "device": a.device, "draft_name": a.draft,
-                  "genai_prefix_caching": a.genai_prefix_caching}
+                  "genai_prefix_caching": a.genai_prefix_caching,
+                  "fixed_shapes": {"auto": None, "on": True, "off": False}[a.fixed_shapes]}
 
     report: dict[str, Any] = {
         "header": {"machine": mach, "versions": versions(), "bundle": str(bundle), "models": pair,
@@ -616,6 +624,7 @@ def main(argv=None) -> int:
                    "run": {"max_new_tokens": a.max_new_tokens, "repeats": a.repeats, "threads": threads,
                            "precision": a.precision, "kv_precision": a.kv_precision, "ov_config": extra,
                            "k_max": a.k_max, "draft_window": a.draft_window, "one_process": a.one_process,
+                           "fixed_shapes": a.fixed_shapes,
                            "genai_prefix_caching": a.genai_prefix_caching, "k": ks,
                            "ngram_k": a.ngram_k,
                            "ngram_size": a.ngram_size, "ignore_eos": a.ignore_eos, "device": a.device,

@@ -161,7 +161,7 @@ class EdgespecRunner:
             str(bundle), device=spec.get("device", "CPU"), draft=spec.get("draft_name") or "auto",
             draft_device=spec.get("draft_device"), precision=spec.get("precision"),
             kv_precision=spec.get("kv_precision"), threads=int(spec.get("threads") or 0),
-            backend=spec.get("backend") or "openvino")
+            backend=spec.get("backend") or "openvino", fixed_shapes=spec.get("fixed_shapes"))
 
     def generate(self, prompt: str, cfg: dict) -> dict:
         policy = cfg["policy"]
@@ -252,11 +252,29 @@ class CostRunner:
         self.props = ov_properties(spec)
         self.tdir, self.ddir = _bundle_dirs(bundle, spec.get("draft_name"))
         self.device = spec.get("device", "CPU")
-        self.models = {"target": self._compile(self.tdir)}
+        self.widths = widths = self._engine_widths(bundle, spec)
+        self.models = {"target": self._compile(self.tdir, widths["target"])}
         if self.ddir is not None:
-            self.models["draft"] = self._compile(self.ddir)
+            self.models["draft"] = self._compile(self.ddir, widths["draft"])
 
-    def _compile(self, d: Path):
+    @staticmethod
+    def _engine_widths(bundle: Path, spec: dict) -> dict[str, list[int]]:
+        """The call widths edgespec serves from fixed-width copies of each model (its pipeline info),
+        so the probe times each call as the runtime makes it."""
+        import edgespec
+
+        if spec.get("backend") not in (None, "openvino", "openvino-paged"):
+            return {"target": [], "draft": []}
+        p = edgespec.Pipeline.load(str(bundle), device=spec.get("device", "CPU"), draft=spec.get("draft_name") or "auto",
+                                   threads=int(spec.get("threads") or 0), fixed_shapes=spec.get("fixed_shapes"))
+        info = p.info
+        p.close()
+        return {"target": list(info["target"].get("fixed_widths") or []),
+                "draft": list((info.get("draft") or {}).get("fixed_widths") or [])}
+
+    def _compile(self, d: Path, widths: list[int]) -> dict:
+        """{None: the dynamic-shape compile, w: the compile with input width w fixed, ...}"""
+        import openvino as ov
         from openvino._offline_transformations import paged_attention_transformation
 
         m = self.core.read_model(str(d / "openvino_model.xml"))
@@ -264,7 +282,13 @@ class CostRunner:
             paged_attention_transformation(m, False, False)
         except Exception:  # noqa: BLE001 - a graph that does not convert is timed as it is
             m = self.core.read_model(str(d / "openvino_model.xml"))
-        return self.core.compile_model(m, self.device, self.props)
+            widths = []
+        out = {None: self.core.compile_model(m, self.device, self.props)}
+        for w in widths:
+            c = m.clone()
+            c.reshape({"input_ids": ov.PartialShape([w]), "position_ids": ov.PartialShape([w])})
+            out[w] = self.core.compile_model(c, self.device, self.props)
+        return out
 
     def generate(self, prompt: str, cfg: dict) -> dict:
         """(name kept for the worker protocol) cfg: context, n_values, calls, rounds, and draft_k
@@ -274,12 +298,15 @@ class CostRunner:
         ctx, calls, rounds = int(cfg["context"]), int(cfg.get("calls", 4)), int(cfg.get("rounds", 2))
         rng = np.random.default_rng(0)
 
-        def feeder(compiled, budget: int):
-            """One sequence on a fresh infer request, its caches sized for ``budget`` tokens; returns
-            feed(m): the ms of one call over m new tokens after everything fed before."""
+        def feeder(compiles: dict, budget: int):
+            """One sequence on fresh infer requests (one per compile, all on the same cache tensors),
+            its caches sized for ``budget`` tokens; returns feed(m): the ms of one call over m new
+            tokens after everything fed before, on the compile of width m if there is one (as
+            edgespec picks), else the dynamic one."""
             import openvino as ov
 
-            req = compiled.create_infer_request()
+            compiled = compiles[None]
+            reqs = {w: c.create_infer_request() for w, c in compiles.items()}
             names = {i.get_any_name() for i in compiled.inputs}
             paged = "past_lens" in names
             past, block = 0, 32
@@ -290,9 +317,11 @@ class CostRunner:
                 blocks = budget // block + 2
                 for i in caches:
                     dims = [i.get_partial_shape()[j].get_length() for j in range(1, 4)]
-                    req.set_tensor(i.get_any_name(), ov.Tensor(i.get_element_type(), [blocks] + dims))
+                    t = ov.Tensor(i.get_element_type(), [blocks] + dims)
+                    for r in reqs.values():
+                        r.set_tensor(i.get_any_name(), t)
             else:
-                req.reset_state()
+                reqs[None].reset_state()
 
             def feed(m: int) -> float:
                 nonlocal past
@@ -309,6 +338,7 @@ class CostRunner:
                         inp["position_ids"] = np.arange(past, past + m, dtype=np.int64)[None]
                     if "beam_idx" in names:
                         inp["beam_idx"] = np.zeros((1,), dtype=np.int32)
+                req = reqs.get(m, reqs[None])
                 t0 = time.perf_counter()
                 req.infer(inp)
                 past += m
@@ -365,7 +395,7 @@ class CostRunner:
             samples["T_draft_ms"] = model_costs(self.models["draft"], [1])[1]
         med = {k: float(np.median(v)) for k, v in samples.items()}
         out = {"T_ar_ms": med["T_ar_ms"], "T_verify_ms": {str(n): med[str(n)] for n in cfg["n_values"]},
-               "T_draft_ms": med.get("T_draft_ms"), "calls_per_figure": calls * rounds}
+               "T_draft_ms": med.get("T_draft_ms"), "calls_per_figure": calls * rounds, "fixed_widths": self.widths}
         ks = sorted({int(k) for k in cfg.get("draft_k") or [] if int(k) > 0})
         if "draft" in self.models and ks:
             ver, drf = pattern_costs(ks)

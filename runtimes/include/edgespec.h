@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 /* ABI version: bumped on any incompatible change of this header. */
-#define ES_ABI_VERSION 2
+#define ES_ABI_VERSION 3
 
 typedef enum es_status {
     ES_OK = 0,
@@ -106,9 +106,19 @@ typedef struct es_pipeline_params {
                                          $EDGESPEC_ORT_LIBRARY, else the system's library search. The first library
                                          loaded serves the whole process. A missing or too old (< 1.13) library
                                          fails the load with ES_ERR_IO and a message naming the path. */
+    int32_t fixed_shapes;             /* fixed-width copies of models run with paged attention on the CPU:
+                                         OpenVINO runs a graph with a dynamic input shape through shape
+                                         inference at every node on every call, which costs a small model
+                                         about as much as its arithmetic. A copy compiled with its input width
+                                         fixed serves the loop's most frequent calls: the target's 1..5-token
+                                         calls (decode, verify at k <= 4) and the drafter's 1- and 2-token calls.
+                                         All copies share one KV cache. Each holds the model's weights again
+                                         and compiles at load. -1 = auto (default): models whose weights are
+                                         at most 64 MiB (drafters, small targets); 0 = none; 1 = every model.
+                                         es_pipeline_info lists the widths each model got. */
 } es_pipeline_params;
 
-/* Defaults: device "CPU", everything else NULL / 0. */
+/* Defaults: device "CPU", fixed_shapes -1, everything else NULL / 0. */
 ES_API es_pipeline_params es_pipeline_default_params(void);
 
 /* Loads the bundle directory written by `edgespec export` (its edgespec.json, the target, the
@@ -135,12 +145,13 @@ ES_API int64_t es_pipeline_context_length(const es_pipeline *pipeline);
 ES_API const char *es_pipeline_draft_name(const es_pipeline *pipeline);
 
 /* What the pipeline runs, as one line of JSON owned by the pipeline (valid until it is freed):
- * {"target": {"backend": B, "device": D}, "draft": {"name": N, "backend": B, "device": D} or null,
- *  "text": "byte-table" | "detokenizer"}
+ * {"target": {"backend": B, "device": D, "fixed_widths": W}, "draft": {"name": N, "backend": B, "device": D,
+ *  "fixed_widths": W} or null, "text": "byte-table" | "detokenizer"}
  * B is the backend each model got (openvino-paged | openvino-stateful | openvino-explicit-kv |
  * onnxruntime; "openvino" picks one per model); "text" is how streamed text is made: from the
  * target's token byte table (when it spells text exactly as the detokenizer does) or by running
- * the detokenizer every round. "" for a NULL pipeline. */
+ * the detokenizer every round; W lists the call widths served by a fixed-width copy of the model
+ * (see fixed_shapes; [] when none). "" for a NULL pipeline. */
 ES_API const char *es_pipeline_info(const es_pipeline *pipeline);
 
 /* Which drafting policy proposes tokens each round. */

@@ -35,11 +35,18 @@ std::string json_string(const std::string &s) {
     return out + "\"";
 }
 
+std::string json_widths(const es::Model &m) {
+    std::string s = "[";
+    for (size_t w : m.fixed_widths()) s += (s.size() > 1 ? ", " : "") + std::to_string(w);
+    return s + "]";
+}
+
 std::string pipeline_info(const es::Pipeline &p, const es::PipelineOptions &o) {
-    std::string s = "{\"target\": {\"backend\": " + json_string(p.target->backend()) + ", \"device\": " + json_string(o.target.device) + "}, \"draft\": ";
+    std::string s = "{\"target\": {\"backend\": " + json_string(p.target->backend()) + ", \"device\": " + json_string(o.target.device) +
+                    ", \"fixed_widths\": " + json_widths(*p.target) + "}, \"draft\": ";
     if (p.draft)
         s += "{\"name\": " + json_string(p.draft_spec.name) + ", \"backend\": " + json_string(p.draft->backend()) +
-             ", \"device\": " + json_string(o.draft.device) + "}";
+             ", \"device\": " + json_string(o.draft.device) + ", \"fixed_widths\": " + json_widths(*p.draft) + "}";
     else
         s += "null";
     return s + ", \"text\": " + json_string(p.text_table ? "byte-table" : "detokenizer") + "}";
@@ -53,6 +60,7 @@ ES_API es_pipeline_params es_pipeline_default_params(void) {
     es_pipeline_params p;
     std::memset(&p, 0, sizeof p);
     p.device = "CPU";
+    p.fixed_shapes = -1;
     return p;
 }
 
@@ -63,6 +71,8 @@ ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_para
         if (!bundle_dir) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_pipeline_load: bundle_dir must not be NULL.");
         es_pipeline_params p = params ? *params : es_pipeline_default_params();
         if (p.num_threads < 0) return es::fail(ES_ERR_INVALID_ARGUMENT, "num_threads must be 0 (device default) or positive.");
+        if (p.fixed_shapes < -1 || p.fixed_shapes > 1)
+            return es::fail(ES_ERR_INVALID_ARGUMENT, "fixed_shapes must be -1 (auto), 0 (off) or 1 (on) (got " + std::to_string(p.fixed_shapes) + ").");
         es::PipelineOptions o;
         o.target.device = str_or(p.device, "CPU");
         o.target.precision = str_or(p.precision, "");
@@ -74,6 +84,7 @@ ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_para
             return es::fail(ES_ERR_INVALID_ARGUMENT, "Unknown backend '" + o.target.backend +
                                                          "'; use openvino, openvino-paged, openvino-stateful or onnxruntime.");
         o.target.ort_library = str_or(p.ort_library, "");
+        o.target.fixed_shapes = p.fixed_shapes;
         o.draft = o.target;
         if (p.draft_device) o.draft.device = p.draft_device;
         o.draft_name = str_or(p.draft, "");

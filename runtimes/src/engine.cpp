@@ -106,10 +106,17 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
             // Without it streaming runs the detokenizer; a cross_vocab drafter that needs the table reports the problem.
         }
     }
-    p->target = load_model(core, p->bundle.target, o.target);
+    // Fixed-width copies for the widths the loop calls most: the target's decode step and its
+    // verify calls of up to kFixedVerifyWidths tokens (k <= 4, the k adaptive rounds mostly pick),
+    // the drafter's drafting step and its 2-token catch-up after a fully accepted round.
+    DeviceOptions target_options = o.target, draft_options = o.draft;
+    target_options.fixed_widths.clear();
+    for (size_t w = 1; w <= kFixedVerifyWidths; ++w) target_options.fixed_widths.push_back(w);
+    draft_options.fixed_widths = {1, 2};
+    p->target = load_model(core, p->bundle.target, target_options);
     if (draft) {
         p->draft_spec = *draft;
-        p->draft = load_model(core, *draft, o.draft);
+        p->draft = load_model(core, *draft, draft_options);
         if (draft->relation == "cross_vocab") {
             p->xvocab = std::make_unique<CrossVocab>(core, *draft, p->bundle.target, *p->tokenizer, p->target->vocab());
         } else if (draft->relation == "trimmed") {

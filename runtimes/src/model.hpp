@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <openvino/openvino.hpp>
 
@@ -22,7 +23,17 @@ struct DeviceOptions {
     // "openvino-paged", "openvino-stateful" | "onnxruntime" (ONNX bundles only, CPU only)
     std::string backend = "openvino";
     std::string ort_library;           // onnxruntime: path of libonnxruntime ("" = $EDGESPEC_ORT_LIBRARY, then the system's)
+    // Fixed-width copies (paged attention on the CPU): -1 = models whose weights are at most
+    // kFixedWidthMaxBytes, 0 = none, 1 = every model. fixed_widths: the call widths that get one.
+    int32_t fixed_shapes = -1;
+    std::vector<size_t> fixed_widths;
 };
+
+// Auto fixed_shapes: a model this size or smaller gets its fixed-width copies (each costs about
+// the model's weights again in memory, and a compile at load).
+constexpr uint64_t kFixedWidthMaxBytes = 64ull << 20;
+// The target's fixed widths are 1 .. kFixedVerifyWidths (decode, and verify calls of k <= 4).
+constexpr size_t kFixedVerifyWidths = 5;
 
 class Model {
 public:
@@ -43,6 +54,8 @@ public:
     virtual int64_t compactions() const { return 0; }
     // Which backend runs it: openvino-paged | openvino-stateful | openvino-explicit-kv | onnxruntime.
     virtual const char *backend() const = 0;
+    // Call widths (tokens per call) served by a compile with that input width fixed.
+    virtual std::vector<size_t> fixed_widths() const { return {}; }
 };
 
 // Reads and compiles the model of spec on options.device. Throws es::Error (ES_ERR_DEVICE for

@@ -15,8 +15,21 @@
 //
 // On this project's 2-core AVX2 reference CPU the paged kernels are 2-7 % faster per call than the
 // stateful SDPA ones, more at long contexts (prefill and verify); see the issue notes.
+//
+// Fixed-width copies: OpenVINO's CPU plugin runs a graph with a dynamic input shape through shape
+// inference and buffer checks at every node on every call, which costs a small model about as
+// much as its arithmetic (the demo target's 1-token call: 2.4 ms dynamic, 1.6 ms with the width
+// fixed), and re-prepares the graph whenever the width changes between calls (the drafter's
+// 2-token catch-up, then 1-token calls). So the widths the decode loop calls most (the target's
+// decode and verify widths, the drafter's 1 and 2) can get a compile of their own with input_ids
+// fixed to that width; every compile reads and writes the same cache tensors, so a call picks
+// the compile of its width, or the dynamic one (prefill, anything else), and nothing is copied.
+// Each copy holds the weights again: by default only models up to kFixedWidthMaxBytes get them.
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <future>
+#include <map>
 #include <numeric>
 
 #include <openvino/pass/manager.hpp>
@@ -61,15 +74,7 @@ public:
             if (o.get_names().count("logits") && o.get_partial_shape().rank().is_static() && o.get_partial_shape()[2].is_static())
                 vocab_ = static_cast<size_t>(o.get_partial_shape()[2].get_length());
         ov::CompiledModel compiled = compile_on_device(core, model, options, spec.model_file);
-        request_ = compiled.create_infer_request();
-        in_ = Inputs{input(compiled, "input_ids"), input(compiled, "position_ids"), input(compiled, "past_lens"),
-                     input(compiled, "subsequence_begins"), input(compiled, "block_indices_begins"), input(compiled, "block_indices"),
-                     input(compiled, "max_context_len"), {}};
-        if (has_rows_input_) in_.rows = input(compiled, kLogitsRowsInput);
-        for (const auto &o : compiled.outputs())
-            if (o.get_names().count("logits")) logits_ = o;
-        if (!logits_.get_node())
-            throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file + " has no output named 'logits'; re-export the bundle.");
+        dynamic_ = variant(compiled, spec);
         for (const auto &in : compiled.inputs()) {
             const std::string name = in.get_any_name();
             if (!is_cache_input(name)) continue;
@@ -85,6 +90,7 @@ public:
         }
         if (caches_.empty() || block_ == 0)
             throw Error(ES_ERR_BUNDLE, "The paged-attention form of " + spec.model_file + " has no KV-cache inputs; use the openvino-stateful backend.");
+        if (wants_fixed_widths(spec, options)) compile_fixed_widths(core, model, spec, options);
     }
 
     const float *forward(const int64_t *ids, size_t n, size_t n_rows) override {
@@ -105,6 +111,8 @@ public:
         max_context_ = static_cast<int32_t>(total);
         // Inputs go straight into the request's own tensors through cached ports (a set_tensor
         // by name costs tens of microseconds per call, several % of a small drafter's call).
+        Variant &v = n < fixed_.size() && fixed_[n] ? *fixed_[n] : dynamic_;
+        Inputs &in_ = v.in;
         write(in_.ids, ids, n);
         write(in_.positions, positions_.data(), n);
         write(in_.past_lens, &past_lens_, 1);
@@ -116,9 +124,9 @@ public:
             rows_ = static_cast<int64_t>(n_rows);
             write(in_.rows, &rows_, 1);
         }
-        request_.infer();
+        v.request.infer();
         n_past_ = total;
-        ov::Tensor logits = request_.get_tensor(logits_);
+        ov::Tensor logits = v.request.get_tensor(v.logits);
         const size_t got_rows = logits.get_shape()[0];  // [rows, 1, vocab]
         if (logits.get_element_type() != ov::element::f32) {
             converted_.resize(logits.get_size());
@@ -134,6 +142,12 @@ public:
     size_t n_past() const override { return n_past_; }
     size_t vocab() const override { return vocab_; }
     const char *backend() const override { return "openvino-paged"; }
+    std::vector<size_t> fixed_widths() const override {
+        std::vector<size_t> out;
+        for (size_t w = 0; w < fixed_.size(); ++w)
+            if (fixed_[w]) out.push_back(w);
+        return out;
+    }
 
 private:
     struct CacheInput {
@@ -151,10 +165,74 @@ private:
         Input ids, positions, past_lens, begins, block_begins, blocks, max_context, rows;
     };
 
-    Input input(const ov::CompiledModel &compiled, const std::string &name) {
-        for (const auto &in : compiled.inputs())
-            if (in.get_names().count(name)) return Input{in, request_.get_tensor(in)};
-        throw Error(ES_ERR_BUNDLE, "The compiled paged-attention model has no input '" + name + "'; use the openvino-stateful backend.");
+    // One compile of the graph, its request and that request's own input tensors.
+    struct Variant {
+        ov::InferRequest request;
+        Inputs in;
+        ov::Output<const ov::Node> logits;
+    };
+
+    Variant variant(ov::CompiledModel compiled, const ModelSpec &spec) {
+        Variant v;
+        v.request = compiled.create_infer_request();
+        auto input = [&](const std::string &name) {
+            for (const auto &in : compiled.inputs())
+                if (in.get_names().count(name)) return Input{in, v.request.get_tensor(in)};
+            throw Error(ES_ERR_BUNDLE, "The compiled paged-attention model has no input '" + name + "'; use the openvino-stateful backend.");
+        };
+        v.in = Inputs{input("input_ids"), input("position_ids"), input("past_lens"), input("subsequence_begins"),
+                      input("block_indices_begins"), input("block_indices"), input("max_context_len"), {}};
+        if (has_rows_input_) v.in.rows = input(kLogitsRowsInput);
+        for (const auto &o : compiled.outputs())
+            if (o.get_names().count("logits")) v.logits = o;
+        if (!v.logits.get_node())
+            throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file + " has no output named 'logits'; re-export the bundle.");
+        for (const auto &c : caches_)
+            if (c.tensor) v.request.set_tensor(c.name, c.tensor);
+        return v;
+    }
+
+    static bool wants_fixed_widths(const ModelSpec &spec, const DeviceOptions &options) {
+        if (options.fixed_shapes == 0 || options.fixed_widths.empty() || options.device.rfind("CPU", 0) != 0) return false;
+        if (options.fixed_shapes == 1) return true;
+        std::error_code ec;
+        const auto weights = std::filesystem::file_size(std::filesystem::path(spec.model_file).replace_extension(".bin"), ec);
+        return !ec && weights <= kFixedWidthMaxBytes;
+    }
+
+    // Compiles a copy of the graph per width in options.fixed_widths, two at a time. A width whose
+    // compile fails stays on the dynamic graph (they are a speed-up, never a requirement).
+    void compile_fixed_widths(ov::Core &core, const std::shared_ptr<ov::Model> &model, const ModelSpec &spec, const DeviceOptions &options) {
+        std::vector<size_t> widths;
+        for (size_t w : options.fixed_widths)
+            if (w > 0 && std::find(widths.begin(), widths.end(), w) == widths.end()) widths.push_back(w);
+        std::vector<std::shared_ptr<ov::Model>> copies;
+        for (size_t w : widths) {
+            std::shared_ptr<ov::Model> copy = model->clone();
+            try {
+                const ov::PartialShape shape{static_cast<int64_t>(w)};
+                copy->reshape(std::map<std::string, ov::PartialShape>{{"input_ids", shape}, {"position_ids", shape}});
+            } catch (const std::exception &) {
+                copy.reset();
+            }
+            copies.push_back(copy);
+        }
+        auto compile = [&](size_t i) -> std::unique_ptr<Variant> {
+            if (!copies[i]) return nullptr;
+            try {
+                return std::make_unique<Variant>(variant(compile_on_device(core, copies[i], options, spec.model_file), spec));
+            } catch (const std::exception &) {
+                return nullptr;
+            }
+        };
+        for (size_t i = 0; i < widths.size(); i += 2) {
+            auto second = i + 1 < widths.size() ? std::async(std::launch::async, compile, i + 1) : std::future<std::unique_ptr<Variant>>();
+            std::unique_ptr<Variant> first = compile(i);
+            const size_t top = std::max(widths[i], i + 1 < widths.size() ? widths[i + 1] : 0);
+            if (fixed_.size() <= top) fixed_.resize(top + 1);
+            fixed_[widths[i]] = std::move(first);
+            if (second.valid()) fixed_[widths[i + 1]] = second.get();
+        }
     }
 
     // Copies n values into input x (n == 0: a scalar), converting to its element type.
@@ -185,14 +263,15 @@ private:
             std::memset(fresh.data(), 0, fresh.get_byte_size());
             if (c.tensor) std::memcpy(fresh.data(), c.tensor.data(), c.tensor.get_byte_size());  // blocks are the outer axis
             c.tensor = fresh;
-            request_.set_tensor(c.name, c.tensor);
+            dynamic_.request.set_tensor(c.name, c.tensor);
+            for (auto &v : fixed_)
+                if (v) v->request.set_tensor(c.name, c.tensor);
         }
         capacity_ = blocks;
     }
 
-    ov::InferRequest request_;
-    Inputs in_;
-    ov::Output<const ov::Node> logits_;
+    Variant dynamic_;                             // any width (prefill, catch-up, anything not below)
+    std::vector<std::unique_ptr<Variant>> fixed_;  // [width]: the compile with that input width fixed, or null
     std::vector<CacheInput> caches_;
     size_t block_ = 0, capacity_ = 0, n_past_ = 0, vocab_ = 0;
     bool has_rows_input_ = false;

@@ -770,8 +770,11 @@ def main(argv=None) -> int:
                            "the other model's costs more than one after its own; efficiency_inloop: against an ideal "
                            "from edgespec's own per-call timers.")
     report["notes"].append("ideal_speedup uses per-call costs measured with plain OpenVINO on the IR's paged-attention "
-                           "form (what both runtimes run on the CPU by default); the prefill of the cost probe computes "
-                           "every logits row, so only its decode and verify calls are used.")
+                           "form (what both runtimes run on the CPU by default), each call width on the compile edgespec "
+                           "runs it on (its fixed-width copies, listed with the costs; GenAI runs every call on a "
+                           "dynamic-shape compile, so its efficiency is against calls cheaper than the ones it makes); "
+                           "the prefill of the cost probe computes every logits row, so only its decode and verify "
+                           "calls are used.")
     md = markdown(report)
     print(md)
     if a.json:

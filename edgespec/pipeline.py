@@ -166,6 +166,9 @@ class Pipeline:
         """
         if backend not in BACKENDS:
             raise _native.InvalidArgumentError(f"Unknown backend {backend!r}; use one of {', '.join(BACKENDS)}.", 1)
+        if fixed_shapes not in (None, True, False):
+            raise _native.InvalidArgumentError(
+                f"fixed_shapes must be None (auto), True or False (got {fixed_shapes!r}).", 1)
         if backend == "onnxruntime" and ort_library is None and not os.environ.get("EDGESPEC_ORT_LIBRARY"):
             ort_library = _ort_library()
         lib = _native.lib()
@@ -188,9 +191,6 @@ class Pipeline:
         params.tokenizers_extension = s(_tokenizers_extension())
         params.backend = s(backend)
         params.ort_library = s(None if ort_library is None else os.fspath(ort_library))
-        if fixed_shapes not in (None, True, False):
-            raise _native.InvalidArgumentError(
-                f"fixed_shapes must be None (auto), True or False (got {fixed_shapes!r}).", 1)
         params.fixed_shapes = -1 if fixed_shapes is None else int(bool(fixed_shapes))
         out = ctypes.c_void_p()
         _native.check(lib.es_pipeline_load(_enc(os.fspath(bundle)), ctypes.byref(params), ctypes.byref(out)))

@@ -110,7 +110,6 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
     // verify calls of up to kFixedVerifyWidths tokens (k <= 4, the k adaptive rounds mostly pick),
     // the drafter's drafting step and its 2-token catch-up after a fully accepted round.
     DeviceOptions target_options = o.target, draft_options = o.draft;
-    target_options.fixed_widths.clear();
     for (size_t w = 1; w <= kFixedVerifyWidths; ++w) target_options.fixed_widths.push_back(w);
     draft_options.fixed_widths = {1, 2};
     p->target = load_model(core, p->bundle.target, target_options);

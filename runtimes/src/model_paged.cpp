@@ -200,37 +200,34 @@ private:
         return !ec && weights <= kFixedWidthMaxBytes;
     }
 
-    // Compiles a copy of the graph per width in options.fixed_widths, two at a time. A width whose
-    // compile fails stays on the dynamic graph (they are a speed-up, never a requirement).
+    // Compiles a copy of the graph per width in options.fixed_widths (distinct, positive), two at
+    // a time. A width whose reshape or compile fails stays on the dynamic graph (the copies are a
+    // speed-up, never a requirement).
     void compile_fixed_widths(ov::Core &core, const std::shared_ptr<ov::Model> &model, const ModelSpec &spec, const DeviceOptions &options) {
-        std::vector<size_t> widths;
-        for (size_t w : options.fixed_widths)
-            if (w > 0 && std::find(widths.begin(), widths.end(), w) == widths.end()) widths.push_back(w);
-        std::vector<std::shared_ptr<ov::Model>> copies;
-        for (size_t w : widths) {
-            std::shared_ptr<ov::Model> copy = model->clone();
+        const std::vector<size_t> &widths = options.fixed_widths;
+        auto reshaped = [&](size_t w) -> std::shared_ptr<ov::Model> {  // on this thread: the graph is not shared
             try {
+                std::shared_ptr<ov::Model> copy = model->clone();
                 const ov::PartialShape shape{static_cast<int64_t>(w)};
                 copy->reshape(std::map<std::string, ov::PartialShape>{{"input_ids", shape}, {"position_ids", shape}});
-            } catch (const std::exception &) {
-                copy.reset();
-            }
-            copies.push_back(copy);
-        }
-        auto compile = [&](size_t i) -> std::unique_ptr<Variant> {
-            if (!copies[i]) return nullptr;
-            try {
-                return std::make_unique<Variant>(variant(compile_on_device(core, copies[i], options, spec.model_file), spec));
+                return copy;
             } catch (const std::exception &) {
                 return nullptr;
             }
         };
+        auto compile = [&](std::shared_ptr<ov::Model> copy) -> std::unique_ptr<Variant> {
+            if (!copy) return nullptr;
+            try {
+                return std::make_unique<Variant>(variant(compile_on_device(core, copy, options, spec.model_file), spec));
+            } catch (const std::exception &) {
+                return nullptr;
+            }
+        };
+        fixed_.resize(*std::max_element(widths.begin(), widths.end()) + 1);
         for (size_t i = 0; i < widths.size(); i += 2) {
-            auto second = i + 1 < widths.size() ? std::async(std::launch::async, compile, i + 1) : std::future<std::unique_ptr<Variant>>();
-            std::unique_ptr<Variant> first = compile(i);
-            const size_t top = std::max(widths[i], i + 1 < widths.size() ? widths[i + 1] : 0);
-            if (fixed_.size() <= top) fixed_.resize(top + 1);
-            fixed_[widths[i]] = std::move(first);
+            auto second = i + 1 < widths.size() ? std::async(std::launch::async, compile, reshaped(widths[i + 1]))
+                                                : std::future<std::unique_ptr<Variant>>();
+            fixed_[widths[i]] = compile(reshaped(widths[i]));
             if (second.valid()) fixed_[widths[i + 1]] = second.get();
         }
     }

@@ -322,9 +322,11 @@ def test_a_windowed_cross_vocab_drafter_slides_over_a_long_context_and_changes_n
     for k in (1, 3, "auto"):
         res = pipe.generate(prompt, max_new_tokens=60, k=k, ignore_eos=True, draft_window=128)
         assert res.tokens == ref.tokens and res.text == ref.text, (draft, k)
-        assert res.stats.drafted > 0 and sum(res.stats.accepted_hist) == res.stats.target_calls - 1
+        assert sum(res.stats.accepted_hist) == res.stats.target_calls - 1
         slides = [int(x) for x in re.findall(r"(\d+) window slides", capfd.readouterr().err)]
-        assert len(slides) == 1 and slides[0] >= 2, (draft, k, slides)  # the prompt alone is two windows
+        assert len(slides) == 1, (draft, k, slides)
+        if k != "auto":  # greedy adaptive k drafts only where the measured call costs say it pays: timing
+            assert res.stats.drafted > 0 and slides[0] >= 2, (draft, k, slides)  # the prompt alone is two windows
     # the default window (1024, within the drafter's 512-token context) holds it all: no slide
     res = pipe.generate(prompt, max_new_tokens=60, k=3, ignore_eos=True)
     assert res.tokens == ref.tokens

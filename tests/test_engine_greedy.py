@@ -225,7 +225,8 @@ def test_windowed_drafter_slides_over_a_long_context_and_changes_no_token(bundle
     for k in (1, 3, 8, "auto"):
         win = pipe.generate(prompt, max_new_tokens=100, policy="draft", k=k, ignore_eos=True, draft_window=128)
         assert win.tokens == plain.tokens, k
-        assert win.stats.drafted > 0 and win.stats.accepted < win.stats.drafted, k  # it did read less
+        if k != "auto":  # greedy adaptive k drafts only where the measured call costs say it pays: timing
+            assert win.stats.drafted > 0 and win.stats.accepted < win.stats.drafted, k  # it did read less
         assert sum(win.stats.accepted_hist) == win.stats.target_calls - 1
     # the default window (1024) holds this whole context: nothing changes
     default = pipe.generate(prompt, max_new_tokens=100, policy="draft", k=3, ignore_eos=True)

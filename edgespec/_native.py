@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import BundleError, NativeError
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 MIN_DRAFT_WINDOW = 128  # ES_MIN_DRAFT_WINDOW: the smallest draft_window other than 0
 
 _LIB_NAMES = {"linux": "libedgespec.so", "darwin": "libedgespec.dylib", "win32": "edgespec.dll"}
@@ -147,6 +147,8 @@ class Stats(ctypes.Structure):
         ("final_k", ctypes.c_int32),
         ("finish_reason", ctypes.c_int),
         ("accepted_hist", ctypes.c_int64 * (MAX_DRAFT + 1)),
+        ("draft_prefill_ms", ctypes.c_double),
+        ("draft_prefill_tokens", ctypes.c_int64),
     ]
 
 

@@ -53,6 +53,8 @@ class Stats:
     final_k: int
     finish_reason: str
     accepted_hist: list[int] = field(default_factory=list)
+    draft_prefill_ms: float = 0.0
+    draft_prefill_tokens: int = 0
 
     @classmethod
     def _from_native(cls, s: _native.Stats) -> "Stats":

@@ -85,6 +85,10 @@ def test_per_call_costs_and_comparisons_are_reported(report):
     s = report["sets"]["short"]
     c = s["costs"]
     assert c["T_ar_ms"] > 0 and c["T_draft_ms"] > 0 and c["T_verify_ms"]["3"] > 0
+    # one probe pass before the generations and one after each repeat, merged figure by figure
+    assert c["passes"] == 2 and len(c["T_ar_ms_by_pass"]) == 2
+    assert c["T_ar_ms"] == pytest.approx(sum(c["T_ar_ms_by_pass"]) / 2, rel=1e-9)
+    assert all(isinstance(w, int) for ws in c["fixed_widths"].values() for w in ws)  # widths are not merged as numbers
     # the loop-pattern costs: a 3-token verify and the two drafter calls of a k=2 round
     p = c["pattern"]["2"]
     assert p["T_verify_ms"] > 0 and len(p["T_draft_ms"]) == 2 and min(p["T_draft_ms"]) > 0
@@ -93,6 +97,23 @@ def test_per_call_costs_and_comparisons_are_reported(report):
         ideal = m["tau_decode"] * c["T_ar_ms"] / (p["T_verify_ms"] + sum(p["T_draft_ms"]))
         assert m["efficiency_pattern"] == pytest.approx(m["decode_speedup"] / ideal, rel=1e-9)
     assert "efficiency_pattern" not in s["results"]["es_ngram"]  # no drafter: no loop pattern to time
+    # efficiency_loop: every call of the same generations, timed in the loop's order, plus the
+    # drafter's prompt read (it falls in edgespec's decode phase); edgespec's fixed k only
+    import bench
+
+    assert p["T_draft_first2_ms"] > 0 and c["T_draft_read_ms"] and min(c["T_draft_read_ms"].values()) > 0
+    m = s["results"]["es_spec_k2"]
+    run = m["per_prompt"][0]["runs"][0]
+    ns, hist = run["native_stats"], run["accepted_hist"]
+    assert ns["draft_prefill_tokens"] == ns["prompt_tokens"] + 1  # the prompt and the first token, once
+    rounds, full = ns["target_calls"] - 1, (hist[2] if len(hist) > 2 else 0)  # the histogram drops trailing zeros
+    first = (p["T_draft_ms"][0] * (rounds - full) + p["T_draft_first2_ms"] * full) / rounds
+    spec = (rounds * (p["T_verify_ms"] + p["T_draft_ms"][1]) + (rounds - 1) * first
+            + bench.interp_points(c["T_draft_read_ms"], ns["draft_prefill_tokens"]))
+    assert m["ideal_speedup_loop"] == pytest.approx((run["n_new"] - 1) * c["T_ar_ms"] / spec, rel=1e-9)
+    assert m["efficiency_loop"] == pytest.approx(m["decode_speedup"] / m["ideal_speedup_loop"], rel=1e-9)
+    assert s["results"]["genai_spec_k2"]["efficiency_loop"] is None  # its drafter reads the prompt before its first token
+    assert s["results"]["es_ngram"]["efficiency_loop"] is None
     cmp_ = s["comparisons"]
     assert cmp_["es_ar_vs_genai_ar"] > 0 and cmp_["es_spec_k2_vs_genai_spec_k2"] > 0
     assert 0 <= cmp_["es_max_other_share"] < 1

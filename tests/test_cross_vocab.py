@@ -137,6 +137,8 @@ def _bookkeeping(st, k: int) -> None:
     n = st.generated_tokens
     assert st.drafted == st.accepted, (st.drafted, st.accepted, st.accepted_hist)
     assert st.target_calls == 1 + math.ceil((n - 1) / (k + 1)), (st.target_calls, st.accepted_hist)
+    # the drafter read the prompt's text once (in its own tokens), inside its drafting time
+    assert st.draft_prefill_tokens > 0 and 0 < st.draft_prefill_ms <= st.draft_ms
 
 
 # ---- byte tables (Python, against the HF tokenizers) -----------------------------------------

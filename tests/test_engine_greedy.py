@@ -21,6 +21,7 @@ def test_greedy_speculative_output_is_the_autoregressive_output(bundles, arch):
     for prompt in PROMPTS:
         plain = pipe.generate(prompt, max_new_tokens=24, policy="autoregressive", ignore_eos=True)
         assert len(plain.tokens) == 24 and plain.stats.drafted == 0
+        assert plain.stats.draft_prefill_tokens == 0 and plain.stats.draft_prefill_ms == 0
         for policy in ("draft", "ngram"):
             for k in (1, 2, 4, 8, "auto"):
                 spec = pipe.generate(prompt, max_new_tokens=24, policy=policy, k=k, ignore_eos=True)
@@ -44,6 +45,10 @@ def test_target_as_its_own_drafter_accepts_everything_with_exact_bookkeeping(bun
     assert st.accepted_hist[k] == full_rounds
     assert sum(st.accepted_hist) == st.target_calls - 1
     assert st.mean_accepted == pytest.approx(n / st.target_calls)
+    # the drafter reads the prompt and the first token once; after that every round leaves it at
+    # most two tokens behind, which are a round's catch-up, not a context read
+    assert st.draft_prefill_tokens == st.prompt_tokens + 1
+    assert 0 < st.draft_prefill_ms <= st.draft_ms
 
 
 def test_adaptive_k_keeps_exact_bookkeeping_whatever_it_chooses(bundles):
@@ -261,12 +266,16 @@ def test_windowed_drafter_slides_over_a_long_context_and_changes_no_token(bundle
     plain = pipe.generate(prompt, max_new_tokens=100, policy="autoregressive", ignore_eos=True)
     full = pipe.generate(prompt, max_new_tokens=100, policy="draft", k=3, ignore_eos=True, draft_window=0)
     assert full.tokens == plain.tokens and full.stats.acceptance_rate == 1.0  # reads all: agrees everywhere
+    assert full.stats.draft_prefill_tokens == n_prompt + 1  # the prompt and the first token, once
     for k in (1, 3, 8, "auto"):
         win = pipe.generate(prompt, max_new_tokens=100, policy="draft", k=k, ignore_eos=True, draft_window=128)
         assert win.tokens == plain.tokens, k
         if k != "auto":  # greedy adaptive k drafts only where the measured call costs say it pays: timing
             assert win.stats.drafted > 0 and win.stats.accepted < win.stats.drafted, k  # it did read less
         assert sum(win.stats.accepted_hist) == win.stats.target_calls - 1
+        if k != "auto":  # sinks + the latest 64 of the prompt, then the latest 64 again at each slide
+            assert 0 < win.stats.draft_prefill_tokens < n_prompt, (k, win.stats.draft_prefill_tokens)
+            assert win.stats.draft_prefill_tokens > 68, k  # 100 new tokens slide it at least once
     # the default window (1024) holds this whole context: nothing changes
     default = pipe.generate(prompt, max_new_tokens=100, policy="draft", k=3, ignore_eos=True)
     assert default.tokens == plain.tokens and default.stats.acceptance_rate == 1.0

@@ -59,6 +59,7 @@ METRIC_KEYS = (
     "target_calls", "drafted", "accepted", "draft_ms", "verify_ms", "other_ms", "other_share",
     "ideal_speedup", "efficiency", "mbsu", "peak_rss_mb", "n_new", "agree", "peer", "vs_peer",
     "decode_tokens_per_s", "decode_speedup", "vs_peer_decode", "decode_speedup_paired", "vs_peer_decode_paired",
+    "ideal_speedup_loop", "efficiency_loop",
 )
 
 
@@ -264,9 +265,27 @@ def _sum(rows: list[dict], key: str):
     return None if any(v is None for v in vals) or not vals else float(sum(vals))
 
 
+def median_costs(passes: list[dict]):
+    """The cost probe's passes merged figure by figure: the median of each number (element by
+    element in lists), anything else (the widths) as the first pass has it."""
+    first = passes[0]
+    if isinstance(first, dict):
+        return {k: median_costs([p[k] for p in passes if isinstance(p, dict) and k in p]) for k in first}
+    if isinstance(first, list) and first and all(isinstance(x, float) for x in first):
+        return [float(statistics.median(p[i] for p in passes)) for i in range(len(first))]
+    if isinstance(first, float):
+        return float(statistics.median(passes))
+    return first
+
+
 def interp_verify(costs: dict, n: float) -> float | None:
     """T_verify(n) for a possibly fractional n (adaptive k), linear between measured points."""
-    pts = sorted((int(k), v) for k, v in costs["T_verify_ms"].items())
+    return interp_points(costs["T_verify_ms"], n)
+
+
+def interp_points(points: dict, n: float) -> float | None:
+    """points {"n": ms, ...} at n, linear between measured points and beyond the last two."""
+    pts = sorted((int(k), v) for k, v in points.items())
     if not pts:
         return None
     if n <= pts[0][0]:
@@ -342,6 +361,24 @@ def config_metrics(cfg: Config, per_prompt: list[list[dict]], costs: dict | None
         pat = (costs.get("pattern") or {}).get(str(cfg.k)) if cfg.policy == "draft" and cfg.k else None
         if pat:
             m["ideal_speedup_pattern"] = tau * costs["T_ar_ms"] / (pat["T_verify_ms"] + sum(pat["T_draft_ms"]))
+        # the whole of what a perfect draft-model loop must run, call by call, generation by
+        # generation: its rounds' calls in the loop's order (the drafter's first call of a round
+        # two tokens wide after a round that accepted everything), plus the drafter's read of the
+        # prompt, which edgespec makes after streaming the first token (so inside its decode
+        # phase); against plain decoding's calls for the same tokens
+        reads = costs.get("T_draft_read_ms")
+        if pat and reads and cfg.runtime == "edgespec" and all(r.get("native_stats") for r in med):
+            spec_ms = ar_ms = 0.0
+            for r in med:
+                ns, hist = r["native_stats"], r.get("accepted_hist") or []
+                rounds = ns["target_calls"] - 1
+                full = hist[cfg.k] if len(hist) > cfg.k else 0
+                first = (pat["T_draft_ms"][0] * (rounds - full) + pat["T_draft_first2_ms"] * full) / max(1, rounds)
+                spec_ms += rounds * (pat["T_verify_ms"] + sum(pat["T_draft_ms"][1:])) + max(0, rounds - 1) * first
+                spec_ms += interp_points(reads, ns["draft_prefill_tokens"]) or 0.0 if ns["draft_prefill_tokens"] else 0.0
+                ar_ms += (r["n_new"] - 1) * costs["T_ar_ms"]
+            if spec_ms > 0:
+                m["ideal_speedup_loop"] = ar_ms / spec_ms
     if tau and k_eff is not None:
         s_t, s_d = sizes.get("target"), sizes.get("draft")
         if cfg.policy == "draft" and s_t and s_d:
@@ -398,6 +435,8 @@ def finish_metrics(configs: list[Config], res: dict[str, dict], texts: dict[str,
             m["efficiency"] = m["decode_speedup"] / m["ideal_speedup"]
         if m["decode_speedup"] is not None and m.get("ideal_speedup_pattern"):
             m["efficiency_pattern"] = m["decode_speedup"] / m["ideal_speedup_pattern"]
+        if m["decode_speedup"] is not None and m.get("ideal_speedup_loop"):
+            m["efficiency_loop"] = m["decode_speedup"] / m["ideal_speedup_loop"]
         # the same ideal from the loop's own per-call timers (fixed k only): what the loop loses
         # outside its model calls, independent of how well the microbenchmark matches the loop
         ar = res.get("es_ar", {})
@@ -443,6 +482,8 @@ def comparisons(res: dict[str, dict]) -> dict:
                                    if m.get("efficiency_inloop") is not None} or None
     out["efficiency_pattern"] = {n: m["efficiency_pattern"] for n, m in res.items()
                                  if m.get("efficiency_pattern") is not None} or None
+    out["es_efficiency_loop"] = {n: m["efficiency_loop"] for n, m in res.items()
+                                 if m.get("efficiency_loop") is not None} or None
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -456,7 +497,8 @@ def _fmt(v, key: str = "") -> str:
         return v
     if key in ("acceptance_rate", "other_share"):
         return f"{100 * v:.1f}%"
-    if key in ("speedup", "ideal_speedup", "efficiency", "efficiency_inloop", "efficiency_pattern", "vs_peer",
+    if key in ("speedup", "ideal_speedup", "efficiency", "efficiency_inloop", "efficiency_pattern", "efficiency_loop",
+               "vs_peer",
                "mean_accepted", "mbsu",
                "decode_speedup", "vs_peer_decode", "decode_speedup_paired", "vs_peer_decode_paired"):
         return f"{v:.2f}"
@@ -468,8 +510,8 @@ def _fmt(v, key: str = "") -> str:
 TABLE_COLS = ("tokens_per_s", "speedup", "vs_peer", "decode_speedup", "vs_peer_decode", "decode_speedup_paired",
               "vs_peer_decode_paired", "ttft_ms", "tpot_ms",
               "acceptance_rate", "mean_accepted",
-              "other_share", "ideal_speedup", "efficiency", "efficiency_pattern", "efficiency_inloop", "mbsu",
-              "peak_rss_mb", "agree")
+              "other_share", "ideal_speedup", "efficiency", "efficiency_pattern", "efficiency_loop", "efficiency_inloop",
+              "mbsu", "peak_rss_mb", "agree")
 
 
 def markdown(report: dict) -> str:
@@ -498,6 +540,10 @@ def markdown(report: dict) -> str:
         c = s.get("costs")
         if c:
             ver = ", ".join(f"T_verify({n}) {v:.1f}" for n, v in c["T_verify_ms"].items())
+            if c.get("passes"):
+                lines.append(f"Per-call costs: the median of {c['passes']} passes of the probe (one before the "
+                             f"generations, one after each repeat; T_ar by pass "
+                             + ", ".join(f"{x:.2f}" for x in c["T_ar_ms_by_pass"]) + " ms).")
             lines.append(f"Per-call costs at context {c['context']}: T_ar {c['T_ar_ms']:.1f} ms, {ver} ms, "
                          f"T_draft {c['T_draft_ms'] if c['T_draft_ms'] is None else round(c['T_draft_ms'], 2)} ms"
                          + (f" (calls of these widths on fixed-width compiles, as edgespec runs them: target "
@@ -507,7 +553,11 @@ def markdown(report: dict) -> str:
                             if c.get("fixed_widths") else ""))
             for k, p in (c.get("pattern") or {}).items():
                 lines.append(f"In a k={k} loop's order: T_verify({int(k) + 1}) {p['T_verify_ms']:.1f} ms, drafter calls "
-                             + ", ".join(f"{x:.2f}" for x in p["T_draft_ms"]) + " ms")
+                             + ", ".join(f"{x:.2f}" for x in p["T_draft_ms"]) + " ms"
+                             + (f" (a two-token first call {p['T_draft_first2_ms']:.2f})" if "T_draft_first2_ms" in p else ""))
+            if c.get("T_draft_read_ms"):
+                lines.append("The drafter reading a prompt of n tokens (last logits row only): "
+                             + ", ".join(f"{n}: {v:.1f}" for n, v in c["T_draft_read_ms"].items()) + " ms")
             lines.append("")
         lines.append("| config | " + " | ".join(TABLE_COLS) + " |")
         lines.append("|---|" + "---|" * len(TABLE_COLS))
@@ -654,21 +704,37 @@ def main(argv=None) -> int:
         task = progress.add_task("loading", total=total)
         # Per-call costs first, in a worker of their own that is gone before anything is timed.
         costs_by_set: dict[str, dict] = {}
+        # Per-call costs: a pass per prompt set before anything is timed, then one more after each
+        # repeat, from a worker of their own (idle while generations run); each figure is the median
+        # over the passes, so the probe samples the host across the run as the generations do (one
+        # pass in a burst of host noise read 1.55 ms for a decode step the loop ran in 1.17).
+        cost_passes: dict[str, list[dict]] = {}
+        cost_cfgs: dict[str, dict] = {}
+        cw = None
         if a.costs:
             progress.update(task, description="per-call costs")
-            w = Worker(ctx, "costs", bundle, dict(runtime_kw))
-            w.wait_ready(a.timeout)
+            cw = Worker(ctx, "costs", bundle, dict(runtime_kw))
+            cw.wait_ready(a.timeout)
             for name, (rows, _) in prompt_sets.items():
                 mean_tokens = statistics.mean(r.get("tokens", len(r["prompt"]) / 3.2) for r in rows)
-                context = int(mean_tokens + a.max_new_tokens / 2)
-                n_values = sorted({k + 1 for k in ks} | {2, a.ngram_k + 1, max(ks + [a.ngram_k]) + 2})
-                try:
-                    c = w.call("", {"context": context, "n_values": n_values, "draft_k": ks}, a.timeout)
-                    c["context"] = context
-                    costs_by_set[name] = c
-                except RuntimeError as e:
-                    report["notes"].append(f"per-call costs failed: {e}")
-            w.stop()
+                longest = max(int(r.get("tokens", len(r["prompt"]) / 3.2)) for r in rows) + 2
+                cost_cfgs[name] = {
+                    "context": int(mean_tokens + a.max_new_tokens / 2),
+                    "n_values": sorted({k + 1 for k in ks} | {2, a.ngram_k + 1, max(ks + [a.ngram_k]) + 2}),
+                    "draft_k": ks, "calls": 8, "rounds": 6,
+                    "draft_reads": [2 ** i for i in range(4, max(5, math.ceil(math.log2(longest))) + 1)]}
+
+        def cost_pass(name: str) -> None:
+            if cw is None or name not in cost_cfgs:
+                return
+            try:
+                cost_passes.setdefault(name, []).append(cw.call("", cost_cfgs[name], a.timeout))
+            except RuntimeError as e:
+                report["notes"].append(f"per-call costs failed: {e}")
+                cost_cfgs.pop(name)
+
+        for name in prompt_sets:
+            cost_pass(name)
 
         progress.update(task, description="loading models")
         workers: dict[str, Worker | Member] = {}
@@ -727,6 +793,11 @@ def main(argv=None) -> int:
                     for c in configs[shift:] + configs[:shift]:
                         run_one(c, i, timed=True)
                         progress.advance(task)
+                cost_pass(name)
+            if cost_passes.get(name) and name in cost_cfgs:
+                costs_by_set[name] = dict(median_costs(cost_passes[name]), context=cost_cfgs[name]["context"],
+                                          passes=len(cost_passes[name]),
+                                          T_ar_ms_by_pass=[c["T_ar_ms"] for c in cost_passes[name]])
 
             results: dict[str, dict] = {}
             for c in configs:
@@ -752,6 +823,8 @@ def main(argv=None) -> int:
         progress.update(task, description="done")
         for w in workers.values():
             w.stop()
+        if cw is not None:
+            cw.stop()
         if a.one_process:
             shared.stop()
 
@@ -769,8 +842,15 @@ def main(argv=None) -> int:
                            "efficiency = decode_speedup / ideal_speedup (τ over the calls after the prefill); "
                            "efficiency_pattern: the same against an ideal from per-call costs timed in a draft-model "
                            "loop's order (k drafter calls after each verify call), where a model's first call after "
-                           "the other model's costs more than one after its own; efficiency_inloop: against an ideal "
-                           "from edgespec's own per-call timers.")
+                           "the other model's costs more than one after its own; efficiency_loop (edgespec, fixed k): "
+                           "against the plain-OpenVINO time of every call a perfect loop must make for the same "
+                           "generations: each round's verify and drafter calls timed in the loop's order, the "
+                           "drafter's first call two tokens wide after each round that accepted everything (from the "
+                           "accepted-length histogram), and the drafter's read of the prompt (draft_prefill_tokens, "
+                           "timed on a drafter compile that computes the last logits row only), which edgespec makes "
+                           "after streaming the first token, inside its decode phase, and which the ideal_speedup "
+                           "formula leaves out; efficiency_inloop: against an ideal from edgespec's own per-call "
+                           "timers.")
     report["notes"].append("ideal_speedup uses per-call costs measured with plain OpenVINO on the IR's paged-attention "
                            "form (what both runtimes run on the CPU by default; inputs set before each call's clock "
                            "starts, outputs left in the request), each call width on the compile edgespec "

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 /* ABI version: bumped on any incompatible change of this header. */
-#define ES_ABI_VERSION 3
+#define ES_ABI_VERSION 4
 
 typedef enum es_status {
     ES_OK = 0,
@@ -230,7 +230,12 @@ typedef int (*es_stream_callback)(const char *text_delta, size_t len, void *user
  *                (target sampling/acceptance, bookkeeping, KV compaction, detokenize, stop checks)
  *   target_calls target model calls, prefill included; mean_accepted = generated_tokens / target_calls
  *   drafted / accepted: draft tokens proposed / accepted; acceptance_rate = accepted / drafted
- *   accepted_hist[n]: verify rounds (prefill excluded) in which exactly n draft tokens were accepted */
+ *   accepted_hist[n]: verify rounds (prefill excluded) in which exactly n draft tokens were accepted
+ *   draft_prefill_ms / draft_prefill_tokens: of draft_ms, the drafter calls that read context it
+ *                had not seen (the prompt at the first round, the recent part again after a
+ *                window slide, tokens committed while adaptive k drafted nothing), and the tokens
+ *                they read: the drafter's counterpart of prefill_ms, though it falls after the
+ *                first token (the engine streams that first, then the drafter reads the prompt) */
 typedef struct es_stats {
     double ttft_ms;
     double tpot_ms;
@@ -253,6 +258,8 @@ typedef struct es_stats {
     int32_t final_k;             /* the draft length of the last round (adaptive k moves it; 0 = a plain step) */
     es_finish_reason finish_reason;
     int64_t accepted_hist[ES_MAX_DRAFT + 1];
+    double draft_prefill_ms;
+    int64_t draft_prefill_tokens;
 } es_stats;
 
 /* Generates from a prompt (UTF-8, tokenized with the bundle's target tokenizer as is; apply a

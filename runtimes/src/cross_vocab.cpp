@@ -1,6 +1,7 @@
 #include "cross_vocab.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -250,7 +251,7 @@ public:
             const size_t same = held_text(end);
             if (heal_ && !(same == end && std::binary_search(ends_.begin(), ends_.end(), end))) end = heal(end);
             bool full = false;
-            logits = sync(end, same, static_cast<size_t>(max_steps), &full);
+            logits = sync(end, same, static_cast<size_t>(max_steps), &full, out);
             if (!logits && (!full || !slide(end, static_cast<size_t>(max_steps)))) return;
         }
         if (!logits) return;
@@ -360,8 +361,9 @@ private:
     // 1. sync: brings the drafter's cache to a tokenization of dtext_[0, end) and returns the
     //    logits after it; nullptr when the drafter cannot follow (text it cannot spell, no room).
     //    same: held_text(end) (computed for a longer end is fine: it is capped here). *full: it
-    //    could not follow because the window (or the drafter's context) is full.
-    const float *sync(size_t end, size_t same, size_t max_steps, bool *full) {
+    //    could not follow because the window (or the drafter's context) is full. A call that
+    //    reads the text from its start or from the sinks on is charged to out.prefill_*.
+    const float *sync(size_t end, size_t same, size_t max_steps, bool *full, Proposal &out) {
         TokenTable &dt = xv_.draft;
         // What the drafter holds that is still committed text: the tokens inside the common prefix.
         same = std::min(same, end);
@@ -406,7 +408,12 @@ private:
         draft_.rollback(keep);
         fed_.resize(keep);
         ends_.resize(keep);
+        const auto t0 = std::chrono::steady_clock::now();
         const float *logits = draft_.forward(feed_.data(), feed_.size(), 1);
+        if (keep <= kDraftSinkTokens) {  // the text's start or a slide's recent part: a context read
+            out.prefill_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            out.prefill_tokens += feed_.size();
+        }
         fed_.insert(fed_.end(), feed_.begin(), feed_.end());
         ends_.insert(ends_.end(), feed_ends_.begin(), feed_ends_.end());
         fed_text_.resize(same);  // equal to dtext_ up to `same`

@@ -293,6 +293,8 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
             policy->propose(context, k, proposal);
         }
         st.draft_ms += round_draft_ms;
+        st.draft_prefill_ms += proposal.prefill_ms;
+        st.draft_prefill_tokens += static_cast<int64_t>(proposal.prefill_tokens);
         if (controller.uses_confidence()) {
             // Verify the prefix of the drafted tokens that pays best (maybe none: a plain step).
             const size_t j = static_cast<size_t>(controller.select(proposal.conf));

@@ -53,6 +53,8 @@ public:
         if (feed > 2) {
             const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
             out.catchup_ms = ms * static_cast<double>(feed - 2) / static_cast<double>(feed);
+            out.prefill_ms = ms;
+            out.prefill_tokens = feed;
         }
         fed_.insert(fed_.end(), context.begin() + keep, context.end());
         const size_t dv = draft_.vocab(), tv = ctx_.target_vocab;

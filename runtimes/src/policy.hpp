@@ -37,11 +37,18 @@ struct Proposal {
     // (the prompt, tokens committed while drafting was off) beyond a normal round's catch-up: a
     // sunk cost that says nothing about what a drafted token costs, so adaptive k does not see it.
     double catchup_ms = 0;
+    // The whole of the drafter's calls this round that read context it had not seen (the prompt,
+    // a window's recent part after a slide, tokens committed while drafting was off), and the
+    // tokens they read: es_stats.draft_prefill_ms / draft_prefill_tokens.
+    double prefill_ms = 0;
+    size_t prefill_tokens = 0;
     void clear() {
         tokens.clear();
         q.clear();
         conf.clear();
         catchup_ms = 0;
+        prefill_ms = 0;
+        prefill_tokens = 0;
     }
 };
 

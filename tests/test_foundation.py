@@ -32,7 +32,12 @@ def test_native_library_reports_openvino_version_and_cpu_device():
     from edgespec import _native
 
     v = _native.versions()
-    assert v["abi_version"] == 3
+    import re
+    from pathlib import Path
+
+    header = (Path(__file__).resolve().parents[1] / "runtimes" / "include" / "edgespec.h").read_text()
+    abi = int(re.search(r"#define ES_ABI_VERSION (\d+)", header).group(1))
+    assert v["abi_version"] == abi == _native.ABI_VERSION  # library, header and ctypes mirror agree
     assert v["openvino"] == ov.get_version()
     assert "CPU" in v["devices"]
 

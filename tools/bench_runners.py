@@ -309,8 +309,10 @@ class CostRunner:
         self.widths, self.split = widths, split = self._engine_widths(bundle, spec)
         # per model: ({None: dynamic compile, w: fixed-width compile}, widths sent as subsequences)
         self.models = {"target": (self._compile(self.tdir, widths["target"]), set(split["target"]))}
+        self.draft_paged, self._read_compile = False, None  # the drafter's prompt-read compile, made on first use
         if self.ddir is not None:
             self.models["draft"] = (self._compile(self.ddir, widths["draft"]), set(split["draft"]))
+            self.draft_paged = "past_lens" in {i.get_any_name() for i in self.models["draft"][0][None].inputs}
 
     @staticmethod
     def _engine_widths(bundle: Path, spec: dict) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
@@ -470,9 +472,10 @@ class CostRunner:
             """The drafter reading a prompt of each length into an empty cache, one call asking for
             the last row of logits only, as edgespec's drafter reads the prompt at its first round
             (a compile of its own, with edgespec's logits slice). Median of three after one."""
-            compiled = self.core.compile_model(with_logits_slice(self._paged_model(self.ddir)[0]), self.device,
-                                               self.props)
-            feed = feeder(({None: compiled}, set()), max(lengths) + 1)
+            if self._read_compile is None:  # once per probe, not once per pass
+                self._read_compile = self.core.compile_model(with_logits_slice(self._paged_model(self.ddir)[0]),
+                                                             self.device, self.props)
+            feed = feeder(({None: self._read_compile}, set()), max(lengths) + 1)
             out = {}
             for n in lengths:
                 feed(n, 0)
@@ -502,7 +505,7 @@ class CostRunner:
                                        "T_draft_ms": [float(np.median(x)) for x in drf[k]],
                                        "T_draft_first2_ms": float(np.median(two[k]))} for k in ks}
         reads = sorted({int(n) for n in cfg.get("draft_reads") or [] if int(n) > 0})
-        if "draft" in self.models and reads and self._paged_model(self.ddir)[1]:
+        if "draft" in self.models and reads and self.draft_paged:
             out["T_draft_read_ms"] = {str(n): v for n, v in read_costs(reads).items()}
         return out
 

@@ -265,6 +265,27 @@ def _sum(rows: list[dict], key: str):
     return None if any(v is None for v in vals) or not vals else float(sum(vals))
 
 
+def loop_ideal_terms(runs: list[dict], k: int, pat: dict, reads: dict) -> dict[str, float]:
+    """The ideal time of a fixed-k draft-model loop over these generations (edgespec runs with
+    native_stats and accepted_hist), from the probe's loop-order costs ``pat`` and its drafter
+    prompt reads ``reads``, in three terms: rounds_ms, every round's verify and one-token drafter
+    calls; catchup_ms, what the rounds' first drafter calls change (none in the first round, whose
+    token the prompt read gives; two tokens wide after a round that accepted everything, in the
+    share of rounds that did); read_ms, the drafter's read of the prompt (draft_prefill_tokens)."""
+    out = {"rounds_ms": 0.0, "catchup_ms": 0.0, "read_ms": 0.0}
+    d1, d2 = pat["T_draft_ms"][0], pat["T_draft_first2_ms"]
+    for r in runs:
+        ns, hist = r["native_stats"], r.get("accepted_hist") or []
+        rounds = ns["target_calls"] - 1
+        full = hist[k] if len(hist) > k else 0  # the histogram drops trailing zeros
+        first = (d1 * (rounds - full) + d2 * full) / max(1, rounds)
+        out["rounds_ms"] += rounds * (pat["T_verify_ms"] + sum(pat["T_draft_ms"]))
+        out["catchup_ms"] += max(0, rounds - 1) * first - rounds * d1
+        if ns["draft_prefill_tokens"]:
+            out["read_ms"] += interp_points(reads, ns["draft_prefill_tokens"])
+    return out
+
+
 def median_costs(passes: list[dict]):
     """The cost probe's passes merged figure by figure: the median of each number (element by
     element in lists), anything else (the widths) as the first pass has it."""
@@ -368,17 +389,10 @@ def config_metrics(cfg: Config, per_prompt: list[list[dict]], costs: dict | None
         # phase); against plain decoding's calls for the same tokens
         reads = costs.get("T_draft_read_ms")
         if pat and reads and cfg.runtime == "edgespec" and all(r.get("native_stats") for r in med):
-            spec_ms = ar_ms = 0.0
-            for r in med:
-                ns, hist = r["native_stats"], r.get("accepted_hist") or []
-                rounds = ns["target_calls"] - 1
-                full = hist[cfg.k] if len(hist) > cfg.k else 0
-                first = (pat["T_draft_ms"][0] * (rounds - full) + pat["T_draft_first2_ms"] * full) / max(1, rounds)
-                spec_ms += rounds * (pat["T_verify_ms"] + sum(pat["T_draft_ms"][1:])) + max(0, rounds - 1) * first
-                spec_ms += interp_points(reads, ns["draft_prefill_tokens"]) or 0.0 if ns["draft_prefill_tokens"] else 0.0
-                ar_ms += (r["n_new"] - 1) * costs["T_ar_ms"]
+            terms = loop_ideal_terms(med, cfg.k, pat, reads)
+            spec_ms = terms["rounds_ms"] + terms["catchup_ms"] + terms["read_ms"]
             if spec_ms > 0:
-                m["ideal_speedup_loop"] = ar_ms / spec_ms
+                m["ideal_speedup_loop"] = sum((r["n_new"] - 1) for r in med) * costs["T_ar_ms"] / spec_ms
     if tau and k_eff is not None:
         s_t, s_d = sizes.get("target"), sizes.get("draft")
         if cfg.policy == "draft" and s_t and s_d:

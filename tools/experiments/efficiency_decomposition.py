@@ -22,15 +22,9 @@ for path in sys.argv[1:]:
             if not (cname.startswith("es_spec_k") and m.get("efficiency_loop")):
                 continue
             k = int(m["k"])
-            p = c["pattern"][str(k)]
-            base = catch = read = 0.0
-            for x in (bench._median_run(pp["runs"]) for pp in m["per_prompt"] if pp["runs"]):
-                ns, hist = x["native_stats"], x["accepted_hist"]
-                rounds, full = ns["target_calls"] - 1, (hist[k] if len(hist) > k else 0)
-                base += rounds * (p["T_verify_ms"] + sum(p["T_draft_ms"]))
-                # two-token first calls in place of one-token ones; the first round has none (the read gives its token)
-                catch += full * (p["T_draft_first2_ms"] - p["T_draft_ms"][0]) - p["T_draft_ms"][0]
-                read += bench.interp_points(c["T_draft_read_ms"], ns["draft_prefill_tokens"])
+            runs = [bench._median_run(pp["runs"]) for pp in m["per_prompt"] if pp["runs"]]
+            t = bench.loop_ideal_terms(runs, k, c["pattern"][str(k)], c["T_draft_read_ms"])
+            base, catch, read = t["rounds_ms"], t["catchup_ms"], t["read_ms"]
             total = base + catch + read
             print(f"{Path(path).name} [{name}] k={k}: efficiency {m['efficiency']:.2f}, efficiency_pattern "
                   f"{m['efficiency_pattern']:.2f}, efficiency_loop {m['efficiency_loop']:.2f}; of the loop ideal's time: "

@@ -1,4 +1,4 @@
-"""tools/bench.py end to end on a tiny bundle: every metric is reported and sane (no timing thresholds)."""
+"""lab/bench.py end to end on a tiny bundle: every metric is reported and sane (no timing thresholds)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ROOT / "tools"
+TOOLS = ROOT / "lab"
 sys.path.insert(0, str(TOOLS))
 
 pytest.importorskip("openvino_genai")

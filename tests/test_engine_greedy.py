@@ -158,7 +158,7 @@ def test_short_calls_as_one_token_subsequences_change_no_token(bundles, monkeypa
 
 def test_an_integer_kv_cache_keeps_short_calls_one_sequence(bundles):
     # u8 keys are quantized by channel per block: one-token subsequences sharing a block would
-    # race on it (tools/experiments/verify_as_sequences.py shows the wrong logits), so not there
+    # race on it (lab/experiments/verify_as_sequences.py shows the wrong logits), so not there
     from edgespec import Pipeline
 
     with Pipeline.load(bundles["llama"], draft="draft", kv_precision="u8") as u8:

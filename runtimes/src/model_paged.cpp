@@ -38,7 +38,7 @@
 // shrinks with the width: end to end, 8-token verify calls (k = 7) ran 0.97x as fast this way,
 // so wider calls and the prefill stay one sequence. Float caches only (the CPU default here is
 // f16): a u8 cache quantizes keys by channel per block, which one-token subsequences sharing a
-// block race on. tools/experiments/verify_as_sequences.py, split_layout_ab.py
+// block race on. lab/experiments/verify_as_sequences.py, split_layout_ab.py
 #include <algorithm>
 #include <cstring>
 #include <filesystem>

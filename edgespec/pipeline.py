@@ -30,7 +30,7 @@ __all__ = ["Pipeline", "Result", "Stats", "TextStream"]
 
 @dataclass(frozen=True)
 class Stats:
-    """Stats of one generation; names and definitions as in BENCHMARKS.md and edgespec.h."""
+    """Stats of one generation; names and definitions in docs/metrics.md."""
 
     ttft_ms: float
     tpot_ms: float

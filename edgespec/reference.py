@@ -1,4 +1,4 @@
-"""A plain-numpy reference of the decode loop: the specification of runtimes/src/engine.cpp
+"""A plain-numpy reference of the decode loop: the specification of runtimes/src/engine/engine.cpp
 and the oracle of the tests. No KV cache, no speed: every step recomputes logits from the ids.
 
     tokens, stats = generate(target_logits, prompt_ids, max_new_tokens=32,

@@ -1,6 +1,6 @@
 """The byte string of every token of a HF tokenizer: what cross-vocabulary drafting compares.
 
-The runtime translates between two vocabularies through bytes (runtimes/src/cross_vocab.cpp), so
+The runtime translates between two vocabularies through bytes (runtimes/src/drafting/cross_vocab.cpp), so
 it needs, for every token id, the exact bytes the token stands for in text. Computed here, once,
 from the HF fast tokenizer's own spec and checked by re-encoding sample texts; written into the
 bundle as ``token_bytes.bin`` (format and kinds: ``edgespec.bundle.write_token_bytes``).

@@ -3,7 +3,7 @@
     from edgespec.export.twin import widen_llama
     twin = widen_llama(small, hidden=2048, layers=20, intermediate=5632)   # ~1B parameters
 
-Function-preserving widening (BENCHMARKS.md, "The model ladder"). The small model's computation
+Function-preserving widening (docs/performance.md, "A cost-realistic target"). The small model's computation
 is embedded in the wide one and everything added contributes exactly zero:
 
 * residual stream: the original H0 channels come first, the H1 - H0 new channels stay exactly 0

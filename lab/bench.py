@@ -5,7 +5,7 @@
         [--max-new-tokens 64] [--repeats 3] [--threads N] [--configs 'es_*,genai_*']
         [--json OUT.json] [--md OUT.md] [--hf-target DIR --hf-draft DIR]
 
-Every claim is a ratio measured side by side (BENCHMARKS.md): the same bundle and prompts, the
+Every claim is a ratio measured side by side (docs/metrics.md): the same bundle and prompts, the
 same max_new_tokens, threads and precision hints on both sides, each configuration warmed up
 first, runs interleaved (repeat → prompt → configuration, the configuration order rotated each
 repeat), and the median of the repeats per prompt. Each runtime runs in its own worker process
@@ -24,7 +24,7 @@ Configurations (``--configs`` takes comma-separated glob patterns over these nam
   genai_ngram        GenAI prompt_lookup=True (num_assistant_tokens=--ngram-k, max_ngram_size)
   hf_ar, hf_spec_k{K}, hf_ngram   transformers on PyTorch CPU (only with --hf-target/--hf-draft)
 
-Metrics per configuration (names from BENCHMARKS.md): tokens_per_s, ttft_ms, tpot_ms, speedup
+Metrics per configuration (defined in docs/metrics.md): tokens_per_s, ttft_ms, tpot_ms, speedup
 (vs the same runtime's plain decoding), acceptance_rate, mean_accepted, target_calls, drafted,
 accepted, draft_ms, verify_ms, other_ms (means per generation), other_share (other_ms / wall
 time), ideal_speedup = τ·T_ar / (T_verify(k+1) + k·T_draft) from per-call costs measured in the

@@ -7,7 +7,7 @@ Three sets, each a JSON-lines file with ``id``, ``prompt``, ``tokens`` (length i
 tokenizer) and ``kind``:
 
 * ``short``  (~200 tokens): the source lines just before a function, then its signature and
-  docstring; the model writes the body (code completion, BENCHMARKS.md "Prompt sets").
+  docstring; the model writes the body (code completion).
 * ``long``   (~2000 tokens): the same with ~2000 tokens of the module before it, where KV-cache
   handling (rollback copies) starts to cost.
 * ``repeat`` (~300-600 tokens): a function shown in full, then the same signature and docstring

@@ -54,7 +54,7 @@ def paged_inputs(ids, past: int, block: int, split: bool) -> dict:
     """Inputs of one paged-attention call (OpenVINO's SDPAToPagedAttention form) that feeds ``ids``
     after ``past`` positions of one sequence whose blocks are 0, 1, 2, ...: as one subsequence, or
     (``split``) as len(ids) one-token subsequences over the same blocks, as edgespec sends short
-    calls on the CPU (runtimes/src/model_paged.cpp)."""
+    calls on the CPU (runtimes/src/backends/openvino/paged.cpp)."""
     import numpy as np
 
     m = len(ids)
@@ -73,7 +73,7 @@ LOGITS_ROWS = "es_logits_rows"  # the input edgespec adds to a graph: how many l
 
 def with_logits_slice(model):
     """``model`` (paged-attention form: the head reads [tokens, 1, hidden]) with the slice edgespec
-    inserts before its LM head (runtimes/src/model_stateful.cpp, insert_logits_slice): an i64 [1]
+    inserts before its LM head (runtimes/src/backends/openvino/stateful.cpp, insert_logits_slice): an i64 [1]
     input ``es_logits_rows`` = how many of the last rows the head computes. Unchanged where the head
     is not a MatMul a few single-input steps above the ``logits`` output."""
     import numpy as np

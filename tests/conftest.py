@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "tools"))  # developer modules (demo tokenizers)
 
-# Exact token comparisons need f32 everywhere (see README: OpenVINO defaults to bf16 / u8 KV).
+# Exact token comparisons need f32 everywhere (see docs/install.md: OpenVINO defaults to bf16 / u8 KV).
 os.environ.setdefault("EDGESPEC_TEST", "1")
 
 

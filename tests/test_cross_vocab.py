@@ -80,7 +80,7 @@ def tokenizers():
     merges) and a Llama-2-style metaspace BPE with byte fallback (500)."""
     from tiny import corpus_lines, train_tokenizer
 
-    from edgespec.export.draft import demo_tokenizers
+    import demo_tokenizers  # tools/, on sys.path from conftest.py
 
     return {"bl": train_tokenizer(), "bl384": train_tokenizer(vocab_size=384),
             "ms": demo_tokenizers.train_metaspace(corpus_lines(), 500)}

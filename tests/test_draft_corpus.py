@@ -94,7 +94,7 @@ def test_empty_or_missing_corpus_is_a_clear_error(tmp_path):
 def test_both_demo_tokenizers_convert_to_openvino_and_round_trip_non_ascii():
     from tiny import corpus_lines
 
-    from edgespec.export.draft import demo_tokenizers as dt
+    import demo_tokenizers as dt  # tools/, on sys.path from conftest.py
 
     text = ["\n".join(corpus_lines(60_000))]
     samples = ["def f(x):\n    return x + 1\n", "s = 'Grüße, 世界 🙂'  # café\n", "  a  b\t\n\nc"]

@@ -247,7 +247,9 @@ def test_cli_bad_inputs_are_one_sentence(target, stage1, tiny_corpus, tmp_path, 
 
 
 def test_cross_vocab_drafter_trains_on_text_and_stays_lossless(target, tiny_corpus, tmp_path):
-    from edgespec.export.draft import corpus, demo_tokenizers
+    import demo_tokenizers  # tools/, on sys.path from conftest.py
+
+    from edgespec.export.draft import corpus
 
     tok = demo_tokenizers.train_metaspace(corpus.load_documents(tiny_corpus), 400)
     tok.save_pretrained(tmp_path / "tok")

@@ -195,7 +195,7 @@ def test_autoregressive_engine_equals_transformers_greedy(tiny_dir, tiny_tokeniz
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_dead_slot_rollback_gives_the_logits_of_a_clean_cache(bundles, arch):
-    """The trick behind rollback without copying (runtimes/src/model_stateful.cpp): rejected
+    """The trick behind rollback without copying (runtimes/src/backends/openvino/stateful.cpp): rejected
     positions stay in the KV state, masked by attention_mask = 0, and new tokens get explicit
     position_ids. Their logits must equal a fresh prefill of the same logical sequence."""
     import openvino as ov

@@ -1,4 +1,4 @@
-"""The twin rung: a widened Llama computes exactly what its source computes (BENCHMARKS.md)."""
+"""The twin rung: a widened Llama computes exactly what its source computes."""
 
 from __future__ import annotations
 

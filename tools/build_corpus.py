@@ -33,7 +33,9 @@ def main() -> int:
                     help="rebuild only this tokenizer (the corpus files are rewritten identically)")
     a = ap.parse_args()
 
-    from edgespec.export.draft import corpus, demo_tokenizers as dt
+    import demo_tokenizers as dt  # beside this script
+
+    from edgespec.export.draft import corpus
 
     split = corpus.build_split(a.stdlib, include_extra=not a.library_only)
     cdir = a.out / "corpus"

@@ -1,7 +1,6 @@
 """edgespec.export.draft: drafter tooling (FastDraft training, VocabTrim, acceptance figures).
 
     corpus.py      the demo corpus (Python standard library, held-out modules) and text loading
-    demo_tokenizers.py the two demo tokenizers (byte-level BPE; Llama-2-style metaspace with byte fallback)
     lmtrain.py     a small resumable causal-LM trainer (used for the demo target and stage 1)
     fastdraft.py   FastDraft: stage 1 pre-training, stage 2 target-generated data + distillation
     vocabtrim.py   VocabTrim: keep the LM-head rows of the tokens the target emits

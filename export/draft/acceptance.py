@@ -5,7 +5,7 @@ the drafter proposes ``k`` tokens greedily, the target scores them in one call, 
 agreeing prefix is accepted and the target's own token is appended (the correction, or the bonus
 token when all ``k`` agree). The output is exactly the target's greedy output (the test oracle).
 
-Metric names as in docs/BENCHMARKS.md:
+Metric names as in docs/metrics.md:
   acceptance_rate  = accepted / drafted
   mean_accepted    = generated tokens / target calls              (τ, block efficiency)
   mbsu             = τ / (1 + k · S_draft / S_target)

@@ -219,7 +219,7 @@ ES_API es_generation_config es_generation_default_config(void);
  * ES_ERR_CANCELLED and no result). Called on the thread that called es_generate. */
 typedef int (*es_stream_callback)(const char *text_delta, size_t len, void *user_data);
 
-/* Stats of one generation; names as in BENCHMARKS.md. Times in milliseconds.
+/* Stats of one generation; names and definitions in docs/metrics.md. Times in milliseconds.
  *   total_ms     from the call of es_generate to its return, prompt tokenization included
  *   ttft_ms      from the call to the first generated token (tokenize + target prefill + first sample)
  *   tpot_ms      (total_ms - ttft_ms) / (generated_tokens - 1); 0 when one token was generated

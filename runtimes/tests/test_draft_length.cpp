@@ -1,5 +1,5 @@
 // Unit test of the draft-length controller on synthetic costs (no model, no OpenVINO):
-//   c++ -std=c++17 -I runtimes/src runtimes/tests/test_draft_length.cpp runtimes/src/draft_length.cpp
+//   ctest (runtimes/tests/CMakeLists.txt builds it)
 // Each scenario runs rounds against a cost curve and an acceptance probability, and checks that
 // adaptive k settles on the k that maximises tokens per ms, found here by brute force.
 #include <cmath>
@@ -8,21 +8,12 @@
 #include <random>
 #include <vector>
 
-#include "draft_length.hpp"
+#include "check.hpp"
+#include "drafting/draft_length.hpp"
 
 using es::CallCosts;
 using es::DraftLengthController;
 
-static int failures = 0;
-#define CHECK(cond, ...)                                    \
-    do {                                                    \
-        if (!(cond)) {                                      \
-            ++failures;                                     \
-            std::printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            std::printf(__VA_ARGS__);                       \
-            std::printf("\n");                              \
-        }                                                   \
-    } while (0)
 
 // Expected tokens per ms of drafting k with per-token acceptance a (the true optimum).
 static int best_k(double a, double t_draft, const std::function<double(int)> &t_verify, int k_max) {

@@ -1,0 +1,173 @@
+#include "drafting/policy.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "drafting/draft_length.hpp"
+#include "edgespec.h"
+
+namespace es {
+
+namespace {
+
+class NullPolicy final : public Policy {
+public:
+    void begin(const std::vector<int64_t> &) override {}
+    void propose(const std::vector<int64_t> &, int, Proposal &out) override { out.clear(); }
+    void accept(size_t, const std::vector<int64_t> &) override {}
+};
+
+class DraftModelPolicy final : public Policy {
+public:
+    DraftModelPolicy(Model &draft, const std::vector<int32_t> &id_map, const std::vector<int32_t> &input_map,
+                     size_t draft_context, const DraftContext &ctx)
+        : draft_(draft), id_map_(id_map), input_map_(input_map), draft_context_(draft_context), ctx_(ctx) {
+        // The window never outgrows the drafter's own context (a round adds up to k tokens), so a
+        // drafter keeps drafting past its own context length; one too short to slide stops there.
+        window_ = draft_context_ >= kMinWindow + ES_MAX_DRAFT + 2 ? draft_context_ - ES_MAX_DRAFT - 2 : 0;
+        if (window_ > 0 && ctx_.draft_window > 0) window_ = std::min(window_, static_cast<size_t>(ctx_.draft_window));
+    }
+
+    void begin(const std::vector<int64_t> &) override {
+        draft_.reset();
+        fed_.clear();
+        start_ = 0;
+    }
+
+    void propose(const std::vector<int64_t> &full_context, int k, Proposal &out) override {
+        out.clear();
+        const std::vector<int64_t> &context = view(full_context, static_cast<size_t>(k));
+        if (context.size() + static_cast<size_t>(k) >= draft_context_) return;  // the drafter's context is full
+        // Bring the draft cache to `context`: keep the longest common prefix of what it holds and
+        // the committed context (rejected proposals fall off here), feed the rest in one call.
+        size_t keep = 0;
+        while (keep < fed_.size() && keep < context.size() && fed_[keep] == context[keep]) ++keep;
+        if (keep == context.size()) --keep;  // need the logits after the last token: re-feed it
+        draft_.rollback(keep);
+        fed_.resize(keep);
+        const size_t feed = context.size() - keep;
+        const auto t0 = std::chrono::steady_clock::now();
+        const float *logits = draft_.forward(draft_ids(context.data() + keep, feed), feed, 1);
+        // After a drafting round the cache lacks at most two tokens (the last drafted one, when all
+        // were accepted, and the bonus); more is catch-up, charged pro rata.
+        if (feed > 2) {
+            const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            out.catchup_ms = ms * static_cast<double>(feed - 2) / static_cast<double>(feed);
+            out.prefill_ms = ms;
+            out.prefill_tokens = feed;
+        }
+        fed_.insert(fed_.end(), context.begin() + keep, context.end());
+        const size_t dv = draft_.vocab(), tv = ctx_.target_vocab;
+        const bool confident = ctx_.length && ctx_.length->uses_confidence();
+        for (int i = 0; i < k; ++i) {
+            if (confident && i > 0 && !ctx_.length->more(out.conf)) break;
+            const float top1 = confident || ctx_.stop_prob > 0.f ? top1_prob(logits, dv) : 1.f;
+            if (ctx_.stop_prob > 0.f && i > 0 && top1 < ctx_.stop_prob) break;
+            int64_t d;
+            if (ctx_.sampling.greedy()) {
+                d = argmax(logits, dv);
+                if (confident) out.conf.push_back(top1);
+            } else {
+                sampling_probs(logits, dv, ctx_.sampling, probs_);
+                d = sample(probs_.data(), dv, *ctx_.rng);
+                if (confident) out.conf.push_back(probs_[static_cast<size_t>(d)]);
+                // q in the target vocabulary: identical row, or scattered through the id map.
+                size_t base = out.q.size();
+                out.q.resize(base + tv, 0.f);
+                if (id_map_.empty()) {
+                    std::copy(probs_.begin(), probs_.begin() + static_cast<long>(std::min(dv, tv)), out.q.begin() + static_cast<long>(base));
+                } else {
+                    for (size_t j = 0; j < dv; ++j) out.q[base + static_cast<size_t>(id_map_[j])] = probs_[j];
+                }
+            }
+            int64_t t = id_map_.empty() ? d : id_map_[static_cast<size_t>(d)];
+            out.tokens.push_back(t);
+            if (i + 1 < k) {
+                logits = draft_.forward(draft_ids(&t, 1), 1, 1);
+                fed_.push_back(t);
+            }
+        }
+    }
+
+    void accept(size_t, const std::vector<int64_t> &) override {}
+    int64_t compactions() const override { return draft_.compactions(); }
+    bool confident() const override { return true; }
+
+private:
+    // A windowed drafter reads the first kDraftSinkTokens of the context (attention sinks, as in
+    // StreamingLLM) and the latest tokens: at most window_ in all, with k to draft. When a round
+    // would overflow it, the recent part restarts at half the window, so the drafter re-reads
+    // window_ / 2 tokens once per window_ / 2 committed ones, at positions right after the sinks;
+    // its attention then costs what it costs at a short context, however long the prompt is.
+    static constexpr size_t kMinWindow = ES_MIN_DRAFT_WINDOW;  // sinks + half a window + k always fit
+
+    const std::vector<int64_t> &view(const std::vector<int64_t> &context, size_t k) {
+        if (window_ == 0 || (start_ == 0 && context.size() + k <= window_)) return context;
+        if (start_ == 0 || kDraftSinkTokens + (context.size() - start_) + k > window_)
+            start_ = std::max(kDraftSinkTokens, context.size() - std::min(context.size(), window_ / 2));
+        view_.assign(context.begin(), context.begin() + kDraftSinkTokens);
+        view_.insert(view_.end(), context.begin() + static_cast<long>(start_), context.end());
+        return view_;
+    }
+
+    // Target ids as the drafter reads them: unchanged, or through a trimmed drafter's input map.
+    const int64_t *draft_ids(const int64_t *ids, size_t n) {
+        if (input_map_.empty()) return ids;
+        mapped_.resize(n);
+        for (size_t i = 0; i < n; ++i) mapped_[i] = input_map_[static_cast<size_t>(ids[i])];
+        return mapped_.data();
+    }
+
+    Model &draft_;
+    const std::vector<int32_t> &id_map_;
+    const std::vector<int32_t> &input_map_;
+    std::vector<int64_t> mapped_;  // scratch for draft_ids
+    size_t draft_context_;
+    DraftContext ctx_;
+    std::vector<int64_t> fed_;  // target ids in the draft cache, position by position
+    std::vector<float> probs_;
+    size_t window_ = 0;  // the most context tokens the drafter reads (0: all it can hold)
+    size_t start_ = 0;   // windowed: where the recent part of the context starts (0: not sliding yet)
+    std::vector<int64_t> view_;  // windowed: sinks + recent part
+};
+
+class NgramPolicy final : public Policy {
+public:
+    explicit NgramPolicy(int max_n) : max_n_(max_n) {}
+    void begin(const std::vector<int64_t> &) override {}
+    void propose(const std::vector<int64_t> &context, int k, Proposal &out) override {
+        out.clear();
+        const size_t len = context.size();
+        for (int n = max_n_; n >= 1; --n) {
+            if (len < static_cast<size_t>(n) + 1) continue;
+            const int64_t *suffix = context.data() + len - n;
+            // Latest earlier occurrence (ending before the suffix itself) wins: recent context
+            // predicts best.
+            for (size_t start = len - n; start-- > 0;) {
+                if (!std::equal(suffix, suffix + n, context.data() + start)) continue;
+                size_t from = start + static_cast<size_t>(n);
+                size_t count = std::min(static_cast<size_t>(k), len - from);
+                out.tokens.assign(context.begin() + static_cast<long>(from), context.begin() + static_cast<long>(from + count));
+                return;
+            }
+        }
+    }
+    void accept(size_t, const std::vector<int64_t> &) override {}
+
+private:
+    int max_n_;
+};
+
+}  // namespace
+
+std::unique_ptr<Policy> make_null_policy() { return std::make_unique<NullPolicy>(); }
+
+std::unique_ptr<Policy> make_draft_model_policy(Model &draft, const std::vector<int32_t> &id_map,
+                                                const std::vector<int32_t> &input_map, size_t draft_context,
+                                                const DraftContext &ctx) {
+    return std::make_unique<DraftModelPolicy>(draft, id_map, input_map, draft_context, ctx);
+}
+
+std::unique_ptr<Policy> make_ngram_policy(int max_n) { return std::make_unique<NgramPolicy>(max_n); }
+
+}  // namespace es

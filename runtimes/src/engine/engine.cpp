@@ -1,0 +1,249 @@
+// The decode loop: one function, generate(), read top to bottom. Maths lives in sampling.cpp,
+// drafting in policy.cpp, KV-cache handling in the model backends, text in text_stream.cpp.
+#include "engine/engine.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.hpp"
+#include "core/sampling.hpp"
+#include "drafting/policy.hpp"
+#include "engine/accept.hpp"
+#include "text/text_stream.hpp"
+
+namespace es {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+// Adds the time of a scope to a counter.
+struct Timed {
+    double &acc;
+    Clock::time_point t0 = Clock::now();
+    explicit Timed(double &a) : acc(a) {}
+    ~Timed() { acc += ms_since(t0); }
+};
+
+// The drafting policy of a generation: the loaded drafter (reading target ids, or across
+// vocabularies), prompt lookup, or none.
+std::unique_ptr<Policy> make_policy(Pipeline &p, es_policy kind, const DraftContext &dctx) {
+    if (kind == ES_POLICY_NGRAM) return make_ngram_policy();
+    if (kind != ES_POLICY_DRAFT) return make_null_policy();
+    const size_t draft_context = static_cast<size_t>(p.draft_spec.context_length);
+    if (p.xvocab) return make_cross_vocab_policy(*p.draft, *p.xvocab, draft_context, dctx);
+    return make_draft_model_policy(*p.draft, p.trim_map, p.trim_input, draft_context, dctx);
+}
+
+}  // namespace
+
+void validate_config(const Pipeline &p, const es_generation_config &c) {
+    auto bad = [](const std::string &m) { return Error(ES_ERR_INVALID_ARGUMENT, m); };
+    if (c.max_new_tokens < 1) throw bad("max_new_tokens must be at least 1 (got " + std::to_string(c.max_new_tokens) + ").");
+    if (c.policy < ES_POLICY_AUTO || c.policy > ES_POLICY_NGRAM) throw bad("policy must be one of auto, autoregressive, draft, ngram.");
+    if (c.k != -1 && (c.k < 1 || c.k > ES_MAX_DRAFT))
+        throw bad("k must be -1 (adaptive) or between 1 and " + std::to_string(ES_MAX_DRAFT) + " (got " + std::to_string(c.k) + ").");
+    if (c.k_max < 1 || c.k_max > ES_MAX_DRAFT)
+        throw bad("k_max must be between 1 and " + std::to_string(ES_MAX_DRAFT) + " (got " + std::to_string(c.k_max) + ").");
+    if (!(c.temperature >= 0.f) || std::isinf(c.temperature))
+        throw bad("temperature must be 0 (greedy) or positive (got " + std::to_string(c.temperature) + ").");
+    if (c.top_k < 0) throw bad("top_k must be 0 (off) or positive (got " + std::to_string(c.top_k) + ").");
+    if (!(c.top_p > 0.f && c.top_p <= 1.f)) throw bad("top_p must be in (0, 1] (got " + std::to_string(c.top_p) + ").");
+    if (!(c.draft_stop_prob >= 0.f && c.draft_stop_prob < 1.f)) throw bad("draft_stop_prob must be in [0, 1).");
+    if (c.draft_window != 0 && c.draft_window < ES_MIN_DRAFT_WINDOW)
+        throw bad("draft_window must be 0 (all the drafter's context holds) or at least " + std::to_string(ES_MIN_DRAFT_WINDOW) +
+                  " tokens (got " + std::to_string(c.draft_window) + ").");
+    if (c.n_stop > 0 && !c.stop) throw bad("stop is NULL but n_stop is " + std::to_string(c.n_stop) + ".");
+    for (size_t i = 0; i < c.n_stop; ++i)
+        if (!c.stop[i] || !*c.stop[i]) throw bad("stop strings must be non-empty (stop[" + std::to_string(i) + "] is not).");
+    if (c.policy == ES_POLICY_DRAFT && !p.draft)
+        throw bad("policy draft needs a drafter, but this pipeline was loaded without one; load it with a draft or use policy ngram/autoregressive.");
+}
+
+GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_generation_config &cfg,
+                          es_stream_callback callback, void *user_data) {
+    const auto t_start = Clock::now();
+    GenerationOutput out;
+    es_stats &st = out.stats;
+    Model &target = *p.target;
+    const size_t vocab = target.vocab();
+    const size_t context_length = static_cast<size_t>(p.bundle.target.context_length);
+    const size_t max_new = static_cast<size_t>(cfg.max_new_tokens);
+    SamplingParams sp{cfg.temperature, cfg.top_k, cfg.top_p};
+    Rng rng(cfg.seed);
+    std::vector<float> p_rows, residual;  // scratch: target distributions, residual
+
+    std::vector<int64_t> prompt_ids;
+    {
+        Timed t(st.tokenize_ms);
+        prompt_ids = p.tokenizer->encode(prompt);
+    }
+    if (prompt_ids.empty()) {
+        if (p.bundle.target.bos < 0) throw Error(ES_ERR_INVALID_ARGUMENT, "The prompt is empty and the model has no BOS token to start from; pass some text.");
+        prompt_ids.push_back(p.bundle.target.bos);
+    }
+    if (prompt_ids.size() >= context_length)
+        throw Error(ES_ERR_CONTEXT, "The prompt has " + std::to_string(prompt_ids.size()) + " tokens but the target's context holds " +
+                                        std::to_string(context_length) + "; shorten the prompt.");
+    st.prompt_tokens = static_cast<int64_t>(prompt_ids.size());
+
+    // The policy: the loop below never asks which one it is.
+    es_policy policy_kind = cfg.policy == ES_POLICY_AUTO ? (p.draft ? ES_POLICY_DRAFT : ES_POLICY_AUTOREGRESSIVE) : cfg.policy;
+    // Greedy output does not depend on the draft schedule, so adaptive k may weigh measured costs.
+    // A sample does (the schedule decides which random numbers decide which token), and the same
+    // seed must give the same output: sampling schedules from its own acceptance history only,
+    // never from the clock or from what earlier generations taught the pipeline.
+    DraftLengthController controller(policy_kind == ES_POLICY_AUTOREGRESSIVE ? 1 : cfg.k, cfg.k_max,
+                                     sp.greedy() ? &p.costs : nullptr);
+    DraftContext dctx{sp, &rng, vocab, cfg.draft_stop_prob, cfg.draft_window, &controller};
+    std::unique_ptr<Policy> policy = make_policy(p, policy_kind, dctx);
+    const bool drafting = policy_kind != ES_POLICY_AUTOREGRESSIVE;
+    if (drafting && policy->confident()) controller.use_confidence();  // adaptive k only
+    int last_k = controller.k();
+
+    std::vector<std::string> stops;
+    for (size_t i = 0; i < cfg.n_stop; ++i) stops.emplace_back(cfg.stop[i]);
+    TextStream text(*p.tokenizer, p.text_table.get(), prompt_ids, stops);
+    std::vector<int64_t> context = prompt_ids;  // every committed id; the last one is not yet in the target cache
+    bool done = false;
+    es_finish_reason reason = ES_FINISH_MAX_TOKENS;
+
+    // Hands a text delta to the callback; returns its answer (2 = cancel is thrown).
+    auto stream = [&](const std::string &delta) -> int {
+        if (!callback || delta.empty()) return 0;
+        Timed t(st.callback_ms);
+        int r = callback(delta.data(), delta.size(), user_data);
+        if (r == 2) throw Error(ES_ERR_CANCELLED, "The generation was cancelled by the stream callback.");
+        return r;
+    };
+
+    // Emit: commits ids (stopping at EOS / max tokens / context), streams the text delta.
+    auto emit = [&](const std::vector<int64_t> &ids) {
+        std::vector<int64_t> kept;
+        for (int64_t id : ids) {
+            if (!cfg.ignore_eos && std::find(p.bundle.target.eos.begin(), p.bundle.target.eos.end(), id) != p.bundle.target.eos.end()) {
+                done = true;
+                reason = ES_FINISH_EOS;
+                break;
+            }
+            kept.push_back(id);
+            if (out.tokens.size() + kept.size() >= max_new) {
+                done = true;
+                reason = ES_FINISH_MAX_TOKENS;
+                break;
+            }
+            if (context.size() + kept.size() >= context_length) {
+                done = true;
+                reason = ES_FINISH_CONTEXT;
+                break;
+            }
+        }
+        out.tokens.insert(out.tokens.end(), kept.begin(), kept.end());
+        context.insert(context.end(), kept.begin(), kept.end());
+        std::string delta = text.push(kept);
+        if (text.stopped()) {
+            done = true;
+            reason = ES_FINISH_STOP_STRING;
+        }
+        if (stream(delta) == 1 && !done) {
+            done = true;
+            reason = ES_FINISH_CALLBACK;
+        }
+    };
+
+    // 0. prefill: the target reads the prompt and gives the first token.
+    target.reset();
+    {
+        Timed t(st.verify_ms);
+        const float *logits = target.forward(prompt_ids.data(), prompt_ids.size(), 1);
+        st.prefill_ms = ms_since(t.t0);
+        st.target_calls = 1;
+        int64_t first = pick(logits, vocab, sp, rng, p_rows);
+        st.ttft_ms = ms_since(t_start);
+        emit({first});
+    }
+    policy->begin(prompt_ids);
+
+    Proposal proposal;
+    std::vector<int64_t> verify_ids, emitted;
+    while (!done) {
+        // Draft no further than the tokens still wanted and the context still free.
+        const size_t room = std::min(max_new - out.tokens.size(), context_length - context.size());
+        const int k = drafting ? static_cast<int>(std::min<size_t>(static_cast<size_t>(controller.k()), room - 1)) : 0;
+
+        // 1. propose: up to k tokens in target ids (+ the q they were drawn from).
+        proposal.clear();
+        double round_draft_ms = 0, round_verify_ms = 0;
+        if (k > 0) {
+            Timed t(round_draft_ms);
+            policy->propose(context, k, proposal);
+        }
+        st.draft_ms += round_draft_ms;
+        st.draft_prefill_ms += proposal.prefill_ms;
+        st.draft_prefill_tokens += static_cast<int64_t>(proposal.prefill_tokens);
+        if (controller.uses_confidence()) {
+            // Verify the prefix of the drafted tokens that pays best (maybe none: a plain step).
+            const size_t j = static_cast<size_t>(controller.select(proposal.conf));
+            if (j < proposal.tokens.size()) {
+                proposal.tokens.resize(j);
+                if (!proposal.q.empty()) proposal.q.resize(j * vocab);
+            }
+        }
+        const size_t m = proposal.tokens.size();
+        last_k = static_cast<int>(m);
+        st.drafted += static_cast<int64_t>(m);
+
+        // 2. verify: one target call over [last committed token, proposals] -> m + 1 rows.
+        verify_ids.assign(1, context.back());
+        verify_ids.insert(verify_ids.end(), proposal.tokens.begin(), proposal.tokens.end());
+        const size_t n_past = target.n_past();  // == context.size() - 1
+        const float *rows;
+        {
+            Timed t(round_verify_ms);
+            rows = target.forward(verify_ids.data(), m + 1, m + 1);
+        }
+        st.verify_ms += round_verify_ms;
+        ++st.target_calls;
+
+        // 3. accept: greedy = longest prefix matching the target's argmax; sampling = accept
+        //    d_i with probability min(1, p_i(d_i) / q_i(d_i)), else draw from norm(max(0, p_i - q_i)).
+        const Verdict verdict = accept_drafts(rows, vocab, proposal.tokens.data(), m, proposal.q.empty() ? nullptr : proposal.q.data(),
+                                              sp, rng, p_rows, residual);
+        const size_t n_acc = verdict.accepted;
+        const int64_t bonus = verdict.bonus;
+        st.accepted += static_cast<int64_t>(n_acc);
+        ++st.accepted_hist[n_acc];
+        controller.update(static_cast<int>(m), static_cast<int>(n_acc), std::max(0.0, round_draft_ms - proposal.catchup_ms),
+                          round_verify_ms, &proposal.conf);
+
+        // 4. rollback: the target keeps the last token and the accepted proposals.
+        target.rollback(n_past + 1 + n_acc);
+
+        // 5. emit: accepted proposals + the bonus token; stop checks; stream; stats.
+        emitted.assign(proposal.tokens.begin(), proposal.tokens.begin() + static_cast<long>(n_acc));
+        emitted.push_back(bonus);
+        policy->accept(n_acc, emitted);
+        emit(emitted);
+    }
+
+    stream(text.finish());  // text held back for a partial character or a possible stop string
+    out.text = text.text();
+    st.total_ms = ms_since(t_start);
+    st.generated_tokens = static_cast<int64_t>(out.tokens.size());
+    st.finish_reason = reason;
+    st.final_k = !drafting ? 0 : controller.uses_confidence() ? last_k : controller.k();
+    st.tpot_ms = st.generated_tokens > 1 ? (st.total_ms - st.ttft_ms) / static_cast<double>(st.generated_tokens - 1) : 0.0;
+    st.tokens_per_s = st.total_ms > 0 ? static_cast<double>(st.generated_tokens) * 1000.0 / st.total_ms : 0.0;
+    st.other_ms = std::max(0.0, st.total_ms - st.verify_ms - st.draft_ms - st.tokenize_ms - st.callback_ms);
+    st.acceptance_rate = st.drafted ? static_cast<double>(st.accepted) / static_cast<double>(st.drafted) : 0.0;
+    st.mean_accepted = st.target_calls ? static_cast<double>(st.generated_tokens) / static_cast<double>(st.target_calls) : 0.0;
+    st.kv_compactions = target.compactions() + policy->compactions();
+    return out;
+}
+
+}  // namespace es

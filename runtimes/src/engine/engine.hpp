@@ -1,0 +1,26 @@
+// The decode loop over a loaded pipeline (engine/pipeline.hpp).
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "edgespec.h"
+#include "engine/pipeline.hpp"
+
+namespace es {
+
+struct GenerationOutput {
+    std::string text;
+    std::vector<int64_t> tokens;
+    es_stats stats{};
+};
+
+// Checks config; throws es::Error(ES_ERR_INVALID_ARGUMENT) with a sentence.
+void validate_config(const Pipeline &p, const es_generation_config &config);
+
+// Runs one generation (config already validated). callback may be null.
+GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_generation_config &config,
+                          es_stream_callback callback, void *user_data);
+
+}  // namespace es

@@ -1,0 +1,114 @@
+// Loading a pipeline: the bundle's target, one drafter and what drafting with it needs.
+#include "engine/pipeline.hpp"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "backends/openvino/openvino.hpp"
+#include "core/error.hpp"
+#include "text/text_stream.hpp"
+
+namespace es {
+
+namespace {
+
+// kSplitMaxWidth, or $EDGESPEC_PAGED_SPLIT_MAX (diagnostics for A/B runs; 0 turns the layout off).
+size_t split_max_from_env() {
+    const char *env = std::getenv("EDGESPEC_PAGED_SPLIT_MAX");
+    if (!env) return kSplitMaxWidth;
+    char *end = nullptr;
+    const unsigned long v = std::strtoul(env, &end, 10);
+    if (end == env || *end != '\0' || v > 64)
+        throw Error(ES_ERR_INVALID_ARGUMENT, std::string("EDGESPEC_PAGED_SPLIT_MAX must be a whole number from 0 to 64 ") +
+                                                 "(0 sends every call as one sequence); got '" + env + "'. Unset it for the default.");
+    return static_cast<size_t>(v);
+}
+
+std::vector<int32_t> read_id_map(const ModelSpec &spec, size_t target_vocab) {
+    std::string bytes = read_file(spec.id_map_file);
+    if (bytes.size() % 4 != 0 || bytes.empty())
+        throw Error(ES_ERR_BUNDLE, spec.id_map_file + " is not a list of int32 ids; re-export the bundle.");
+    std::vector<int32_t> map(bytes.size() / 4);
+    std::memcpy(map.data(), bytes.data(), bytes.size());  // little-endian hosts (x86, ARM)
+    for (int32_t id : map)
+        if (id < 0 || static_cast<size_t>(id) >= target_vocab)
+            throw Error(ES_ERR_BUNDLE, spec.id_map_file + " maps to id " + std::to_string(id) +
+                                           ", outside the target vocabulary; re-export the bundle.");
+    return map;
+}
+
+}  // namespace
+
+std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const PipelineOptions &o) {
+    auto p = std::make_unique<Pipeline>();
+    p->bundle = read_bundle(bundle_dir);
+    check_device_options(o.target);  // before any slow work
+    check_device_options(o.draft);
+    ov::Core &core = openvino_core();
+    const ModelSpec *draft = nullptr;
+    // A cross_vocab drafter compares text byte for byte: it needs the byte tables of both models.
+    auto tables = [&](const ModelSpec &d) { return !d.token_bytes_file.empty() && !p->bundle.target.token_bytes_file.empty(); };
+    if (o.draft_name.empty()) {
+        // Default: a drafter that reads target ids (cheaper, no translation), else a cross_vocab one.
+        for (const auto &d : p->bundle.drafts)
+            if (!draft && d.relation != "cross_vocab") draft = &d;
+        for (const auto &d : p->bundle.drafts)
+            if (!draft && d.relation == "cross_vocab" && tables(d)) draft = &d;
+    } else if (o.draft_name != "none") {
+        for (const auto &d : p->bundle.drafts)
+            if (!draft && d.name == o.draft_name) draft = &d;
+        if (!draft) {
+            std::string known;
+            for (const auto &d : p->bundle.drafts) known += (known.empty() ? "" : ", ") + d.name;
+            throw Error(ES_ERR_INVALID_ARGUMENT, "The bundle has no drafter named '" + o.draft_name + "' (it has: " +
+                                                     (known.empty() ? "none" : known) + "); pass one of those or \"none\".");
+        }
+        if (draft->relation == "cross_vocab" && !tables(*draft))
+            throw Error(ES_ERR_BUNDLE, "Drafter '" + draft->name + "' has another vocabulary (cross_vocab), but the bundle has no token byte tables (token_bytes.bin) for " +
+                                           (draft->token_bytes_file.empty() ? "it" : "the target") +
+                                           ", which drafting across vocabularies needs; re-export the bundle with this edgespec.");
+    }
+    add_tokenizers_extension(core, o.tokenizers_extension);
+    p->tokenizer = std::make_unique<Tokenizer>(core, p->bundle.target.tokenizer_file, p->bundle.target.detokenizer_file);
+    if (!p->bundle.target.token_bytes_file.empty()) {
+        // Streamed text is spelled from the target's byte table where that gives the detokenizer's text.
+        try {
+            auto table = std::make_unique<TokenTable>(p->bundle.target.token_bytes_file, *p->tokenizer, "the target");
+            if (TextStream::table_matches(*p->tokenizer, *table)) p->text_table = std::move(table);
+        } catch (const Error &) {
+            // Without it streaming runs the detokenizer; a cross_vocab drafter that needs the table reports the problem.
+        }
+    }
+    // Fixed-width copies for the widths the loop calls most: the target's decode step and its
+    // verify calls of up to kFixedVerifyWidths tokens (k <= 4, the k adaptive rounds mostly pick),
+    // the drafter's drafting step and its 2-token catch-up after a fully accepted round.
+    DeviceOptions target_options = o.target, draft_options = o.draft;
+    for (size_t w = 1; w <= kFixedVerifyWidths; ++w) target_options.fixed_widths.push_back(w);
+    draft_options.fixed_widths = {1, 2};
+    target_options.split_max = draft_options.split_max = split_max_from_env();
+    p->target = load_model(p->bundle.target, target_options);
+    if (draft) {
+        p->draft_spec = *draft;
+        p->draft = load_model(*draft, draft_options);
+        if (draft->relation == "cross_vocab") {
+            p->xvocab = std::make_unique<CrossVocab>(core, *draft, p->bundle.target, *p->tokenizer, p->target->vocab());
+        } else if (draft->relation == "trimmed") {
+            p->trim_map = read_id_map(*draft, p->target->vocab());
+            if (p->trim_map.size() != p->draft->vocab())
+                throw Error(ES_ERR_BUNDLE, draft->id_map_file + " has " + std::to_string(p->trim_map.size()) +
+                                               " entries but the drafter has " + std::to_string(p->draft->vocab()) +
+                                               " logits; re-export the bundle.");
+            // A trimmed drafter's embeddings have the kept rows only: it reads trimmed ids too.
+            // Target ids the trim dropped read as the manifest's fallback (the drafter's <unk>).
+            if (draft->input_fallback < 0 || static_cast<size_t>(draft->input_fallback) >= p->trim_map.size())
+                throw Error(ES_ERR_BUNDLE, "Drafter '" + draft->name + "' has an input_fallback outside its vocabulary; re-export the bundle.");
+            p->trim_input.assign(p->target->vocab(), static_cast<int32_t>(draft->input_fallback));
+            for (size_t i = 0; i < p->trim_map.size(); ++i) p->trim_input[static_cast<size_t>(p->trim_map[i])] = static_cast<int32_t>(i);
+        } else if (p->draft->vocab() > p->target->vocab()) {
+            throw Error(ES_ERR_BUNDLE, "Drafter '" + draft->name + "' has a larger vocabulary than the target but is marked same_vocab; re-export the bundle.");
+        }
+    }
+    return p;
+}
+
+}  // namespace es

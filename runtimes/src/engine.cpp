@@ -59,6 +59,21 @@ std::vector<int32_t> read_id_map(const ModelSpec &spec, size_t target_vocab) {
     return map;
 }
 
+// Runs a load step that reads file with OpenVINO: OpenVINO's own exceptions (a corrupt or foreign
+// file) become one sentence naming the file; es::Error (already a sentence) passes through.
+template <class F>
+auto reading(const std::string &file, F &&f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const Error &) {
+        throw;
+    } catch (const std::bad_alloc &) {
+        throw Error(ES_ERR_BUNDLE, "Loading " + file + " ran out of memory (a corrupt size in the file?); re-export the bundle.");
+    } catch (const std::exception &e) {
+        throw Error(ES_ERR_BUNDLE, "OpenVINO could not load " + file + " (" + ov_reason(e.what()) + "); the file may be corrupt: re-export the bundle.");
+    }
+}
+
 // Picks the next token from one logits row (greedy or sampled from the target distribution).
 int64_t pick(const float *logits, size_t vocab, const SamplingParams &sp, Rng &rng, std::vector<float> &scratch) {
     if (sp.greedy()) return argmax(logits, vocab);
@@ -108,8 +123,13 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
                                            (draft->token_bytes_file.empty() ? "it" : "the target") +
                                            ", which drafting across vocabularies needs; re-export the bundle with this edgespec.");
     }
+    // Before OpenVINO reads anything: the tokenizer extension trusts the offsets in its .bin, so a
+    // flipped byte there would crash the host instead of failing the load.
+    verify_bundle(p->bundle, {&p->bundle.target, draft}, o.verify);
     add_tokenizers_extension(core, o.tokenizers_extension);
-    p->tokenizer = std::make_unique<Tokenizer>(core, p->bundle.target.tokenizer_file, p->bundle.target.detokenizer_file);
+    p->tokenizer = reading(p->bundle.target.tokenizer_file, [&] {
+        return std::make_unique<Tokenizer>(core, p->bundle.target.tokenizer_file, p->bundle.target.detokenizer_file);
+    });
     if (!p->bundle.target.token_bytes_file.empty()) {
         // Streamed text is spelled from the target's byte table where that gives the detokenizer's text.
         try {
@@ -126,12 +146,18 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
     for (size_t w = 1; w <= kFixedVerifyWidths; ++w) target_options.fixed_widths.push_back(w);
     draft_options.fixed_widths = {1, 2};
     target_options.split_max = draft_options.split_max = split_max_from_env();
-    p->target = load_model(core, p->bundle.target, target_options);
+    p->target = reading(p->bundle.target.model_file, [&] { return load_model(core, p->bundle.target, target_options); });
+    const int64_t target_vocab = static_cast<int64_t>(p->target->vocab());
+    if (p->bundle.target.bos >= target_vocab)
+        throw Error(ES_ERR_BUNDLE, "The manifest's BOS id " + std::to_string(p->bundle.target.bos) + " is outside the target's vocabulary (" +
+                                       std::to_string(target_vocab) + " ids); re-export the bundle.");
     if (draft) {
         p->draft_spec = *draft;
-        p->draft = load_model(core, *draft, draft_options);
+        p->draft = reading(draft->model_file, [&] { return load_model(core, *draft, draft_options); });
         if (draft->relation == "cross_vocab") {
-            p->xvocab = std::make_unique<CrossVocab>(core, *draft, p->bundle.target, *p->tokenizer, p->target->vocab());
+            p->xvocab = reading(draft->tokenizer_file, [&] {
+                return std::make_unique<CrossVocab>(core, *draft, p->bundle.target, *p->tokenizer, p->target->vocab());
+            });
         } else if (draft->relation == "trimmed") {
             p->trim_map = read_id_map(*draft, p->target->vocab());
             if (p->trim_map.size() != p->draft->vocab())
@@ -146,6 +172,11 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
             for (size_t i = 0; i < p->trim_map.size(); ++i) p->trim_input[static_cast<size_t>(p->trim_map[i])] = static_cast<int32_t>(i);
         } else if (p->draft->vocab() > p->target->vocab()) {
             throw Error(ES_ERR_BUNDLE, "Drafter '" + draft->name + "' has a larger vocabulary than the target but is marked same_vocab; re-export the bundle.");
+        } else if (p->draft->vocab() < p->target->vocab()) {
+            // Target ids past the drafter's embedding rows (a padded target head) must never reach
+            // it: they read as id 0. Its proposals are verified, so the output does not change.
+            p->trim_input.assign(p->target->vocab(), 0);
+            for (size_t i = 0; i < p->draft->vocab(); ++i) p->trim_input[i] = static_cast<int32_t>(i);
         }
     }
     return p;
@@ -168,15 +199,22 @@ void validate_config(const Pipeline &p, const es_generation_config &c) {
         throw bad("draft_window must be 0 (all the drafter's context holds) or at least " + std::to_string(ES_MIN_DRAFT_WINDOW) +
                   " tokens (got " + std::to_string(c.draft_window) + ").");
     if (c.n_stop > 0 && !c.stop) throw bad("stop is NULL but n_stop is " + std::to_string(c.n_stop) + ".");
-    for (size_t i = 0; i < c.n_stop; ++i)
+    for (size_t i = 0; i < c.n_stop; ++i) {
         if (!c.stop[i] || !*c.stop[i]) throw bad("stop strings must be non-empty (stop[" + std::to_string(i) + "] is not).");
+        const std::string_view stop(c.stop[i]);
+        if (valid_utf8_prefix(stop) < stop.size()) throw bad("stop[" + std::to_string(i) + "] is not valid UTF-8; pass UTF-8 text.");
+    }
     if (c.policy == ES_POLICY_DRAFT && !p.draft)
         throw bad("policy draft needs a drafter, but this pipeline was loaded without one; load it with a draft or use policy ngram/autoregressive.");
 }
 
 GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_generation_config &cfg,
-                          es_stream_callback callback, void *user_data) {
+                          es_stream_callback callback, void *user_data, const std::atomic<bool> *cancel) {
     const auto t_start = Clock::now();
+    auto check_cancel = [&] {
+        if (cancel && cancel->load(std::memory_order_relaxed))
+            throw Error(ES_ERR_CANCELLED, "The generation was cancelled (es_cancel).");
+    };
     GenerationOutput out;
     es_stats &st = out.stats;
     Model &target = *p.target;
@@ -192,6 +230,12 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
         Timed t(st.tokenize_ms);
         prompt_ids = p.tokenizer->encode(prompt);
     }
+    // A tokenizer that does not belong to the model could emit ids past its embedding rows.
+    for (int64_t id : prompt_ids)
+        if (id < 0 || static_cast<size_t>(id) >= vocab)
+            throw Error(ES_ERR_BUNDLE, "The target tokenizer produced id " + std::to_string(id) + ", outside the target model's vocabulary (" +
+                                           std::to_string(vocab) + " ids): the tokenizer does not belong to this model; re-export the bundle.");
+    check_cancel();
     if (prompt_ids.empty()) {
         if (p.bundle.target.bos < 0) throw Error(ES_ERR_INVALID_ARGUMENT, "The prompt is empty and the model has no BOS token to start from; pass some text.");
         prompt_ids.push_back(p.bundle.target.bos);
@@ -224,6 +268,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
 
     // Hands a text delta to the callback; returns its answer (2 = cancel is thrown).
     auto stream = [&](const std::string &delta) -> int {
+        check_cancel();
         if (!callback || delta.empty()) return 0;
         Timed t(st.callback_ms);
         int r = callback(delta.data(), delta.size(), user_data);
@@ -281,6 +326,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
     Proposal proposal;
     std::vector<int64_t> verify_ids, emitted;
     while (!done) {
+        check_cancel();
         // Draft no further than the tokens still wanted and the context still free.
         const size_t room = std::min(max_new - out.tokens.size(), context_length - context.size());
         const int k = drafting ? static_cast<int>(std::min<size_t>(static_cast<size_t>(controller.k()), room - 1)) : 0;

@@ -1,5 +1,6 @@
 // The pipeline (models + tokenizer of one bundle) and the decode loop over it.
 #pragma once
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@ struct PipelineOptions {
     DeviceOptions target, draft;
     std::string draft_name;  // "" = the default drafter (see load_pipeline), "none" = no drafter
     std::string tokenizers_extension;
+    bool verify = true;  // check the files' digests (sizes are always checked) when the manifest has them
 };
 
 struct Pipeline {
@@ -47,8 +49,9 @@ struct GenerationOutput {
 // Checks config; throws es::Error(ES_ERR_INVALID_ARGUMENT) with a sentence.
 void validate_config(const Pipeline &p, const es_generation_config &config);
 
-// Runs one generation (config already validated). callback may be null.
+// Runs one generation (config already validated). callback may be null. cancel (may be null) is
+// read between model calls: once set, generate throws es::Error(ES_ERR_CANCELLED).
 GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_generation_config &config,
-                          es_stream_callback callback, void *user_data);
+                          es_stream_callback callback, void *user_data, const std::atomic<bool> *cancel = nullptr);
 
 }  // namespace es

@@ -32,6 +32,25 @@ inline es_status fail(es_status status, const std::string &message) {
     return status;
 }
 
+// The sentence in an OpenVINO exception text: its first line that is not a source location
+// ("Exception from src/...cpp:97:", "Check '...' failed at ...") and not empty, at most 300 bytes.
+inline std::string ov_reason(const std::string &what) {
+    size_t at = 0;
+    std::string first;
+    while (at <= what.size()) {
+        size_t end = what.find('\n', at);
+        if (end == std::string::npos) end = what.size();
+        std::string line = what.substr(at, end - at);
+        while (!line.empty() && (line.back() == ' ' || line.back() == '\r' || line.back() == ':' || line.back() == '.')) line.pop_back();
+        while (!line.empty() && line.front() == ' ') line.erase(0, 1);
+        if (first.empty()) first = line;
+        if (!line.empty() && line.rfind("Exception from ", 0) != 0 && line.rfind("Check '", 0) != 0 && line.find(".cpp:") == std::string::npos)
+            return line.substr(0, 300);
+        at = end + 1;
+    }
+    return first.substr(0, 300);
+}
+
 // Runs f() and maps exceptions to status codes + last_error.
 template <class F>
 es_status guard(F &&f) noexcept {
@@ -42,7 +61,7 @@ es_status guard(F &&f) noexcept {
     } catch (const std::bad_alloc &) {
         return fail(ES_ERR_INTERNAL, "out of memory");
     } catch (const std::exception &e) {
-        return fail(ES_ERR_INTERNAL, e.what());
+        return fail(ES_ERR_INTERNAL, ov_reason(e.what()));
     } catch (...) {
         return fail(ES_ERR_INTERNAL, "unknown native error");
     }

@@ -52,7 +52,7 @@ void add_tokenizers_extension(ov::Core &core, const std::string &explicit_path) 
     try {
         core.add_extension(path);
     } catch (const std::exception &e) {
-        throw Error(ES_ERR_IO, "Cannot load the openvino-tokenizers extension " + path + ": " + e.what());
+        throw Error(ES_ERR_IO, "Cannot load the openvino-tokenizers extension " + path + ": " + ov_reason(e.what()) + ".");
     }
     loaded = path;
 }
@@ -62,7 +62,7 @@ Tokenizer::Tokenizer(ov::Core &core, const std::string &tokenizer_xml, const std
         encoder_ = core.compile_model(tokenizer_xml, "CPU").create_infer_request();
         decoder_ = core.compile_model(detokenizer_xml, "CPU").create_infer_request();
     } catch (const std::exception &e) {
-        throw Error(ES_ERR_BUNDLE, "Cannot load the tokenizer of the bundle (" + tokenizer_xml + "): " + e.what() + "; re-export the bundle.");
+        throw Error(ES_ERR_BUNDLE, "Cannot load the tokenizer of the bundle (" + tokenizer_xml + "): " + ov_reason(e.what()) + "; re-export the bundle.");
     }
 }
 

@@ -153,7 +153,8 @@ void verify_bundle(const BundleSpec &b, const std::vector<const ModelSpec *> &mo
     if (!b.has_integrity) return;
     std::vector<FileDigest> check;
     std::set<std::string> listed, dirs;
-    for (const auto *m : models) dirs.insert(m->dir + "/");
+    for (const auto *m : models)
+        if (m) dirs.insert(m->dir + "/");
     for (const auto &f : b.integrity) {
         listed.insert(f.path);
         for (const auto &d : dirs)
@@ -164,6 +165,7 @@ void verify_bundle(const BundleSpec &b, const std::vector<const ModelSpec *> &mo
     }
     // Every file the runtime reads must be listed: one added after export would go unchecked.
     for (const auto *m : models) {
+        if (!m) continue;
         std::vector<std::string> needed = {m->model_file, m->tokenizer_file, m->detokenizer_file, m->token_bytes_file, m->id_map_file};
         for (const auto *f : {&m->model_file, &m->tokenizer_file, &m->detokenizer_file})
             if (f->size() > 4 && f->compare(f->size() - 4, 4, ".xml") == 0 && is_file(f->substr(0, f->size() - 4) + ".bin"))

@@ -47,7 +47,7 @@ struct BundleSpec {
 // runtime read other files of this machine.
 BundleSpec read_bundle(const std::string &dir);
 
-// Checks the files the runtime reads for the given models against the manifest's integrity table
+// Checks the files the runtime reads for the given models (null entries skipped) against the manifest's integrity table
 // (nothing when the bundle has none): sizes always, digests too when hashes is set. Throws
 // es::Error(ES_ERR_BUNDLE) naming the first file that differs or that the table does not list.
 void verify_bundle(const BundleSpec &bundle, const std::vector<const ModelSpec *> &models, bool hashes);

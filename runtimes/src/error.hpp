@@ -27,8 +27,26 @@ inline std::string &last_error() {
     return message;
 }
 
+
+// s with control characters escaped (\n, \xNN): a message stays one line whatever names or
+// paths a caller quoted into it.
+inline std::string printable(const std::string &s) {
+    std::string out;
+    for (char ch : s) {
+        const unsigned char c = static_cast<unsigned char>(ch);
+        if (c == '\n') out += "\\n";
+        else if (c < 0x20 || c == 0x7f) {
+            static const char *hex = "0123456789abcdef";
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else out += ch;
+    }
+    return out;
+}
+
 inline es_status fail(es_status status, const std::string &message) {
-    last_error() = message;
+    last_error() = printable(message);
     return status;
 }
 

@@ -262,14 +262,20 @@ def validate_manifest(manifest: Any) -> None:
             raise BundleError(f"Drafter {m['name']!r} has no relation to the target in the manifest; re-export the bundle.")
 
 
-def confined(bundle_dir: str | os.PathLike, rel: str) -> Path:
-    """The path of manifest path ``rel`` inside the bundle; BundleError (one sentence) for an absolute
+def _absolute(p: str) -> bool:
+    return os.path.isabs(p) or p.startswith(("/", "\\")) or (len(p) > 1 and p[1] == ":")
+
+
+def confined(bundle_dir: str | os.PathLike, *parts: str) -> Path:
+    """The path of a manifest path inside the bundle; BundleError (one sentence) for an absolute
     path, a ``..`` component, or a symbolic link resolving outside the bundle (the runtime refuses
-    the same, so a bundle from elsewhere cannot make it read other files of this machine)."""
+    the same, so a bundle from elsewhere cannot make it read other files of this machine). Several
+    parts (a model directory, a file in it) are joined with '/' after each is checked."""
+    rel = "/".join(p for p in parts if p)
     root = Path(bundle_dir).resolve()
     why = None
-    if os.path.isabs(rel) or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
-        why = "is an absolute path"
+    if any(_absolute(part) for part in parts):
+        rel, why = next(part for part in parts if _absolute(part)), "is an absolute path"
     elif ".." in rel.replace("\\", "/").split("/"):
         why = "climbs out of the bundle with '..'"
     else:
@@ -313,6 +319,7 @@ def load(path: str | os.PathLike) -> Bundle:
     mf = p / MANIFEST
     if not mf.is_file():
         raise BundleError(f"{p} is not an edgespec bundle (no {MANIFEST}); create one with `edgespec export`.")
+    confined(p, MANIFEST)
     try:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -326,12 +333,12 @@ def load(path: str | os.PathLike) -> Bundle:
         for key in ("model", "tokenizer", "detokenizer", "token_bytes"):
             if key == "token_bytes" and key not in m.raw["files"]:
                 continue  # optional: bundles without it still serve same-vocabulary drafting
-            f = confined(p, f"{m.raw['path']}/{m.raw['files'][key]}")
+            f = confined(p, m.raw["path"], m.raw["files"][key])
             if not f.is_file():
                 raise BundleError(f"The bundle is incomplete: {f} is missing; re-export the bundle.")
         id_map = (m.raw.get("relation") or {}).get("id_map")
         if id_map:
-            confined(p, f"{m.raw['path']}/{id_map}")
+            confined(p, m.raw["path"], id_map)
     return bundle
 
 

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("aborted", err=True)
         return 130
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        click.echo("interrupted (Ctrl-C): stopped.", err=True)
         return 130
     except click.ClickException as e:
         e.show()

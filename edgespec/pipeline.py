@@ -19,8 +19,6 @@ import ctypes
 import json
 import os
 import queue
-import signal
-import socket
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator, Sequence
@@ -159,61 +157,40 @@ def _real(value, what: str) -> float:
 
 
 # -- Ctrl-C during a native call ------------------------------------------------------------------
-# Python runs its SIGINT handler between bytecodes of the main thread, which sits inside the native
-# call: a generation streaming rarely (or not at all) would not notice Ctrl-C until it ends.
-# CPython's C-level handler also writes the signal number to the wakeup fd at once, so while the
-# main thread runs a generation, a watcher thread reading that fd cancels it (es_cancel); the
-# KeyboardInterrupt then surfaces as soon as the native call returns.
 
-_watch_lock = threading.Lock()
-_watch_fd: socket.socket | None = None
-_watched: set = set()
+def _interruptibly(pipe: "Pipeline", call):
+    """call(), a native generation without a stream callback, made stoppable by Ctrl-C.
 
+    Python runs its SIGINT handler between bytecodes of the main thread, which would sit inside
+    the native call until the generation ends. So on the main thread the call runs on a helper
+    thread while this one waits (a wait Ctrl-C interrupts); KeyboardInterrupt cancels the
+    generation (es_cancel), waits for it to return, and propagates. Elsewhere call() runs here.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return call()
+    box: dict = {}
 
-def _watch(reader: socket.socket) -> None:
-    while True:
-        data = reader.recv(64)
-        if not data:
-            return
-        if signal.SIGINT in data:
-            with _watch_lock:
-                pipes = list(_watched)
-            for pipe in pipes:
+    def run():
+        try:
+            box["value"] = call()
+        except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
+            box["error"] = e
+
+    helper = threading.Thread(target=run, name="edgespec-generate", daemon=True)
+    helper.start()
+    try:
+        helper.join()
+    except BaseException:
+        pipe._cancel()
+        while helper.is_alive():
+            try:
+                helper.join()
+            except KeyboardInterrupt:  # a second Ctrl-C: the cancel is on its way
                 pipe._cancel()
-
-
-@contextlib.contextmanager
-def _interruptible(pipe: "Pipeline"):
-    """While the body runs a native call for pipe on the main thread, Ctrl-C cancels it. A no-op on
-    other threads, under a SIGINT handler of the application's, or where the wakeup fd is taken
-    (asyncio)."""
-    global _watch_fd
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield
-        return
-    with _watch_lock:
-        if _watch_fd is None:
-            reader, writer = socket.socketpair()
-            writer.setblocking(False)
-            threading.Thread(target=_watch, args=(reader,), name="edgespec-sigint", daemon=True).start()
-            _watch_fd = writer
-    try:
-        old = signal.set_wakeup_fd(_watch_fd.fileno(), warn_on_full_buffer=False)
-    except ValueError:  # not the main interpreter
-        yield
-        return
-    if old not in (-1, _watch_fd.fileno()):
-        signal.set_wakeup_fd(old)
-        yield
-        return
-    with _watch_lock:
-        _watched.add(pipe)
-    try:
-        yield
-    finally:
-        with _watch_lock:
-            _watched.discard(pipe)
-        signal.set_wakeup_fd(old)
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class Pipeline:
@@ -334,8 +311,13 @@ class Pipeline:
         if h and h.value:
             self._lib.es_pipeline_free(h)
 
+    def cancel(self) -> None:
+        """Stop the generation running on this pipeline, if any, from any thread: it raises
+        CancelledError (a stream() just ends) within one model call. Returns at once."""
+        self._cancel()
+
     def _cancel(self) -> None:
-        """Ask the running generation, if any, to stop (es_cancel: thread-safe, returns at once)."""
+        """es_cancel: thread-safe, returns at once; a no-op when nothing runs or the pipeline is closed."""
         h = self._h
         if h and h.value:
             self._lib.es_cancel(h)
@@ -436,8 +418,9 @@ class Pipeline:
         concatenate to ``result.text``); a true return value stops the generation (finish reason
         "callback"). An exception it raises, or Ctrl-C (with or without a streamer), cancels the
         generation and propagates; so does closing the pipeline from another thread (CancelledError).
-        The generation runs on the calling thread, so nothing crosses threads per token (stream()
-        hands each delta to another thread).
+        With a streamer the generation runs on the calling thread, so nothing crosses threads per
+        token (stream() hands each delta to another thread); without one, on the main thread, it
+        runs on a helper thread while the main thread waits, so Ctrl-C can stop it.
         """
         cfg = _make_config(config)
         text = _utf8(prompt, "prompt")
@@ -454,12 +437,16 @@ class Pipeline:
                 raised.append(e)
                 return _CANCEL
 
-        # Ctrl-C lands in on_text when Python gets to run its handler there, else _interruptible's
-        # watcher cancels the native call; either way it returns promptly and KeyboardInterrupt follows.
-        callback = _native.STREAM_CALLBACK(on_text)
+        # With a streamer, Python runs its SIGINT handler inside on_text (this thread), whose
+        # KeyboardInterrupt cancels the native call; without one, _interruptibly sees to it.
         out = ctypes.c_void_p()
-        with self._running() as h, _interruptible(self):
-            status = self._lib.es_generate(h, text, ctypes.byref(cfg.cfg), callback, None, ctypes.byref(out))
+        with self._running() as h:
+            if streamer is None:
+                status = _interruptibly(self, lambda: self._lib.es_generate(
+                    h, text, ctypes.byref(cfg.cfg), _native.STREAM_CALLBACK(), None, ctypes.byref(out)))
+            else:
+                callback = _native.STREAM_CALLBACK(on_text)
+                status = self._lib.es_generate(h, text, ctypes.byref(cfg.cfg), callback, None, ctypes.byref(out))
         if raised:
             if out.value:
                 self._lib.es_result_free(out)

@@ -37,9 +37,10 @@ static Error outside(const std::string &rel, const std::string &why) {
 // The full path of a manifest path (relative to the bundle at root, canonical): refuses absolute
 // paths, '..' components and symbolic links that resolve outside the bundle. A path that does
 // not exist yet resolves lexically (its absence is reported where the file is needed).
+static bool absolute(const std::string &p) { return !p.empty() && (p[0] == '/' || p[0] == '\\' || (p.size() > 1 && p[1] == ':')); }
+
 static std::string inside(const std::string &root, const std::string &rel) {
-    if (!rel.empty() && (rel[0] == '/' || rel[0] == '\\' || (rel.size() > 1 && rel[1] == ':')))
-        throw outside(rel, "is an absolute path");
+    if (absolute(rel)) throw outside(rel, "is an absolute path");
     std::string part;
     for (size_t i = 0; i <= rel.size(); ++i) {
         if (i == rel.size() || rel[i] == '/' || rel[i] == '\\') {
@@ -81,7 +82,10 @@ static ModelSpec parse_model(const json::Value &m, const std::string &root, size
     s.dir = inside(root, rel_dir);
     // Files are confined by their path from the bundle, so a link inside the model directory
     // cannot lead out either.
-    auto file = [&](const std::string &name) { return inside(root, rel_dir.empty() ? name : rel_dir + "/" + name); };
+    auto file = [&](const std::string &name) {
+        if (absolute(name)) throw outside(name, "is an absolute path");
+        return inside(root, rel_dir.empty() ? name : rel_dir + "/" + name);
+    };
     const auto &files = m["files"];
     if (files["model"].str().empty()) throw bad("files/model must name the model file");
     s.model_file = file(files["model"].str());
@@ -189,6 +193,7 @@ BundleSpec read_bundle(const std::string &given) {
     std::string manifest = dir + "/edgespec.json";
     if (!is_file(manifest))
         throw Error(ES_ERR_BUNDLE, dir + " is not an edgespec bundle (no edgespec.json); create one with `edgespec export`.");
+    inside(dir, "edgespec.json");  // a manifest linked in from elsewhere would steer every path
     json::Value root;
     try {
         root = json::parse(read_file(manifest));

@@ -132,6 +132,7 @@ def register(cli: click.Group) -> None:
             info = pipe.info
             d["backend"] = info["target"]["backend"] + (f" / draft {info['draft']['backend']}" if info["draft"] else "")
             d["text"] = info["text"]
+            d["integrity"] = info["integrity"]  # verified | sizes | none (a bundle exported before digests)
             for key in ("fixed_widths", "split_widths"):
                 d[key] = "; ".join(f"{who} {','.join(map(str, m[key]))}" for who, m in
                                    (("target", info["target"]), ("draft", info["draft"] or {})) if m.get(key)) or "none"

@@ -19,6 +19,7 @@ import ctypes
 import json
 import os
 import queue
+import signal
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator, Sequence
@@ -191,6 +192,24 @@ def _interruptibly(pipe: "Pipeline", call):
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+@contextlib.contextmanager
+def _sigint_recorded(interrupted: list):
+    """While a generation with a streamer runs on the main thread, Ctrl-C is recorded in
+    interrupted instead of raised: Python runs the SIGINT handler where the main thread next runs
+    bytecode, often the first line of the ctypes callback, outside any try block, where ctypes
+    would print and drop the KeyboardInterrupt and the generation would go on. The callback then
+    cancels the generation and the caller raises KeyboardInterrupt once it has returned. Left
+    alone off the main thread or under an application's own SIGINT handler."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    old = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 class Pipeline:
@@ -425,9 +444,10 @@ class Pipeline:
         cfg = _make_config(config)
         text = _utf8(prompt, "prompt")
         raised: list[BaseException] = []
+        interrupted: list[bool] = []
 
         def on_text(ptr, size, _user) -> int:
-            if self._closing:
+            if self._closing or interrupted:
                 return _CANCEL
             try:
                 if streamer is not None and streamer(ctypes.string_at(ptr, size).decode("utf-8")):
@@ -437,8 +457,8 @@ class Pipeline:
                 raised.append(e)
                 return _CANCEL
 
-        # With a streamer, Python runs its SIGINT handler inside on_text (this thread), whose
-        # KeyboardInterrupt cancels the native call; without one, _interruptibly sees to it.
+        # Ctrl-C: with a streamer, recorded and seen by on_text (this thread), which cancels the
+        # native call; without one, _interruptibly sees to it.
         out = ctypes.c_void_p()
         with self._running() as h:
             if streamer is None:
@@ -446,7 +466,10 @@ class Pipeline:
                     h, text, ctypes.byref(cfg.cfg), _native.STREAM_CALLBACK(), None, ctypes.byref(out)))
             else:
                 callback = _native.STREAM_CALLBACK(on_text)
-                status = self._lib.es_generate(h, text, ctypes.byref(cfg.cfg), callback, None, ctypes.byref(out))
+                with _sigint_recorded(interrupted):
+                    status = self._lib.es_generate(h, text, ctypes.byref(cfg.cfg), callback, None, ctypes.byref(out))
+        if interrupted:
+            raised.insert(0, KeyboardInterrupt())
         if raised:
             if out.value:
                 self._lib.es_result_free(out)

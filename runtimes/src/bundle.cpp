@@ -34,10 +34,11 @@ static Error outside(const std::string &rel, const std::string &why) {
                                     "; a bundle must hold its own files: copy them in or re-export the bundle.");
 }
 
+static bool absolute(const std::string &p) { return !p.empty() && (p[0] == '/' || p[0] == '\\' || (p.size() > 1 && p[1] == ':')); }
+
 // The full path of a manifest path (relative to the bundle at root, canonical): refuses absolute
 // paths, '..' components and symbolic links that resolve outside the bundle. A path that does
 // not exist yet resolves lexically (its absence is reported where the file is needed).
-static bool absolute(const std::string &p) { return !p.empty() && (p[0] == '/' || p[0] == '\\' || (p.size() > 1 && p[1] == ':')); }
 
 static std::string inside(const std::string &root, const std::string &rel) {
     if (absolute(rel)) throw outside(rel, "is an absolute path");

@@ -79,7 +79,7 @@ es_status guard(F &&f) noexcept {
     } catch (const std::bad_alloc &) {
         return fail(ES_ERR_INTERNAL, "out of memory");
     } catch (const std::exception &e) {
-        return fail(ES_ERR_INTERNAL, ov_reason(e.what()));
+        return fail(ES_ERR_INTERNAL, ov_reason(e.what()) + " (an internal error of the runtime; please report it).");
     } catch (...) {
         return fail(ES_ERR_INTERNAL, "unknown native error");
     }

@@ -225,10 +225,11 @@ _STATUS_ERRORS = {1: InvalidArgumentError, 2: NativeBundleError, 3: NativeBundle
                   5: ContextError, 7: CancelledError, 8: BusyError}
 
 
-def check(status: int, what: str = "") -> None:
-    """Raise the NativeError subclass of status, with the library's last message, unless ES_OK."""
+def check(status: int, what: str = "", message: str | None = None) -> None:
+    """Raise the NativeError subclass of status, with the library's last message (or message, when
+    the call ran on another thread: es_last_error is per thread), unless ES_OK."""
     if status != 0:
-        msg = last_error() or f"native call failed with status {STATUS_NAMES.get(status, status)}"
+        msg = (last_error() if message is None else message) or f"native call failed with status {STATUS_NAMES.get(status, status)}"
         raise _STATUS_ERRORS.get(status, NativeError)(f"{what}: {msg}" if what else msg, status)
 
 

@@ -460,21 +460,26 @@ class Pipeline:
         # Ctrl-C: with a streamer, recorded and seen by on_text (this thread), which cancels the
         # native call; without one, _interruptibly sees to it.
         out = ctypes.c_void_p()
+
+        def call() -> tuple[int, str | None]:
+            status = self._lib.es_generate(h, text, ctypes.byref(cfg.cfg), callback, None, ctypes.byref(out))
+            return status, _native.last_error() if status else None  # thread-local: read it on this thread
+
         with self._running() as h:
             if streamer is None:
-                status = _interruptibly(self, lambda: self._lib.es_generate(
-                    h, text, ctypes.byref(cfg.cfg), _native.STREAM_CALLBACK(), None, ctypes.byref(out)))
+                callback = _native.STREAM_CALLBACK()
+                status, message = _interruptibly(self, call)
             else:
                 callback = _native.STREAM_CALLBACK(on_text)
                 with _sigint_recorded(interrupted):
-                    status = self._lib.es_generate(h, text, ctypes.byref(cfg.cfg), callback, None, ctypes.byref(out))
+                    status, message = call()
         if interrupted:
             raised.insert(0, KeyboardInterrupt())
         if raised:
             if out.value:
                 self._lib.es_result_free(out)
             raise raised[0]
-        _native.check(status)
+        _native.check(status, message=message)
         return _take_result(self._lib, out)
 
     def __repr__(self) -> str:

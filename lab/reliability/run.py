@@ -249,7 +249,7 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def soak(bundle: Path, generations: int, log=print, max_new_tokens: int = 24) -> dict:
+def soak(bundle: Path, generations: int, log=print, max_new_tokens: int = 16) -> dict:
     """Mixed generations in this process; RSS at generation 100 and every 100 after."""
     from edgespec import Pipeline
     from edgespec._native import CancelledError

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import BundleError, NativeError
 
-ABI_VERSION = 4
+ABI_VERSION = 5
 MIN_DRAFT_WINDOW = 128  # ES_MIN_DRAFT_WINDOW: the smallest draft_window other than 0
 
 _LIB_NAMES = {"linux": "libedgespec.so", "darwin": "libedgespec.dylib", "win32": "edgespec.dll"}
@@ -86,7 +86,8 @@ MAX_DRAFT = 32  # ES_MAX_DRAFT
 
 # es_status -> short name (error messages and tests)
 STATUS_NAMES = {0: "ES_OK", 1: "ES_ERR_INVALID_ARGUMENT", 2: "ES_ERR_IO", 3: "ES_ERR_BUNDLE", 4: "ES_ERR_DEVICE",
-                5: "ES_ERR_CONTEXT", 6: "ES_ERR_BUFFER_TOO_SMALL", 7: "ES_ERR_CANCELLED", 99: "ES_ERR_INTERNAL"}
+                5: "ES_ERR_CONTEXT", 6: "ES_ERR_BUFFER_TOO_SMALL", 7: "ES_ERR_CANCELLED", 8: "ES_ERR_BUSY",
+                99: "ES_ERR_INTERNAL"}
 POLICIES = {"auto": 0, "autoregressive": 1, "draft": 2, "ngram": 3}
 FINISH_REASONS = ("eos", "stop_string", "max_tokens", "context", "callback")
 
@@ -103,6 +104,7 @@ class PipelineParams(ctypes.Structure):
         ("backend", ctypes.c_char_p),
         ("ort_library", ctypes.c_char_p),
         ("fixed_shapes", ctypes.c_int32),
+        ("verify", ctypes.c_int32),
     ]
 
 
@@ -162,7 +164,9 @@ def _declare_pipeline_api(h: ctypes.CDLL) -> None:
     h.es_pipeline_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(PipelineParams), ctypes.POINTER(P)]
     h.es_pipeline_load.restype = c_int
     h.es_pipeline_free.argtypes = [P]
-    h.es_pipeline_free.restype = None
+    h.es_pipeline_free.restype = c_int
+    h.es_cancel.argtypes = [P]
+    h.es_cancel.restype = c_int
     h.es_pipeline_context_length.argtypes = [P]
     h.es_pipeline_context_length.restype = ctypes.c_int64
     h.es_pipeline_draft_name.argtypes = [P]
@@ -213,14 +217,19 @@ class CancelledError(NativeError):
     """The generation was cancelled (ES_ERR_CANCELLED)."""
 
 
+class BusyError(NativeError):
+    """The pipeline is running another call (ES_ERR_BUSY): one call at a time per pipeline."""
+
+
 _STATUS_ERRORS = {1: InvalidArgumentError, 2: NativeBundleError, 3: NativeBundleError, 4: DeviceError,
-                  5: ContextError, 7: CancelledError}
+                  5: ContextError, 7: CancelledError, 8: BusyError}
 
 
-def check(status: int, what: str = "") -> None:
-    """Raise the NativeError subclass of status, with the library's last message, unless ES_OK."""
+def check(status: int, what: str = "", message: str | None = None) -> None:
+    """Raise the NativeError subclass of status, with the library's last message (or message, when
+    the call ran on another thread: es_last_error is per thread), unless ES_OK."""
     if status != 0:
-        msg = last_error() or f"native call failed with status {STATUS_NAMES.get(status, status)}"
+        msg = (last_error() if message is None else message) or f"native call failed with status {STATUS_NAMES.get(status, status)}"
         raise _STATUS_ERRORS.get(status, NativeError)(f"{what}: {msg}" if what else msg, status)
 
 

@@ -17,6 +17,11 @@ A bundle is a directory::
 
 Settings live in the manifest, never in file names. The runtime (Python and C++) reads only
 the bundle. Writers use :func:`atomic_directory` so a failure leaves nothing half-written.
+
+Safety: every path in the manifest stays inside the bundle (no absolute paths, no ``..``, no
+symbolic links leading out), and ``integrity`` records the size and BLAKE2b digests of every file
+of every model (see :func:`integrity_table`); the runtime checks them before OpenVINO reads a file
+(runtimes/src/integrity.cpp). Manifests written before ``integrity`` existed still load, unchecked.
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ FORMATS = ("openvino", "onnx")
 PRECISIONS = ("int4", "int8", "fp16", "fp32")
 RELATIONS = ("same_vocab", "trimmed", "cross_vocab")
 TOKEN_BYTES = "token_bytes.bin"
+
+# integrity: BLAKE2b-256 of each 64 MiB piece of a file (pieces hash in parallel at load). The
+# runtime's integrity.hpp reads the same (kIntegrityAlgorithm, kIntegrityChunkBytes).
+INTEGRITY_ALGORITHM = "blake2b-256-chunked"
+INTEGRITY_CHUNK_BYTES = 64 << 20
 
 # token_bytes.bin kinds: what a token id stands for in text.
 TOKEN_TEXT = 0     # ordinary text: its bytes are the text it spells
@@ -146,6 +156,25 @@ SCHEMA: dict[str, Any] = {
             "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
         },
         "models": {"type": "array", "minItems": 1, "items": _MODEL},
+        "integrity": {  # optional: manifests written before it existed load unchecked
+            "type": "object",
+            "required": ["algorithm", "chunk_bytes", "files"],
+            "properties": {
+                "algorithm": {"const": INTEGRITY_ALGORITHM},
+                "chunk_bytes": {"const": INTEGRITY_CHUNK_BYTES},
+                "files": {  # path relative to the bundle -> size and one digest per chunk
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["size", "blake2b"],
+                        "properties": {
+                            "size": {"type": "integer", "minimum": 0},
+                            "blake2b": {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+                        },
+                    },
+                },
+            },
+        },
     },
 }
 
@@ -233,6 +262,53 @@ def validate_manifest(manifest: Any) -> None:
             raise BundleError(f"Drafter {m['name']!r} has no relation to the target in the manifest; re-export the bundle.")
 
 
+def _absolute(p: str) -> bool:
+    return os.path.isabs(p) or p.startswith(("/", "\\")) or (len(p) > 1 and p[1] == ":")
+
+
+def confined(bundle_dir: str | os.PathLike, *parts: str) -> Path:
+    """The path of a manifest path inside the bundle; BundleError (one sentence) for an absolute
+    path, a ``..`` component, or a symbolic link resolving outside the bundle (the runtime refuses
+    the same, so a bundle from elsewhere cannot make it read other files of this machine). Several
+    parts (a model directory, a file in it) are joined with '/' after each is checked."""
+    rel = "/".join(p for p in parts if p)
+    root = Path(bundle_dir).resolve()
+    why = None
+    if any(_absolute(part) for part in parts):
+        rel, why = next(part for part in parts if _absolute(part)), "is an absolute path"
+    elif ".." in rel.replace("\\", "/").split("/"):
+        why = "climbs out of the bundle with '..'"
+    else:
+        full = (root / rel).resolve()
+        if full != root and root not in full.parents:
+            why = f"is a symbolic link to {full}, outside the bundle"
+    if why:
+        raise BundleError(f"The bundle manifest names {rel}, which {why}; a bundle must hold its own files: "
+                          "copy them in or re-export the bundle.")
+    return root / rel
+
+
+def integrity_table(directory: str | os.PathLike, manifest: dict) -> dict:
+    """The manifest's ``integrity`` entry for the files of every model directory the manifest names:
+    {"algorithm", "chunk_bytes", "files": {relative path: {"size", "blake2b": [hex per chunk]}}}."""
+    root = Path(directory)
+    files: dict = {}
+    for m in manifest["models"]:
+        mdir = root / m["path"]
+        for f in sorted(mdir.rglob("*")) if mdir.is_dir() else []:
+            if not f.is_file() or f.is_symlink():
+                continue
+            rel = f.relative_to(root).as_posix()
+            if rel in files:
+                continue
+            digests = []
+            with f.open("rb") as fh:
+                while chunk := fh.read(INTEGRITY_CHUNK_BYTES):
+                    digests.append(hashlib.blake2b(chunk, digest_size=32).hexdigest())
+            files[rel] = {"size": f.stat().st_size, "blake2b": digests}
+    return {"algorithm": INTEGRITY_ALGORITHM, "chunk_bytes": INTEGRITY_CHUNK_BYTES, "files": files}
+
+
 def load(path: str | os.PathLike) -> Bundle:
     """Read and validate a bundle directory; every failure is a BundleError with a sentence."""
     p = Path(path)
@@ -243,23 +319,33 @@ def load(path: str | os.PathLike) -> Bundle:
     mf = p / MANIFEST
     if not mf.is_file():
         raise BundleError(f"{p} is not an edgespec bundle (no {MANIFEST}); create one with `edgespec export`.")
+    confined(p, MANIFEST)
     try:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BundleError(f"{mf} is not readable JSON ({e}); re-export the bundle.") from None
     validate_manifest(manifest)
     bundle = Bundle(p, manifest)
+    for rel in (manifest.get("integrity") or {}).get("files", {}):
+        confined(p, rel)
     for m in bundle.models:
+        confined(p, m.raw["path"])
         for key in ("model", "tokenizer", "detokenizer", "token_bytes"):
             if key == "token_bytes" and key not in m.raw["files"]:
                 continue  # optional: bundles without it still serve same-vocabulary drafting
-            f = m.file(key)
+            f = confined(p, m.raw["path"], m.raw["files"][key])
             if not f.is_file():
                 raise BundleError(f"The bundle is incomplete: {f} is missing; re-export the bundle.")
+        id_map = (m.raw.get("relation") or {}).get("id_map")
+        if id_map:
+            confined(p, m.raw["path"], id_map)
     return bundle
 
 
 def write_manifest(directory: Path, manifest: dict) -> Path:
+    """Write ``edgespec.json`` into directory, with the integrity table of the files there now
+    (write it last, once every model file is in place)."""
+    manifest["integrity"] = integrity_table(directory, manifest)
     validate_manifest(manifest)
     out = Path(directory) / MANIFEST
     out.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -108,11 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     except EdgespecError as e:
         click.echo(f"error: {e}", err=True)
         return e.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort:  # click's form of KeyboardInterrupt
+        click.echo("interrupted (Ctrl-C): stopped.", err=True)
         return 130
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        click.echo("interrupted (Ctrl-C): stopped.", err=True)
         return 130
     except click.ClickException as e:
         e.show()

@@ -27,12 +27,13 @@ def _k(value: str) -> int:
 _FIXED_SHAPES = {"auto": None, "on": True, "off": False}
 
 
-def _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend="openvino", fixed_shapes="auto"):
+def _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend="openvino", fixed_shapes="auto",
+          verify=True):
     from .pipeline import Pipeline
 
     return Pipeline.load(bundle, draft=None if draft == "none" else (draft or "auto"), device=device,
                          draft_device=draft_device, precision=precision, kv_precision=kv_precision, threads=threads,
-                         backend=backend, fixed_shapes=_FIXED_SHAPES[fixed_shapes])
+                         backend=backend, fixed_shapes=_FIXED_SHAPES[fixed_shapes], verify=verify)
 
 
 def _device_options(f):
@@ -55,6 +56,8 @@ def _device_options(f):
         click.option("--fixed-shapes", type=click.Choice(list(_FIXED_SHAPES)), default="auto", show_default=True,
                      help="Fixed-width copies of the paged CPU models for the loop's most frequent call widths "
                           "(faster calls, each copy holds the weights again): auto = models up to 64 MiB of weights."),
+        click.option("--no-verify", "no_verify", is_flag=True,
+                     help="Check only the sizes of the bundle's files, not the digests the manifest records."),
     ]):
         f = opt(f)
     return f
@@ -99,9 +102,10 @@ def register(cli: click.Group) -> None:
     @click.option("--stats", "show_stats", is_flag=True, help="Print the generation's stats (stderr).")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, tokens, stats) instead of streaming.")
     def run(bundle, prompt, policy, k, k_max, draft_window, max_new_tokens, temperature, top_k, top_p, seed, stop, ignore_eos,
-            draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes, show_stats, as_json):
-        """Generate from PROMPT with the models of BUNDLE, streaming text to the terminal."""
-        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes)
+            draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes, no_verify, show_stats, as_json):
+        """Generate from PROMPT with the models of BUNDLE, streaming text to the terminal (Ctrl-C stops it, exit 130)."""
+        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes,
+                     not no_verify)
         config = dict(max_new_tokens=max_new_tokens, policy=policy, k=_k(k), k_max=k_max, draft_window=draft_window,
                       temperature=temperature,
                       top_k=top_k, top_p=top_p, seed=seed, stop=list(stop), ignore_eos=ignore_eos)
@@ -114,7 +118,11 @@ def register(cli: click.Group) -> None:
             sys.stdout.write(chunk)
             sys.stdout.flush()
 
-        res = pipe.generate(prompt, streamer=write, **config)
+        try:
+            res = pipe.generate(prompt, streamer=write, **config)
+        except KeyboardInterrupt:
+            sys.stdout.write("\n")  # the partial text ends its line; the CLI reports the interruption
+            raise
         sys.stdout.write("\n")
         if show_stats:
             from rich.console import Console
@@ -124,6 +132,7 @@ def register(cli: click.Group) -> None:
             info = pipe.info
             d["backend"] = info["target"]["backend"] + (f" / draft {info['draft']['backend']}" if info["draft"] else "")
             d["text"] = info["text"]
+            d["integrity"] = info["integrity"]  # verified | sizes | none (a bundle exported before digests)
             for key in ("fixed_widths", "split_widths"):
                 d[key] = "; ".join(f"{who} {','.join(map(str, m[key]))}" for who, m in
                                    (("target", info["target"]), ("draft", info["draft"] or {})) if m.get(key)) or "none"
@@ -139,14 +148,15 @@ def register(cli: click.Group) -> None:
     @_device_options
     @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
     def profile(bundle, prompts_file, k, max_new_tokens, repeats, draft, device, draft_device, precision, kv_precision,
-                threads, backend, fixed_shapes, as_json):
+                threads, backend, fixed_shapes, no_verify, as_json):
         """Autoregressive vs speculative vs n-gram on the same prompts, on this machine.
 
         Greedy, ignore_eos, the same max_new_tokens for all; one warm-up run per configuration,
         then runs interleaved (configuration after configuration, prompt after prompt) and the
         median per configuration. Speedup = tokens/s over autoregressive's, from this run."""
         prompts = _read_prompts(prompts_file)
-        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes)
+        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes,
+                     not no_verify)
         configs = {"autoregressive": dict(policy="autoregressive")}
         if pipe.draft_name:
             configs[f"draft:{pipe.draft_name}"] = dict(policy="draft", k=_k(k))

@@ -14,10 +14,12 @@ is produced by the native loop (no Python per token); this module only marshals 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
 import queue
+import signal
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator, Sequence
@@ -116,16 +118,114 @@ def _enc(s: str | None) -> bytes | None:
     return None if s is None else str(s).encode("utf-8")
 
 
+def _utf8(text, what: str) -> bytes:
+    """text as UTF-8 bytes; a sentence (not a traceback) for a non-str or a lone surrogate (what
+    undecodable command-line bytes become)."""
+    if not isinstance(text, str):
+        raise _native.InvalidArgumentError(f"The {what} must be a str (got {type(text).__name__}).", 1)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _native.InvalidArgumentError(
+            f"The {what} is not valid UTF-8 text (character {e.start} is a lone surrogate, e.g. from bytes that are not "
+            "UTF-8 on the command line); pass UTF-8 text.", 1) from None
+
+
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def _whole(value, what: str, lo: int = _INT32[0], hi: int = _INT32[1]) -> int:
+    """value as an int within [lo, hi], checked before it crosses into C (ctypes would truncate
+    4294967297 to 1 silently)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise _native.InvalidArgumentError(f"{what} must be a whole number (got {value!r}).", 1)
+    try:
+        number = int(value)
+    except (ValueError, OverflowError):
+        number = None
+    if number is None or (isinstance(value, float) and number != value):
+        raise _native.InvalidArgumentError(f"{what} must be a whole number (got {value!r}).", 1)
+    if not lo <= number <= hi:
+        raise _native.InvalidArgumentError(f"{what} must be between {lo} and {hi} (got {number}).", 1)
+    return number
+
+
+def _real(value, what: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _native.InvalidArgumentError(f"{what} must be a number (got {value!r}).", 1) from None
+
+
+# -- Ctrl-C during a native call ------------------------------------------------------------------
+
+def _interruptibly(pipe: "Pipeline", call):
+    """call(), a native generation without a stream callback, made stoppable by Ctrl-C.
+
+    Python runs its SIGINT handler between bytecodes of the main thread, which would sit inside
+    the native call until the generation ends. So on the main thread the call runs on a helper
+    thread while this one waits (a wait Ctrl-C interrupts); KeyboardInterrupt cancels the
+    generation (es_cancel), waits for it to return, and propagates. Elsewhere call() runs here.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return call()
+    box: dict = {}
+
+    def run():
+        try:
+            box["value"] = call()
+        except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
+            box["error"] = e
+
+    helper = threading.Thread(target=run, name="edgespec-generate", daemon=True)
+    helper.start()
+    try:
+        helper.join()
+    except BaseException:
+        pipe._cancel()
+        while helper.is_alive():
+            try:
+                helper.join()
+            except KeyboardInterrupt:  # a second Ctrl-C: the cancel is on its way
+                pipe._cancel()
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+@contextlib.contextmanager
+def _sigint_recorded(interrupted: list):
+    """While a generation with a streamer runs on the main thread, Ctrl-C is recorded in
+    interrupted instead of raised: Python runs the SIGINT handler where the main thread next runs
+    bytecode, often the first line of the ctypes callback, outside any try block, where ctypes
+    would print and drop the KeyboardInterrupt and the generation would go on. The callback then
+    cancels the generation and the caller raises KeyboardInterrupt once it has returned. Left
+    alone off the main thread or under an application's own SIGINT handler."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    old = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 class Pipeline:
     """A loaded bundle: the target, optionally one drafter, and the target tokenizer.
 
-    One generation runs at a time per pipeline (calls from several threads are serialised).
+    One generation runs at a time per pipeline (calls from several threads are serialised; a call
+    from inside a running generation's own streamer raises BusyError). ``close()`` from any thread
+    cancels a running generation and waits for it before freeing the native pipeline.
     """
 
     def __init__(self, handle: int, bundle: str):
         self._h = ctypes.c_void_p(handle)
         self._lib = _native.lib()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by the one native call running on the pipeline
+        self._owner: int | None = None  # ident of the thread that holds _lock
+        self._closing = False
         self.bundle = bundle
 
     @classmethod
@@ -142,6 +242,7 @@ class Pipeline:
         backend: str = "openvino",
         ort_library: str | os.PathLike | None = None,
         fixed_shapes: bool | None = None,
+        verify: bool = True,
     ) -> "Pipeline":
         """Load a bundle directory written by ``edgespec export``.
 
@@ -164,6 +265,9 @@ class Pipeline:
         whose weights are at most 64 MiB; True: every model; False: none. ``info["target"]
         ["fixed_widths"]`` lists what a model got; ``info[...]["split_widths"]`` the call widths its
         attention gets as one-token subsequences (paged attention on the CPU with a float KV cache).
+        verify: check the digests the manifest records for every file the pipeline reads (sizes are
+        checked either way; ``info["integrity"]`` says what was: "verified", "sizes", or "none" for
+        bundles exported before digests existed). Every manifest path must stay inside the bundle.
         Raises BundleError (missing/corrupt bundle, ONNX Runtime library not loadable),
         DeviceError, InvalidArgumentError.
         """
@@ -190,21 +294,69 @@ class Pipeline:
             params.draft = None
         params.precision = s(precision)
         params.kv_precision = s(kv_precision)
-        params.num_threads = int(threads)
+        params.num_threads = _whole(threads, "threads")
         params.tokenizers_extension = s(_tokenizers_extension())
         params.backend = s(backend)
         params.ort_library = s(None if ort_library is None else os.fspath(ort_library))
         params.fixed_shapes = -1 if fixed_shapes is None else int(bool(fixed_shapes))
+        params.verify = 1 if verify else 0
         out = ctypes.c_void_p()
-        _native.check(lib.es_pipeline_load(_enc(os.fspath(bundle)), ctypes.byref(params), ctypes.byref(out)))
-        return cls(out.value, os.fspath(bundle))
+        path = os.fspath(bundle)
+        _native.check(lib.es_pipeline_load(os.fsencode(path), ctypes.byref(params), ctypes.byref(out)))
+        return cls(out.value, path)
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:
-        """Free the native pipeline (also done when the object is collected)."""
+        """Free the native pipeline (also done when the object is collected). A generation running
+        on another thread (a stream() worker, say) is cancelled and waited for first; called from
+        inside a generation's own streamer, the pipeline is freed when that generation returns."""
+        if not self._h:
+            return
+        self._closing = True
+        if self._owner == threading.get_ident():
+            self._cancel()
+            return  # _running() frees it on the way out
+        # Re-send the cancel until the running call lets go: a call just entering es_generate
+        # would reset a single early cancel.
+        while not self._lock.acquire(timeout=0.02):
+            self._cancel()
+        try:
+            self._free()
+        finally:
+            self._lock.release()
+
+    def _free(self) -> None:
         h, self._h = self._h, None
         if h and h.value:
             self._lib.es_pipeline_free(h)
+
+    def cancel(self) -> None:
+        """Stop the generation running on this pipeline, if any, from any thread: it raises
+        CancelledError (a stream() just ends) within one model call. Returns at once."""
+        self._cancel()
+
+    def _cancel(self) -> None:
+        """es_cancel: thread-safe, returns at once; a no-op when nothing runs or the pipeline is closed."""
+        h = self._h
+        if h and h.value:
+            self._lib.es_cancel(h)
+
+    @contextlib.contextmanager
+    def _running(self):
+        """The native handle, held for one call (generate, tokenize, detokenize)."""
+        if self._owner == threading.get_ident():
+            raise _native.BusyError(
+                "The pipeline is already running a generation on this thread (a call from inside its streamer?); "
+                "return from the streamer first, or load a second pipeline.", 8)
+        with self._lock:
+            h = self._handle()
+            self._owner = threading.get_ident()
+            try:
+                yield h
+            finally:
+                self._owner = None
+                if self._closing:
+                    self._free()
 
     def __del__(self):
         try:
@@ -219,7 +371,7 @@ class Pipeline:
         self.close()
 
     def _handle(self) -> ctypes.c_void_p:
-        if not self._h:
+        if not self._h or self._closing:
             raise EdgespecError("The pipeline is closed; load it again.")
         return self._h
 
@@ -244,21 +396,21 @@ class Pipeline:
     def tokenize(self, text: str) -> list[int]:
         """Target token ids of text (the bundle's tokenizer, run natively)."""
         n = ctypes.c_size_t(0)
-        b = text.encode("utf-8")
-        with self._lock:
-            _native.check(self._lib.es_tokenize(self._handle(), b, None, ctypes.byref(n)))
+        b = _utf8(text, "text")
+        with self._running() as h:
+            _native.check(self._lib.es_tokenize(h, b, None, ctypes.byref(n)))
             buf = (ctypes.c_int64 * max(n.value, 1))()
-            _native.check(self._lib.es_tokenize(self._handle(), b, buf, ctypes.byref(n)))
+            _native.check(self._lib.es_tokenize(h, b, buf, ctypes.byref(n)))
         return list(buf[: n.value])
 
     def detokenize(self, ids: Sequence[int]) -> str:
         """Text of target token ids."""
-        arr = (ctypes.c_int64 * max(len(ids), 1))(*ids)
+        arr = (ctypes.c_int64 * max(len(ids), 1))(*[_whole(i, "a token id", -(2**63), 2**63 - 1) for i in ids])
         size = ctypes.c_size_t(0)
-        with self._lock:
-            _native.check(self._lib.es_detokenize(self._handle(), arr, len(ids), None, ctypes.byref(size)))
+        with self._running() as h:
+            _native.check(self._lib.es_detokenize(h, arr, len(ids), None, ctypes.byref(size)))
             buf = ctypes.create_string_buffer(size.value)
-            _native.check(self._lib.es_detokenize(self._handle(), arr, len(ids), buf, ctypes.byref(size)))
+            _native.check(self._lib.es_detokenize(h, arr, len(ids), buf, ctypes.byref(size)))
         return buf.raw[: max(0, size.value - 1)].decode("utf-8")  # size counts the terminator; text may hold NULs
 
     # -- generation -------------------------------------------------------------------------------
@@ -267,9 +419,10 @@ class Pipeline:
 
         The returned TextStream yields str chunks that concatenate to ``result.text``; after
         iteration ``stream.result`` holds the Result. Closing it early (``close()``, ``break``
-        in a with-block, Ctrl-C) cancels the native generation cleanly.
+        in a with-block, Ctrl-C, or dropping the stream) cancels the native generation cleanly.
         """
-        return TextStream(self, prompt, _make_config(config))
+        cfg = _make_config(config)
+        return TextStream(self, _utf8(prompt, "prompt"), cfg)
 
     def generate(self, prompt: str, streamer: Callable[[str], object] | None = None, **config) -> Result:
         """Generate text for prompt; returns Result(text, tokens, stats).
@@ -282,14 +435,20 @@ class Pipeline:
 
         streamer: called on this thread with each text delta as it is generated (the deltas
         concatenate to ``result.text``); a true return value stops the generation (finish reason
-        "callback"). An exception it raises, or Ctrl-C, cancels the generation and propagates.
-        The generation runs on the calling thread, so nothing crosses threads per token (stream()
-        hands each delta to another thread).
+        "callback"). An exception it raises, or Ctrl-C (with or without a streamer), cancels the
+        generation and propagates; so does closing the pipeline from another thread (CancelledError).
+        With a streamer the generation runs on the calling thread, so nothing crosses threads per
+        token (stream() hands each delta to another thread); without one, on the main thread, it
+        runs on a helper thread while the main thread waits, so Ctrl-C can stop it.
         """
         cfg = _make_config(config)
+        text = _utf8(prompt, "prompt")
         raised: list[BaseException] = []
+        interrupted: list[bool] = []
 
         def on_text(ptr, size, _user) -> int:
+            if self._closing or interrupted:
+                return _CANCEL
             try:
                 if streamer is not None and streamer(ctypes.string_at(ptr, size).decode("utf-8")):
                     return 1
@@ -298,18 +457,29 @@ class Pipeline:
                 raised.append(e)
                 return _CANCEL
 
-        # Python runs signal handlers on the main thread between bytecodes, i.e. inside this
-        # callback: Ctrl-C lands in on_text, which cancels the native call cleanly.
-        callback = _native.STREAM_CALLBACK(on_text)
+        # Ctrl-C: with a streamer, recorded and seen by on_text (this thread), which cancels the
+        # native call; without one, _interruptibly sees to it.
         out = ctypes.c_void_p()
-        with self._lock:
-            status = self._lib.es_generate(self._handle(), prompt.encode("utf-8"), ctypes.byref(cfg.cfg), callback,
-                                           None, ctypes.byref(out))
+
+        def call() -> tuple[int, str | None]:
+            status = self._lib.es_generate(h, text, ctypes.byref(cfg.cfg), callback, None, ctypes.byref(out))
+            return status, _native.last_error() if status else None  # thread-local: read it on this thread
+
+        with self._running() as h:
+            if streamer is None:
+                callback = _native.STREAM_CALLBACK()
+                status, message = _interruptibly(self, call)
+            else:
+                callback = _native.STREAM_CALLBACK(on_text)
+                with _sigint_recorded(interrupted):
+                    status, message = call()
+        if interrupted:
+            raised.insert(0, KeyboardInterrupt())
         if raised:
             if out.value:
                 self._lib.es_result_free(out)
             raise raised[0]
-        _native.check(status)
+        _native.check(status, message=message)
         return _take_result(self._lib, out)
 
     def __repr__(self) -> str:
@@ -338,25 +508,27 @@ def _make_config(options: dict) -> _Config:
     for key, value in options.items():
         if value is None:
             continue
-        if key == "policy":
+        if key in ("max_new_tokens", "k_max", "top_k", "draft_window"):
+            setattr(cfg, key, _whole(value, key))
+        elif key == "policy":
             if value not in _native.POLICIES:
                 raise _native.InvalidArgumentError(
                     f"Unknown policy {value!r}; use one of {', '.join(_native.POLICIES)}.", 1)
             cfg.policy = _native.POLICIES[value]
         elif key == "k":
-            cfg.k = -1 if value in ("auto", -1) else int(value)
+            cfg.k = -1 if value in ("auto", -1) else _whole(value, "k")
+        elif key == "seed":
+            cfg.seed = _whole(value, "seed", 0, 2**64 - 1)
         elif key == "stop":
             stops = [value] if isinstance(value, str) else list(value)
-            arr = (ctypes.c_char_p * max(len(stops), 1))(*[s.encode("utf-8") for s in stops])
+            arr = (ctypes.c_char_p * max(len(stops), 1))(*[_utf8(s, "stop string") for s in stops])
             keep.append(arr)
             cfg.stop = ctypes.cast(arr, ctypes.POINTER(ctypes.c_char_p))
             cfg.n_stop = len(stops)
         elif key == "ignore_eos":
             cfg.ignore_eos = 1 if value else 0
-        elif key in ("temperature", "top_p", "draft_stop_prob"):
-            setattr(cfg, key, float(value))
-        else:
-            setattr(cfg, key, int(value))
+        else:  # temperature, top_p, draft_stop_prob: the native side checks their ranges
+            setattr(cfg, key, _real(value, key))
     return _Config(cfg, keep)
 
 
@@ -379,82 +551,107 @@ def _take_result(lib, out: ctypes.c_void_p) -> Result:
         lib.es_result_free(out)
 
 
+class _StreamState:
+    """What a stream's worker thread shares with its TextStream. The worker holds this, never the
+    TextStream, so a stream the caller drops is collected and its __del__ cancels the generation."""
+
+    def __init__(self):
+        self.queue: queue.Queue = queue.Queue()
+        self.cancel = threading.Event()
+        self.error: BaseException | None = None
+        self.result: Result | None = None
+
+
+def _stream_worker(pipe: Pipeline, prompt: bytes, config: _Config, state: _StreamState, callback) -> None:
+    lib = pipe._lib
+    out = ctypes.c_void_p()
+    try:
+        with pipe._running() as h:
+            if state.cancel.is_set():
+                raise _native.CancelledError("The stream was closed before it started.", 7)
+            _native.check(lib.es_generate(h, prompt, ctypes.byref(config.cfg), callback, None, ctypes.byref(out)))
+        state.result = _take_result(lib, out)
+    except BaseException as e:  # noqa: BLE001 - handed to the consuming thread
+        state.error = e
+    finally:
+        state.queue.put(_DONE)
+
+
 class TextStream:
     """Iterator over the text deltas of one running generation (see Pipeline.stream)."""
 
-    def __init__(self, pipe: Pipeline, prompt: str, config: _Config):
+    def __init__(self, pipe: Pipeline, prompt: bytes, config: _Config):
         self._pipe = pipe
-        self._prompt = prompt.encode("utf-8")
-        self._config = config
-        self._queue: queue.Queue = queue.Queue()
-        self._cancel = threading.Event()
-        self._error: BaseException | None = None
-        self.result: Result | None = None
-        # The callback runs on the worker thread inside es_generate; it only queues bytes.
-        self._callback = _native.STREAM_CALLBACK(self._on_text)
-        self._thread = threading.Thread(target=self._run, name="edgespec-generate", daemon=True)
+        self._state = state = _StreamState()
+
+        # Runs on the worker thread inside es_generate; it only queues bytes.
+        def on_text(ptr, size, _user) -> int:
+            if state.cancel.is_set() or pipe._closing:
+                return _CANCEL
+            state.queue.put(ctypes.string_at(ptr, size))
+            return 0
+
+        self._callback = _native.STREAM_CALLBACK(on_text)
+        self._thread = threading.Thread(target=_stream_worker, args=(pipe, prompt, config, state, self._callback),
+                                        name="edgespec-generate", daemon=True)
         self._thread.start()
 
-    def _on_text(self, ptr, size, _user) -> int:
-        if self._cancel.is_set():
-            return _CANCEL
-        self._queue.put(ctypes.string_at(ptr, size))
-        return 0
-
-    def _run(self) -> None:
-        lib = self._pipe._lib
-        out = ctypes.c_void_p()
-        try:
-            with self._pipe._lock:
-                status = lib.es_generate(self._pipe._handle(), self._prompt, ctypes.byref(self._config.cfg),
-                                         self._callback, None, ctypes.byref(out))
-                if status != 0:
-                    _native.check(status)
-            self.result = _take_result(lib, out)
-        except BaseException as e:  # noqa: BLE001 - handed to the consuming thread
-            self._error = e
-        finally:
-            self._queue.put(_DONE)
+    @property
+    def result(self) -> Result | None:
+        """The Result, once the generation has finished (None before, or when it failed)."""
+        return self._state.result
 
     def __iter__(self) -> Iterator[str]:
         return self
 
     def __next__(self) -> str:
+        state = self._state
         while True:
             try:
                 # A timeout keeps the consuming thread responsive to Ctrl-C.
-                item = self._queue.get(timeout=0.1)
+                item = state.queue.get(timeout=0.1)
             except queue.Empty:
                 continue
             except BaseException:
                 self.close()
                 raise
             if item is _DONE:
-                self._queue.put(_DONE)  # later next() calls stop again
-                if self._error is not None and not isinstance(self._error, _native.CancelledError):
-                    raise self._error
+                state.queue.put(_DONE)  # later next() calls stop again
+                if state.error is not None and not isinstance(state.error, _native.CancelledError):
+                    raise state.error
                 raise StopIteration
             return item.decode("utf-8")
 
+    def _stop(self) -> None:
+        """Ask the generation to stop now, without waiting."""
+        if self._thread.is_alive():
+            self._state.cancel.set()
+            if self._pipe._owner == self._thread.ident:
+                self._pipe._cancel()
+
     def close(self) -> None:
         """Cancel the generation if it still runs and wait for the native call to return."""
-        if self._thread.is_alive():
-            self._cancel.set()
-            self._thread.join()
+        self._stop()
+        if threading.current_thread() is self._thread:
+            return
+        # es_cancel again while waiting: a cancel that lands before es_generate starts is reset.
+        while self._thread.is_alive():
+            self._thread.join(timeout=0.02)
+            self._stop()
 
     def __enter__(self) -> "TextStream":
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is not None:
-            self.close()
-        else:
-            self.close()
-            if self._error is not None and not isinstance(self._error, _native.CancelledError):
-                raise self._error
+        self.close()
+        error = self._state.error
+        if exc_type is None and error is not None and not isinstance(error, _native.CancelledError):
+            raise error
 
     def __del__(self):
+        # Dropped mid-generation (a `break` out of `for chunk in pipe.stream(...)`): stop it, so
+        # the pipeline's next call does not wait for a generation nobody reads.
         try:
-            self.close()
+            self._stop()
         except Exception:
             pass

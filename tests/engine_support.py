@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 ARCHS = ("llama", "qwen2", "phi3")
@@ -13,8 +14,16 @@ _bundles: dict = {}
 _pipes: dict = {}
 
 
+def link_tree(src: Path, dst: Path) -> Path:
+    """A copy of directory src at dst made of hard links (no bytes copied). Bundles may not hold
+    symbolic links that lead out of them, so test bundles over another's models link this way; a
+    test that changes a file in the copy must unlink it first (the inode is shared)."""
+    shutil.copytree(Path(src).resolve(), dst, copy_function=os.link)
+    return dst
+
+
 def with_self_drafter(base: Path, out: Path) -> Path:
-    """A bundle beside ``base`` whose manifest adds the target itself as drafter "self" (symlinked
+    """A bundle beside ``base`` whose manifest adds the target itself as drafter "self" (hard-linked
     model directories, no re-export): the drafter then agrees with the target on every token."""
     if (out / "edgespec.json").is_file():
         return out
@@ -23,7 +32,7 @@ def with_self_drafter(base: Path, out: Path) -> Path:
     for m in manifest["models"]:
         link = out / m["path"]
         if not link.exists():
-            os.symlink(base / m["path"], link, target_is_directory=True)
+            link_tree(base / m["path"], link)
     target = next(m for m in manifest["models"] if m["role"] == "target")
     me = dict(target, name="self", role="draft", relation={"kind": "same_vocab"})
     manifest["models"].append(me)
@@ -73,7 +82,7 @@ def without_target_byte_table(base: Path, out: Path) -> Path:
     for m in manifest["models"]:
         link = out / m["path"]
         if not link.exists():
-            os.symlink((base / m["path"]).resolve(), link, target_is_directory=True)
+            link_tree(base / m["path"], link)
         if m["role"] == "target":
             m["files"].pop("token_bytes", None)
     (out / "edgespec.json").write_text(json.dumps(manifest, indent=1))

@@ -7,7 +7,17 @@
  *     thread-local message readable with es_last_error() until the next failing call;
  *   - the library never calls exit()/abort() and never lets a C++ exception cross this boundary;
  *   - strings returned as `const char *` are owned by the library (valid until the stated event);
- *   - every es_*_create / es_*_load has a matching es_*_free that accepts NULL.
+ *   - every es_*_create / es_*_load has a matching es_*_free that accepts NULL;
+ *   - handles are checked against the library's live handles: NULL, a freed handle or a stray
+ *     pointer passed where a handle is expected gets ES_ERR_INVALID_ARGUMENT (or the documented
+ *     neutral answer of a getter), not a crash.
+ *
+ * Threading: a pipeline runs one call at a time (es_generate, es_tokenize, es_detokenize). A
+ * second such call while one runs -- from another thread, or from inside the first one's stream
+ * callback -- returns ES_ERR_BUSY with a sentence and changes nothing; so does es_pipeline_free.
+ * es_cancel, the getters (es_pipeline_context_length, _draft_name, _info) and es_last_error may be
+ * called from any thread at any time. Different pipelines run in parallel. Results are owned by
+ * the caller and independent of their pipeline.
  */
 #ifndef EDGESPEC_H
 #define EDGESPEC_H
@@ -30,7 +40,7 @@ extern "C" {
 #endif
 
 /* ABI version: bumped on any incompatible change of this header. */
-#define ES_ABI_VERSION 4
+#define ES_ABI_VERSION 5
 
 typedef enum es_status {
     ES_OK = 0,
@@ -40,7 +50,8 @@ typedef enum es_status {
     ES_ERR_DEVICE = 4,           /* the device is unknown or cannot compile the model */
     ES_ERR_CONTEXT = 5,          /* the prompt (plus generation) does not fit the context length */
     ES_ERR_BUFFER_TOO_SMALL = 6, /* two-call size query: the needed size was written */
-    ES_ERR_CANCELLED = 7,        /* a callback asked to stop with an error */
+    ES_ERR_CANCELLED = 7,        /* a callback asked to stop with an error, or es_cancel was called */
+    ES_ERR_BUSY = 8,             /* the pipeline is running another call (see Threading above) */
     ES_ERR_INTERNAL = 99
 } es_status;
 
@@ -116,9 +127,15 @@ typedef struct es_pipeline_params {
                                          and compiles at load. -1 = auto (default): models whose weights are
                                          at most 64 MiB (drafters, small targets); 0 = none; 1 = every model.
                                          es_pipeline_info lists the widths each model got. */
+    int32_t verify;                   /* bundle integrity (ABI 5): exports record every file's size and BLAKE2b
+                                         digests in edgespec.json. 1 (default) = check the sizes and digests of the
+                                         files the pipeline reads before OpenVINO reads them (all cores hash
+                                         64 MiB pieces in parallel); 0 = sizes only. A mismatch fails the load with
+                                         ES_ERR_BUNDLE naming the file. Bundles exported before the digests
+                                         existed load unchecked (es_pipeline_info says "integrity": "none"). */
 } es_pipeline_params;
 
-/* Defaults: device "CPU", fixed_shapes -1, everything else NULL / 0. */
+/* Defaults: device "CPU", fixed_shapes -1, verify 1, everything else NULL / 0. */
 ES_API es_pipeline_params es_pipeline_default_params(void);
 
 /* Loads the bundle directory written by `edgespec export` (its edgespec.json, the target, the
@@ -132,11 +149,24 @@ ES_API es_pipeline_params es_pipeline_default_params(void);
  * Bundles of either format ("openvino" stateful IR, "onnx" with explicit KV inputs) run through the
  * same decode loop; for ONNX bundles kv_precision does not apply (the KV cache is a graph input in
  * the graph's own type).
+ * Every path in the manifest must stay inside bundle_dir: absolute paths, '..' and symbolic links
+ * resolving outside it fail the load with ES_ERR_BUNDLE before anything is read.
  * A pipeline runs one generation at a time; use one pipeline per thread for parallel work. */
 ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_params *params, es_pipeline **out);
 
-/* Frees a pipeline (NULL is fine). Results it produced stay valid. */
-ES_API void es_pipeline_free(es_pipeline *pipeline);
+/* Frees a pipeline (NULL is fine: ES_OK). Results it produced stay valid. While a call runs on
+ * it (a generation on another thread, or this is called from a stream callback) the pipeline is
+ * NOT freed and ES_ERR_BUSY is returned: es_cancel it and free it after that call has returned.
+ * A handle freed already gets ES_ERR_INVALID_ARGUMENT. (Returned void before ABI 5.) */
+ES_API es_status es_pipeline_free(es_pipeline *pipeline);
+
+/* Asks the generation running on the pipeline, if any, to stop: es_generate returns
+ * ES_ERR_CANCELLED (no result) at its next check, between model calls (within one target or
+ * drafter call, and before the next stream callback). Thread-safe: it only takes a lock and sets
+ * a flag, so call it from another thread, a signal-watching thread, or the stream callback. With
+ * no generation running it does nothing. ES_OK, or ES_ERR_INVALID_ARGUMENT for a handle that is
+ * not a live pipeline. (ABI 5.) */
+ES_API es_status es_cancel(es_pipeline *pipeline);
 
 /* Context length of the target model, in tokens (0 for NULL). */
 ES_API int64_t es_pipeline_context_length(const es_pipeline *pipeline);
@@ -146,7 +176,8 @@ ES_API const char *es_pipeline_draft_name(const es_pipeline *pipeline);
 
 /* What the pipeline runs, as one line of JSON owned by the pipeline (valid until it is freed):
  * {"target": {"backend": B, "device": D, "fixed_widths": W, "split_widths": S}, "draft": {"name": N,
- *  "backend": B, "device": D, "fixed_widths": W, "split_widths": S} or null, "text": "byte-table" | "detokenizer"}
+ *  "backend": B, "device": D, "fixed_widths": W, "split_widths": S} or null, "text": "byte-table" | "detokenizer",
+ *  "integrity": "verified" | "sizes" | "none"}
  * B is the backend each model got (openvino-paged | openvino-stateful | openvino-explicit-kv |
  * onnxruntime; "openvino" picks one per model); "text" is how streamed text is made: from the
  * target's token byte table (when it spells text exactly as the detokenizer does) or by running
@@ -266,8 +297,10 @@ typedef struct es_stats {
  * chat template before if the model needs one). config == NULL uses the defaults; callback may
  * be NULL. On success *out owns a new result (free it with es_result_free). Errors:
  * ES_ERR_INVALID_ARGUMENT (NULL pipeline/prompt/out, invalid config values, policy DRAFT with no
- * drafter loaded, a prompt that is not valid UTF-8), ES_ERR_CONTEXT (the prompt alone fills the target context),
- * ES_ERR_CANCELLED (the callback returned 2). */
+ * drafter loaded, a prompt or stop string that is not valid UTF-8), ES_ERR_CONTEXT (the prompt alone fills the target context),
+ * ES_ERR_CANCELLED (the callback returned 2, or es_cancel), ES_ERR_BUSY (another call runs on the
+ * pipeline, or this is called from its own stream callback), ES_ERR_BUNDLE (the tokenizer produced
+ * an id outside the model's vocabulary: the bundle's tokenizer does not belong to its model). */
 ES_API es_status es_generate(es_pipeline *pipeline, const char *prompt, const es_generation_config *config,
                              es_stream_callback callback, void *user_data, es_result **out);
 

@@ -1,7 +1,14 @@
 // The C ABI of pipelines and generation: argument checks, es::guard around every entry point,
-// and the opaque handles that own C++ objects.
+// and the opaque handles that own C++ objects. Every handle is looked up in a registry of live
+// handles before use, and a pipeline serves one call at a time (ES_ERR_BUSY otherwise), so
+// misuse -- a freed handle, a free or a second call during a generation -- gets a status and a
+// sentence, never a crash.
+#include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
 
 #include "edgespec.h"
 #include "engine/engine.hpp"
@@ -11,6 +18,11 @@ struct es_pipeline {
     std::unique_ptr<es::Pipeline> impl;
     std::string draft_name;
     std::string info;  // es_pipeline_info
+    // The call running the models or tokenizers now, guarded by the registry's mutex.
+    bool busy = false;
+    std::thread::id owner;        // its thread: a call from inside its own stream callback is told apart
+    const char *running = "";     // its name, for messages
+    std::atomic<bool> cancel{false};  // es_cancel; the decode loop reads it between model calls
 };
 
 struct es_result {
@@ -18,6 +30,58 @@ struct es_result {
 };
 
 namespace {
+
+// The live handles. Never destroyed: a host may call in while the process exits.
+struct Registry {
+    std::mutex mu;
+    std::unordered_set<const void *> pipelines, results;
+};
+
+Registry &registry() {
+    static auto *r = new Registry;
+    return *r;
+}
+
+bool live_pipeline(const es_pipeline *p) { return p && registry().pipelines.count(p); }  // mu held
+bool live_result(const es_result *r) {
+    std::lock_guard<std::mutex> lock(registry().mu);
+    return r && registry().results.count(r);
+}
+
+es::Error not_live(const char *fn) {
+    return es::Error(ES_ERR_INVALID_ARGUMENT, std::string(fn) + ": the pipeline handle is not a live pipeline (freed already, or never loaded).");
+}
+
+// Exclusive use of a pipeline for one call that runs its models or tokenizers.
+class Use {
+public:
+    Use(es_pipeline *p, const char *fn) : p_(p) {
+        std::lock_guard<std::mutex> lock(registry().mu);
+        if (!live_pipeline(p)) throw not_live(fn);
+        if (p->busy) {
+            if (p->owner == std::this_thread::get_id())
+                throw es::Error(ES_ERR_BUSY, std::string(fn) + " was called from inside the stream callback of " + p->running +
+                                                 " on the same pipeline; a pipeline runs one call at a time, so return from the "
+                                                 "callback first (it may call es_cancel).");
+            throw es::Error(ES_ERR_BUSY, std::string("The pipeline is busy: ") + p->running + " is running on another thread; wait for it to "
+                                                 "return (es_cancel stops a generation) or load one pipeline per thread.");
+        }
+        p->busy = true;
+        p->owner = std::this_thread::get_id();
+        p->running = fn;
+        p->cancel.store(false);
+    }
+    ~Use() {
+        std::lock_guard<std::mutex> lock(registry().mu);
+        p_->busy = false;
+        p_->cancel.store(false);
+    }
+    Use(const Use &) = delete;
+    Use &operator=(const Use &) = delete;
+
+private:
+    es_pipeline *p_;
+};
 
 std::string str_or(const char *s, const char *fallback) { return s ? std::string(s) : std::string(fallback); }
 
@@ -52,7 +116,8 @@ std::string pipeline_info(const es::Pipeline &p, const es::PipelineOptions &o) {
         s += "{\"name\": " + json_string(p.draft_spec.name) + ", " + json_model(*p.draft, o.draft);
     else
         s += "null";
-    return s + ", \"text\": " + json_string(p.text_table ? "byte-table" : "detokenizer") + "}";
+    const char *integrity = !p.bundle.has_integrity ? "none" : o.verify ? "verified" : "sizes";
+    return s + ", \"text\": " + json_string(p.text_table ? "byte-table" : "detokenizer") + ", \"integrity\": " + json_string(integrity) + "}";
 }
 
 }  // namespace
@@ -64,6 +129,7 @@ ES_API es_pipeline_params es_pipeline_default_params(void) {
     std::memset(&p, 0, sizeof p);
     p.device = "CPU";
     p.fixed_shapes = -1;
+    p.verify = 1;
     return p;
 }
 
@@ -76,6 +142,8 @@ ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_para
         if (p.num_threads < 0) return es::fail(ES_ERR_INVALID_ARGUMENT, "num_threads must be 0 (device default) or positive.");
         if (p.fixed_shapes < -1 || p.fixed_shapes > 1)
             return es::fail(ES_ERR_INVALID_ARGUMENT, "fixed_shapes must be -1 (auto), 0 (off) or 1 (on) (got " + std::to_string(p.fixed_shapes) + ").");
+        if (p.verify != 0 && p.verify != 1)
+            return es::fail(ES_ERR_INVALID_ARGUMENT, "verify must be 1 (check file digests) or 0 (sizes only) (got " + std::to_string(p.verify) + ").");
         es::PipelineOptions o;
         o.target.device = str_or(p.device, "CPU");
         o.target.precision = str_or(p.precision, "");
@@ -92,24 +160,55 @@ ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_para
         if (p.draft_device) o.draft.device = p.draft_device;
         o.draft_name = str_or(p.draft, "");
         o.tokenizers_extension = str_or(p.tokenizers_extension, "");
+        o.verify = p.verify != 0;
         auto handle = std::make_unique<es_pipeline>();
         handle->impl = es::load_pipeline(bundle_dir, o);
         if (handle->impl->draft) handle->draft_name = handle->impl->draft_spec.name;
         handle->info = pipeline_info(*handle->impl, o);
+        std::lock_guard<std::mutex> lock(registry().mu);
+        registry().pipelines.insert(handle.get());
         *out = handle.release();
         return ES_OK;
     });
 }
 
-ES_API void es_pipeline_free(es_pipeline *pipeline) { delete pipeline; }
-
-ES_API int64_t es_pipeline_context_length(const es_pipeline *pipeline) {
-    return pipeline ? pipeline->impl->bundle.target.context_length : 0;
+ES_API es_status es_pipeline_free(es_pipeline *pipeline) {
+    if (!pipeline) return ES_OK;
+    {
+        std::lock_guard<std::mutex> lock(registry().mu);
+        if (!live_pipeline(pipeline))
+            return es::fail(ES_ERR_INVALID_ARGUMENT, "es_pipeline_free: the pipeline handle is not a live pipeline (freed already, or never loaded).");
+        if (pipeline->busy)
+            return es::fail(ES_ERR_BUSY, std::string("es_pipeline_free: the pipeline is running ") + pipeline->running +
+                                             "; es_cancel it and free it once that call has returned.");
+        registry().pipelines.erase(pipeline);
+    }
+    delete pipeline;
+    return ES_OK;
 }
 
-ES_API const char *es_pipeline_draft_name(const es_pipeline *pipeline) { return pipeline ? pipeline->draft_name.c_str() : ""; }
+ES_API es_status es_cancel(es_pipeline *pipeline) {
+    std::lock_guard<std::mutex> lock(registry().mu);
+    if (!pipeline) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_cancel: pipeline must not be NULL.");
+    if (!live_pipeline(pipeline)) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_cancel: the pipeline handle is not a live pipeline (freed already, or never loaded).");
+    if (pipeline->busy) pipeline->cancel.store(true);
+    return ES_OK;
+}
 
-ES_API const char *es_pipeline_info(const es_pipeline *pipeline) { return pipeline ? pipeline->info.c_str() : ""; }
+ES_API int64_t es_pipeline_context_length(const es_pipeline *pipeline) {
+    std::lock_guard<std::mutex> lock(registry().mu);
+    return live_pipeline(pipeline) ? pipeline->impl->bundle.target.context_length : 0;
+}
+
+ES_API const char *es_pipeline_draft_name(const es_pipeline *pipeline) {
+    std::lock_guard<std::mutex> lock(registry().mu);
+    return live_pipeline(pipeline) ? pipeline->draft_name.c_str() : "";
+}
+
+ES_API const char *es_pipeline_info(const es_pipeline *pipeline) {
+    std::lock_guard<std::mutex> lock(registry().mu);
+    return live_pipeline(pipeline) ? pipeline->info.c_str() : "";
+}
 
 ES_API es_generation_config es_generation_default_config(void) {
     es_generation_config c;
@@ -137,21 +236,24 @@ ES_API es_status es_generate(es_pipeline *pipeline, const char *prompt, const es
         *out = nullptr;
         if (!pipeline) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_generate: pipeline must not be NULL.");
         if (!prompt) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_generate: prompt must not be NULL.");
+        Use use(pipeline, "es_generate");
         es_generation_config c = config ? *config : es_generation_default_config();
         es::validate_config(*pipeline->impl, c);
         auto result = std::make_unique<es_result>();
-        result->out = es::generate(*pipeline->impl, prompt, c, callback, user_data);
+        result->out = es::generate(*pipeline->impl, prompt, c, callback, user_data, &pipeline->cancel);
+        std::lock_guard<std::mutex> lock(registry().mu);
+        registry().results.insert(result.get());
         *out = result.release();
         return ES_OK;
     });
 }
 
-ES_API const char *es_result_text(const es_result *result) { return result ? result->out.text.c_str() : nullptr; }
+ES_API const char *es_result_text(const es_result *result) { return live_result(result) ? result->out.text.c_str() : nullptr; }
 
-ES_API size_t es_result_text_len(const es_result *result) { return result ? result->out.text.size() : 0; }
+ES_API size_t es_result_text_len(const es_result *result) { return live_result(result) ? result->out.text.size() : 0; }
 
 ES_API const int64_t *es_result_tokens(const es_result *result, size_t *n) {
-    if (!result) {
+    if (!live_result(result)) {
         if (n) *n = 0;
         return nullptr;
     }
@@ -161,15 +263,23 @@ ES_API const int64_t *es_result_tokens(const es_result *result, size_t *n) {
 
 ES_API es_status es_result_stats(const es_result *result, es_stats *out) {
     if (!result || !out) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_result_stats: result and out must not be NULL.");
+    if (!live_result(result)) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_result_stats: the result handle is not a live result (freed already?).");
     *out = result->out.stats;
     return ES_OK;
 }
 
-ES_API void es_result_free(es_result *result) { delete result; }
+ES_API void es_result_free(es_result *result) {
+    {
+        std::lock_guard<std::mutex> lock(registry().mu);
+        if (!result || !registry().results.erase(result)) return;  // NULL, or freed already
+    }
+    delete result;
+}
 
 ES_API es_status es_tokenize(es_pipeline *pipeline, const char *text, int64_t *ids, size_t *n) {
     return es::guard([&]() -> es_status {
         if (!pipeline || !text || !n) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_tokenize: pipeline, text and n must not be NULL.");
+        Use use(pipeline, "es_tokenize");
         std::vector<int64_t> tokens = pipeline->impl->tokenizer->encode(text);
         if (!ids) {
             *n = tokens.size();
@@ -189,6 +299,7 @@ ES_API es_status es_detokenize(es_pipeline *pipeline, const int64_t *ids, size_t
     return es::guard([&]() -> es_status {
         if (!pipeline || !size || (!ids && n_ids))
             return es::fail(ES_ERR_INVALID_ARGUMENT, "es_detokenize: pipeline, ids and size must not be NULL.");
+        Use use(pipeline, "es_detokenize");
         size_t vocab = pipeline->impl->target->vocab();
         for (size_t i = 0; i < n_ids; ++i)
             if (ids[i] < 0 || static_cast<size_t>(ids[i]) >= vocab)

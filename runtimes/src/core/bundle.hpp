@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/integrity.hpp"
+
 namespace es {
 
 constexpr int64_t kBundleSchemaVersion = 1;
@@ -26,14 +28,29 @@ struct ModelSpec {
                                    // cross-vocabulary drafting; "" when the bundle has none
 };
 
+// Model and file counts a manifest may claim (a corrupt number fails the load instead of sizing
+// an allocation).
+constexpr int64_t kMaxVocab = 1ll << 24;
+constexpr int64_t kMaxContext = 1ll << 24;
+
 struct BundleSpec {
-    std::string dir;
+    std::string dir;   // the canonical (symlink-free) path of the bundle directory
     ModelSpec target;
     std::vector<ModelSpec> drafts;
+    bool has_integrity = false;          // the manifest records sizes and digests (exports since ABI 5)
+    std::vector<FileDigest> integrity;   // every file it records, paths confined to dir
 };
 
-// Reads <dir>/edgespec.json; throws es::Error (ES_ERR_IO / ES_ERR_BUNDLE) with a sentence.
+// Reads <dir>/edgespec.json; throws es::Error (ES_ERR_IO / ES_ERR_BUNDLE) with a sentence. Every
+// path the manifest names must stay inside the bundle: absolute paths, '..' and symbolic links
+// that lead out of it are refused (ES_ERR_BUNDLE), so a bundle from elsewhere cannot make the
+// runtime read other files of this machine.
 BundleSpec read_bundle(const std::string &dir);
+
+// Checks the files the runtime reads for the given models (null entries skipped) against the manifest's integrity table
+// (nothing when the bundle has none): sizes always, digests too when hashes is set. Throws
+// es::Error(ES_ERR_BUNDLE) naming the first file that differs or that the table does not list.
+void verify_bundle(const BundleSpec &bundle, const std::vector<const ModelSpec *> &models, bool hashes);
 
 // Reads a whole file; throws es::Error(ES_ERR_IO).
 std::string read_file(const std::string &path);

@@ -1,6 +1,7 @@
 // A small JSON reader (no writer): enough for edgespec.json. Values are a tagged tree; lookups
 // of missing keys return a shared null value so chains like v["a"]["b"].str("x") never throw.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -24,7 +25,10 @@ struct Value {
     size_t size() const { return kind == Array ? arr.size() : kind == Object ? obj.size() : 0; }
     // Typed reads with a fallback when the value is absent or of another kind.
     std::string str(const std::string &fallback = "") const { return kind == String ? s : fallback; }
-    int64_t integer(int64_t fallback = 0) const { return kind == Number ? static_cast<int64_t>(num) : fallback; }
+    // Whole numbers within int64 only: casting 1e300, 0.5 or NaN would be undefined or silently wrong.
+    int64_t integer(int64_t fallback = 0) const {
+        return kind == Number && num == std::floor(num) && num >= -9.2e18 && num <= 9.2e18 ? static_cast<int64_t>(num) : fallback;
+    }
 };
 
 // Parses text; throws std::runtime_error("... at offset N") on malformed input.

@@ -59,15 +59,22 @@ void validate_config(const Pipeline &p, const es_generation_config &c) {
         throw bad("draft_window must be 0 (all the drafter's context holds) or at least " + std::to_string(ES_MIN_DRAFT_WINDOW) +
                   " tokens (got " + std::to_string(c.draft_window) + ").");
     if (c.n_stop > 0 && !c.stop) throw bad("stop is NULL but n_stop is " + std::to_string(c.n_stop) + ".");
-    for (size_t i = 0; i < c.n_stop; ++i)
+    for (size_t i = 0; i < c.n_stop; ++i) {
         if (!c.stop[i] || !*c.stop[i]) throw bad("stop strings must be non-empty (stop[" + std::to_string(i) + "] is not).");
+        const std::string_view stop(c.stop[i]);
+        if (valid_utf8_prefix(stop) < stop.size()) throw bad("stop[" + std::to_string(i) + "] is not valid UTF-8; pass UTF-8 text.");
+    }
     if (c.policy == ES_POLICY_DRAFT && !p.draft)
         throw bad("policy draft needs a drafter, but this pipeline was loaded without one; load it with a draft or use policy ngram/autoregressive.");
 }
 
 GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_generation_config &cfg,
-                          es_stream_callback callback, void *user_data) {
+                          es_stream_callback callback, void *user_data, const std::atomic<bool> *cancel) {
     const auto t_start = Clock::now();
+    auto check_cancel = [&] {
+        if (cancel && cancel->load(std::memory_order_relaxed))
+            throw Error(ES_ERR_CANCELLED, "The generation was cancelled (es_cancel).");
+    };
     GenerationOutput out;
     es_stats &st = out.stats;
     Model &target = *p.target;
@@ -83,6 +90,12 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
         Timed t(st.tokenize_ms);
         prompt_ids = p.tokenizer->encode(prompt);
     }
+    // A tokenizer that does not belong to the model could emit ids past its embedding rows.
+    for (int64_t id : prompt_ids)
+        if (id < 0 || static_cast<size_t>(id) >= vocab)
+            throw Error(ES_ERR_BUNDLE, "The target tokenizer produced id " + std::to_string(id) + ", outside the target model's vocabulary (" +
+                                           std::to_string(vocab) + " ids): the tokenizer does not belong to this model; re-export the bundle.");
+    check_cancel();
     if (prompt_ids.empty()) {
         if (p.bundle.target.bos < 0) throw Error(ES_ERR_INVALID_ARGUMENT, "The prompt is empty and the model has no BOS token to start from; pass some text.");
         prompt_ids.push_back(p.bundle.target.bos);
@@ -115,6 +128,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
 
     // Hands a text delta to the callback; returns its answer (2 = cancel is thrown).
     auto stream = [&](const std::string &delta) -> int {
+        check_cancel();
         if (!callback || delta.empty()) return 0;
         Timed t(st.callback_ms);
         int r = callback(delta.data(), delta.size(), user_data);
@@ -172,6 +186,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
     Proposal proposal;
     std::vector<int64_t> verify_ids, emitted;
     while (!done) {
+        check_cancel();
         // Draft no further than the tokens still wanted and the context still free.
         const size_t room = std::min(max_new - out.tokens.size(), context_length - context.size());
         const int k = drafting ? static_cast<int>(std::min<size_t>(static_cast<size_t>(controller.k()), room - 1)) : 0;

@@ -1,5 +1,6 @@
 // The decode loop over a loaded pipeline (engine/pipeline.hpp).
 #pragma once
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -19,8 +20,9 @@ struct GenerationOutput {
 // Checks config; throws es::Error(ES_ERR_INVALID_ARGUMENT) with a sentence.
 void validate_config(const Pipeline &p, const es_generation_config &config);
 
-// Runs one generation (config already validated). callback may be null.
+// Runs one generation (config already validated). callback may be null. cancel (may be null) is
+// read between model calls: once set, generate throws es::Error(ES_ERR_CANCELLED).
 GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_generation_config &config,
-                          es_stream_callback callback, void *user_data);
+                          es_stream_callback callback, void *user_data, const std::atomic<bool> *cancel = nullptr);
 
 }  // namespace es

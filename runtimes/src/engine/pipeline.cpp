@@ -37,6 +37,21 @@ std::vector<int32_t> read_id_map(const ModelSpec &spec, size_t target_vocab) {
     return map;
 }
 
+// Runs a load step that reads file with OpenVINO: OpenVINO's own exceptions (a corrupt or foreign
+// file) become one sentence naming the file; es::Error (already a sentence) passes through.
+template <class F>
+auto reading(const std::string &file, F &&f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const Error &) {
+        throw;
+    } catch (const std::bad_alloc &) {
+        throw Error(ES_ERR_BUNDLE, "Loading " + file + " ran out of memory (a corrupt size in the file?); re-export the bundle.");
+    } catch (const std::exception &e) {
+        throw Error(ES_ERR_BUNDLE, "OpenVINO could not load " + file + " (" + ov_reason(e.what()) + "); the file may be corrupt: re-export the bundle.");
+    }
+}
+
 }  // namespace
 
 std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const PipelineOptions &o) {
@@ -68,8 +83,13 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
                                            (draft->token_bytes_file.empty() ? "it" : "the target") +
                                            ", which drafting across vocabularies needs; re-export the bundle with this edgespec.");
     }
+    // Before OpenVINO reads anything: the tokenizer extension trusts the offsets in its .bin, so a
+    // flipped byte there would crash the host instead of failing the load.
+    verify_bundle(p->bundle, {&p->bundle.target, draft}, o.verify);
     add_tokenizers_extension(core, o.tokenizers_extension);
-    p->tokenizer = std::make_unique<Tokenizer>(core, p->bundle.target.tokenizer_file, p->bundle.target.detokenizer_file);
+    p->tokenizer = reading(p->bundle.target.tokenizer_file, [&] {
+        return std::make_unique<Tokenizer>(core, p->bundle.target.tokenizer_file, p->bundle.target.detokenizer_file);
+    });
     if (!p->bundle.target.token_bytes_file.empty()) {
         // Streamed text is spelled from the target's byte table where that gives the detokenizer's text.
         try {
@@ -86,12 +106,18 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
     for (size_t w = 1; w <= kFixedVerifyWidths; ++w) target_options.fixed_widths.push_back(w);
     draft_options.fixed_widths = {1, 2};
     target_options.split_max = draft_options.split_max = split_max_from_env();
-    p->target = load_model(p->bundle.target, target_options);
+    p->target = reading(p->bundle.target.model_file, [&] { return load_model(p->bundle.target, target_options); });
+    const int64_t target_vocab = static_cast<int64_t>(p->target->vocab());
+    if (p->bundle.target.bos >= target_vocab)
+        throw Error(ES_ERR_BUNDLE, "The manifest's BOS id " + std::to_string(p->bundle.target.bos) + " is outside the target's vocabulary (" +
+                                       std::to_string(target_vocab) + " ids); re-export the bundle.");
     if (draft) {
         p->draft_spec = *draft;
-        p->draft = load_model(*draft, draft_options);
+        p->draft = reading(draft->model_file, [&] { return load_model(*draft, draft_options); });
         if (draft->relation == "cross_vocab") {
-            p->xvocab = std::make_unique<CrossVocab>(core, *draft, p->bundle.target, *p->tokenizer, p->target->vocab());
+            p->xvocab = reading(draft->tokenizer_file, [&] {
+                return std::make_unique<CrossVocab>(core, *draft, p->bundle.target, *p->tokenizer, p->target->vocab());
+            });
         } else if (draft->relation == "trimmed") {
             p->trim_map = read_id_map(*draft, p->target->vocab());
             if (p->trim_map.size() != p->draft->vocab())
@@ -106,6 +132,11 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
             for (size_t i = 0; i < p->trim_map.size(); ++i) p->trim_input[static_cast<size_t>(p->trim_map[i])] = static_cast<int32_t>(i);
         } else if (p->draft->vocab() > p->target->vocab()) {
             throw Error(ES_ERR_BUNDLE, "Drafter '" + draft->name + "' has a larger vocabulary than the target but is marked same_vocab; re-export the bundle.");
+        } else if (p->draft->vocab() < p->target->vocab()) {
+            // Target ids past the drafter's embedding rows (a padded target head) must never reach
+            // it: they read as id 0. Its proposals are verified, so the output does not change.
+            p->trim_input.assign(p->target->vocab(), 0);
+            for (size_t i = 0; i < p->draft->vocab(); ++i) p->trim_input[i] = static_cast<int32_t>(i);
         }
     }
     return p;

@@ -18,6 +18,7 @@ struct PipelineOptions {
     DeviceOptions target, draft;
     std::string draft_name;  // "" = the default drafter (see load_pipeline), "none" = no drafter
     std::string tokenizers_extension;
+    bool verify = true;  // check the files' digests (sizes are always checked) when the manifest has them
 };
 
 struct Pipeline {

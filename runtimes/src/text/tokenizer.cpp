@@ -52,17 +52,32 @@ void add_tokenizers_extension(ov::Core &core, const std::string &explicit_path) 
     try {
         core.add_extension(path);
     } catch (const std::exception &e) {
-        throw Error(ES_ERR_IO, "Cannot load the openvino-tokenizers extension " + path + ": " + e.what());
+        throw Error(ES_ERR_IO, "Cannot load the openvino-tokenizers extension " + path + ": " + ov_reason(e.what()) + ".");
     }
     loaded = path;
 }
 
 Tokenizer::Tokenizer(ov::Core &core, const std::string &tokenizer_xml, const std::string &detokenizer_xml) {
     try {
-        encoder_ = core.compile_model(tokenizer_xml, "CPU").create_infer_request();
-        decoder_ = core.compile_model(detokenizer_xml, "CPU").create_infer_request();
+        ov::CompiledModel enc = core.compile_model(tokenizer_xml, "CPU"), dec = core.compile_model(detokenizer_xml, "CPU");
+        // The calls below assume these shapes: another model named here would fail at every
+        // generation instead of at load.
+        auto has_output = [](const ov::CompiledModel &m, const char *name) {
+            for (const auto &o : m.outputs())
+                if (o.get_names().count(name)) return true;
+            return false;
+        };
+        if (enc.inputs().size() != 1 || enc.input().get_element_type() != ov::element::string || !has_output(enc, "input_ids"))
+            throw Error(ES_ERR_BUNDLE, tokenizer_xml + " is not a tokenizer (one text input, an input_ids output); re-export the bundle.");
+        if (dec.inputs().size() != 1 || !dec.input().get_element_type().is_integral() || dec.outputs().size() != 1 ||
+            dec.output().get_element_type() != ov::element::string)
+            throw Error(ES_ERR_BUNDLE, detokenizer_xml + " is not a detokenizer (one id input, one text output); re-export the bundle.");
+        encoder_ = enc.create_infer_request();
+        decoder_ = dec.create_infer_request();
+    } catch (const Error &) {
+        throw;
     } catch (const std::exception &e) {
-        throw Error(ES_ERR_BUNDLE, "Cannot load the tokenizer of the bundle (" + tokenizer_xml + "): " + e.what() + "; re-export the bundle.");
+        throw Error(ES_ERR_BUNDLE, "Cannot load the tokenizer of the bundle (" + tokenizer_xml + "): " + ov_reason(e.what()) + "; re-export the bundle.");
     }
 }
 

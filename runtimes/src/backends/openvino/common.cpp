@@ -40,8 +40,7 @@ ov::CompiledModel compile_on_device(ov::Core &core, const std::shared_ptr<ov::Mo
     try {
         return core.compile_model(model, options.device, props);
     } catch (const std::exception &e) {
-        std::string what = e.what();
-        throw Error(ES_ERR_DEVICE, "Device '" + options.device + "' could not compile " + file + ": " + what.substr(0, what.find('\n')));
+        throw Error(ES_ERR_DEVICE, "Device '" + options.device + "' could not compile " + file + ": " + ov_reason(e.what()) + ".");
     }
 }
 

@@ -69,9 +69,8 @@ public:
             manager.register_pass<ov::pass::SDPAToPagedAttention>();
             manager.run_passes(model);
         } catch (const std::exception &e) {
-            std::string what = e.what();
             throw Error(ES_ERR_BUNDLE, "OpenVINO cannot convert " + spec.model_file + " to paged attention (" +
-                                           what.substr(0, what.find('\n')) + "); use the openvino-stateful backend.");
+                                           ov_reason(e.what()) + "); use the openvino-stateful backend.");
         }
         static const char *const kInputs[] = {"input_ids", "position_ids", "past_lens", "subsequence_begins",
                                               "block_indices_begins", "block_indices", "max_context_len"};

@@ -1,0 +1,172 @@
+"""Stopping a generation, every way: close() while a stream's worker generates (it used to free
+the native pipeline under it), a dropped stream, cancel() from another thread, a second call from
+inside a streamer, two threads on one pipeline, Ctrl-C in generate() with and without a streamer
+and in `edgespec run` (exit 130, one line). Time to return is measured by
+`lab/reliability/run.py cancel`, not asserted here."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from engine_support import PROMPTS, engine_bundle, engine_ready, pipeline
+
+pytestmark = pytest.mark.skipif(not engine_ready(), reason="native library or exporter not available")
+
+LONG = dict(max_new_tokens=100000, ignore_eos=True, policy="autoregressive")
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_bundle, tmp_path_factory):
+    return engine_bundle(tiny_bundle, tmp_path_factory, "llama")
+
+
+def test_closing_the_pipeline_during_a_stream_cancels_and_waits(bundle):
+    from edgespec import Pipeline
+    from edgespec.errors import EdgespecError
+
+    for _ in range(3):
+        with Pipeline.load(bundle, draft=None) as p:
+            for _chunk in p.stream(PROMPTS[0], **LONG):
+                break
+        assert p._h is None  # freed, after the worker let go (a use-after-free crashed here before)
+        with pytest.raises(EdgespecError, match="The pipeline is closed"):
+            p.generate("x")
+    p = Pipeline.load(bundle, draft=None)
+    st = p.stream(PROMPTS[0], **LONG)
+    next(st)
+    p.close()  # from this thread, while the worker generates
+    assert not st._thread.is_alive() and st.result is None
+    assert list(st) == []  # the stream just ends
+
+
+def test_a_dropped_stream_cancels_its_generation(bundle):
+    pipe = pipeline(bundle, None)
+    st = pipe.stream(PROMPTS[0], **LONG)
+    next(st)
+    state, worker = st._state, st._thread
+    del st
+    gc.collect()
+    worker.join()
+    assert state.result is None and type(state.error).__name__ == "CancelledError"  # not run to the context's end
+    assert len(pipe.generate(PROMPTS[0], max_new_tokens=3, ignore_eos=True).tokens) == 3
+
+
+def test_cancel_from_another_thread_raises_cancelled(bundle):
+    from edgespec._native import CancelledError
+
+    pipe = pipeline(bundle, None)
+    started = threading.Event()
+
+    def cancel_when_started():
+        started.wait()
+        pipe.cancel()
+
+    t = threading.Thread(target=cancel_when_started)
+    t.start()
+    with pytest.raises(CancelledError, match="cancelled"):
+        pipe.generate(PROMPTS[0], streamer=lambda _t: started.set(), **LONG)
+    t.join()
+    pipe.cancel()  # nothing runs: a no-op that does not stick to the next generation
+    assert len(pipe.generate(PROMPTS[0], max_new_tokens=3, ignore_eos=True).tokens) == 3
+
+
+def test_a_call_from_inside_a_streamer_is_refused_and_the_outer_output_is_unchanged(bundle):
+    from edgespec._native import BusyError
+
+    pipe = pipeline(bundle, "draft")
+    ref = pipe.generate(PROMPTS[0], max_new_tokens=12, ignore_eos=True)
+    inner = []
+
+    def streamer(_t):
+        for call in (lambda: pipe.generate("x", max_new_tokens=2), lambda: pipe.tokenize("x")):
+            try:
+                call()
+            except BusyError as e:
+                inner.append(str(e))
+
+    res = pipe.generate(PROMPTS[0], streamer=streamer, max_new_tokens=12, ignore_eos=True)
+    assert res.tokens == ref.tokens
+    assert inner and all("already running a generation on this thread" in m for m in inner)
+
+
+def test_two_threads_on_one_pipeline_are_serialised(bundle):
+    pipe = pipeline(bundle, "draft")
+    ref = pipe.generate(PROMPTS[1], max_new_tokens=16, ignore_eos=True).tokens
+    results, errors = [], []
+
+    def work():
+        try:
+            results.append(pipe.generate(PROMPTS[1], max_new_tokens=16, ignore_eos=True).tokens)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and results == [ref] * 3
+
+
+def test_out_of_range_integers_and_bad_text_are_refused_before_c(bundle):
+    from edgespec._native import InvalidArgumentError
+
+    pipe = pipeline(bundle, None)
+    for kw, words in (({"max_new_tokens": 2**32 + 1}, "max_new_tokens must be between"),
+                      ({"seed": -1}, "seed must be between 0"), ({"k": 2.5}, "k must be a whole number"),
+                      ({"top_k": "many"}, "top_k must be a whole number"), ({"temperature": "hot"}, "temperature must be a number"),
+                      ({"stop": ["\udcff"]}, "stop string is not valid UTF-8")):
+        with pytest.raises(InvalidArgumentError, match=words):
+            pipe.generate("x", **kw)
+    with pytest.raises(InvalidArgumentError, match="prompt is not valid UTF-8"):
+        pipe.generate("abc \udcff")
+
+
+_CHILD = r"""
+import os, signal, sys, threading, time
+from edgespec import _native, pipeline as pl
+
+lib, generating = _native.lib(), threading.Event()
+native_generate = lib.es_generate
+
+def es_generate(*args):  # marks the start of the native call
+    generating.set()
+    return native_generate(*args)
+
+lib.es_generate = es_generate
+
+def interrupt_when_generating():
+    generating.wait()
+    time.sleep(0.02)  # inside the native call by now
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=interrupt_when_generating, daemon=True).start()
+mode, bundle = sys.argv[1], sys.argv[2]
+if mode == "cli":
+    from edgespec.cli import main
+    sys.exit(main(["run", bundle, "def fib(n):", "--max-new-tokens", "100000", "--ignore-eos", "--draft", "none"]
+                  + (["--json"] if len(sys.argv) > 3 else [])))
+pipe = pl.Pipeline.load(bundle, draft=None)
+try:
+    res = pipe.generate("def fib(n):", streamer=(lambda t: None) if mode == "streamer" else None,
+                        max_new_tokens=100000, ignore_eos=True)
+except KeyboardInterrupt:
+    sys.exit(130)
+print("finished", res.finish_reason)
+"""
+
+
+@pytest.mark.parametrize("mode", ["plain", "streamer", "cli", "cli-json"])
+def test_ctrl_c_cancels_the_generation(bundle, mode):
+    args = [sys.executable, "-c", _CHILD, mode.split("-")[0], str(bundle)] + (["json"] if mode == "cli-json" else [])
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 130, (r.stdout[-500:], r.stderr[-2000:])
+    assert "finished" not in r.stdout
+    if mode.startswith("cli"):
+        assert r.stderr.strip().splitlines() == ["interrupted (Ctrl-C): stopped."], r.stderr[-2000:]

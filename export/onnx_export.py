@@ -297,6 +297,7 @@ def _load_model(hf_dir: Path, half: bool):
                 dtype=torch.float16 if half else torch.float32,
                 attn_implementation="eager",
                 local_files_only=True,
+                use_safetensors=True,
             )
     except Exception as err:
         raise ExportError(

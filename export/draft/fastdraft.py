@@ -12,7 +12,7 @@ Stage 2 (``distill``):
      target's logits is added. A drafter with its own tokenizer learns from the generated *text*
      re-tokenized with its tokenizer.
 
-Both stages resume from ``OUT/.train/state.pt`` when re-run with the same output directory, and
+Both stages resume from ``OUT/.train/state.safetensors`` (no pickle, see lmtrain) when re-run with the same output directory, and
 write a ``edgespec_draft.json`` (recipe, held-out loss, acceptance figures) beside the checkpoint.
 """
 
@@ -28,6 +28,7 @@ from typing import Callable
 
 from edgespec.errors import EdgespecError
 
+from ..source import require_safetensors
 from . import corpus as corpus_mod
 from . import lmtrain
 
@@ -68,9 +69,10 @@ def load_model(path: Path, what: str = "model"):
     path = Path(path)
     if not (path / "config.json").is_file():
         raise EdgespecError(f"{what} {path} is not an HF checkpoint (no config.json).")
+    require_safetensors(path, what)
     tok = load_tokenizer(path)
     try:
-        model = tf.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = tf.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True)
     except Exception as e:
         raise EdgespecError(f"cannot load the {what} in {path} ({e.__class__.__name__}: {str(e)[:160]}).")
     model.eval()
@@ -210,6 +212,7 @@ def generate_shards(target, tok, prompts: list[list[int]], gen_dir: Path, *, new
 
     gen_dir = Path(gen_dir)
     gen_dir.mkdir(parents=True, exist_ok=True)
+    lmtrain.remove_leftovers(gen_dir, ".*.tmp", log)
     dev = next(target.parameters()).device
     n_batches = (len(prompts) + batch_size - 1) // batch_size
     shards = [gen_dir / f"{b:05d}.jsonl" for b in range(n_batches)]
@@ -238,9 +241,10 @@ def generate_shards(target, tok, prompts: list[list[int]], gen_dir: Path, *, new
                 o = [t for t in o if t != pad] if pad == tok.eos_token_id else o
             rows.append({"prompt_ids": p, "ids": o, "sampled": sample,
                          "text": tok.decode(p + o, skip_special_tokens=True)})
-        tmp = shards[b].with_name(f".{shards[b].name}.tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        os.replace(tmp, shards[b])
+        tmp = shards[b].with_name(f".{shards[b].name}.{os.getpid()}.tmp")
+        with lmtrain.removed_on_error(tmp):
+            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            os.replace(tmp, shards[b])
         if bar is not None:
             bar.update(1)
         else:

@@ -1,10 +1,15 @@
 """A small, resumable causal-LM trainer (the demo target and FastDraft stage 1/2), CPU or CUDA.
 
-Training state (weights, optimizer, step, RNG-free data order) lives in ``OUT/.train/state.pt``,
+Training state lives in ``OUT/.train/state.safetensors``: the weights, the optimizer's tensors and
+torch's RNG states as tensors, and the step, the optimizer's settings, the training config and the
+loss history as JSON in the file's metadata. Nothing is ever unpickled (a pickle runs the code it
+names when loaded): a ``state.pt`` of an older edgespec is refused, never read. The state is
 written to a temporary file and renamed, so an interrupted run never leaves a corrupt checkpoint
 and re-running the same command resumes at the last saved step. The batch of step ``s`` is a pure
-function of ``(seed, s)``, so a resumed run sees exactly the batches an uninterrupted run would.
-The final HF checkpoint (safetensors + tokenizer) is written into ``OUT`` the same way.
+function of ``(seed, s)`` (the data position is the step), so a resumed run sees exactly the
+batches an uninterrupted run would. The final HF checkpoint (safetensors + tokenizer) is written
+into ``OUT`` the same way, ``config.json`` last. Temporary files carry their writer's pid; those
+of a run that was killed are removed by the next run (one line in the log).
 
 On a CUDA device the forward pass runs under bf16 autocast (weights and optimizer stay fp32);
 on the CPU everything is fp32.
@@ -12,10 +17,12 @@ on the CPU everything is fp32.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -25,7 +32,13 @@ from typing import Callable
 
 from edgespec.errors import EdgespecError
 
-STATE = ".train/state.pt"
+from ..leftovers import remove_stale_files
+
+STATE = ".train/state.safetensors"
+LEGACY_STATE = ".train/state.pt"  # pickled by older versions: refused, never loaded
+_STATE_FORMAT, _STATE_VERSION = "edgespec-train-state", 1
+# the writer's pid in a temporary name: ".state.safetensors.123.tmp", ".tokens-ab12.123.npy", ".out.save-123"
+_TMP_PID = re.compile(r"^\..*[.-](\d+)(\.tmp|\.npy)?$")
 
 
 @dataclass
@@ -81,8 +94,12 @@ def tokenize_documents(tok, docs: list[str], cache_dir: Path | None = None):
     key = h.hexdigest()[:20]
     if cache_dir is not None:
         f = Path(cache_dir) / f"tokens-{key}.npy"
+        remove_leftovers(Path(cache_dir), ".tokens-*.npy", _stderr)
         if f.is_file():
-            return np.load(f)
+            try:
+                return np.load(f, allow_pickle=False)
+            except (OSError, ValueError):
+                pass  # not a plain int32 array (damaged or planted): tokenize again and overwrite it
     eos = tok.eos_token_id
     ids: list[int] = []
     enc = tok(docs, add_special_tokens=True)["input_ids"]  # <s> is added by the post-processor
@@ -93,8 +110,9 @@ def tokenize_documents(tok, docs: list[str], cache_dir: Path | None = None):
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         tmp = Path(cache_dir) / f".tokens-{key}.{os.getpid()}.npy"
-        np.save(tmp, arr)
-        tmp.replace(Path(cache_dir) / f"tokens-{key}.npy")
+        with removed_on_error(tmp):
+            np.save(tmp, arr)
+            tmp.replace(Path(cache_dir) / f"tokens-{key}.npy")
     return arr
 
 
@@ -141,13 +159,89 @@ def eval_loss(model, data, seq: int = 256, max_windows: int = 64, batch: int = 8
     return tot / cnt
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    import torch
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
+
+def remove_leftovers(directory: Path, pattern: str, log: Callable[[str], None]) -> None:
+    """Remove the temporary files matching ``pattern`` that killed runs left in ``directory``."""
+    gone = remove_stale_files(directory, pattern, lambda p: int(m.group(1)) if (m := _TMP_PID.match(p.name)) else None)
+    if gone:
+        log(f"removed {len(gone)} partial file{'s' if len(gone) > 1 else ''} left by an interrupted run "
+            f"({', '.join(p.name for p in gone)})")
+
+
+def save_state(path: Path, model, opt, meta: dict) -> None:
+    """Write the training state (see the module docstring) to ``path`` atomically; no pickle."""
+    import torch
+    from safetensors.torch import save_file
+
+    tensors, aliases, views = {}, {}, {}
+    for k, v in model.state_dict().items():
+        view = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), tuple(v.stride()), v.dtype)
+        if view in views:  # tied weights (embeddings = LM head): stored once
+            aliases[k] = views[view]
+            continue
+        views[view] = k
+        tensors[f"model/{k}"] = v.detach().contiguous()
+    osd = opt.state_dict()
+    scalars = {}
+    for idx, st in osd["state"].items():
+        for name, val in st.items():
+            if torch.is_tensor(val):
+                tensors[f"optimizer/{idx}/{name}"] = val.detach().contiguous()
+            else:
+                scalars[f"{idx}/{name}"] = val
+    tensors["rng/torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, r in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng/cuda/{i}"] = r
+    meta = dict(meta, format=_STATE_FORMAT, version=_STATE_VERSION, aliases=aliases,
+                param_groups=osd["param_groups"], optimizer_scalars=scalars)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with removed_on_error(tmp):
+        save_file({k: t.cpu() for k, t in tensors.items()}, str(tmp), metadata={"edgespec": json.dumps(meta)})
+        os.replace(tmp, path)
+
+
+def load_state(path: Path) -> tuple[dict, dict]:
+    """(meta, tensors) of a state written by :func:`save_state`; one sentence if it is not one."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = json.loads((f.metadata() or {})["edgespec"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        if meta.get("format") != _STATE_FORMAT or meta.get("version") != _STATE_VERSION:
+            raise ValueError(f"format {meta.get('format')!r} version {meta.get('version')!r}")
+    except Exception as e:  # truncated, damaged or foreign: only from outside; say so
+        raise EdgespecError(f"training checkpoint {path} is unreadable ({e.__class__.__name__}); delete "
+                            f"{path.parent} to start over.") from None
+    return meta, tensors
+
+
+def _restore(model, opt, meta: dict, tensors: dict) -> None:
+    import torch
+
+    sd = {k[len("model/"):]: t for k, t in tensors.items() if k.startswith("model/")}
+    for k, first in meta["aliases"].items():
+        sd[k] = sd[first]
+    model.load_state_dict(sd)
+    state: dict = {}
+    for k, t in tensors.items():
+        if k.startswith("optimizer/"):
+            _, idx, name = k.split("/", 2)
+            state.setdefault(int(idx), {})[name] = t
+    for k, v in meta["optimizer_scalars"].items():
+        idx, name = k.split("/", 1)
+        state.setdefault(int(idx), {})[name] = v
+    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g for g in meta["param_groups"]]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+    torch.set_rng_state(tensors["rng/torch"])
+    cuda = [tensors[f"rng/cuda/{i}"] for i in range(torch.cuda.device_count()) if f"rng/cuda/{i}" in tensors]
+    if cuda and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def save_hf(model, tok, out: Path, extra_files: dict[str, str] | None = None, dtype=None) -> None:
@@ -156,6 +250,7 @@ def save_hf(model, tok, out: Path, extra_files: dict[str, str] | None = None, dt
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out.parent, f".{out.name}.save-*", _stderr)
     tmp = out.parent / f".{out.name}.save-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -164,12 +259,14 @@ def save_hf(model, tok, out: Path, extra_files: dict[str, str] | None = None, dt
         import copy
 
         m = copy.deepcopy(model).to(dtype)
-    m.save_pretrained(tmp, safe_serialization=True)
-    if tok is not None:
-        tok.save_pretrained(tmp)
-    for name, text in (extra_files or {}).items():
-        (tmp / name).write_text(text)
-    for f in sorted(tmp.iterdir()):
+    with removed_on_error(tmp):
+        m.save_pretrained(tmp, safe_serialization=True)
+        if tok is not None:
+            tok.save_pretrained(tmp)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
+    # config.json last: until it is there, a kill midway leaves no directory that looks complete
+    for f in sorted(tmp.iterdir(), key=lambda f: (f.name == "config.json", f.name)):
         os.replace(f, out / f.name)
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -185,34 +282,36 @@ def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: 
     """
     import torch
 
+    check_config(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    model.to(device)
     out = Path(out)
     state_path = out / STATE
+    refuse_legacy_state(out)
+    remove_leftovers(state_path.parent, ".*.tmp", log)
+    model.to(device)
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
     step, history = 0, []
     if state_path.is_file():
-        try:
-            st = torch.load(state_path, map_location=device, weights_only=False)
-        except Exception as e:  # a truncated file can only come from outside; say so
-            raise EdgespecError(f"training checkpoint {state_path} is unreadable ({e.__class__.__name__}); "
-                                "delete it to start over.")
-        if st.get("config", {}).get("seq_len") != cfg.seq_len or st.get("n_params") != _n_params(model):
+        meta, tensors = load_state(state_path)
+        if meta.get("config", {}).get("seq_len") != cfg.seq_len or meta.get("n_params") != _n_params(model):
             raise EdgespecError(f"the checkpoint in {out} was made with other settings (model size or sequence "
                                 "length); use another output directory or the same settings.")
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        step, history = st["step"], st.get("history", [])
+        try:
+            _restore(model, opt, meta, tensors)
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise EdgespecError(f"training checkpoint {state_path} does not fit this model ({e.__class__.__name__}); "
+                                f"delete {state_path.parent} to start over.") from None
+        step, history = int(meta["step"]), meta.get("history", [])
         log(f"resuming from step {step} ({state_path})")
     if data is not None and batch_fn is None and len(data) < cfg.seq_len + 2:
         raise EdgespecError(f"the corpus has only {len(data)} tokens, fewer than one training window of "
                             f"{cfg.seq_len}; use a larger corpus or a smaller --seq-len.")
 
-    def save_state():
-        _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                            "config": asdict(cfg), "n_params": _n_params(model), "history": history}, state_path)
+    def save():
+        save_state(state_path, model, opt, {"step": step, "config": asdict(cfg), "n_params": _n_params(model),
+                                            "history": history})
 
     bar = None
     if progress and sys.stderr.isatty():
@@ -258,16 +357,37 @@ def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: 
             bar.set_postfix(loss=f"{ema:.3f}")
             bar.update(1)
         if time.time() - t_last_ckpt > cfg.checkpoint_every_s:
-            save_state()
+            save()
             t_last_ckpt = time.time()
     if bar is not None:
         bar.close()
-    save_state()
+    save()
     summary = {"steps": step, "final_loss_ema": ema, "history_tail": history[-5:]}
     if eval_data is not None and step >= cfg.steps:
         summary["heldout_loss"] = eval_loss(model, eval_data, seq=min(cfg.seq_len, 256))
     model.eval()
     return summary
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """One sentence for a setting outside its range (the CLI names the flag; this guards the API)."""
+    for name, value, ok, want in (
+            ("steps", cfg.steps, cfg.steps >= 1, "at least 1"),
+            ("seq_len", cfg.seq_len, cfg.seq_len >= 2, "at least 2"),
+            ("batch_size", cfg.batch_size, cfg.batch_size >= 1, "at least 1"),
+            ("lr", cfg.lr, math.isfinite(cfg.lr) and cfg.lr > 0, "a positive number"),
+            ("warmup", cfg.warmup, cfg.warmup >= 0, "0 or more"),
+            ("seed", cfg.seed, cfg.seed >= 0, "0 or more")):
+        if not ok:
+            raise EdgespecError(f"training {name} must be {want} (got {value}).")
+
+
+def refuse_legacy_state(out: Path) -> None:
+    """A pickled ``state.pt`` of an older edgespec is never loaded: say how to start over."""
+    legacy = Path(out) / LEGACY_STATE
+    if legacy.is_file():
+        raise EdgespecError(f"{legacy} is a training checkpoint in the old pickle format, which edgespec no longer "
+                            f"loads because unpickling can run code; delete {legacy.parent} to start over.")
 
 
 def _n_params(model) -> int:
@@ -300,6 +420,20 @@ def llama_config(vocab_size: int, hidden: int, layers: int, heads: int | None = 
 
 def write_json(path: Path, obj) -> None:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with removed_on_error(tmp):
+        tmp.write_text(json.dumps(obj, indent=1))
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def removed_on_error(tmp: Path):
+    """A temporary file or directory that a failed write (a full disk, Ctrl-C) leaves is removed."""
+    try:
+        yield
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise

@@ -9,7 +9,7 @@ A record from another host is never judged (the file system may be shared).
 :func:`disk_error` tells an ENOSPC / EDQUOT / EFBIG failure apart from others, however the
 library that hit it wrapped it (OpenVINO, NNCF, torch and onnx re-raise it as RuntimeError or
 in their own words), by the errno in the exception chain, the words of the C library, or the
-free space left once the failure happened.
+free space left once the failure happened (or a file that reached the process's file-size limit).
 """
 
 from __future__ import annotations
@@ -194,7 +194,26 @@ def disk_error(exc: BaseException, where: Path) -> str | None:
             return "full"
     except OSError:
         pass
-    return None
+    return "file-size" if _hit_size_limit(Path(where)) else None
+
+
+def _hit_size_limit(where: Path) -> bool:
+    """Whether a file under ``where`` has reached this process's RLIMIT_FSIZE (writes past it fail)."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit
+        return False
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit == resource.RLIM_INFINITY or not where.is_dir():
+        return False
+    for root, _, files in os.walk(where):
+        for f in files:
+            try:
+                if os.stat(os.path.join(root, f)).st_size >= limit:
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def disk_sentence(kind: str, where: Path, what: str, need: int | None = None, during: bool = True) -> str:
@@ -214,7 +233,9 @@ def disk_sentence(kind: str, where: Path, what: str, need: int | None = None, du
 
 
 def size_text(n: float) -> str:
-    """Bytes as "2.4 GiB" or, below 1 GiB, "37 MiB" (never "0.0 GiB")."""
+    """Bytes as "2.4 GiB", "37 MiB" or "12 KiB" (a small size never reads "0.0 GiB")."""
     if n >= 2**30:
         return f"{n / 2**30:.1f} GiB"
-    return f"{max(1, round(n / 2**20))} MiB"
+    if n >= 2**20:
+        return f"{n / 2**20:.0f} MiB"
+    return f"{n / 2**10:.0f} KiB"

@@ -139,12 +139,14 @@ def register(cli: click.Group) -> None:
                   help="Stage 1: the drafter's context length (max positions; default max(512, --seq-len)).")
     @click.option("--resume/--no-resume", default=True, show_default=True,
                   help="Continue from OUT's checkpoint when there is one.")
+    @click.option("--checkpoint-every", "checkpoint_every", type=float, default=180.0, show_default=True,
+                  metavar="SECONDS", help="Save the training state this often (a re-run resumes from the last save).")
     @click.option("--stop-after", type=int, default=None, hidden=True,
                   help="End this run at that step (checkpoint kept); re-run to continue.")
     @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
     def train(stage, corpus, target, draft_dir, tokenizer, arch, hidden, layers, heads, steps, seq_len, batch_size, lr,
               sequences, new_tokens, gen_batch, kl_weight, gen_dir, eval_corpus, prompts, n_eval, k, seed, threads,
-              device, ctx, resume, stop_after, out):
+              device, ctx, resume, checkpoint_every, stop_after, out):
         """Train a drafter (FastDraft). Resumable: re-run the same command to continue.
 
         \b
@@ -156,7 +158,8 @@ def register(cli: click.Group) -> None:
                       ("--sequences", sequences, 1, None), ("--new-tokens", new_tokens, 1, None),
                       ("--gen-batch", gen_batch, 1, None), ("--kl-weight", kl_weight, 0.0, 1.0),
                       ("--eval-prompts", n_eval, 0, None), ("--k", k, 1, 32), ("--seed", seed, 0, None),
-                      ("--threads", threads, 1, None), ("--ctx", ctx, 2, None), ("--stop-after", stop_after, 1, None))
+                      ("--threads", threads, 1, None), ("--ctx", ctx, 2, None), ("--stop-after", stop_after, 1, None),
+                      ("--checkpoint-every", checkpoint_every, 0.0, None))
         if lr is not None and not (lr > 0 and lr < float("inf")):
             raise EdgespecError(f"--lr must be a positive number (got {lr}).")
         heads_eff = heads or max(1, hidden // 64)
@@ -180,7 +183,7 @@ def register(cli: click.Group) -> None:
                                          heads=heads, steps=1000 if steps is None else steps, seq_len=seq_len,
                                          batch_size=batch_size, lr=lr or 2e-3, seed=seed, threads=threads,
                                          eval_corpus=eval_corpus, eval_prompts=eval_prompts, k=k, stop_after=stop_after,
-                                         device=device, ctx=ctx)
+                                         device=device, ctx=ctx, checkpoint_every_s=checkpoint_every)
             else:
                 if not target or not draft_dir:
                     raise EdgespecError("stage 2 needs --target DIR (the model that writes the data) and --draft DIR "
@@ -191,7 +194,7 @@ def register(cli: click.Group) -> None:
                                         batch_size=batch_size, lr=lr or 5e-4,
                                         kl_weight=kl_weight, seed=seed, threads=threads, gen_dir=gen_dir,
                                         eval_prompts=eval_prompts, eval_corpus=eval_corpus, k=k, stop_after=stop_after,
-                                        device=device)
+                                        device=device, checkpoint_every_s=checkpoint_every)
         if rep is None:
             click.echo(f"stopped at step {stop_after} (--stop-after); re-run the same command to continue")
             return

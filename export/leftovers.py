@@ -14,6 +14,7 @@ free space left once the failure happened (or a file that reached the process's 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -198,14 +199,16 @@ def disk_error(exc: BaseException, where: Path) -> str | None:
 
 
 def _hit_size_limit(where: Path) -> bool:
-    """Whether a file under ``where`` has reached this process's RLIMIT_FSIZE (writes past it fail)."""
+    """Whether ``where`` or a file under it has reached this process's RLIMIT_FSIZE (writes past it fail)."""
     try:
         import resource
     except ImportError:  # Windows: no such limit
         return False
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if limit == resource.RLIM_INFINITY or not where.is_dir():
+    if limit == resource.RLIM_INFINITY:
         return False
+    if where.is_file():
+        return where.stat().st_size >= limit
     for root, _, files in os.walk(where):
         for f in files:
             try:
@@ -220,7 +223,7 @@ def disk_sentence(kind: str, where: Path, what: str, need: int | None = None, du
     """The one sentence for a disk ``kind`` (see :func:`disk_error`) in ``where`` while ``what`` ran."""
     where = Path(where).absolute()
     if kind == "file-size":
-        return (f"A file of {what} in {where} grew past this process's file-size limit (ulimit -f); raise the "
+        return (f"A file written by {what} in {where} grew past this process's file-size limit (ulimit -f); raise the "
                 "limit or run without it.")
     free = size_text(free_bytes(where))
     if need is None:
@@ -230,6 +233,28 @@ def disk_sentence(kind: str, where: Path, what: str, need: int | None = None, du
     else:
         state = f"{what} needs about {size_text(need)}, {free} free"
     return f"Not enough disk space in {where}: {state}; free some space or use -o on another disk."
+
+
+@contextlib.contextmanager
+def removed_on_error(tmp: Path):
+    """A temporary file or directory that a failed write (a full disk, Ctrl-C) leaves is removed.
+
+    A write that failed for lack of space is re-raised as OSError(ENOSPC or EFBIG), judged
+    before the removal frees the space (numpy and others say "N requested and M written").
+    """
+    try:
+        yield
+    except BaseException as e:
+        kind = disk_error(e, tmp) if isinstance(e, Exception) and tmp.exists() else None
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        if kind == "full":
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp)) from e
+        if kind == "file-size":
+            raise OSError(errno.EFBIG, "File too large", str(tmp)) from e
+        raise
 
 
 def size_text(n: float) -> str:

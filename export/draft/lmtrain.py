@@ -17,7 +17,6 @@ on the CPU everything is fp32.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -32,7 +31,7 @@ from typing import Callable
 
 from edgespec.errors import EdgespecError
 
-from ..leftovers import remove_stale_files
+from ..leftovers import remove_stale_files, removed_on_error
 
 STATE = ".train/state.safetensors"
 LEGACY_STATE = ".train/state.pt"  # pickled by older versions: refused, never loaded
@@ -424,16 +423,3 @@ def write_json(path: Path, obj) -> None:
     with removed_on_error(tmp):
         tmp.write_text(json.dumps(obj, indent=1))
         os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def removed_on_error(tmp: Path):
-    """A temporary file or directory that a failed write (a full disk, Ctrl-C) leaves is removed."""
-    try:
-        yield
-    except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
-        raise

@@ -289,6 +289,9 @@ def _load_model(hf_dir: Path, half: bool):
     import torch
     from transformers import AutoModelForCausalLM
 
+    from .source import require_safetensors
+
+    require_safetensors(hf_dir, "model")  # a pickle-only checkpoint is refused, never unpickled
     try:
         # eager attention: plain matmul/softmax ops that every ONNX runtime (and OpenVINO) reads.
         with _quiet_transformers():

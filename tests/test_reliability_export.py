@@ -25,7 +25,7 @@ import pytest
 from edgespec import bundle
 from edgespec.errors import EdgespecError
 from edgespec.export import leftovers
-from edgespec.export.draft import fastdraft, lmtrain
+from edgespec.export.draft import fastdraft, lmtrain, trainstate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,7 +149,7 @@ def test_a_planted_token_cache_is_never_unpickled(tiny_dir, corpus, tmp_path):
 
 
 def test_training_state_is_safetensors_and_resumes(tmp_path):
-    """The state holds weights, optimizer tensors and RNG as tensors, the rest as JSON; tied weights once."""
+    """The state holds weights and optimizer tensors as tensors, the rest (RNG too) as JSON; tied weights once."""
     import torch
     import transformers as tf
     from safetensors import safe_open
@@ -161,10 +161,14 @@ def test_training_state_is_safetensors_and_resumes(tmp_path):
     lmtrain.train(model, data, tmp_path, cfg, progress=False, log=lambda s: None)
     with safe_open(str(tmp_path / lmtrain.STATE), "pt") as f:
         keys = set(f.keys())
-        meta = json.loads(f.metadata()["edgespec"])
-    assert meta["step"] == 3 and meta["config"]["steps"] == 3 and meta["aliases"] == {"lm_head.weight":
-                                                                                      "model.embed_tokens.weight"}
-    assert "rng/torch" in keys and any(k.endswith("/exp_avg_sq") for k in keys)
+        meta = json.loads(f.metadata()["meta"])
+    assert meta["step"] == 3 and meta["config"]["steps"] == 3 and meta["rng"]["torch"]
+    assert "model.model.embed_tokens.weight" in keys and "model.lm_head.weight" not in keys  # tied: once
+    assert any(k.endswith(".exp_avg_sq") for k in keys)
+    logs = []
+    lmtrain.train(model, data, tmp_path, lmtrain.TrainConfig(steps=4, seq_len=16, batch_size=2, lr=1e-2, warmup=1,
+                                                             log_every=1000), progress=False, log=logs.append)
+    assert "resuming from step 3" in logs[0] and trainstate.read_meta(tmp_path / lmtrain.STATE)["step"] == 4
     assert not any(p.name.endswith(".tmp") for p in (tmp_path / ".train").iterdir())
 
 
@@ -188,10 +192,10 @@ def test_training_killed_with_sigkill_resumes_from_its_last_saved_step(tmp_path)
     steps = 24
     p = subprocess.Popen([sys.executable, "-c", _TRAIN_SCRIPT, str(tmp_path / "k"), str(steps), "0"])
     state = tmp_path / "k" / lmtrain.STATE
-    _wait_for(lambda: state.is_file() and lmtrain.load_state(state)[0]["step"] >= 3, p)
+    _wait_for(lambda: state.is_file() and trainstate.read_meta(state)["step"] >= 3, p)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    saved = lmtrain.load_state(state)[0]["step"]
+    saved = trainstate.read_meta(state)["step"]
     assert 3 <= saved < steps
     stale = state.with_name(f".{state.name}.{p.pid}.tmp")  # as a kill during a save leaves it
     stale.write_bytes(b"half a state")

@@ -1,9 +1,9 @@
 """A small, resumable causal-LM trainer (the demo target and FastDraft stage 1/2), CPU or CUDA.
 
-Training state lives in ``OUT/.train/state.safetensors``: the weights, the optimizer's tensors and
-torch's RNG states as tensors, and the step, the optimizer's settings, the training config and the
-loss history as JSON in the file's metadata. Nothing is ever unpickled (a pickle runs the code it
-names when loaded): a ``state.pt`` of an older edgespec is refused, never read. The state is
+Training state lives in ``OUT/.train/state.safetensors`` (see trainstate): the weights and the
+optimizer's tensors as tensors; the step, the optimizer's settings, the training config, the loss
+history and torch's RNG states as JSON in the file's metadata. Nothing is ever unpickled (a pickle
+runs the code it names when loaded): a ``state.pt`` of an older edgespec is refused, never read. The state is
 written to a temporary file and renamed, so an interrupted run never leaves a corrupt checkpoint
 and re-running the same command resumes at the last saved step. The batch of step ``s`` is a pure
 function of ``(seed, s)`` (the data position is the step), so a resumed run sees exactly the
@@ -32,6 +32,7 @@ from typing import Callable
 from edgespec.errors import EdgespecError
 
 from ..leftovers import remove_stale_files, removed_on_error
+from . import trainstate
 
 STATE = ".train/state.safetensors"
 LEGACY_STATE = ".train/state.pt"  # pickled by older versions: refused, never loaded
@@ -170,77 +171,33 @@ def remove_leftovers(directory: Path, pattern: str, log: Callable[[str], None]) 
             f"({', '.join(p.name for p in gone)})")
 
 
-def save_state(path: Path, model, opt, meta: dict) -> None:
-    """Write the training state (see the module docstring) to ``path`` atomically; no pickle."""
-    import torch
-    from safetensors.torch import save_file
+def _rng_state() -> dict:
+    """torch's RNG states as text for the state's JSON (the batches need none: they are pure in the step)."""
+    import base64
 
-    tensors, aliases, views = {}, {}, {}
-    for k, v in model.state_dict().items():
-        view = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), tuple(v.stride()), v.dtype)
-        if view in views:  # tied weights (embeddings = LM head): stored once
-            aliases[k] = views[view]
-            continue
-        views[view] = k
-        tensors[f"model/{k}"] = v.detach().contiguous()
-    osd = opt.state_dict()
-    scalars = {}
-    for idx, st in osd["state"].items():
-        for name, val in st.items():
-            if torch.is_tensor(val):
-                tensors[f"optimizer/{idx}/{name}"] = val.detach().contiguous()
-            else:
-                scalars[f"{idx}/{name}"] = val
-    tensors["rng/torch"] = torch.get_rng_state()
+    import torch
+
+    def text(t) -> str:
+        return base64.b64encode(t.numpy().tobytes()).decode("ascii")
+
+    out = {"torch": text(torch.get_rng_state())}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, r in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng/cuda/{i}"] = r
-    meta = dict(meta, format=_STATE_FORMAT, version=_STATE_VERSION, aliases=aliases,
-                param_groups=osd["param_groups"], optimizer_scalars=scalars)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with removed_on_error(tmp):
-        save_file({k: t.cpu() for k, t in tensors.items()}, str(tmp), metadata={"edgespec": json.dumps(meta)})
-        os.replace(tmp, path)
+        out["cuda"] = [text(s) for s in torch.cuda.get_rng_state_all()]
+    return out
 
 
-def load_state(path: Path) -> tuple[dict, dict]:
-    """(meta, tensors) of a state written by :func:`save_state`; one sentence if it is not one."""
-    from safetensors import safe_open
+def _set_rng_state(rng: dict) -> None:
+    import base64
 
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = json.loads((f.metadata() or {})["edgespec"])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        if meta.get("format") != _STATE_FORMAT or meta.get("version") != _STATE_VERSION:
-            raise ValueError(f"format {meta.get('format')!r} version {meta.get('version')!r}")
-    except Exception as e:  # truncated, damaged or foreign: only from outside; say so
-        raise EdgespecError(f"training checkpoint {path} is unreadable ({e.__class__.__name__}); delete "
-                            f"{path.parent} to start over.") from None
-    return meta, tensors
-
-
-def _restore(model, opt, meta: dict, tensors: dict) -> None:
     import torch
 
-    sd = {k[len("model/"):]: t for k, t in tensors.items() if k.startswith("model/")}
-    for k, first in meta["aliases"].items():
-        sd[k] = sd[first]
-    model.load_state_dict(sd)
-    state: dict = {}
-    for k, t in tensors.items():
-        if k.startswith("optimizer/"):
-            _, idx, name = k.split("/", 2)
-            state.setdefault(int(idx), {})[name] = t
-    for k, v in meta["optimizer_scalars"].items():
-        idx, name = k.split("/", 1)
-        state.setdefault(int(idx), {})[name] = v
-    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g for g in meta["param_groups"]]
-    opt.load_state_dict({"state": state, "param_groups": groups})
-    torch.set_rng_state(tensors["rng/torch"])
-    cuda = [tensors[f"rng/cuda/{i}"] for i in range(torch.cuda.device_count()) if f"rng/cuda/{i}" in tensors]
-    if cuda and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
+    def tensor(text: str):
+        return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+    torch.set_rng_state(tensor(rng["torch"]))
+    cuda = rng.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([tensor(t) for t in cuda])
 
 
 def save_hf(model, tok, out: Path, extra_files: dict[str, str] | None = None, dtype=None) -> None:
@@ -293,12 +250,16 @@ def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: 
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
     step, history = 0, []
     if state_path.is_file():
-        meta, tensors = load_state(state_path)
+        meta = trainstate.read_meta(state_path)
+        if meta.get("format") != _STATE_FORMAT or meta.get("version") != _STATE_VERSION:
+            raise EdgespecError(f"training checkpoint {state_path} was not written by this trainer; delete "
+                                f"{state_path.parent} to start over.")
         if meta.get("config", {}).get("seq_len") != cfg.seq_len or meta.get("n_params") != _n_params(model):
             raise EdgespecError(f"the checkpoint in {out} was made with other settings (model size or sequence "
                                 "length); use another output directory or the same settings.")
         try:
-            _restore(model, opt, meta, tensors)
+            trainstate.load_state(state_path, model, opt, device)
+            _set_rng_state(meta["rng"])
         except (KeyError, ValueError, RuntimeError) as e:
             raise EdgespecError(f"training checkpoint {state_path} does not fit this model ({e.__class__.__name__}); "
                                 f"delete {state_path.parent} to start over.") from None
@@ -309,8 +270,10 @@ def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: 
                             f"{cfg.seq_len}; use a larger corpus or a smaller --seq-len.")
 
     def save():
-        save_state(state_path, model, opt, {"step": step, "config": asdict(cfg), "n_params": _n_params(model),
-                                            "history": history})
+        meta = {"format": _STATE_FORMAT, "version": _STATE_VERSION, "step": step, "config": asdict(cfg),
+                "n_params": _n_params(model), "history": history, "rng": _rng_state()}
+        with removed_on_error(state_path.with_name(f".{state_path.name}.{os.getpid()}.tmp")):
+            trainstate.save_state(state_path, model, opt, meta)
 
     bar = None
     if progress and sys.stderr.isatty():

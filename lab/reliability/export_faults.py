@@ -149,11 +149,11 @@ def train_args(target, corpus, out, steps):
 
 
 def saved_step(out: Path) -> int | None:
-    from edgespec.export.draft import lmtrain
+    from edgespec.export.draft import lmtrain, trainstate
 
     if not (out / lmtrain.STATE).is_file():
         return None
-    return int(lmtrain.load_state(out / lmtrain.STATE)[0]["step"])
+    return int(trainstate.read_meta(out / lmtrain.STATE)["step"])
 
 
 def temp_files(out: Path) -> list[Path]:
@@ -286,7 +286,7 @@ def disk_train(a, target, corpus) -> None:
         for i in range(a.runs):
             shutil.rmtree(out, ignore_errors=True)
             (disk / "filler").unlink(missing_ok=True)
-            p = subprocess.Popen(cli(*train_args(target, corpus, out, 10 * a.train_steps)), stdout=subprocess.DEVNULL,
+            p = subprocess.Popen(cli(*train_args(target, corpus, out, a.train_steps)), stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True, env=env)
             wait_for(lambda: (out / ".train").is_dir(), p)
             at = random.uniform(0, 3)
@@ -307,7 +307,7 @@ def disk_train(a, target, corpus) -> None:
                 check(False, f"disk-train: the last saved state still loads ({e})")
             check(temp_files(out) == [] and checkpoint_whole(out), "disk-train: no temporary or half-written files")
             filler.unlink()
-            r = subprocess.run(cli(*train_args(target, corpus, out, 10 * a.train_steps)), capture_output=True,
+            r = subprocess.run(cli(*train_args(target, corpus, out, a.train_steps)), capture_output=True,
                                text=True, env=env)
             resumed = step is None or f"resuming from step {step}" in r.stderr
             check(r.returncode == 0 and resumed, "disk-train: once freed, training resumes and completes")
@@ -337,7 +337,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["all", "kill-export", "kill-train", "disk-export", "disk-train", "fsize"])
     ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--train-steps", type=int, default=30)
+    ap.add_argument("--train-steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--target", type=Path, default=None, help="export this target instead of the tiny one")
     ap.add_argument("--draft", type=Path, default=None)

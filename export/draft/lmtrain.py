@@ -2,12 +2,12 @@
 
 Training state lives in ``OUT/.train/state.safetensors`` (see trainstate): the weights and the
 optimizer's tensors as tensors; the step, the optimizer's settings, the training config, the loss
-history and torch's RNG states as JSON in the file's metadata. Nothing is ever unpickled (a pickle
-runs the code it names when loaded): a ``state.pt`` of an older edgespec is refused, never read. The state is
-written to a temporary file and renamed, so an interrupted run never leaves a corrupt checkpoint
-and re-running the same command resumes at the last saved step. The batch of step ``s`` is a pure
-function of ``(seed, s)`` (the data position is the step), so a resumed run sees exactly the
-batches an uninterrupted run would. The final HF checkpoint (safetensors + tokenizer) is written
+history and torch's RNG states as JSON in the file's metadata. Nothing is ever unpickled (a
+pickle runs the code it names when loaded): a ``state.pt`` of an older edgespec is refused, never
+read. The state is written to a temporary file and renamed, so an interrupted run never leaves a
+corrupt checkpoint and re-running the same command resumes at the last saved step. The batch of
+step ``s`` is a pure function of ``(seed, s)`` (the data position is the step), so a resumed run
+sees exactly the batches an uninterrupted run would. The final HF checkpoint (safetensors + tokenizer) is written
 into ``OUT`` the same way, ``config.json`` last. Temporary files carry their writer's pid; those
 of a run that was killed are removed by the next run (one line in the log).
 
@@ -165,7 +165,11 @@ def _stderr(msg: str) -> None:
 
 def remove_leftovers(directory: Path, pattern: str, log: Callable[[str], None]) -> None:
     """Remove the temporary files matching ``pattern`` that killed runs left in ``directory``."""
-    gone = remove_stale_files(directory, pattern, lambda p: int(m.group(1)) if (m := _TMP_PID.match(p.name)) else None)
+    def writer(p: Path) -> int | None:
+        m = _TMP_PID.match(p.name)
+        return int(m.group(1)) if m else None
+
+    gone = remove_stale_files(directory, pattern, writer)
     if gone:
         log(f"removed {len(gone)} partial file{'s' if len(gone) > 1 else ''} left by an interrupted run "
             f"({', '.join(p.name for p in gone)})")

@@ -36,7 +36,7 @@ from edgespec.bundle import (
 )
 from edgespec.errors import EdgespecError, ExportError
 
-from .leftovers import disk_error, disk_sentence, free_bytes, remove_stale_partials, write_owner
+from .leftovers import OWNER_FILE, disk_error, disk_sentence, free_bytes, remove_stale_partials, write_owner
 from .source import Source, inspect_source
 from .validate import THRESHOLDS
 
@@ -309,6 +309,7 @@ def _building(out: Path, force: bool, need: int) -> Iterator[Path]:
             try:
                 write_owner(tmp)
                 yield tmp
+                (tmp / OWNER_FILE).unlink()  # not part of the bundle
             except Exception as e:
                 kind = disk_error(e, tmp)  # while the partial directory still takes its space
                 raise

@@ -258,7 +258,7 @@ def test_an_export_killed_with_sigkill_is_cleaned_up_by_the_next(tiny_dir, tiny_
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"removed 1 partial directory left by an interrupted export ({partial.name})" in r.stderr
     assert not partial.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["b"]
-    assert bundle.load(out).target.name == "target"
+    assert bundle.load(out).target.name == "target" and not (out / leftovers.OWNER_FILE).exists()
 
 
 def test_only_partial_directories_of_ended_runs_are_removed(tmp_path):

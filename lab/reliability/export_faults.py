@@ -151,9 +151,12 @@ def train_args(target, corpus, out, steps):
 def saved_step(out: Path) -> int | None:
     from edgespec.export.draft import lmtrain, trainstate
 
-    if not (out / lmtrain.STATE).is_file():
+    try:
+        return int(trainstate.read_meta(out / lmtrain.STATE)["step"])
+    except Exception:
+        if (out / lmtrain.STATE).is_file():
+            raise
         return None
-    return int(trainstate.read_meta(out / lmtrain.STATE)["step"])
 
 
 def temp_files(out: Path) -> list[Path]:
@@ -172,20 +175,25 @@ def kill_train(a, target, corpus) -> None:
     out.parent.mkdir(parents=True)
     steps = a.train_steps
     t = time.time()
-    r = subprocess.run(cli(*train_args(target, corpus, out, steps)), capture_output=True, text=True)
-    full_s = time.time() - t
-    check(r.returncode == 0, "kill-train: baseline training succeeds")
+    p = subprocess.Popen(cli(*train_args(target, corpus, out, steps)), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    wait_for(lambda: saved_step(out) is not None, p)
+    t_first = time.time()
+    check(p.wait() == 0, "kill-train: baseline training succeeds")
+    train_s = time.time() - t_first
     shutil.rmtree(out)
-    print(f"kill-train: a whole run of {steps} steps takes {full_s:.1f} s; {a.runs} runs killed at random times",
-          flush=True)
+    print(f"kill-train: a whole run of {steps} steps takes {time.time() - t:.1f} s, {train_s:.1f} s of it after the "
+          f"first save; {a.runs} runs killed at random times after their first save", flush=True)
     resumed_ok = 0
     for i in range(a.runs):
         prev = saved_step(out)
         tmp_before = temp_files(out)
         p = subprocess.Popen(cli(*train_args(target, corpus, out, steps)), stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
-        at = random.uniform(0.5, full_s)
+        wait_for(lambda: saved_step(out) not in (None, prev), p)  # this run is training and saving
+        at = random.uniform(0, train_s)
         time.sleep(at)
+        finished = p.poll() is not None
         p.send_signal(signal.SIGKILL)
         _, err = p.communicate()
         m = re.search(r"resuming from step (\d+)", err)
@@ -200,7 +208,8 @@ def kill_train(a, target, corpus) -> None:
             now = None
             check(False, f"kill-train: the saved state loads ({e})")
         check(checkpoint_whole(out), "kill-train: no half-written checkpoint at -o")
-        print(f"  run {i + 1}: kill at {at:.1f} s: saved step {prev} -> {now}, "
+        print(f"  run {i + 1}: kill {at:.1f} s after its first save{' (already finished)' if finished else ''}: "
+              f"saved step {prev} -> {now}, "
               f"{len(temp_files(out))} temporary files left", flush=True)
     r = subprocess.run(cli(*train_args(target, corpus, out, steps)), capture_output=True, text=True)
     check(r.returncode == 0 and (out / "edgespec_draft.json").is_file(), "kill-train: the last run completes")

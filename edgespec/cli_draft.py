@@ -6,6 +6,7 @@ Heavy imports (torch, transformers, the export side) happen inside the commands,
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -34,6 +35,45 @@ def _check_dir(path: Path, what: str) -> Path:
     if not Path(path).is_dir():
         raise EdgespecError(f"{what} {path} does not exist; pass a directory.")
     return Path(path)
+
+
+def _check_ranges(*checks: tuple) -> None:
+    """One sentence for the first option outside its range: checks are (flag, value, low, high).
+
+    ``value`` None (option not given) passes; ``low``/``high`` None are open ends; a float flag
+    must also be a finite number.
+    """
+    import math
+
+    for flag, value, low, high in checks:
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise EdgespecError(f"{flag} must be a finite number (got {value}).")
+        if (low is not None and value < low) or (high is not None and value > high):
+            if high is None:
+                want = f"at least {low}"
+            elif low is None:
+                want = f"at most {high}"
+            else:
+                want = f"between {low} and {high}"
+            raise EdgespecError(f"{flag} must be {want} (got {value}).")
+
+
+@contextlib.contextmanager
+def _disk_errors(out: Path, what: str):
+    """A disk that fills up while ``what`` writes ``out`` becomes one sentence, not a traceback."""
+    try:
+        yield
+    except EdgespecError:
+        raise
+    except Exception as e:
+        from edgespec.export.leftovers import disk_error, disk_sentence
+
+        kind = disk_error(e, out)
+        if kind is None:
+            raise
+        raise EdgespecError(disk_sentence(kind, out, what)) from None
 
 
 def _print_figures(title: str, rows: dict, as_json: bool) -> None:
@@ -99,43 +139,62 @@ def register(cli: click.Group) -> None:
                   help="Stage 1: the drafter's context length (max positions; default max(512, --seq-len)).")
     @click.option("--resume/--no-resume", default=True, show_default=True,
                   help="Continue from OUT's checkpoint when there is one.")
+    @click.option("--checkpoint-every", "checkpoint_every", type=float, default=180.0, show_default=True,
+                  metavar="SECONDS", help="Save the training state this often (a re-run resumes from the last save).")
     @click.option("--stop-after", type=int, default=None, hidden=True,
                   help="End this run at that step (checkpoint kept); re-run to continue.")
     @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
     def train(stage, corpus, target, draft_dir, tokenizer, arch, hidden, layers, heads, steps, seq_len, batch_size, lr,
               sequences, new_tokens, gen_batch, kl_weight, gen_dir, eval_corpus, prompts, n_eval, k, seed, threads,
-              device, ctx, resume, stop_after, out):
+              device, ctx, resume, checkpoint_every, stop_after, out):
         """Train a drafter (FastDraft). Resumable: re-run the same command to continue.
 
         \b
         stage 1:  edgespec draft train --stage pretrain --corpus DIR --target T --hidden 192 --layers 2 -o D1
         stage 2:  edgespec draft train --stage distill --target T --draft D1 --corpus DIR -o D2
         """
+        _check_ranges(("--hidden", hidden, 1, None), ("--layers", layers, 1, None), ("--heads", heads, 1, hidden),
+                      ("--steps", steps, 1, None), ("--seq-len", seq_len, 2, None), ("--batch-size", batch_size, 1, None),
+                      ("--sequences", sequences, 1, None), ("--new-tokens", new_tokens, 1, None),
+                      ("--gen-batch", gen_batch, 1, None), ("--kl-weight", kl_weight, 0.0, 1.0),
+                      ("--eval-prompts", n_eval, 0, None), ("--k", k, 1, 32), ("--seed", seed, 0, None),
+                      ("--threads", threads, 1, None), ("--ctx", ctx, 2, None), ("--stop-after", stop_after, 1, None),
+                      ("--checkpoint-every", checkpoint_every, 0.0, None))
+        if lr is not None and not (lr > 0 and lr < float("inf")):
+            raise EdgespecError(f"--lr must be a positive number (got {lr}).")
+        heads_eff = heads or max(1, hidden // 64)
+        if hidden % heads_eff:
+            raise EdgespecError(f"--hidden {hidden} must be a multiple of the number of attention heads ({heads_eff}); "
+                                "change --hidden or --heads.")
         _export_side()
-        from edgespec.export.draft import fastdraft
+        from edgespec.export.draft import fastdraft, lmtrain
 
         if not Path(corpus).exists():
             raise EdgespecError(f"corpus {corpus} does not exist; pass a directory of text/Python files or a .jsonl/.txt file.")
-        if (Path(out) / ".train" / "state.pt").is_file() and not resume:
+        lmtrain.refuse_legacy_state(out)
+        if (Path(out) / lmtrain.STATE).is_file() and not resume:
             raise EdgespecError(f"{out} holds a training checkpoint; pass --resume to continue it or choose another -o.")
         eval_prompts = _prompts(prompts, n_eval) if (n_eval and target) else None
-        if stage == "pretrain":
-            if target:
-                _check_dir(target, "target")
-            rep = fastdraft.pretrain(corpus, out, tokenizer=tokenizer, target=target, hidden=hidden, layers=layers,
-                                     heads=heads, steps=steps or 1000, seq_len=seq_len, batch_size=batch_size,
-                                     lr=lr or 2e-3, seed=seed, threads=threads, eval_corpus=eval_corpus,
-                                     eval_prompts=eval_prompts, k=k, stop_after=stop_after, device=device, ctx=ctx)
-        else:
-            if not target or not draft_dir:
-                raise EdgespecError("stage 2 needs --target DIR (the model that writes the data) and --draft DIR "
-                                    "(the stage-1 drafter).")
-            rep = fastdraft.distill(_check_dir(target, "target"), _check_dir(draft_dir, "drafter"), corpus, out,
-                                    n_sequences=sequences, new_tokens=new_tokens, gen_batch=gen_batch,
-                                    steps=steps or 300, seq_len=seq_len, batch_size=batch_size, lr=lr or 5e-4,
-                                    kl_weight=kl_weight, seed=seed, threads=threads, gen_dir=gen_dir,
-                                    eval_prompts=eval_prompts, eval_corpus=eval_corpus, k=k, stop_after=stop_after,
-                                    device=device)
+        with _disk_errors(out, "training"):
+            if stage == "pretrain":
+                if target:
+                    _check_dir(target, "target")
+                rep = fastdraft.pretrain(corpus, out, tokenizer=tokenizer, target=target, hidden=hidden, layers=layers,
+                                         heads=heads, steps=1000 if steps is None else steps, seq_len=seq_len,
+                                         batch_size=batch_size, lr=lr or 2e-3, seed=seed, threads=threads,
+                                         eval_corpus=eval_corpus, eval_prompts=eval_prompts, k=k, stop_after=stop_after,
+                                         device=device, ctx=ctx, checkpoint_every_s=checkpoint_every)
+            else:
+                if not target or not draft_dir:
+                    raise EdgespecError("stage 2 needs --target DIR (the model that writes the data) and --draft DIR "
+                                        "(the stage-1 drafter).")
+                rep = fastdraft.distill(_check_dir(target, "target"), _check_dir(draft_dir, "drafter"), corpus, out,
+                                        n_sequences=sequences, new_tokens=new_tokens, gen_batch=gen_batch,
+                                        steps=300 if steps is None else steps, seq_len=seq_len,
+                                        batch_size=batch_size, lr=lr or 5e-4,
+                                        kl_weight=kl_weight, seed=seed, threads=threads, gen_dir=gen_dir,
+                                        eval_prompts=eval_prompts, eval_corpus=eval_corpus, k=k, stop_after=stop_after,
+                                        device=device, checkpoint_every_s=checkpoint_every)
         if rep is None:
             click.echo(f"stopped at step {stop_after} (--stop-after); re-run the same command to continue")
             return
@@ -158,6 +217,10 @@ def register(cli: click.Group) -> None:
     @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
     def trim(draft_dir, target, calibration, keep, coverage, sequences, prompts, n_eval, k, out):
         """Trim a drafter's LM head to the tokens its target emits (VocabTrim)."""
+        _check_ranges(("--keep", keep, 1, None), ("--coverage", coverage, None, 1.0), ("--sequences", sequences, 1, None),
+                      ("--eval-prompts", n_eval, 0, None), ("--k", k, 1, 32))
+        if coverage is not None and not coverage > 0:
+            raise EdgespecError(f"--coverage must be above 0 and at most 1 (got {coverage}).")
         _export_side()
         from edgespec.export.draft import vocabtrim
 
@@ -165,8 +228,9 @@ def register(cli: click.Group) -> None:
             raise EdgespecError("trim needs calibration text: pass --target DIR (generates it) or --calibration FILE.")
         if keep is not None and coverage is not None:
             raise EdgespecError("pass either --keep or --coverage, not both.")
-        rep = vocabtrim.trim(_check_dir(draft_dir, "drafter"), out, target=target, calibration=calibration, keep=keep,
-                             coverage=coverage if keep is None else None, n_sequences=sequences)
+        with _disk_errors(out, "the trim"):
+            rep = vocabtrim.trim(_check_dir(draft_dir, "drafter"), out, target=target, calibration=calibration, keep=keep,
+                                 coverage=coverage if keep is None else None, n_sequences=sequences)
         if target and n_eval:
             rep["figures"] = vocabtrim.compare(Path(target), Path(draft_dir), Path(out), _prompts(prompts, n_eval), k=k)
             vocabtrim.write_report(Path(out), rep)
@@ -186,6 +250,7 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def eval_(target, drafts, k, prompts, num_prompts, max_new_tokens, timing, as_json):
         """acceptance_rate, mean_accepted and mbsu of drafters against a target (greedy simulation)."""
+        _check_ranges(("--k", k, 1, 32), ("--num-prompts", num_prompts, 1, None), ("--max-new-tokens", max_new_tokens, 1, None))
         _export_side()
         from edgespec.export.draft import acceptance
 

@@ -140,8 +140,9 @@ def register(cli: click.Group) -> None:
 
     @cli.command()
     @click.argument("bundle", type=click.Path(path_type=Path))
-    @click.option("--prompts", "prompts_file", type=click.Path(exists=True, path_type=Path), default=None,
-                  help="A .json list of prompts, or a text file with one prompt per line.")
+    @click.option("--prompts", "prompts_file", type=click.Path(path_type=Path), default=None,
+                  help="A .json list of prompts, a .jsonl file with a \"prompt\" per line, or a text file with "
+                       "one prompt per line.")
     @click.option("--k", "k", default="4", show_default=True, help="Draft length (1..32) or 'auto'.")
     @click.option("--max-new-tokens", type=int, default=64, show_default=True)
     @click.option("--repeats", type=int, default=3, show_default=True, help="Timed runs per prompt and configuration.")
@@ -154,6 +155,9 @@ def register(cli: click.Group) -> None:
         Greedy, ignore_eos, the same max_new_tokens for all; one warm-up run per configuration,
         then runs interleaved (configuration after configuration, prompt after prompt) and the
         median per configuration. Speedup = tokens/s over autoregressive's, from this run."""
+        for flag, value in (("--max-new-tokens", max_new_tokens), ("--repeats", repeats)):
+            if value < 1:
+                raise EdgespecError(f"{flag} must be at least 1 (got {value}).")
         prompts = _read_prompts(prompts_file)
         pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes,
                      not no_verify)
@@ -180,18 +184,55 @@ _DEFAULT_PROMPTS = [
 ]
 
 
+_PROMPT_FORMS = ("a .json list of strings, a .jsonl file with a \"prompt\" per line, or a text file with one "
+                 "prompt per line")
+
+
 def _read_prompts(path: Path | None) -> list[str]:
+    """The prompts of ``edgespec profile --prompts``: one sentence for a file that holds none."""
     if path is None:
         return list(_DEFAULT_PROMPTS)
-    text = path.read_text(encoding="utf-8")
+    if not path.exists():
+        raise EdgespecError(f"prompt file {path} does not exist; pass {_PROMPT_FORMS}.")
+    if path.is_dir():
+        raise EdgespecError(f"prompt file {path} is a directory; pass {_PROMPT_FORMS}.")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise EdgespecError(f"prompt file {path} cannot be read ({e.strerror}); check its permissions.") from None
+    if b"\0" in raw:
+        raise EdgespecError(f"prompt file {path} is not a text file (it holds NUL bytes); pass {_PROMPT_FORMS}.")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise EdgespecError(f"prompt file {path} is not UTF-8 text (byte {e.start} is not UTF-8); save it as "
+                            "UTF-8.") from None
     if path.suffix == ".json":
-        prompts = json.loads(text)
+        try:
+            prompts = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise EdgespecError(f"prompt file {path} is not valid JSON ({e.msg} at line {e.lineno}); it must hold "
+                                "a JSON list of strings.") from None
         if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-            raise EdgespecError(f"{path} must hold a JSON list of strings.")
+            raise EdgespecError(f"prompt file {path} must hold a JSON list of strings.")
+    elif path.suffix == ".jsonl":
+        prompts = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                row = None
+            if not (isinstance(row, dict) and isinstance(row.get("prompt"), str)):
+                raise EdgespecError(f"line {n} of prompt file {path} is not a JSON object with a \"prompt\" string; "
+                                    "each line of a .jsonl prompt file must be one.")
+            prompts.append(row["prompt"])
     else:
-        prompts = [line for line in text.splitlines() if line.strip()]
+        prompts = text.splitlines()
+    prompts = [p for p in prompts if p.strip()]
     if not prompts:
-        raise EdgespecError(f"{path} holds no prompts; add at least one.")
+        raise EdgespecError(f"prompt file {path} holds no prompts; add at least one.")
     return prompts
 
 

@@ -6,13 +6,16 @@
 Per model (target first, then each drafter): inspect the checkpoint, convert (OpenVINO stateful
 IR + NNCF, or ONNX), convert the tokenizer with openvino-tokenizers, validate against torch fp32,
 and describe it in ``edgespec.json``. Everything is built in a temporary directory that becomes
-``out`` only when all of it succeeded (a failure or Ctrl-C leaves nothing).
+``out`` only when all of it succeeded (a failure or Ctrl-C leaves nothing; what a kill -9 leaves,
+the next export to the same output removes, see export.leftovers). A disk that fills up is
+reported as such, with the space the export needs (estimated before any work, see _disk_needed).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +36,7 @@ from edgespec.bundle import (
 )
 from edgespec.errors import EdgespecError, ExportError
 
+from .leftovers import OWNER_FILE, disk_error, disk_sentence, free_bytes, remove_stale_partials, write_owner
 from .source import Source, inspect_source
 from .validate import THRESHOLDS
 
@@ -254,16 +258,66 @@ def _token_bytes(name: str, src: Source, mdir: Path, rel: dict | None, cross: bo
         raise ExportError(f"Cannot draft across vocabularies with {who}: {e}") from None
 
 
-def _check_disk(out: Path, sources: list[Source]) -> None:
-    need = 3 * sum(s.checkpoint_bytes() for s in sources)
-    parent = out.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    free = shutil.disk_usage(parent).free
+# Bytes per parameter of the written weights, by precision (INT4 counts its scales and the INT8
+# embeddings NNCF keeps; a ratio below 1 moves layers to INT8, hence the margin).
+_BYTES_PER_PARAM = {"int4": 0.75, "int8": 1.05, "fp16": 2.05, "fp32": 4.05}
+
+
+def _disk_needed(sources: list[Source], weights: str, format: str) -> int:
+    """About how many bytes the export writes at its peak, from the checkpoints and ``weights``.
+
+    Each model's written weights and tokenizer files stay until the end; the float model traced
+    before compression (the checkpoint's dtype for OpenVINO, f32 or f16 for ONNX) exists for one
+    model at a time.
+    """
+    kept, traced = 0, 0
+    for s in sources:
+        params = s.parameter_count()
+        tok = sum(p.stat().st_size for p in s.dir.iterdir() if p.is_file() and p.name in _HF_FILES)
+        kept += int(params * _BYTES_PER_PARAM[weights]) + 4 * tok + 2**20
+        if format == "onnx":
+            floats = params * (2 if weights == "fp16" else 4)
+        else:
+            floats = params * 4 if weights == "fp32" else max(s.checkpoint_bytes(), params * 2)
+        traced = max(traced, floats)
+    return int(1.1 * (kept + traced))
+
+
+def _check_disk(out: Path, sources: list[Source], weights: str, format: str, progress: bool) -> int:
+    """Remove what killed exports to ``out`` left, then refuse early when the disk is too small.
+
+    Returns the estimate of the bytes needed (for the message should the disk fill up anyway).
+    """
+    removed = remove_stale_partials(out)
+    if removed and progress:
+        print(f"removed {len(removed)} partial director{'y' if len(removed) == 1 else 'ies'} left by an "
+              f"interrupted export ({', '.join(p.name for p in removed)})", file=sys.stderr, flush=True)
+    need = _disk_needed(sources, weights, format)
+    free = free_bytes(out)
     if free < need:
-        raise ExportError(f"Not enough disk space at {parent}: the export needs about {need / 2**30:.1f} GiB "
-                          f"(3x the checkpoints) but {free / 2**30:.1f} GiB are free; free some space or "
-                          "choose another output directory.")
+        raise ExportError(disk_sentence("full", out.absolute().parent, "the export", need, during=False))
+    return need
+
+
+@contextmanager
+def _building(out: Path, force: bool, need: int) -> Iterator[Path]:
+    """``atomic_directory`` with an owner record inside (see export.leftovers) and a disk that
+    fills up told as such, whatever the library that hit it said."""
+    kind = None
+    try:
+        with atomic_directory(out, force=force) as tmp:
+            try:
+                write_owner(tmp)
+                yield tmp
+                (tmp / OWNER_FILE).unlink()  # not part of the bundle
+            except Exception as e:
+                kind = disk_error(e, tmp)  # while the partial directory still takes its space
+                raise
+    except Exception as e:
+        kind = kind or (disk_error(e, out) if isinstance(e, OSError) else None)
+        if kind is None:
+            raise
+        raise ExportError(disk_sentence(kind, out.absolute().parent, "the export", need)) from None
 
 
 def _names(n_drafts: int, draft_names: Sequence[str] | None) -> list[str]:
@@ -323,7 +377,7 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
     hashes = [vocab_hash(s.tokenizer.get_vocab()) for s in sources]
     relations = [None] + [_relation(d, h, tsrc, hashes[0]) for d, h in zip(sources[1:], hashes[1:])]
     cross = any(r and r["kind"] == "cross_vocab" for r in relations)
-    _check_disk(out, sources)
+    need = _check_disk(out, sources, weights, format, progress)
     if format == "onnx":
         _onnx_module()  # fail before any work when the ONNX exporter is unavailable
     threshold = min_agreement if min_agreement is not None else THRESHOLDS[weights]
@@ -332,7 +386,7 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
     rep = _Reporter(progress, total=steps_per_model * len(sources))
     models = []
     timings = {}
-    with atomic_directory(out, force=force) as tmp, rep.running():
+    with _building(out, force, need) as tmp, rep.running():
         for name, src, h, rel in zip(names, sources, hashes, relations):
             t_model = time.perf_counter()
             mdir = tmp / name

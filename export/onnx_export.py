@@ -289,6 +289,9 @@ def _load_model(hf_dir: Path, half: bool):
     import torch
     from transformers import AutoModelForCausalLM
 
+    from .source import require_safetensors
+
+    require_safetensors(hf_dir, "model")  # a pickle-only checkpoint is refused, never unpickled
     try:
         # eager attention: plain matmul/softmax ops that every ONNX runtime (and OpenVINO) reads.
         with _quiet_transformers():
@@ -297,6 +300,7 @@ def _load_model(hf_dir: Path, half: bool):
                 dtype=torch.float16 if half else torch.float32,
                 attn_implementation="eager",
                 local_files_only=True,
+                use_safetensors=True,
             )
     except Exception as err:
         raise ExportError(

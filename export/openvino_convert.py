@@ -80,7 +80,8 @@ def export_ir(src: Source, work_dir: Path, precision: str = "fp32") -> Path:
             # above 1B parameters: NNCF below applies exactly the precision the user asked for.
             main_export(str(src.dir), output=str(work_dir), task="text-generation-with-past", stateful=True,
                         ov_config=OVConfig(dtype="fp32" if precision == "fp32" else None),
-                        convert_tokenizer=False, local_files_only=True, library_name="transformers")
+                        convert_tokenizer=False, local_files_only=True, library_name="transformers",
+                        model_loading_kwargs={"use_safetensors": True})  # never unpickle weights
         except KeyboardInterrupt:
             raise
         except Exception as e:

@@ -186,9 +186,7 @@ def inspect_source(given: str | os.PathLike, role: str = "target") -> Source:
         raise ExportError(f"The {role} {given} is a {what} model, not a causal language model; edgespec exports "
                           "decoder-only LMs (*ForCausalLM).")
     _check_supported(config.model_type, role, given)
-    if not any(d.glob("*.safetensors")) and not any(d.glob("pytorch_model*.bin")):
-        raise ExportError(f"The {role} directory {given} has no weights (*.safetensors or pytorch_model.bin); "
-                          "download the full checkpoint.")
+    require_safetensors(d, role, given)
     try:
         tok = tf.AutoTokenizer.from_pretrained(d)
     except Exception as e:
@@ -201,6 +199,31 @@ def inspect_source(given: str | os.PathLike, role: str = "target") -> Source:
         except (OSError, json.JSONDecodeError):
             gen = {}
     return Source(given=str(given), dir=d, config=config, tokenizer=tok, generation_config=gen)
+
+
+# Weights stored as Python pickles (torch.save): loading one runs whatever code it names.
+_PICKLE_WEIGHTS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def require_safetensors(d: Path, role: str, given=None) -> None:
+    """Refuse a checkpoint whose weights are not in safetensors files, before anything loads it.
+
+    Only safetensors checkpoints are ever loaded (transformers gets ``use_safetensors=True``):
+    a pickle-only checkpoint (``pytorch_model.bin``) is refused with the conversion to run where
+    the file is trusted, never unpickled.
+    """
+    d = Path(d)
+    if any(d.glob("*.safetensors")):
+        return
+    pickles = sorted({p.name for pat in _PICKLE_WEIGHTS for p in d.glob(pat) if p.is_file()})
+    if pickles:
+        shown = ", ".join(pickles[:3]) + (", ..." if len(pickles) > 3 else "")
+        raise ExportError(f"The {role} directory {given or d} holds only pickle weights ({shown}); edgespec loads "
+                          "only safetensors checkpoints, because loading a pickle can run code; convert it where "
+                          "you trust the file (python -c \"import transformers as t; t.AutoModelForCausalLM."
+                          f"from_pretrained('{d}').save_pretrained('{d}-safetensors')\") and pass the new directory.")
+    raise ExportError(f"The {role} directory {given or d} has no weights (*.safetensors); download the full "
+                      "checkpoint.")
 
 
 def _check_supported(model_type: str, role: str, given) -> None:

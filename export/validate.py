@@ -54,7 +54,7 @@ def torch_logits(src: Source, ids: list[list[int]]) -> list[np.ndarray]:
     import torch
     import transformers as tf
 
-    model = tf.AutoModelForCausalLM.from_pretrained(src.dir, dtype=torch.float32)
+    model = tf.AutoModelForCausalLM.from_pretrained(src.dir, dtype=torch.float32, use_safetensors=True)
     model.eval()
     out = []
     with torch.no_grad():

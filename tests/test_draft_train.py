@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgespec.errors import EdgespecError
-from edgespec.export.draft import acceptance, fastdraft, lmtrain, vocabtrim
+from edgespec.export.draft import acceptance, fastdraft, lmtrain, trainstate, vocabtrim
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def _torch_greedy(model_dir, prompt, n):
 def test_stage1_loss_falls_and_writes_a_loadable_drafter(stage1):
     out, rep = stage1
     hist = rep["train"]["history_tail"]
-    state = __import__("torch").load(out / lmtrain.STATE, weights_only=False)
+    state = trainstate.read_meta(out / lmtrain.STATE)
     losses = [h["loss"] for h in state["history"]]
     model, tok = fastdraft.load_model(out)
     assert losses[-1] < losses[0] and losses[-1] < np.log(len(tok)) - 0.8, losses  # from ~ln V at random init
@@ -96,7 +96,7 @@ def test_periodic_held_out_loss_is_logged_and_recorded(tmp_path):
     rep = lmtrain.train(model, data, tmp_path / "a", cfg, eval_data=data[:400], log=logs.append, progress=False)
     evals = [s for s in logs if "held-out loss" in s]
     assert [s.split(":")[0] for s in evals] == ["step 2", "step 4"]  # the final one goes into the summary
-    state = torch.load(tmp_path / "a" / lmtrain.STATE, weights_only=False)
+    state = trainstate.read_meta(tmp_path / "a" / lmtrain.STATE)
     recorded = [h["heldout_loss"] for h in state["history"] if "heldout_loss" in h]
     assert len(recorded) == 2 and rep["heldout_loss"] < recorded[0]
 

@@ -7,7 +7,7 @@
     .venv/bin/python tools/train_demo.py publish         # fp16 copies of the trained models -> models/demo/
     .venv/bin/python tools/train_demo.py figures         # held-out loss, acceptance figures, samples
 
-Re-running the same command resumes from OUT/.train/state.pt. The drafters are trained with
+Re-running the same command resumes from OUT/.train/state.safetensors. The drafters are trained with
 `edgespec draft train` (see models/demo/RECIPE.md).
 """
 

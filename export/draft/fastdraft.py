@@ -12,7 +12,7 @@ Stage 2 (``distill``):
      target's logits is added. A drafter with its own tokenizer learns from the generated *text*
      re-tokenized with its tokenizer.
 
-Both stages resume from ``OUT/.train/state.pt`` when re-run with the same output directory, and
+Both stages resume from ``OUT/.train/state.safetensors`` (no pickle, see lmtrain) when re-run with the same output directory, and
 write a ``edgespec_draft.json`` (recipe, held-out loss, acceptance figures) beside the checkpoint.
 """
 
@@ -28,6 +28,8 @@ from typing import Callable
 
 from edgespec.errors import EdgespecError
 
+from ..leftovers import removed_on_error
+from ..source import require_safetensors
 from . import corpus as corpus_mod
 from . import lmtrain
 
@@ -68,9 +70,10 @@ def load_model(path: Path, what: str = "model"):
     path = Path(path)
     if not (path / "config.json").is_file():
         raise EdgespecError(f"{what} {path} is not an HF checkpoint (no config.json).")
+    require_safetensors(path, what)
     tok = load_tokenizer(path)
     try:
-        model = tf.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = tf.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True)
     except Exception as e:
         raise EdgespecError(f"cannot load the {what} in {path} ({e.__class__.__name__}: {str(e)[:160]}).")
     model.eval()
@@ -101,7 +104,7 @@ def pretrain(corpus: Path, out: Path, *, tokenizer: Path | None = None, target: 
              seed: int = 0, threads: int | None = None, eval_corpus: Path | None = None,
              eval_prompts: list[str] | None = None, k: int = 4, cache_dir: Path | None = None,
              log: Callable[[str], None] = _log, stop_after: int | None = None, device: str = "cpu",
-             ctx: int | None = None) -> dict | None:
+             ctx: int | None = None, checkpoint_every_s: float = 180.0) -> dict | None:
     """Stage 1: train a drafter from scratch on ``corpus``; returns the summary written to OUT."""
     import torch
     import transformers as tf
@@ -125,7 +128,8 @@ def pretrain(corpus: Path, out: Path, *, tokenizer: Path | None = None, target: 
     data = lmtrain.tokenize_documents(tok, docs, cache)
     eval_data = lmtrain.tokenize_documents(tok, corpus_mod.load_documents(eval_corpus), cache) if eval_corpus else None
     cfg = lmtrain.TrainConfig(steps=steps, seq_len=seq_len, batch_size=batch_size, lr=lr, warmup=warmup, seed=seed,
-                              threads=threads, device=lmtrain.resolve_device(device))
+                              threads=threads, device=lmtrain.resolve_device(device),
+                              checkpoint_every_s=checkpoint_every_s)
     log(f"stage 1: drafter {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, {len(data):,} tokens, "
         f"{steps} steps of {batch_size}x{seq_len}")
     t0 = time.time()
@@ -210,6 +214,7 @@ def generate_shards(target, tok, prompts: list[list[int]], gen_dir: Path, *, new
 
     gen_dir = Path(gen_dir)
     gen_dir.mkdir(parents=True, exist_ok=True)
+    lmtrain.remove_leftovers(gen_dir, ".*.tmp", log)
     dev = next(target.parameters()).device
     n_batches = (len(prompts) + batch_size - 1) // batch_size
     shards = [gen_dir / f"{b:05d}.jsonl" for b in range(n_batches)]
@@ -238,9 +243,10 @@ def generate_shards(target, tok, prompts: list[list[int]], gen_dir: Path, *, new
                 o = [t for t in o if t != pad] if pad == tok.eos_token_id else o
             rows.append({"prompt_ids": p, "ids": o, "sampled": sample,
                          "text": tok.decode(p + o, skip_special_tokens=True)})
-        tmp = shards[b].with_name(f".{shards[b].name}.tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        os.replace(tmp, shards[b])
+        tmp = shards[b].with_name(f".{shards[b].name}.{os.getpid()}.tmp")
+        with removed_on_error(tmp):
+            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            os.replace(tmp, shards[b])
         if bar is not None:
             bar.update(1)
         else:
@@ -262,7 +268,7 @@ def distill(target: Path, draft: Path, corpus: Path, out: Path, *, n_sequences: 
             seq_len: int = 256, batch_size: int = 16, lr: float = 5e-4, warmup: int = 20, kl_weight: float = 0.0,
             seed: int = 0, threads: int | None = None, gen_dir: Path | None = None, eval_prompts: list[str] | None = None,
             eval_corpus: Path | None = None, k: int = 4, log: Callable[[str], None] = _log,
-            stop_after: int | None = None, device: str = "cpu") -> dict | None:
+            stop_after: int | None = None, device: str = "cpu", checkpoint_every_s: float = 180.0) -> dict | None:
     """Stage 2: target-generated data, then fine-tuning of the drafter in ``draft``; writes ``out``."""
     import numpy as np
     import torch
@@ -315,7 +321,8 @@ def distill(target: Path, draft: Path, corpus: Path, out: Path, *, n_sequences: 
             return (1 - kl_weight) * ce + kl_weight * kl
     dmodel.train()
     cfg = lmtrain.TrainConfig(steps=steps, seq_len=min(seq_len, max(8, len(data) - 2)), batch_size=batch_size, lr=lr,
-                              warmup=warmup, seed=seed, threads=threads, device=device)
+                              warmup=warmup, seed=seed, threads=threads, device=device,
+                              checkpoint_every_s=checkpoint_every_s)
     t1 = time.time()
     eval_data = (lmtrain.tokenize_documents(dtok, corpus_mod.load_documents(eval_corpus), out / ".train" / "tokens")
                  if eval_corpus else None)

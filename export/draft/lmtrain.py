@@ -1,10 +1,15 @@
 """A small, resumable causal-LM trainer (the demo target and FastDraft stage 1/2), CPU or CUDA.
 
-Training state (weights, optimizer, step, RNG-free data order) lives in ``OUT/.train/state.pt``,
-written to a temporary file and renamed, so an interrupted run never leaves a corrupt checkpoint
-and re-running the same command resumes at the last saved step. The batch of step ``s`` is a pure
-function of ``(seed, s)``, so a resumed run sees exactly the batches an uninterrupted run would.
-The final HF checkpoint (safetensors + tokenizer) is written into ``OUT`` the same way.
+Training state lives in ``OUT/.train/state.safetensors`` (see trainstate): the weights and the
+optimizer's tensors as tensors; the step, the optimizer's settings, the training config, the loss
+history and torch's RNG states as JSON in the file's metadata. Nothing is ever unpickled (a
+pickle runs the code it names when loaded): a ``state.pt`` of an older edgespec is refused, never
+read. The state is written to a temporary file and renamed, so an interrupted run never leaves a
+corrupt checkpoint and re-running the same command resumes at the last saved step. The batch of
+step ``s`` is a pure function of ``(seed, s)`` (the data position is the step), so a resumed run
+sees exactly the batches an uninterrupted run would. The final HF checkpoint (safetensors + tokenizer) is written
+into ``OUT`` the same way, ``config.json`` last. Temporary files carry their writer's pid; those
+of a run that was killed are removed by the next run (one line in the log).
 
 On a CUDA device the forward pass runs under bf16 autocast (weights and optimizer stay fp32);
 on the CPU everything is fp32.
@@ -16,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -25,7 +31,14 @@ from typing import Callable
 
 from edgespec.errors import EdgespecError
 
-STATE = ".train/state.pt"
+from ..leftovers import remove_stale_files, removed_on_error
+from . import trainstate
+
+STATE = ".train/state.safetensors"
+LEGACY_STATE = ".train/state.pt"  # pickled by older versions: refused, never loaded
+_STATE_FORMAT, _STATE_VERSION = "edgespec-train-state", 1
+# the writer's pid in a temporary name: ".state.safetensors.123.tmp", ".tokens-ab12.123.npy", ".out.save-123"
+_TMP_PID = re.compile(r"^\..*[.-](\d+)(\.tmp|\.npy)?$")
 
 
 @dataclass
@@ -81,8 +94,12 @@ def tokenize_documents(tok, docs: list[str], cache_dir: Path | None = None):
     key = h.hexdigest()[:20]
     if cache_dir is not None:
         f = Path(cache_dir) / f"tokens-{key}.npy"
+        remove_leftovers(Path(cache_dir), ".tokens-*.npy", _stderr)
         if f.is_file():
-            return np.load(f)
+            try:
+                return np.load(f, allow_pickle=False)
+            except (OSError, ValueError):
+                pass  # not a plain int32 array (damaged or planted): tokenize again and overwrite it
     eos = tok.eos_token_id
     ids: list[int] = []
     enc = tok(docs, add_special_tokens=True)["input_ids"]  # <s> is added by the post-processor
@@ -93,8 +110,9 @@ def tokenize_documents(tok, docs: list[str], cache_dir: Path | None = None):
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         tmp = Path(cache_dir) / f".tokens-{key}.{os.getpid()}.npy"
-        np.save(tmp, arr)
-        tmp.replace(Path(cache_dir) / f"tokens-{key}.npy")
+        with removed_on_error(tmp):
+            np.save(tmp, arr)
+            tmp.replace(Path(cache_dir) / f"tokens-{key}.npy")
     return arr
 
 
@@ -141,13 +159,49 @@ def eval_loss(model, data, seq: int = 256, max_windows: int = 64, batch: int = 8
     return tot / cnt
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def remove_leftovers(directory: Path, pattern: str, log: Callable[[str], None]) -> None:
+    """Remove the temporary files matching ``pattern`` that killed runs left in ``directory``."""
+    def writer(p: Path) -> int | None:
+        m = _TMP_PID.match(p.name)
+        return int(m.group(1)) if m else None
+
+    gone = remove_stale_files(directory, pattern, writer)
+    if gone:
+        log(f"removed {len(gone)} partial file{'s' if len(gone) > 1 else ''} left by an interrupted run "
+            f"({', '.join(p.name for p in gone)})")
+
+
+def _rng_state() -> dict:
+    """torch's RNG states as text for the state's JSON (the batches need none: they are pure in the step)."""
+    import base64
+
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    def text(t) -> str:
+        return base64.b64encode(t.numpy().tobytes()).decode("ascii")
+
+    out = {"torch": text(torch.get_rng_state())}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = [text(s) for s in torch.cuda.get_rng_state_all()]
+    return out
+
+
+def _set_rng_state(rng: dict) -> None:
+    import base64
+
+    import torch
+
+    def tensor(text: str):
+        return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+    torch.set_rng_state(tensor(rng["torch"]))
+    cuda = rng.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([tensor(t) for t in cuda])
 
 
 def save_hf(model, tok, out: Path, extra_files: dict[str, str] | None = None, dtype=None) -> None:
@@ -156,6 +210,7 @@ def save_hf(model, tok, out: Path, extra_files: dict[str, str] | None = None, dt
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out.parent, f".{out.name}.save-*", _stderr)
     tmp = out.parent / f".{out.name}.save-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -164,12 +219,14 @@ def save_hf(model, tok, out: Path, extra_files: dict[str, str] | None = None, dt
         import copy
 
         m = copy.deepcopy(model).to(dtype)
-    m.save_pretrained(tmp, safe_serialization=True)
-    if tok is not None:
-        tok.save_pretrained(tmp)
-    for name, text in (extra_files or {}).items():
-        (tmp / name).write_text(text)
-    for f in sorted(tmp.iterdir()):
+    with removed_on_error(tmp):
+        m.save_pretrained(tmp, safe_serialization=True)
+        if tok is not None:
+            tok.save_pretrained(tmp)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
+    # config.json last: until it is there, a kill midway leaves no directory that looks complete
+    for f in sorted(tmp.iterdir(), key=lambda f: (f.name == "config.json", f.name)):
         os.replace(f, out / f.name)
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -185,34 +242,42 @@ def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: 
     """
     import torch
 
+    check_config(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    model.to(device)
     out = Path(out)
     state_path = out / STATE
+    refuse_legacy_state(out)
+    remove_leftovers(state_path.parent, ".*.tmp", log)
+    model.to(device)
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
     step, history = 0, []
     if state_path.is_file():
-        try:
-            st = torch.load(state_path, map_location=device, weights_only=False)
-        except Exception as e:  # a truncated file can only come from outside; say so
-            raise EdgespecError(f"training checkpoint {state_path} is unreadable ({e.__class__.__name__}); "
-                                "delete it to start over.")
-        if st.get("config", {}).get("seq_len") != cfg.seq_len or st.get("n_params") != _n_params(model):
+        meta = trainstate.read_meta(state_path)
+        if meta.get("format") != _STATE_FORMAT or meta.get("version") != _STATE_VERSION:
+            raise EdgespecError(f"training checkpoint {state_path} was not written by this trainer; delete "
+                                f"{state_path.parent} to start over.")
+        if meta.get("config", {}).get("seq_len") != cfg.seq_len or meta.get("n_params") != _n_params(model):
             raise EdgespecError(f"the checkpoint in {out} was made with other settings (model size or sequence "
                                 "length); use another output directory or the same settings.")
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        step, history = st["step"], st.get("history", [])
+        try:
+            trainstate.load_state(state_path, model, opt, device)
+            _set_rng_state(meta["rng"])
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise EdgespecError(f"training checkpoint {state_path} does not fit this model ({e.__class__.__name__}); "
+                                f"delete {state_path.parent} to start over.") from None
+        step, history = int(meta["step"]), meta.get("history", [])
         log(f"resuming from step {step} ({state_path})")
     if data is not None and batch_fn is None and len(data) < cfg.seq_len + 2:
         raise EdgespecError(f"the corpus has only {len(data)} tokens, fewer than one training window of "
                             f"{cfg.seq_len}; use a larger corpus or a smaller --seq-len.")
 
-    def save_state():
-        _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                            "config": asdict(cfg), "n_params": _n_params(model), "history": history}, state_path)
+    def save():
+        meta = {"format": _STATE_FORMAT, "version": _STATE_VERSION, "step": step, "config": asdict(cfg),
+                "n_params": _n_params(model), "history": history, "rng": _rng_state()}
+        with removed_on_error(state_path.with_name(f".{state_path.name}.{os.getpid()}.tmp")):
+            trainstate.save_state(state_path, model, opt, meta)
 
     bar = None
     if progress and sys.stderr.isatty():
@@ -258,16 +323,37 @@ def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: 
             bar.set_postfix(loss=f"{ema:.3f}")
             bar.update(1)
         if time.time() - t_last_ckpt > cfg.checkpoint_every_s:
-            save_state()
+            save()
             t_last_ckpt = time.time()
     if bar is not None:
         bar.close()
-    save_state()
+    save()
     summary = {"steps": step, "final_loss_ema": ema, "history_tail": history[-5:]}
     if eval_data is not None and step >= cfg.steps:
         summary["heldout_loss"] = eval_loss(model, eval_data, seq=min(cfg.seq_len, 256))
     model.eval()
     return summary
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """One sentence for a setting outside its range (the CLI names the flag; this guards the API)."""
+    for name, value, ok, want in (
+            ("steps", cfg.steps, cfg.steps >= 1, "at least 1"),
+            ("seq_len", cfg.seq_len, cfg.seq_len >= 2, "at least 2"),
+            ("batch_size", cfg.batch_size, cfg.batch_size >= 1, "at least 1"),
+            ("lr", cfg.lr, math.isfinite(cfg.lr) and cfg.lr > 0, "a positive number"),
+            ("warmup", cfg.warmup, cfg.warmup >= 0, "0 or more"),
+            ("seed", cfg.seed, cfg.seed >= 0, "0 or more")):
+        if not ok:
+            raise EdgespecError(f"training {name} must be {want} (got {value}).")
+
+
+def refuse_legacy_state(out: Path) -> None:
+    """A pickled ``state.pt`` of an older edgespec is never loaded: say how to start over."""
+    legacy = Path(out) / LEGACY_STATE
+    if legacy.is_file():
+        raise EdgespecError(f"{legacy} is a training checkpoint in the old pickle format, which edgespec no longer "
+                            f"loads because unpickling can run code; delete {legacy.parent} to start over.")
 
 
 def _n_params(model) -> int:
@@ -300,6 +386,7 @@ def llama_config(vocab_size: int, hidden: int, layers: int, heads: int | None = 
 
 def write_json(path: Path, obj) -> None:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with removed_on_error(tmp):
+        tmp.write_text(json.dumps(obj, indent=1))
+        os.replace(tmp, path)

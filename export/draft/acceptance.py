@@ -102,7 +102,7 @@ class _Cache:
     """A model with a KV cache over a prefix of an id sequence; feeds only what the cache lacks.
 
     With ``feature_layers`` (an EAGLE-3 head's target), ``self.feats`` [1, len(ids), 3·H] also
-    holds the hidden states after those layers at every cached position (the head's input).
+    holds the outputs of those layers at every cached position (the head's input).
     """
 
     def __init__(self, model, feature_layers: list[int] | None = None):
@@ -125,11 +125,15 @@ class _Cache:
                 self.ids = self.ids[:n]
                 self.feats = self.feats[:, :n] if self.feats is not None else None
         new = ids[n:]
-        with torch.no_grad():
-            out = self.model(input_ids=torch.tensor([new]), past_key_values=self.past, use_cache=True,
-                             output_hidden_states=self.layers is not None)
-        if self.layers is not None:
-            f = torch.cat([out.hidden_states[i + 1] for i in self.layers], dim=-1)
+        if self.layers is None:
+            with torch.no_grad():
+                out = self.model(input_ids=torch.tensor([new]), past_key_values=self.past, use_cache=True)
+        else:
+            from .eagle3 import layer_outputs
+
+            with torch.no_grad(), layer_outputs(self.model, self.layers) as cap:
+                out = self.model(input_ids=torch.tensor([new]), past_key_values=self.past, use_cache=True)
+            f = cap.features()
             self.feats = f if self.feats is None else torch.cat((self.feats, f), dim=1)
         self.past, self.ids = out.past_key_values, list(ids)
         return out.logits[0]

@@ -1,8 +1,8 @@
 """EAGLE-3 heads: training (``edgespec draft train --method eagle3``) and acceptance figures.
 
 A head (eagle3_head.py) drafts from the target's own hidden states: at every position it reads the
-target's hidden states after three layers (``eagle_config.eagle_aux_hidden_state_layer_ids``; the
-hidden state *after* layer i is transformers' ``hidden_states[i + 1]``), fused by ``fc``, plus the
+target's residual stream after three decoder layers (``eagle_config.eagle_aux_hidden_state_layer_ids``:
+the output of layer i, before any final norm, as OpenVINO GenAI taps it), fused by ``fc``, plus the
 embedding of the next token, and predicts the token after it over a draft vocabulary of K tokens.
 
 Training (``train``):
@@ -193,6 +193,39 @@ def save_head(head, out: Path, tok=None, meta: dict | None = None, dtype=None) -
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+class layer_outputs:
+    """Context manager: the outputs of the target's decoder layers ``layers`` during the calls inside
+    it, as ``self.features()`` [B, T, 3·H] (concatenated in that order).
+
+    Hooks on the layers, not ``output_hidden_states``: transformers hands the last layer's output
+    back after the final norm, while the runtime taps the residual stream itself.
+    """
+
+    def __init__(self, model, layers: list[int]):
+        base = getattr(model, "model", None)
+        blocks = getattr(base, "layers", None)
+        if blocks is None:
+            raise EdgespecError(f"cannot find the decoder layers of this {model.__class__.__name__}; EAGLE-3 heads "
+                                "support Llama/Qwen2-family targets.")
+        self.blocks, self.layers, self.out, self.handles = blocks, list(layers), {}, []
+
+    def __enter__(self):
+        for i in self.layers:
+            def hook(mod, args, out, i=i):
+                self.out[i] = out[0] if isinstance(out, tuple) else out
+            self.handles.append(self.blocks[i].register_forward_hook(hook))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+
+    def features(self):
+        import torch
+
+        return torch.cat([self.out[i] for i in self.layers], dim=-1).float()
+
+
 def target_features(target, ids, aux_layers: list[int], kept=None):
     """The head's inputs from one target call on ``ids`` [B, T] (no gradient).
 
@@ -201,9 +234,9 @@ def target_features(target, ids, aux_layers: list[int], kept=None):
     """
     import torch
 
-    with torch.no_grad(), lmtrain.autocast(ids.device.type):
-        out = target(input_ids=ids, output_hidden_states=True)
-    feats = torch.cat([out.hidden_states[i + 1] for i in aux_layers], dim=-1).float()
+    with torch.no_grad(), lmtrain.autocast(ids.device.type), layer_outputs(target, aux_layers) as cap:
+        out = target(input_ids=ids)
+    feats = cap.features()
     logits = out.logits
     top = logits.argmax(-1)
     if kept is not None:

@@ -142,3 +142,20 @@ def test_a_widened_eagle3_head_drafts_what_the_small_head_drafts(tiny_dir):
     ft = eagle3.simulate_head(twin, tok, wide, prompts, k=3, max_new_tokens=16)
     assert [r["output_ids"] for r in ft.per_prompt] == [r["output_ids"] for r in fs.per_prompt]
     assert (ft.accepted, ft.drafted) == (fs.accepted, fs.drafted)
+
+
+def test_build_twin_cli_widens_a_head_beside_the_twin(tiny_dir, tmp_path):
+    from edgespec.export.draft import eagle3, fastdraft
+
+    path = tiny_dir("llama", layers=4)
+    small, _ = fastdraft.load_model(path)
+    head = eagle3.new_head(small, torch.arange(3, 103).numpy(), [0, 2, 3], seed=2)
+    eagle3.save_head(head, tmp_path / "head")
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "build_twin.py"), "--from", str(path), "--hidden", "128",
+                        "--layers", "6", "--intermediate", "256", "--head", str(tmp_path / "head"),
+                        "-o", str(tmp_path / "twin")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "check: head logits twin vs source" in r.stdout
+    wide = eagle3.load_head(tmp_path / "twin-head")
+    assert wide.config.hidden_size == 128 and eagle3.aux_layers_of(wide.config) == [0, 3, 4]
+    assert (tmp_path / "twin-head" / "tokenizer.json").is_file()

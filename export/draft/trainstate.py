@@ -61,7 +61,7 @@ def load_state(path: Path, model, optimizer, device: str = "cpu") -> dict:
         for key in f.keys():
             kind, rest = key.split(".", 1)
             if kind == "model":
-                if rest not in params or params[rest].shape != f.get_slice(key).get_shape():
+                if rest not in params or list(params[rest].shape) != list(f.get_slice(key).get_shape()):
                     raise EdgespecError(f"the checkpoint {path} belongs to another model ({rest}); use another "
                                         "output directory or the same settings.")
                 with __import__("torch").no_grad():

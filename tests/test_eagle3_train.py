@@ -14,8 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from edgespec.errors import EdgespecError  # noqa: E402
-from edgespec.export.draft import eagle3, fastdraft, trainstate  # noqa: E402
+from edgespec.export.draft import eagle3, fastdraft, trainstate
+
+from edgespec.errors import EdgespecError
 
 ROOT = Path(__file__).resolve().parent.parent
 EDGESPEC = str(Path(sys.executable).parent / "edgespec")

@@ -37,14 +37,22 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from edgespec.errors import EdgespecError
 
 from . import corpus as corpus_mod
 from . import lmtrain
-from .fastdraft import _log, _progress, corpus_prompts, generate_shards, load_model, read_shards, token_stream
+from .fastdraft import (
+    _log,
+    _progress,
+    corpus_prompts,
+    generate_shards,
+    load_model,
+    read_shards,
+    token_stream,
+)
 
 ARCHS = ("LlamaForCausalLMEagle3", "Eagle3LlamaForCausalLM")
 STATE = ".train/eagle3-state.safetensors"
@@ -128,7 +136,6 @@ def new_head(target, kept, aux_layers: list[int], intermediate: int | None = Non
 
 def load_head(path: Path):
     """An Eagle3Head from a checkpoint directory (float32)."""
-    import torch
     import transformers as tf
     from safetensors.torch import load_file
 
@@ -404,9 +411,9 @@ def train(target: Path, corpus: Path, out: Path, *, draft_vocab: int | None = No
               "corpus_sha256": corpus_mod.text_sha256(docs), "n_sequences": len(rows),
               "prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "temperature": temperature, "steps": steps,
               "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "warmup": warmup, "seed": seed,
-              "ttt_steps": ttt_steps, "aux_layers": aux, "draft_vocab_size": int(len(kept)),
+              "ttt_steps": ttt_steps, "aux_layers": aux, "draft_vocab_size": len(kept),
               "vocab_coverage": round(covered, 6), "device": device, "world_size": world,
-              "data_tokens": int(len(data))}
+              "data_tokens": len(data)}
 
     def report(done: bool) -> dict:
         return {"method": "eagle3", "complete": done, "step": step, "params_trainable": n_train,

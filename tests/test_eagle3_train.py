@@ -69,7 +69,7 @@ def _optimum_class(path):
 
 
 def test_head_computes_what_optimum_intels_class_computes(random_head, tmp_path):
-    _, head = random_head
+    m, head = random_head
     eagle3.save_head(head, tmp_path / "h")
     ref = _optimum_class(tmp_path / "h")
     ours = {k: v for k, v in head.state_dict().items()}
@@ -91,6 +91,13 @@ def test_head_computes_what_optimum_intels_class_computes(random_head, tmp_path)
         torch.testing.assert_close(lg2, out2.logits, atol=1e-5, rtol=0)
         torch.testing.assert_close(g2, g_ref["g"], atol=1e-5, rtol=0)
     assert torch.equal(out.d2t, head.d2t) and int(head.d2t[0]) == 3 and head.t2d[3:203].all() and head.t2d.sum() == 200
+    # without the embedding (the target's table): a smaller file; the target's is attached at load
+    eagle3.save_head(head, tmp_path / "small", embedding=False, dtype=torch.float16)
+    assert (tmp_path / "small" / "model.safetensors").stat().st_size < (tmp_path / "h" / "model.safetensors").stat().st_size / 2
+    back = eagle3.load_head(tmp_path / "small")
+    eagle3.attach_target_embedding(back, m)
+    with torch.no_grad():
+        torch.testing.assert_close(back(ids, feats)[0], lg, atol=0.05, rtol=0.01)  # fp16 weights
 
 
 def test_training_time_test_is_the_run_time_chain(random_head):
@@ -247,3 +254,13 @@ def test_torchrun_trains_data_parallel_on_two_cpu_ranks(target, tiny_corpus, tra
     meta = trainstate.read_meta(tmp_path / "ddp" / eagle3.STATE)
     assert meta["step"] == 6 and meta["config"]["world_size"] == 2
     eagle3.load_head(tmp_path / "ddp")
+
+
+def test_cached_head_context_drafts_what_a_fresh_one_drafts(random_head):
+    m, head = random_head
+    gen = torch.Generator().manual_seed(4)
+    seq = torch.randint(3, 500, (30,), generator=gen).tolist()
+    feats, _, _ = eagle3.target_features(m, torch.tensor([seq]), eagle3.aux_layers_of(head.config))
+    ctx = eagle3.HeadContext()
+    for n in (10, 11, 15, 30):
+        assert eagle3.propose(head, feats, seq[:n], 4, ctx) == eagle3.propose(head, feats, seq[:n], 4)

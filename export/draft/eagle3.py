@@ -169,11 +169,13 @@ def attach_target_embedding(head, target) -> None:
         head.embed_tokens.weight.copy_(target.get_input_embeddings().weight.float())
 
 
-def save_head(head, out: Path, tok=None, meta: dict | None = None, dtype=None) -> None:
+def save_head(head, out: Path, tok=None, meta: dict | None = None, dtype=None, embedding: bool = True) -> None:
     """Write the head into ``out`` (config.json, model.safetensors, tokenizer, META_FILE).
 
     Files are written into a sibling temporary directory and renamed one by one, so ``OUT/.train``
-    stays and a reader never sees a half-written file.
+    stays and a reader never sees a half-written file. ``embedding=False`` leaves out
+    ``embed_tokens.weight`` (the target's own table, which the export and the runtimes take from
+    the target): a much smaller file.
     """
     import torch
     from safetensors.torch import save_file
@@ -186,7 +188,7 @@ def save_head(head, out: Path, tok=None, meta: dict | None = None, dtype=None) -
     tmp.mkdir()
     dtype = dtype or torch.float32
     sd = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous().cpu()
-          for k, v in head.state_dict().items()}
+          for k, v in head.state_dict().items() if embedding or k != "embed_tokens.weight"}
     save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     cfg = head.config
     cfg.torch_dtype = str(dtype).removeprefix("torch.")
@@ -492,20 +494,40 @@ def head_weight_params(head) -> int:
     return sum(p.numel() for n, p in head.named_parameters() if not n.startswith("embed_tokens"))
 
 
-def propose(head, feats, seq: list[int], k: int) -> list[int]:
+class HeadContext:
+    """The head's KV cache over the real context pairs of one sequence (grows as tokens are accepted)."""
+
+    def __init__(self):
+        self.past, self.n = None, 0  # cache of the pairs at positions 0..n-1
+        self.logits = self.g = None  # the last pair's outputs
+
+    def extend(self, head, feats, seq: list[int]) -> None:
+        """Add the pairs (feature p, token p+1) for p up to len(seq) - 2 that the cache lacks."""
+        import torch
+
+        n = len(seq) - 1
+        if n > self.n:
+            with torch.no_grad():
+                self.logits, self.g, self.past = head(torch.tensor([seq[self.n + 1: n + 1]]), feats[:, self.n: n],
+                                                      past=self.past)
+            self.n = n
+
+
+def propose(head, feats, seq: list[int], k: int, ctx: HeadContext | None = None) -> list[int]:
     """``k`` greedy draft tokens (target ids) after ``seq``, from the target's features of seq[:-1].
 
     The head's context is the pairs (feature of position p, token p+1) for p < len(seq) - 1 at
-    positions p; the last pair drafts the first token, and each further step feeds the head's own
-    output g and the token it just drafted at the next position, as the runtime does.
+    positions p (cached in ``ctx`` across calls); the last pair drafts the first token, and each
+    further step feeds the head's own output g and the token it just drafted at the next
+    position, as the runtime does. The draft steps never enter ``ctx``.
     """
     import torch
 
-    n = len(seq)
+    ctx = ctx or HeadContext()
+    ctx.extend(head, feats, seq)
+    logits, g, past = ctx.logits, ctx.g, ctx.past
+    out = []
     with torch.no_grad():
-        ids = torch.tensor([seq[1:]])
-        logits, g, past = head(ids, feats[:, : n - 1])
-        out = []
         for _ in range(k):
             d = int(logits[0, -1].argmax())
             out.append(d + int(head.d2t[d]))
@@ -535,8 +557,9 @@ def simulate_head(target, tok, head, prompts: list[str], *, k: int = 4, max_new_
         n_prompt = len(seq)
         seq = seq + [int(tc.logits_after(seq)[-1].argmax())]
         calls, drafted, accepted, rejected = 1, 0, 0, 0
+        ctx = HeadContext()
         while len(seq) - n_prompt < max_new_tokens and eos not in seq[n_prompt:]:
-            props = propose(head, tc.feats, seq, k)
+            props = propose(head, tc.feats, seq, k, ctx)
             logits = tc.logits_after(seq + props)
             calls += 1
             choice = logits[logits.shape[0] - len(props) - 1:].argmax(-1).tolist()

@@ -7,6 +7,7 @@ Heavy imports (torch, transformers, the export side) happen inside the commands,
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -189,8 +190,8 @@ def register(cli: click.Group) -> None:
                            seq_len=seq_len, batch_size=batch_size, lr=lr or 1e-3, seed=seed, n_sequences=sequences,
                            new_tokens=new_tokens, gen_batch=gen_batch, gen_dir=gen_dir, threads=threads, device=device,
                            eval_prompts=eval_prompts, k=k, checkpoint_every_s=checkpoint_every, stop_after=stop_after)
-        if int(__import__("os").environ.get("RANK", "0")) != 0:
-            return
+        if int(os.environ.get("RANK", "0")) != 0:
+            return  # under torchrun, rank 0 reports
         if rep is None:
             click.echo(f"stopped at step {stop_after} (--stop-after); re-run the same command to continue")
             return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 
 import click
@@ -84,12 +85,12 @@ def _print_figures(title: str, rows: dict, as_json: bool) -> None:
     from rich.table import Table
 
     t = Table(title=title)
-    for c in ("drafter", "acceptance_rate", "mean_accepted", "mbsu", "size_ratio", "draft_ms_per_token"):
+    for c in ("drafter", "acceptance_rate", "alpha", "mean_accepted", "mbsu", "size_ratio", "draft_ms_per_token"):
         t.add_column(c, justify="right" if c != "drafter" else "left", no_wrap=True)
     for name, d in rows.items():
         if not isinstance(d, dict) or "mean_accepted" not in d:
             continue
-        t.add_row(name, f"{d['acceptance_rate']:.3f}", f"{d['mean_accepted']:.3f}", f"{d['mbsu']:.3f}",
+        t.add_row(name, f"{d['acceptance_rate']:.3f}", f"{d.get('alpha', 0.0):.3f}", f"{d['mean_accepted']:.3f}", f"{d['mbsu']:.3f}",
                   f"{d['size_ratio']:.3f}", "" if d.get("draft_ms_per_token") is None else f"{d['draft_ms_per_token']:.2f}")
     con = Console()
     if not con.is_terminal:
@@ -103,8 +104,10 @@ def register(cli: click.Group) -> None:
         """Build drafters: FastDraft training, VocabTrim, acceptance figures."""
 
     @draft.command()
-    @click.option("--stage", type=click.Choice(["pretrain", "distill"]), required=True,
-                  help="pretrain: stage 1 from scratch; distill: stage 2 on target-generated data.")
+    @click.option("--method", type=click.Choice(["fastdraft", "eagle3"]), default="fastdraft", show_default=True,
+                  help="fastdraft: a small drafter LM (needs --stage); eagle3: a head over the target's hidden states.")
+    @click.option("--stage", type=click.Choice(["pretrain", "distill"]), default=None,
+                  help="FastDraft: pretrain (stage 1 from scratch) or distill (stage 2 on target-generated data).")
     @click.option("--corpus", type=click.Path(path_type=Path), required=True,
                   help="Directory of text/Python files, or a .jsonl ({\"text\": ...}) / text file.")
     @click.option("--target", type=click.Path(path_type=Path), help="Target HF checkpoint (stage 2; stage 1: its tokenizer).")
@@ -137,21 +140,34 @@ def register(cli: click.Group) -> None:
                   help="Training device: cpu, cuda, cuda:N, or auto (a CUDA GPU when torch sees one).")
     @click.option("--ctx", type=int, default=None,
                   help="Stage 1: the drafter's context length (max positions; default max(512, --seq-len)).")
+    @click.option("--draft-vocab", type=int, default=None,
+                  help="EAGLE-3: draft vocabulary size K (the K ids the target emits most; default: 99 %% coverage).")
+    @click.option("--coverage", type=float, default=None,
+                  help="EAGLE-3: the fewest ids covering this share of the target's tokens (default 0.99).")
+    @click.option("--ttt-steps", type=int, default=5, show_default=True,
+                  help="EAGLE-3: draft steps unrolled in training (training-time test).")
+    @click.option("--aux-layers", default=None,
+                  help="EAGLE-3: the three target layers the head reads, e.g. 1,15,28 (default: see the docs).")
+    @click.option("--intermediate", type=int, default=None, help="EAGLE-3: the head's MLP width (default: the target's).")
     @click.option("--resume/--no-resume", default=True, show_default=True,
                   help="Continue from OUT's checkpoint when there is one.")
     @click.option("--checkpoint-every", "checkpoint_every", type=float, default=180.0, show_default=True,
-                  metavar="SECONDS", help="Save the training state this often (a re-run resumes from the last save).")
+                  metavar="SECONDS", help="Save the training state this often (a re-run resumes from the last save; "
+                                          "EAGLE-3 also writes a usable head to OUT).")
     @click.option("--stop-after", type=int, default=None, hidden=True,
                   help="End this run at that step (checkpoint kept); re-run to continue.")
     @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
-    def train(stage, corpus, target, draft_dir, tokenizer, arch, hidden, layers, heads, steps, seq_len, batch_size, lr,
-              sequences, new_tokens, gen_batch, kl_weight, gen_dir, eval_corpus, prompts, n_eval, k, seed, threads,
-              device, ctx, resume, checkpoint_every, stop_after, out):
-        """Train a drafter (FastDraft). Resumable: re-run the same command to continue.
+    def train(method, stage, corpus, target, draft_dir, tokenizer, arch, hidden, layers, heads, steps, seq_len,
+              batch_size, lr, sequences, new_tokens, gen_batch, kl_weight, gen_dir, eval_corpus, prompts, n_eval, k,
+              seed, threads, device, ctx, draft_vocab, coverage, ttt_steps, aux_layers, intermediate, checkpoint_every,
+              resume, stop_after, out):
+        """Train a drafter (FastDraft) or an EAGLE-3 head. Resumable: re-run the same command to continue.
 
         \b
         stage 1:  edgespec draft train --stage pretrain --corpus DIR --target T --hidden 192 --layers 2 -o D1
         stage 2:  edgespec draft train --stage distill --target T --draft D1 --corpus DIR -o D2
+        EAGLE-3:  edgespec draft train --method eagle3 --target T --corpus DIR -o HEAD
+                  (data parallel: torchrun --nproc_per_node N $(which edgespec) draft train --method eagle3 ...)
         """
         _check_ranges(("--hidden", hidden, 1, None), ("--layers", layers, 1, None), ("--heads", heads, 1, hidden),
                       ("--steps", steps, 1, None), ("--seq-len", seq_len, 2, None), ("--batch-size", batch_size, 1, None),
@@ -171,6 +187,13 @@ def register(cli: click.Group) -> None:
 
         if not Path(corpus).exists():
             raise EdgespecError(f"corpus {corpus} does not exist; pass a directory of text/Python files or a .jsonl/.txt file.")
+        if method == "eagle3":
+            _train_eagle3(corpus, target, steps, seq_len, batch_size, lr, sequences, new_tokens, gen_batch, gen_dir,
+                          prompts, n_eval, k, seed, threads, device, draft_vocab, coverage, ttt_steps, aux_layers,
+                          intermediate, checkpoint_every, resume, stop_after, out)
+            return
+        if stage is None:
+            raise EdgespecError("FastDraft training needs --stage pretrain or --stage distill (or pass --method eagle3).")
         lmtrain.refuse_legacy_state(out)
         if (Path(out) / lmtrain.STATE).is_file() and not resume:
             raise EdgespecError(f"{out} holds a training checkpoint; pass --resume to continue it or choose another -o.")
@@ -201,6 +224,38 @@ def register(cli: click.Group) -> None:
         line = {"stage": rep["stage"], "out": str(out), "params": rep["params"],
                 "heldout_loss": rep["train"].get("heldout_loss"), "acceptance": rep.get("acceptance")}
         click.echo(json.dumps(line))
+
+    def _train_eagle3(corpus, target, steps, seq_len, batch_size, lr, sequences, new_tokens, gen_batch, gen_dir,
+                      prompts, n_eval, k, seed, threads, device, draft_vocab, coverage, ttt_steps, aux_layers,
+                      intermediate, checkpoint_every, resume, stop_after, out):
+        from edgespec.export.draft import eagle3
+
+        if not target:
+            raise EdgespecError("--method eagle3 needs --target DIR (the model whose hidden states the head reads).")
+        if draft_vocab is not None and coverage is not None:
+            raise EdgespecError("pass either --draft-vocab or --coverage, not both.")
+        if (Path(out) / eagle3.STATE).is_file() and not resume:
+            raise EdgespecError(f"{out} holds a training checkpoint; pass --resume to continue it or choose another -o.")
+        aux = None
+        if aux_layers:
+            try:
+                aux = [int(x) for x in aux_layers.split(",")]
+            except ValueError:
+                raise EdgespecError(f"--aux-layers takes three comma-separated layer ids (e.g. 1,15,28), not {aux_layers!r}.")
+        eval_prompts = _prompts(prompts, n_eval) if n_eval else None
+        rep = eagle3.train(_check_dir(target, "target"), corpus, out, draft_vocab=draft_vocab, coverage=coverage,
+                           aux_layers=aux, intermediate=intermediate, ttt_steps=ttt_steps, steps=steps or 1000,
+                           seq_len=seq_len, batch_size=batch_size, lr=lr or 1e-3, seed=seed, n_sequences=sequences,
+                           new_tokens=new_tokens, gen_batch=gen_batch, gen_dir=gen_dir, threads=threads, device=device,
+                           eval_prompts=eval_prompts, k=k, checkpoint_every_s=checkpoint_every, stop_after=stop_after)
+        if int(os.environ.get("RANK", "0")) != 0:
+            return  # under torchrun, rank 0 reports
+        if rep is None:
+            click.echo(f"stopped at step {stop_after} (--stop-after); re-run the same command to continue")
+            return
+        click.echo(json.dumps({"method": "eagle3", "out": str(out), "params": rep["params_trainable"],
+                               "draft_vocab_size": rep["recipe"]["draft_vocab_size"],
+                               "acceptance": rep.get("acceptance")}))
 
     @draft.command()
     @click.option("--draft", "draft_dir", type=click.Path(path_type=Path), required=True, help="Drafter to trim.")
@@ -241,27 +296,34 @@ def register(cli: click.Group) -> None:
     @click.option("--target", type=click.Path(path_type=Path), required=True)
     @click.option("--draft", "drafts", type=click.Path(path_type=Path), multiple=True, required=True,
                   help="Drafter checkpoint (repeat to compare several).")
-    @click.option("--k", type=int, default=4, show_default=True)
+    @click.option("--k", "ks", type=int, multiple=True, help="Draft length (repeat for several; default 4).")
     @click.option("--prompts", type=click.Path(path_type=Path), default=None,
                   help="Prompt file (.jsonl with \"prompt\", or one per line); default: the demo's held-out prompts.")
     @click.option("-n", "--num-prompts", type=int, default=None, help="Use the first N prompts.")
     @click.option("--max-new-tokens", type=int, default=64, show_default=True)
     @click.option("--timing", is_flag=True, help="Also time one drafter call (ms per drafted token).")
     @click.option("--json", "as_json", is_flag=True)
-    def eval_(target, drafts, k, prompts, num_prompts, max_new_tokens, timing, as_json):
-        """acceptance_rate, mean_accepted and mbsu of drafters against a target (greedy simulation)."""
-        _check_ranges(("--k", k, 1, 32), ("--num-prompts", num_prompts, 1, None), ("--max-new-tokens", max_new_tokens, 1, None))
+    def eval_(target, drafts, ks, prompts, num_prompts, max_new_tokens, timing, as_json):
+        """acceptance_rate, alpha, mean_accepted and mbsu of drafters or EAGLE-3 heads (greedy simulation)."""
+        _check_ranges(("--num-prompts", num_prompts, 1, None), ("--max-new-tokens", max_new_tokens, 1, None),
+                      *(("--k", k, 1, 32) for k in ks))
         _export_side()
-        from edgespec.export.draft import acceptance
+        from edgespec.export.draft import acceptance, eagle3
 
         _check_dir(target, "target")
         ps = _prompts(prompts, num_prompts)
+        ks = ks or (4,)
         rows = {}
         for d in drafts:
-            fig = acceptance.evaluate(Path(target), _check_dir(d, "drafter"), ps, k=k, max_new_tokens=max_new_tokens,
-                                      timing=timing)
-            rows[str(d)] = fig.to_dict()
-        _print_figures(f"drafters vs {target} (k={k}, {len(ps)} prompts)", rows, as_json)
+            for k in ks:
+                name = str(d) if len(ks) == 1 else f"{d} k={k}"
+                if eagle3.is_head(_check_dir(d, "drafter")):
+                    fig = eagle3.evaluate_head(Path(target), Path(d), ps, k=k, max_new_tokens=max_new_tokens)
+                else:
+                    fig = acceptance.evaluate(Path(target), Path(d), ps, k=k, max_new_tokens=max_new_tokens,
+                                              timing=timing)
+                rows[name] = fig.to_dict()
+        _print_figures(f"drafters vs {target} (k={','.join(map(str, ks))}, {len(ps)} prompts)", rows, as_json)
 
     from .demo import register_demo
 

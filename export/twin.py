@@ -23,6 +23,12 @@ Every weight whose value cannot matter (q/k/v/gate/up of new heads, units and la
 columns that only ever meet the zero channels, lm_head's new columns) is filled with random
 values of the original tensor's spread, so weight compression and compute cost what a real model
 of this shape costs. Only Llama-architecture models without biases are supported.
+
+An EAGLE-3 head of the small model widens the same way (``widen_eagle3``): its stream, embedding
+and norms as above, q/k/v reading the two halves [embedding, stream] each at its new offset,
+``fc`` reading the twin's three hidden states (each zero beyond H0) and writing zero rows into the
+new channels, and the target layers it reads renumbered to where the twin put them (the hidden
+state after original layer i is the twin's after layer ``layer_positions(l0, l1)[i]``).
 """
 
 from __future__ import annotations
@@ -75,15 +81,7 @@ def widen_llama(model, hidden: int, layers: int, intermediate: int, kv_heads: in
     if hidden < h0 or layers < l0 or intermediate < i0:
         raise ExportError(f"the twin must be at least as large as the source (hidden {h0}, layers {l0}, "
                           f"intermediate {i0}).")
-    if hidden % d:
-        raise ExportError(f"--hidden {hidden} must be a multiple of head_dim {d} (rotary must stay the same).")
-    nh1 = hidden // d
-    g0 = nh0 // nkv0
-    nkv1 = kv_heads or nh1 // g0
-    if nh1 % nkv1 or nh1 // nkv1 < g0 or nkv1 < nkv0:
-        raise ExportError(f"{nkv1} kv heads do not fit: need {nh1} query heads divisible by it, groups of at "
-                          f"least {g0} query heads and at least the source's {nkv0} kv heads.")
-    g1 = nh1 // nkv1
+    nh1, nkv1, g1 = _check_widths(h0, nh0, nkv0, d, hidden, kv_heads)
 
     c1 = LlamaConfig(**{**c0.to_dict(), "hidden_size": hidden, "num_hidden_layers": layers,
                         "intermediate_size": intermediate, "num_attention_heads": nh1,
@@ -92,18 +90,9 @@ def widen_llama(model, hidden: int, layers: int, intermediate: int, kv_heads: in
                         "max_position_embeddings": context or c0.max_position_embeddings})
     c1.architectures = ["LlamaForCausalLM"]
     c1.torch_dtype = "float32"
-    gen = torch.Generator().manual_seed(seed)
     src = {k: v.detach().to(torch.float32) for k, v in model.state_dict().items()}
-    norm_scale = math.sqrt(h0 / hidden)
-
-    def rand_like(shape, ref) -> torch.Tensor:
-        std = float(ref.std()) if ref.numel() > 1 else 0.02
-        return torch.randn(shape, generator=gen) * (std if std > 0 else 0.02)
-
-    def norm(w0) -> torch.Tensor:
-        w = torch.full((hidden,), float(w0.mean()) * norm_scale)
-        w[:h0] = w0 * norm_scale
-        return w
+    fill = _Fill(seed, h0, hidden)
+    rand_like, norm = fill.rand_like, fill.norm
 
     heads = head_positions(nh0, nkv0, g1)
     q_rows = torch.cat([torch.arange(p * d, (p + 1) * d) for p in heads])  # new rows of original q heads
@@ -169,6 +158,119 @@ def widen_llama(model, hidden: int, layers: int, intermediate: int, kv_heads: in
         raise ExportError(f"twin builder: {left[:3]} left without a value")
     twin.generation_config = copy.deepcopy(model.generation_config)
     return twin.eval()
+
+
+class _Fill:
+    """Random values for the weights that cannot matter, and norm weights rescaled for the zero channels."""
+
+    def __init__(self, seed: int, h0: int, hidden: int):
+        import torch
+
+        self.gen = torch.Generator().manual_seed(seed)
+        self.h0, self.hidden, self.scale = h0, hidden, math.sqrt(h0 / hidden)
+
+    def rand_like(self, shape, ref):
+        import torch
+
+        std = float(ref.std()) if ref.numel() > 1 else 0.02
+        return torch.randn(shape, generator=self.gen) * (std if std > 0 else 0.02)
+
+    def norm(self, w0):
+        import torch
+
+        w = torch.full((self.hidden,), float(w0.mean()) * self.scale)
+        w[: self.h0] = w0 * self.scale
+        return w
+
+
+def _check_widths(h0: int, nh0: int, nkv0: int, d: int, hidden: int, kv_heads: int | None) -> tuple[int, int, int]:
+    """(query heads, kv heads, query heads per kv head) of the widened attention, or a clear error."""
+    if hidden % d:
+        raise ExportError(f"--hidden {hidden} must be a multiple of head_dim {d} (rotary must stay the same).")
+    nh1 = hidden // d
+    g0 = nh0 // nkv0
+    nkv1 = kv_heads or nh1 // g0
+    if nh1 % nkv1 or nh1 // nkv1 < g0 or nkv1 < nkv0:
+        raise ExportError(f"{nkv1} kv heads do not fit: need {nh1} query heads divisible by it, groups of at "
+                          f"least {g0} query heads and at least the source's {nkv0} kv heads.")
+    return nh1, nkv1, nh1 // nkv1
+
+
+def widen_eagle3(head, hidden: int, intermediate: int, source_layers: int, layers: int, kv_heads: int | None = None,
+                 seed: int = 0, context: int | None = None):
+    """An EAGLE-3 head for the twin of its target that drafts exactly what ``head`` drafts.
+
+    Args:
+        head: an ``Eagle3Head`` (edgespec.export.draft.eagle3_head) of the small target.
+        hidden, intermediate, kv_heads, context: the twin's (as given to :func:`widen_llama`);
+            the head's width becomes the twin's, so one call costs what a head of the twin costs.
+        source_layers, layers: the small target's and the twin's layer counts (the target layers
+            the head reads are renumbered with :func:`layer_positions`).
+        seed: for the random fill of the weights that cannot matter.
+    """
+    import torch
+
+    from edgespec.export.draft.eagle3 import aux_layers_of, head_config
+    from edgespec.export.draft.eagle3_head import Eagle3Head
+
+    c0 = head.config
+    h0, i0 = c0.hidden_size, c0.intermediate_size
+    nh0, nkv0 = c0.num_attention_heads, c0.num_key_value_heads
+    d = getattr(c0, "head_dim", None) or h0 // nh0
+    if getattr(c0, "target_hidden_size", h0) != h0:
+        raise ExportError("the twin builder widens EAGLE-3 heads as wide as their target only.")
+    if hidden < h0 or intermediate < i0 or layers < source_layers:
+        raise ExportError(f"the twin must be at least as large as the source (hidden {h0}, intermediate {i0}, "
+                          f"layers {source_layers}).")
+    nh1, nkv1, g1 = _check_widths(h0, nh0, nkv0, d, hidden, kv_heads)
+    pos = layer_positions(source_layers, layers)
+    aux = [pos[i] for i in aux_layers_of(c0)]
+    c1 = head_config(c0, c0.draft_vocab_size, aux, intermediate)
+    for key, val in (("hidden_size", hidden), ("num_attention_heads", nh1), ("num_key_value_heads", nkv1),
+                     ("head_dim", d), ("rms_norm_eps", c0.rms_norm_eps * h0 / hidden), ("target_hidden_size", hidden),
+                     ("max_position_embeddings", context or c0.max_position_embeddings)):
+        setattr(c1, key, val)
+    src = {k: v.detach().to(torch.float32) for k, v in head.state_dict().items()}
+    fill = _Fill(seed, h0, hidden)
+    q_rows = torch.cat([torch.arange(p * d, (p + 1) * d) for p in head_positions(nh0, nkv0, g1)])
+    kv_rows = torch.arange(nkv0 * d)
+    in_cols = torch.cat((torch.arange(h0), hidden + torch.arange(h0)))  # [embedding, stream] halves
+    st: dict[str, torch.Tensor] = {}
+    for n, rows, idx in (("q_proj", nh1 * d, q_rows), ("k_proj", nkv1 * d, kv_rows), ("v_proj", nkv1 * d, kv_rows)):
+        w0 = src[f"midlayer.self_attn.{n}.weight"]
+        w = fill.rand_like((rows, 2 * hidden), w0)
+        w[idx[:, None], in_cols[None, :]] = w0
+        st[f"midlayer.self_attn.{n}.weight"] = w
+    o = torch.zeros(hidden, nh1 * d)
+    o[:h0, q_rows] = src["midlayer.self_attn.o_proj.weight"]
+    st["midlayer.self_attn.o_proj.weight"] = o
+    for n in ("gate_proj", "up_proj"):
+        w0 = src[f"midlayer.mlp.{n}.weight"]
+        w = fill.rand_like((intermediate, hidden), w0)
+        w[:i0, :h0] = w0
+        st[f"midlayer.mlp.{n}.weight"] = w
+    down = torch.zeros(hidden, intermediate)
+    down[:h0, :i0] = src["midlayer.mlp.down_proj.weight"]
+    st["midlayer.mlp.down_proj.weight"] = down
+    for n in ("midlayer.hidden_norm", "midlayer.input_layernorm", "midlayer.post_attention_layernorm", "norm"):
+        st[f"{n}.weight"] = fill.norm(src[f"{n}.weight"])
+    fc0 = src["fc.weight"]
+    fc = fill.rand_like((hidden, 3 * hidden), fc0)
+    fc[h0:] = 0  # the stream's new channels stay exactly zero
+    for j in range(3):
+        fc[:h0, j * hidden: j * hidden + h0] = fc0[:, j * h0: (j + 1) * h0]
+    st["fc.weight"] = fc
+    lm0 = src["lm_head.weight"]
+    lm = fill.rand_like((lm0.shape[0], hidden), lm0)
+    lm[:, :h0] = lm0
+    st["lm_head.weight"] = lm
+    emb = torch.zeros(src["embed_tokens.weight"].shape[0], hidden)
+    emb[:, :h0] = src["embed_tokens.weight"]
+    st["embed_tokens.weight"] = emb
+    st["d2t"], st["t2d"] = head.d2t.clone(), head.t2d.clone()
+    wide = Eagle3Head(c1)
+    wide.load_state_dict(st)
+    return wide.eval()
 
 
 _LAYER_TENSORS = ("self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",

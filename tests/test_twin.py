@@ -103,3 +103,59 @@ def test_a_longer_context_keeps_the_function(source):
     ids = torch.randint(3, small.config.vocab_size, (1, 600), generator=torch.Generator().manual_seed(5))
     with torch.inference_mode():
         torch.testing.assert_close(twin(ids).logits, small(ids).logits, atol=1e-4, rtol=0)
+
+
+def test_a_widened_eagle3_head_drafts_what_the_small_head_drafts(tiny_dir):
+    from edgespec.export.draft import eagle3, fastdraft
+    from edgespec.export.twin import widen_eagle3
+
+    path = tiny_dir("llama", layers=4)
+    small, tok = fastdraft.load_model(path)
+    head = eagle3.new_head(small, torch.arange(3, 203).numpy(), [0, 2, 3], seed=1)
+    with torch.no_grad():
+        for n, p in head.named_parameters():
+            if not n.startswith("embed_tokens") and "norm" not in n:
+                p.normal_(0, 0.15)
+    twin = widen_llama(small, hidden=128, layers=6, intermediate=256)
+    wide = widen_eagle3(head, hidden=128, intermediate=256, source_layers=4, layers=6)
+    aux = eagle3.aux_layers_of(wide.config)
+    assert aux == [layer_positions(4, 6)[i] for i in (0, 2, 3)] == [0, 3, 4]
+    # one decoder layer at the twin's width: what a head of the twin costs
+    assert wide.fc.weight.shape == (128, 3 * 128) and wide.midlayer.self_attn.q_proj.weight.shape == (128, 256)
+    assert wide.midlayer.mlp.gate_proj.weight.shape == (256, 128) and wide.lm_head.weight.shape == (200, 128)
+    assert wide.midlayer.self_attn.q_proj.weight[:, 64:128].std() > 0  # dead weights are random, not zeros
+    assert torch.count_nonzero(wide.fc.weight[64:]) == 0  # the stream's new channels stay zero
+    ids = _prompts(small.config.vocab_size)
+    f_small, _, _ = eagle3.target_features(small, ids, [0, 2, 3])
+    f_twin, _, _ = eagle3.target_features(twin, ids, aux)
+    with torch.inference_mode():
+        a, ga, pa = head(ids, f_small)
+        b, gb, pb = wide(ids, f_twin)
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=0)
+        torch.testing.assert_close(gb[..., :64], ga, atol=1e-4, rtol=0)
+        assert torch.count_nonzero(gb[..., 64:]) == 0
+        a2 = head(ids[:, :1], ga[:, -1:], past=pa)[0]  # a draft step on the head's own output
+        b2 = wide(ids[:, :1], gb[:, -1:], past=pb)[0]
+        torch.testing.assert_close(b2, a2, atol=1e-4, rtol=0)
+    prompts = ["def f(x):\n    return", "import os\n"]
+    fs = eagle3.simulate_head(small, tok, head, prompts, k=3, max_new_tokens=16)
+    ft = eagle3.simulate_head(twin, tok, wide, prompts, k=3, max_new_tokens=16)
+    assert [r["output_ids"] for r in ft.per_prompt] == [r["output_ids"] for r in fs.per_prompt]
+    assert (ft.accepted, ft.drafted) == (fs.accepted, fs.drafted)
+
+
+def test_build_twin_cli_widens_a_head_beside_the_twin(tiny_dir, tmp_path):
+    from edgespec.export.draft import eagle3, fastdraft
+
+    path = tiny_dir("llama", layers=4)
+    small, _ = fastdraft.load_model(path)
+    head = eagle3.new_head(small, torch.arange(3, 103).numpy(), [0, 2, 3], seed=2)
+    eagle3.save_head(head, tmp_path / "head")
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "build_twin.py"), "--from", str(path), "--hidden", "128",
+                        "--layers", "6", "--intermediate", "256", "--head", str(tmp_path / "head"),
+                        "-o", str(tmp_path / "twin")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "check: head logits twin vs source" in r.stdout
+    wide = eagle3.load_head(tmp_path / "twin-head")
+    assert wide.config.hidden_size == 128 and eagle3.aux_layers_of(wide.config) == [0, 3, 4]
+    assert (tmp_path / "twin-head" / "tokenizer.json").is_file()

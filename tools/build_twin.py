@@ -5,6 +5,10 @@
         --intermediate 5632 -o .cache/twin-hf
     .venv/bin/edgespec export .cache/twin-hf --draft models/demo/draft -o .cache/twin-bundle
 
+With --head DIR (an EAGLE-3 head of the source, e.g. models/demo/head-eagle3) the head is widened to
+the twin's width too and written to --head-out (default OUT-head): it drafts exactly what the small
+head drafts, reading the twin's layers where the twin put the source's, at a twin-sized head's cost.
+
 The widening is function-preserving (edgespec.export.twin): the extra width and layers contribute
 exactly zero, so the twin's next-token choices are the source's while each call costs what a
 model of the twin's shape costs. After saving, the twin's logits are compared with the source's
@@ -36,6 +40,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--context", type=int, default=None,
                     help="max_position_embeddings of the twin (default: the source's), e.g. for ~2k-token prompts")
+    ap.add_argument("--head", type=Path, default=None, help="an EAGLE-3 head of the source to widen as well")
+    ap.add_argument("--head-out", type=Path, default=None, help="where the widened head goes (default: OUT-head)")
     ap.add_argument("-o", "--out", type=Path, required=True)
     ap.add_argument("--no-check", dest="check", action="store_false", help="skip the logits comparison")
     a = ap.parse_args(argv)
@@ -72,6 +78,15 @@ def main(argv=None) -> int:
         if rel > 1e-4 or top1 < 0.99:
             print("error: the twin does not reproduce the source's logits", file=sys.stderr)
             return 1
+    wide_head = None
+    if a.head is not None:
+        try:
+            wide_head, head_out = _widen_head(a, src, twin)
+        except EdgespecError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if wide_head is None:
+            return 1
     a.out.mkdir(parents=True, exist_ok=True)
     twin.save_pretrained(a.out, safe_serialization=True)
     for name in _TOKENIZER_FILES:
@@ -81,8 +96,45 @@ def main(argv=None) -> int:
         "source": str(a.src.resolve()), "source_parameters": n0, "parameters": n1, "seed": a.seed,
         "hidden": a.hidden, "layers": a.layers, "intermediate": a.intermediate,
         "kv_heads": twin.config.num_key_value_heads, "context": twin.config.max_position_embeddings}, indent=1))
+    if wide_head is not None:
+        from edgespec.export.draft import eagle3
+
+        eagle3.save_head(wide_head, head_out, meta={"twin_of": str(a.head.resolve()), "seed": a.seed})
+        for name in _TOKENIZER_FILES:
+            if (a.src / name).is_file() and not (head_out / name).exists():
+                shutil.copy2(a.src / name, head_out / name)
+        print(f"wrote {head_out}")
     print(f"wrote {a.out} in {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def _widen_head(a, src, twin):
+    """The widened head and where it goes, after comparing its logits with the small head's."""
+    import torch
+
+    from edgespec.export.draft import eagle3
+    from edgespec.export.twin import widen_eagle3
+
+    head = eagle3.load_head(a.head)
+    eagle3.attach_target_embedding(head, src)
+    wide = widen_eagle3(head, a.hidden, a.intermediate, src.config.num_hidden_layers, a.layers, kv_heads=a.kv_heads,
+                        seed=a.seed, context=a.context)
+    out = a.head_out or a.out.with_name(a.out.name + "-head")
+    print(f"head: {eagle3.head_weight_params(head) / 1e6:.1f}M -> {eagle3.head_weight_params(wide) / 1e6:.1f}M "
+          f"parameters per call, target layers {eagle3.aux_layers_of(head.config)} -> {eagle3.aux_layers_of(wide.config)}")
+    if a.check:
+        ids = torch.randint(0, src.config.vocab_size, (2, 48), generator=torch.Generator().manual_seed(2))
+        fa, _, _ = eagle3.target_features(src, ids, eagle3.aux_layers_of(head.config))
+        fb, _, _ = eagle3.target_features(twin, ids, eagle3.aux_layers_of(wide.config))
+        with torch.inference_mode():
+            la, lb = head(ids, fa)[0], wide(ids, fb)[0]
+        rel = (la - lb).abs().max().item() / max(la.abs().max().item(), 1e-9)
+        top1 = (la.argmax(-1) == lb.argmax(-1)).float().mean().item()
+        print(f"check: head logits twin vs source {rel:.1e} of the largest logit, top-1 agreement {top1:.3f} (fp32)")
+        if rel > 1e-4 or top1 < 0.99:
+            print("error: the widened head does not reproduce the source head's logits", file=sys.stderr)
+            return None, out
+    return wide, out
 
 
 if __name__ == "__main__":

@@ -138,7 +138,28 @@ def publish() -> int:
             shutil.copy(src / "trim_id_map.i32", dst / "trim_id_map.i32")
         size = sum(f.stat().st_size for f in dst.iterdir())
         print(f"{name}: {size / 1e6:.1f} MB -> {dst}")
+    publish_head(DEMO / "head-eagle3", MODELS / "head-eagle3")
     return 0
+
+
+def publish_head(src, dst) -> None:
+    """The EAGLE-3 head in fp16 without the target's embedding table (the export and the runtimes
+    take the target's), with the target's tokenizer and its training report."""
+    import json
+
+    import transformers as tf
+
+    from edgespec.export.draft import eagle3
+
+    if not (src / "config.json").is_file():
+        print(f"skip head-eagle3: {src} not trained yet")
+        return
+    head = eagle3.load_head(src)
+    meta = json.loads((src / eagle3.META_FILE).read_text())
+    eagle3.save_head(head, dst, tf.AutoTokenizer.from_pretrained(src), meta=meta,
+                     dtype=__import__("torch").float16, embedding=False)
+    size = sum(f.stat().st_size for f in dst.iterdir())
+    print(f"head-eagle3: {size / 1e6:.1f} MB -> {dst} (step {meta['step']})")
 
 
 def figures(n_prompts: int, k: int) -> int:

@@ -7,6 +7,8 @@ token when all ``k`` agree). The output is exactly the target's greedy output (t
 
 Metric names as in docs/metrics.md:
   acceptance_rate  = accepted / drafted
+  alpha            = accepted / (accepted + rounds that rejected a token)   (per-token acceptance:
+                     the chance a drafted token is accepted when the ones before it were)
   mean_accepted    = generated tokens / target calls              (τ, block efficiency)
   mbsu             = τ / (1 + k · S_draft / S_target)
 
@@ -44,6 +46,7 @@ class Figures:
     target_calls: int = 0
     drafted: int = 0
     accepted: int = 0
+    rejected_rounds: int = 0  # verification rounds that rejected a drafted token (the rest accepted all)
     s_draft: int = 0
     s_target: int = 0
     draft_ms_per_token: float | None = None
@@ -52,6 +55,12 @@ class Figures:
     @property
     def acceptance_rate(self) -> float:
         return self.accepted / self.drafted if self.drafted else 0.0
+
+    @property
+    def alpha(self) -> float:
+        """Per-token acceptance: P(a drafted token is accepted | the ones before it were)."""
+        tested = self.accepted + self.rejected_rounds
+        return self.accepted / tested if tested else 0.0
 
     @property
     def mean_accepted(self) -> float:
@@ -64,7 +73,7 @@ class Figures:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("per_prompt")
-        d.update(acceptance_rate=round(self.acceptance_rate, 4), mean_accepted=round(self.mean_accepted, 4),
+        d.update(acceptance_rate=round(self.acceptance_rate, 4), alpha=round(self.alpha, 4), mean_accepted=round(self.mean_accepted, 4),
                  mbsu=round(self.mbsu, 4), size_ratio=round(self.s_draft / self.s_target, 4) if self.s_target else None)
         return d
 
@@ -90,10 +99,15 @@ def weight_params(model) -> int:
 
 
 class _Cache:
-    """A model with a KV cache over a prefix of an id sequence; feeds only what the cache lacks."""
+    """A model with a KV cache over a prefix of an id sequence; feeds only what the cache lacks.
 
-    def __init__(self, model):
+    With ``feature_layers`` (an EAGLE-3 head's target), ``self.feats`` [1, len(ids), 3·H] also
+    holds the outputs of those layers at every cached position (the head's input).
+    """
+
+    def __init__(self, model, feature_layers: list[int] | None = None):
         self.model, self.ids, self.past = model, [], None
+        self.layers, self.feats = feature_layers, None
 
     def logits_after(self, ids: list[int]):
         """Logits of the next token after each position of ``ids`` beyond the cached prefix."""
@@ -104,14 +118,23 @@ class _Cache:
             n += 1
         if n < len(self.ids):
             if n == 0 or self.past is None:
-                self.past, self.ids = None, []
+                self.past, self.ids, self.feats = None, [], None
                 n = 0
             else:
                 self.past.crop(n)
                 self.ids = self.ids[:n]
+                self.feats = self.feats[:, :n] if self.feats is not None else None
         new = ids[n:]
-        with torch.no_grad():
-            out = self.model(input_ids=torch.tensor([new]), past_key_values=self.past, use_cache=True)
+        if self.layers is None:
+            with torch.no_grad():
+                out = self.model(input_ids=torch.tensor([new]), past_key_values=self.past, use_cache=True)
+        else:
+            from .eagle3 import layer_outputs
+
+            with torch.no_grad(), layer_outputs(self.model, self.layers) as cap:
+                out = self.model(input_ids=torch.tensor([new]), past_key_values=self.past, use_cache=True)
+            f = cap.features()
+            self.feats = f if self.feats is None else torch.cat((self.feats, f), dim=1)
         self.past, self.ids = out.past_key_values, list(ids)
         return out.logits[0]
 
@@ -154,7 +177,7 @@ def simulate(target, target_tok, draft, draft_tok, prompts: list[str], *, k: int
         tc, dc = _Cache(target), _Cache(draft)
         seq = target_tok(p)["input_ids"]
         n_prompt = len(seq)
-        calls = drafted = accepted = 0
+        calls = drafted = accepted = rejected = 0
         while len(seq) - n_prompt < max_new_tokens:
             props = _propose(dc, seq, k, kind, inv, id_map, draft_tok, target_tok, n_prompt)
             logits = tc.logits_after(seq + props)
@@ -167,6 +190,7 @@ def simulate(target, target_tok, draft, draft_tok, prompts: list[str], *, k: int
                 n_acc += 1
             drafted += len(props)
             accepted += n_acc
+            rejected += n_acc < len(props)
             seq = seq + props[:n_acc] + [choice[n_acc]]
             if eos in seq[n_prompt:]:
                 seq = seq[: seq.index(eos, n_prompt) + 1]
@@ -178,6 +202,7 @@ def simulate(target, target_tok, draft, draft_tok, prompts: list[str], *, k: int
         fig.target_calls += calls
         fig.drafted += drafted
         fig.accepted += accepted
+        fig.rejected_rounds += rejected
         fig.per_prompt.append({"generated": gen, "target_calls": calls, "accepted": accepted, "drafted": drafted,
                                "output_ids": seq[n_prompt:]})
         if progress:

@@ -263,6 +263,16 @@ def read_shards(gen_dir: Path) -> list[dict]:
     return rows
 
 
+def token_stream(seqs: list[list[int]], eos: int):
+    """The sequences as one int32 stream, each ending in ``eos`` (added where missing)."""
+    import numpy as np
+
+    stream: list[int] = []
+    for s in seqs:
+        stream += s if s and s[-1] == eos else s + [eos]
+    return np.asarray(stream, dtype=np.int32)
+
+
 def distill(target: Path, draft: Path, corpus: Path, out: Path, *, n_sequences: int = 512, prompt_tokens: int = 64,
             new_tokens: int = 192, gen_batch: int = 16, temperature: float = 0.8, steps: int = 300,
             seq_len: int = 256, batch_size: int = 16, lr: float = 5e-4, warmup: int = 20, kl_weight: float = 0.0,
@@ -270,7 +280,6 @@ def distill(target: Path, draft: Path, corpus: Path, out: Path, *, n_sequences: 
             eval_corpus: Path | None = None, k: int = 4, log: Callable[[str], None] = _log,
             stop_after: int | None = None, device: str = "cpu", checkpoint_every_s: float = 180.0) -> dict | None:
     """Stage 2: target-generated data, then fine-tuning of the drafter in ``draft``; writes ``out``."""
-    import numpy as np
     import torch
 
     if threads:
@@ -302,10 +311,7 @@ def distill(target: Path, draft: Path, corpus: Path, out: Path, *, n_sequences: 
         seqs = [r["prompt_ids"] + r["ids"] for r in rows]
     else:
         seqs = [dtok(r["text"])["input_ids"] for r in rows]
-    stream = []
-    for s in seqs:
-        stream += s if s and s[-1] == dtok.eos_token_id else s + [dtok.eos_token_id]
-    data = np.asarray(stream, dtype=np.int32)
+    data = token_stream(seqs, dtok.eos_token_id)
     log(f"stage 2: {len(rows)} target sequences ({len(data):,} drafter tokens, generated in {gen_s:.0f} s), "
         f"fine-tuning {steps} steps" + (f" with KL weight {kl_weight}" if kl_weight else ""))
     loss_fn = None

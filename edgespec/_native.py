@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import BundleError, NativeError
 
-ABI_VERSION = 4
+ABI_VERSION = 5
 MIN_DRAFT_WINDOW = 128  # ES_MIN_DRAFT_WINDOW: the smallest draft_window other than 0
 
 _LIB_NAMES = {"linux": "libedgespec.so", "darwin": "libedgespec.dylib", "win32": "edgespec.dll"}
@@ -103,6 +103,8 @@ class PipelineParams(ctypes.Structure):
         ("backend", ctypes.c_char_p),
         ("ort_library", ctypes.c_char_p),
         ("fixed_shapes", ctypes.c_int32),
+        ("translation_cache_dir", ctypes.c_char_p),
+        ("adapt_log_dir", ctypes.c_char_p),
     ]
 
 
@@ -149,6 +151,10 @@ class Stats(ctypes.Structure):
         ("accepted_hist", ctypes.c_int64 * (MAX_DRAFT + 1)),
         ("draft_prefill_ms", ctypes.c_double),
         ("draft_prefill_tokens", ctypes.c_int64),
+        ("translation_hits", ctypes.c_int64),
+        ("translation_misses", ctypes.c_int64),
+        ("translation_disk_hits", ctypes.c_int64),
+        ("translation_ms", ctypes.c_double),
     ]
 
 

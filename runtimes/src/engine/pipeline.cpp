@@ -91,7 +91,7 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
         p->draft_spec = *draft;
         p->draft = load_model(*draft, draft_options);
         if (draft->relation == "cross_vocab") {
-            p->xvocab = std::make_unique<CrossVocab>(core, *draft, p->bundle.target, *p->tokenizer, p->target->vocab());
+            p->xvocab = std::make_unique<CrossVocab>(core, *draft, p->bundle.target, *p->tokenizer, p->target->vocab(), o.translation_cache_dir);
         } else if (draft->relation == "trimmed") {
             p->trim_map = read_id_map(*draft, p->target->vocab());
             if (p->trim_map.size() != p->draft->vocab())
@@ -108,6 +108,7 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
             throw Error(ES_ERR_BUNDLE, "Drafter '" + draft->name + "' has a larger vocabulary than the target but is marked same_vocab; re-export the bundle.");
         }
     }
+    if (!o.adapt_log_dir.empty()) p->adapt_log = std::make_unique<AdaptLog>(o.adapt_log_dir);
     return p;
 }
 

@@ -8,6 +8,7 @@
 #include "backends/model.hpp"
 #include "core/bundle.hpp"
 #include "drafting/cross_vocab.hpp"
+#include "engine/adapt_log.hpp"
 #include "drafting/draft_length.hpp"
 #include "text/token_table.hpp"
 #include "text/tokenizer.hpp"
@@ -18,6 +19,8 @@ struct PipelineOptions {
     DeviceOptions target, draft;
     std::string draft_name;  // "" = the default drafter (see load_pipeline), "none" = no drafter
     std::string tokenizers_extension;
+    std::string translation_cache_dir;
+    std::string adapt_log_dir;  // "" = no adaptation log  // cross_vocab drafters: where the translation cache persists ("" = nowhere)
 };
 
 struct Pipeline {
@@ -30,6 +33,7 @@ struct Pipeline {
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<CrossVocab> xvocab;  // cross_vocab drafter: its tokenizer, byte tables, caches
     std::unique_ptr<TokenTable> text_table;  // the target's byte table, when it spells text as the detokenizer does
+    std::unique_ptr<AdaptLog> adapt_log;  // opt-in record of committed text (null = off)
     CallCosts costs;                     // measured target-call costs by length (adaptive k)
 };
 

@@ -105,6 +105,8 @@ class PipelineParams(ctypes.Structure):
         ("ort_library", ctypes.c_char_p),
         ("fixed_shapes", ctypes.c_int32),
         ("verify", ctypes.c_int32),
+        ("translation_cache_dir", ctypes.c_char_p),
+        ("adapt_log_dir", ctypes.c_char_p),
     ]
 
 
@@ -151,6 +153,10 @@ class Stats(ctypes.Structure):
         ("accepted_hist", ctypes.c_int64 * (MAX_DRAFT + 1)),
         ("draft_prefill_ms", ctypes.c_double),
         ("draft_prefill_tokens", ctypes.c_int64),
+        ("translation_hits", ctypes.c_int64),
+        ("translation_misses", ctypes.c_int64),
+        ("translation_disk_hits", ctypes.c_int64),
+        ("translation_ms", ctypes.c_double),
     ]
 
 

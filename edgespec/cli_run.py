@@ -28,12 +28,12 @@ _FIXED_SHAPES = {"auto": None, "on": True, "off": False}
 
 
 def _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend="openvino", fixed_shapes="auto",
-          verify=True):
+          verify=True, adapt_log=None):
     from .pipeline import Pipeline
 
     return Pipeline.load(bundle, draft=None if draft == "none" else (draft or "auto"), device=device,
                          draft_device=draft_device, precision=precision, kv_precision=kv_precision, threads=threads,
-                         backend=backend, fixed_shapes=_FIXED_SHAPES[fixed_shapes], verify=verify)
+                         backend=backend, fixed_shapes=_FIXED_SHAPES[fixed_shapes], verify=verify, adapt_log=adapt_log)
 
 
 def _device_options(f):
@@ -101,11 +101,15 @@ def register(cli: click.Group) -> None:
     @_device_options
     @click.option("--stats", "show_stats", is_flag=True, help="Print the generation's stats (stderr).")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, tokens, stats) instead of streaming.")
+    @click.option("--adapt-log", type=click.Path(path_type=Path), default=None, metavar="DIR",
+                  help="Opt-in: append this prompt and its output to DIR/adapt-log.jsonl, the data `edgespec adapt` "
+                       "fine-tunes drafters on (nothing is recorded without it).")
     def run(bundle, prompt, policy, k, k_max, draft_window, max_new_tokens, temperature, top_k, top_p, seed, stop, ignore_eos,
-            draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes, no_verify, show_stats, as_json):
+            draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes, no_verify, show_stats, as_json,
+            adapt_log):
         """Generate from PROMPT with the models of BUNDLE, streaming text to the terminal (Ctrl-C stops it, exit 130)."""
         pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes,
-                     not no_verify)
+                     not no_verify, adapt_log=adapt_log)
         config = dict(max_new_tokens=max_new_tokens, policy=policy, k=_k(k), k_max=k_max, draft_window=draft_window,
                       temperature=temperature,
                       top_k=top_k, top_p=top_p, seed=seed, stop=list(stop), ignore_eos=ignore_eos)

@@ -21,6 +21,7 @@ import os
 import queue
 import signal
 import threading
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator, Sequence
 
@@ -57,6 +58,10 @@ class Stats:
     accepted_hist: list[int] = field(default_factory=list)
     draft_prefill_ms: float = 0.0
     draft_prefill_tokens: int = 0
+    translation_hits: int = 0
+    translation_misses: int = 0
+    translation_disk_hits: int = 0
+    translation_ms: float = 0.0
 
     @classmethod
     def _from_native(cls, s: _native.Stats) -> "Stats":
@@ -243,6 +248,8 @@ class Pipeline:
         ort_library: str | os.PathLike | None = None,
         fixed_shapes: bool | None = None,
         verify: bool = True,
+        translation_cache: str | os.PathLike | bool = True,
+        adapt_log: str | os.PathLike | None = None,
     ) -> "Pipeline":
         """Load a bundle directory written by ``edgespec export``.
 
@@ -268,6 +275,13 @@ class Pipeline:
         verify: check the digests the manifest records for every file the pipeline reads (sizes are
         checked either way; ``info["integrity"]`` says what was: "verified", "sizes", or "none" for
         bundles exported before digests existed). Every manifest path must stay inside the bundle.
+        translation_cache: a cross_vocab drafter's translations persist across processes (keyed by
+        both tokenizers) in the user cache dir (True, default: $EDGESPEC_CACHE/translation, else
+        ~/.cache/edgespec/translation), in a directory you name, or nowhere (False). A corrupt
+        cache file is ignored with a warning. ``info["translation_cache"]`` says what was loaded.
+        adapt_log: opt-in; a directory where each generation's prompt and output are appended
+        (``adapt-log.jsonl``, bounded at 64 MiB) for ``edgespec adapt``. None (default): nothing
+        is recorded.
         Raises BundleError (missing/corrupt bundle, ONNX Runtime library not loadable),
         DeviceError, InvalidArgumentError.
         """
@@ -300,10 +314,19 @@ class Pipeline:
         params.ort_library = s(None if ort_library is None else os.fspath(ort_library))
         params.fixed_shapes = -1 if fixed_shapes is None else int(bool(fixed_shapes))
         params.verify = 1 if verify else 0
+        if translation_cache is False:
+            params.translation_cache_dir = s("")
+        elif translation_cache is not True:
+            params.translation_cache_dir = s(os.fspath(translation_cache))
+        params.adapt_log_dir = s(None if adapt_log is None else os.fspath(adapt_log))
         out = ctypes.c_void_p()
         path = os.fspath(bundle)
         _native.check(lib.es_pipeline_load(os.fsencode(path), ctypes.byref(params), ctypes.byref(out)))
-        return cls(out.value, path)
+        pipe = cls(out.value, path)
+        warning = (pipe.info.get("translation_cache") or {}).get("warning")
+        if warning:
+            warnings.warn(warning, RuntimeWarning, stacklevel=2)
+        return pipe
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:

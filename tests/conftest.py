@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "tools"))  # dev
 
 # Exact token comparisons need f32 everywhere (see docs/install.md: OpenVINO defaults to bf16 / u8 KV).
 os.environ.setdefault("EDGESPEC_TEST", "1")
+# The user's cache (demo bundles, translation caches) stays out of the tests, and theirs out of it.
+os.environ["EDGESPEC_CACHE"] = tempfile.mkdtemp(prefix="edgespec-test-cache-")
 
 
 @pytest.fixture(scope="session")

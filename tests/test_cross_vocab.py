@@ -24,37 +24,14 @@ import pytest
 
 
 from engine_support import engine_bundle, engine_ready, link_tree, pipeline
+from tiny import TEXT, memorize
 
-TEXT = ('def fib(n):\n    """Return the n-th Fibonacci number (café, Grüße, 世界 🙂)."""\n'
-        '    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n')
 PROMPT = "def fib(n):"  # a prefix of TEXT whose tokens are a prefix of TEXT's in every vocabulary here
 OTHER_PROMPTS = ("import os\nclass Walker:\n    def __init__(self, root):",
                  "s = 'Grüße, 世界'  # café 🙂 — naïve")
 
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not engine_ready(), reason="native engine or exporter not built")]
-
-
-def memorize(src: Path, out: Path, text: str = TEXT, steps: int = 400) -> Path:
-    """Train the HF model in ``src`` on ``text`` alone until it reproduces it (seconds for tiny models)."""
-    import torch
-    import transformers as tf
-
-    torch.manual_seed(0)
-    model = tf.AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
-    tok = tf.AutoTokenizer.from_pretrained(src)
-    ids = torch.tensor([tok(text)["input_ids"]])
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(steps):
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        if loss.item() < 2e-3:
-            break
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 def _relink(base: Path, out: Path, models: list[dict]) -> Path:
@@ -294,7 +271,7 @@ def test_the_translation_cache_equals_fresh_translation_and_serves_the_steady_st
     from edgespec import Pipeline
 
     monkeypatch.setenv("EDGESPEC_CHECK_TRANSLATION", "1")
-    pipe = Pipeline.load(bundles["main"], draft="ms", precision="f32", kv_precision="f32")
+    pipe = Pipeline.load(bundles["main"], draft="ms", precision="f32", kv_precision="f32", translation_cache=False)
     counts = []
     for prompt in (PROMPT, PROMPT, OTHER_PROMPTS[1]):
         pipe.generate(prompt, max_new_tokens=40, k=3, ignore_eos=True)
@@ -446,3 +423,83 @@ def test_run_draft_xv_from_the_cli(bundles):
     ref = pipeline(bundles["main"], None).generate(PROMPT, max_new_tokens=30, policy="autoregressive", ignore_eos=True)
     assert rep["draft"] == "ms" and rep["tokens"] == ref.tokens
     assert rep["stats"]["accepted"] == rep["stats"]["drafted"] > 0
+
+
+def test_the_translation_cache_persists_across_pipelines_and_serves_a_second_process(bundles, tmp_path):
+    """Freed, a pipeline writes its translations to a file keyed by both tokenizers; the next one
+    (here a second process) loads it: the same generation is then served from disk alone, and the
+    tokens are the same."""
+    import subprocess
+    import sys
+
+    from edgespec import Pipeline
+
+    cache = tmp_path / "xc"
+    with Pipeline.load(bundles["main"], draft="ms", precision="f32", kv_precision="f32", translation_cache=cache) as a:
+        info = a.info["translation_cache"]
+        assert info["loaded"] == 0 and info["warning"] == ""
+        first = a.generate(PROMPT, max_new_tokens=40, k=3, ignore_eos=True)
+    assert first.stats.translation_misses > 0 and first.stats.translation_disk_hits == 0
+    files = list(cache.glob("xvocab-*.bin"))
+    assert len(files) == 1 and info["file"] == str(files[0])
+    code = (f"from edgespec import Pipeline\n"
+            f"p = Pipeline.load({str(bundles['main'])!r}, draft='ms', precision='f32', kv_precision='f32', "
+            f"translation_cache={str(cache)!r})\n"
+            f"r = p.generate({PROMPT!r}, max_new_tokens=40, k=3, ignore_eos=True)\n"
+            "print(p.info['translation_cache']['loaded'], r.stats.translation_misses, r.stats.translation_disk_hits, r.tokens)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    loaded, misses, disk_hits, tokens = out.stdout.split(" ", 3)
+    assert int(loaded) > 0 and int(misses) == 0 and int(disk_hits) == first.stats.translation_hits + first.stats.translation_misses
+    assert tokens.strip() == str(first.tokens)
+    # another drafter of the same target has its own file; no cache: no file
+    with Pipeline.load(bundles["main"], draft="xv", translation_cache=cache) as b:
+        b.generate(PROMPT, max_new_tokens=8, k=3)
+    assert len(list(cache.glob("xvocab-*.bin"))) == 2
+    with Pipeline.load(bundles["main"], draft="xv", translation_cache=False) as c:
+        c.generate(OTHER_PROMPTS[0], max_new_tokens=8, k=3)
+        assert c.info["translation_cache"]["file"] == ""
+
+
+def test_a_corrupt_translation_cache_is_a_warning_and_a_fresh_cache(bundles, tmp_path):
+    from edgespec import Pipeline
+
+    cache = tmp_path / "xc"
+    with Pipeline.load(bundles["main"], draft="ms", translation_cache=cache) as a:
+        ref = a.generate(PROMPT, max_new_tokens=30, k=3, ignore_eos=True)
+    (f,) = cache.glob("xvocab-*.bin")
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x5A
+    f.write_bytes(bytes(data))
+    with pytest.warns(RuntimeWarning, match="is corrupt; starting with an empty one"):
+        b = Pipeline.load(bundles["main"], draft="ms", translation_cache=cache)
+    res = b.generate(PROMPT, max_new_tokens=30, k=3, ignore_eos=True)
+    assert res.tokens == ref.tokens and res.stats.translation_disk_hits == 0
+    b.close()  # rewrites a good file
+    with Pipeline.load(bundles["main"], draft="ms", translation_cache=cache) as c:
+        assert c.info["translation_cache"]["warning"] == "" and c.info["translation_cache"]["loaded"] > 0
+    f.write_bytes(b"garbage")
+    with pytest.warns(RuntimeWarning, match="is corrupt"):
+        Pipeline.load(bundles["main"], draft="ms", translation_cache=cache).close()
+
+
+def test_adapt_teaches_a_random_cross_vocab_drafter_with_the_hybrid_loss(bundles, tmp_path):
+    """OmniDraft's online adaptation across vocabularies: token-level KL where a drafter token
+    spans one target token, sequence-level on the target's text elsewhere; the random metaspace
+    drafter then drafts what the target writes on held-out prompts, and stays lossless."""
+    from edgespec import Pipeline
+    from edgespec.export.draft import adapt as ad
+
+    bundle = link_tree(bundles["main"], tmp_path / "main")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": TEXT[:n]}) + "\n" for n in range(12, len(TEXT) - 30, 5)))
+    rep = ad.run(bundle, prompts_file=prompts, drafter="msr", steps=100, batch=4, lr=1e-2, max_new_tokens=24,
+                 progress=False)
+    assert rep["relation"] == "cross_vocab" and rep["token_level"] > 0 and rep["sequence_level"] > 0
+    a, b = rep["acceptance"]["msr"], rep["acceptance"]["msr-adapted"]
+    assert b["acceptance_rate"] > a["acceptance_rate"] + 0.08 and b["mean_accepted"] > a["mean_accepted"] + 0.2, rep
+    with Pipeline.load(bundle, draft="msr-adapted", precision="f32", kv_precision="f32") as pipe:
+        assert pipe.info["draft"]["relation"] == "cross_vocab"
+        for p in (PROMPT, OTHER_PROMPTS[0]):
+            spec = pipe.generate(p, max_new_tokens=30, k=3, ignore_eos=True)
+            assert spec.tokens == pipe.generate(p, max_new_tokens=30, policy="autoregressive", ignore_eos=True).tokens

@@ -92,3 +92,31 @@ def build_tiny(arch: str, out: Path, vocab_size: int = 512, seed: int = 0, hidde
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+# A text a tiny model can learn by heart in seconds: a target that writes it is predictable, so a
+# drafter can learn it too (cross-vocabulary and adaptation tests).
+TEXT = ('def fib(n):\n    """Return the n-th Fibonacci number (café, Grüße, 世界 🙂)."""\n'
+        '    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n')
+
+
+def memorize(src: Path, out: Path, text: str = TEXT, steps: int = 400) -> Path:
+    """Train the HF model in ``src`` on ``text`` alone until it reproduces it (seconds for tiny models)."""
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(0)
+    model = tf.AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    tok = tf.AutoTokenizer.from_pretrained(src)
+    ids = torch.tensor([tok(text)["input_ids"]])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if loss.item() < 2e-3:
+            break
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -133,6 +133,16 @@ typedef struct es_pipeline_params {
                                          64 MiB pieces in parallel); 0 = sizes only. A mismatch fails the load with
                                          ES_ERR_BUNDLE naming the file. Bundles exported before the digests
                                          existed load unchecked (es_pipeline_info says "integrity": "none"). */
+    const char *translation_cache_dir; /* cross_vocab drafters: where the translation cache persists
+                                         across processes (one file per drafter/target pair, keyed by
+                                         both tokenizers). NULL = $EDGESPEC_CACHE/translation, else
+                                         $XDG_CACHE_HOME/edgespec/translation, else
+                                         ~/.cache/edgespec/translation; "" = keep it in memory only.
+                                         A corrupt file is ignored (es_pipeline_info says so). */
+    const char *adapt_log_dir;        /* opt-in: after each generation append {prompt, output, drafter} as a JSON
+                                         line to DIR/adapt-log.jsonl (created private, 0700), the data
+                                         `edgespec adapt` fine-tunes drafters on; bounded at 64 MiB (the oldest
+                                         half is dropped). NULL = no log (the default): nothing is recorded. */
 } es_pipeline_params;
 
 /* Defaults: device "CPU", fixed_shapes -1, verify 1, everything else NULL / 0. */
@@ -266,7 +276,10 @@ typedef int (*es_stream_callback)(const char *text_delta, size_t len, void *user
  *                had not seen (the prompt at the first round, the recent part again after a
  *                window slide, tokens committed while adaptive k drafted nothing), and the tokens
  *                they read: the drafter's counterpart of prefill_ms, though it falls after the
- *                first token (the engine streams that first, then the drafter reads the prompt) */
+ *                first token (the engine streams that first, then the drafter reads the prompt)
+ *   translation_hits / _misses / _disk_hits / _ms: a cross_vocab drafter's translation cache this
+ *                generation (0 for other policies); disk hits are those a cache saved by an earlier
+ *                process served, translation_ms the tokenizer time the misses cost */
 typedef struct es_stats {
     double ttft_ms;
     double tpot_ms;
@@ -291,6 +304,10 @@ typedef struct es_stats {
     int64_t accepted_hist[ES_MAX_DRAFT + 1];
     double draft_prefill_ms;
     int64_t draft_prefill_tokens;
+    int64_t translation_hits;      /* cross_vocab drafters: translation cache hits and misses */
+    int64_t translation_misses;
+    int64_t translation_disk_hits; /* of the hits, those on entries read from the saved cache file */
+    double translation_ms;         /* time spent tokenizing on misses */
 } es_stats;
 
 /* Generates from a prompt (UTF-8, tokenized with the bundle's target tokenizer as is; apply a

@@ -13,6 +13,7 @@
 #include "edgespec.h"
 #include "engine/engine.hpp"
 #include "core/error.hpp"
+#include "core/json.hpp"
 
 struct es_pipeline {
     std::unique_ptr<es::Pipeline> impl;
@@ -85,20 +86,6 @@ private:
 
 std::string str_or(const char *s, const char *fallback) { return s ? std::string(s) : std::string(fallback); }
 
-std::string json_string(const std::string &s) {
-    std::string out = "\"";
-    for (char ch : s) {
-        const unsigned char c = static_cast<unsigned char>(ch);
-        if (c == '"' || c == '\\') out += '\\', out += ch;
-        else if (c < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-        } else out += ch;
-    }
-    return out + "\"";
-}
-
 std::string json_widths(const std::vector<size_t> &widths) {
     std::string s = "[";
     for (size_t w : widths) s += (s.size() > 1 ? ", " : "") + std::to_string(w);
@@ -106,18 +93,24 @@ std::string json_widths(const std::vector<size_t> &widths) {
 }
 
 std::string json_model(const es::Model &m, const es::DeviceOptions &o) {
-    return "\"backend\": " + json_string(m.backend()) + ", \"device\": " + json_string(o.device) +
+    return "\"backend\": " + es::json::quote(m.backend()) + ", \"device\": " + es::json::quote(o.device) +
            ", \"fixed_widths\": " + json_widths(m.fixed_widths()) + ", \"split_widths\": " + json_widths(m.split_widths()) + "}";
 }
 
 std::string pipeline_info(const es::Pipeline &p, const es::PipelineOptions &o) {
     std::string s = "{\"target\": {" + json_model(*p.target, o.target) + ", \"draft\": ";
     if (p.draft)
-        s += "{\"name\": " + json_string(p.draft_spec.name) + ", " + json_model(*p.draft, o.draft);
+        s += "{\"name\": " + es::json::quote(p.draft_spec.name) + ", \"relation\": " + es::json::quote(p.draft_spec.relation) + ", " +
+             json_model(*p.draft, o.draft);
     else
         s += "null";
     const char *integrity = !p.bundle.has_integrity ? "none" : o.verify ? "verified" : "sizes";
-    return s + ", \"text\": " + json_string(p.text_table ? "byte-table" : "detokenizer") + ", \"integrity\": " + json_string(integrity) + "}";
+    s += ", \"text\": " + es::json::quote(p.text_table ? "byte-table" : "detokenizer") + ", \"integrity\": " + es::json::quote(integrity);
+    s += ", \"adapt_log\": " + (p.adapt_log ? es::json::quote(p.adapt_log->file()) : std::string("null"));
+    if (p.xvocab)
+        s += ", \"translation_cache\": {\"file\": " + es::json::quote(p.xvocab->cache_file) +
+             ", \"loaded\": " + std::to_string(p.xvocab->cache_loaded) + ", \"warning\": " + es::json::quote(p.xvocab->cache_warning) + "}";
+    return s + "}";
 }
 
 }  // namespace
@@ -161,6 +154,8 @@ ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_para
         o.draft_name = str_or(p.draft, "");
         o.tokenizers_extension = str_or(p.tokenizers_extension, "");
         o.verify = p.verify != 0;
+        o.translation_cache_dir = p.translation_cache_dir ? p.translation_cache_dir : es::default_translation_cache_dir();
+        o.adapt_log_dir = str_or(p.adapt_log_dir, "");
         auto handle = std::make_unique<es_pipeline>();
         handle->impl = es::load_pipeline(bundle_dir, o);
         if (handle->impl->draft) handle->draft_name = handle->impl->draft_spec.name;
@@ -241,6 +236,7 @@ ES_API es_status es_generate(es_pipeline *pipeline, const char *prompt, const es
         es::validate_config(*pipeline->impl, c);
         auto result = std::make_unique<es_result>();
         result->out = es::generate(*pipeline->impl, prompt, c, callback, user_data, &pipeline->cancel);
+        if (pipeline->impl->adapt_log) pipeline->impl->adapt_log->record(prompt, result->out.text, pipeline->draft_name, c.temperature);
         std::lock_guard<std::mutex> lock(registry().mu);
         registry().results.insert(result.get());
         *out = result.release();

@@ -1,6 +1,7 @@
 // Recursive-descent JSON parser (RFC 8259, UTF-8 in and out, \uXXXX with surrogate pairs).
 #include "core/json.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -175,6 +176,30 @@ Value parse(const std::string &text) {
     p.ws();
     if (p.i != text.size()) p.fail("trailing characters");
     return v;
+}
+
+std::string quote(const std::string &s) {
+    std::string out = "\"";
+    for (char ch : s) {
+        const unsigned char c = static_cast<unsigned char>(ch);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += ch;
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else {
+            out += ch;
+        }
+    }
+    return out + "\"";
 }
 
 }  // namespace es::json

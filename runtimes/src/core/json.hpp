@@ -1,4 +1,4 @@
-// A small JSON reader (no writer): enough for edgespec.json. Values are a tagged tree; lookups
+// A small JSON reader, enough for edgespec.json, and quote() for the few strings the runtime writes. Values are a tagged tree; lookups
 // of missing keys return a shared null value so chains like v["a"]["b"].str("x") never throw.
 #pragma once
 #include <cmath>
@@ -33,5 +33,9 @@ struct Value {
 
 // Parses text; throws std::runtime_error("... at offset N") on malformed input.
 Value parse(const std::string &text);
+
+// s as a JSON string literal (quotes, backslashes and control characters escaped; other bytes
+// as they are, so UTF-8 stays UTF-8).
+std::string quote(const std::string &s);
 
 }  // namespace es::json

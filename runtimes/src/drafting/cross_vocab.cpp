@@ -1,5 +1,10 @@
 #include "drafting/cross_vocab.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -8,35 +13,56 @@
 #include <cstring>
 
 #include "core/error.hpp"
+#include "core/bytes.hpp"
+#include "core/hash.hpp"
 #include "core/sampling.hpp"
 
 namespace es {
 
 // ---- FragmentCache ---------------------------------------------------------------------------
 
-bool FragmentCache::encode(TokenTable &table, const std::string &text, std::vector<int64_t> &out, bool check) {
-    auto it = map_.find(text);
-    if (it != map_.end()) {
-        ++hits;
-        out = it->second.second;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr char kMagic[4] = {'E', 'S', 'X', 'C'};
+constexpr uint32_t kFormatVersion = 1;
+
+}  // namespace
+
+// A translation through the memo; check: also tokenize afresh on a hit and throw
+// ES_ERR_INTERNAL if the two differ.
+bool cached_tokenize(FragmentCache &cache, TokenTable &table, const std::string &text, std::vector<int64_t> &out, bool check) {
+    bool ok = false;
+    if (cache.find(text, &ok, &out)) {
         if (check) {
             std::vector<int64_t> fresh;
-            bool ok = table.encode_fragment(text, fresh);
-            if (ok != it->second.first || fresh != out)
+            if (table.encode_fragment(text, fresh) != ok || fresh != out)
                 throw Error(ES_ERR_INTERNAL, "The cross-vocabulary translation cache disagrees with a fresh tokenization of \"" + text + "\".");
         }
-        return it->second.first;
+        return ok;
     }
-    ++misses;
-    bool ok = table.encode_fragment(text, out);
-    if (map_.size() >= kCapacity) map_.clear();  // simple bound; a busy cache refills with what recurs
-    map_.emplace(text, std::make_pair(ok, out));
+    const auto t0 = Clock::now();
+    ok = table.encode_fragment(text, out);
+    cache.insert(text, ok, out, std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     return ok;
 }
 
 // ---- CrossVocab ------------------------------------------------------------------------------
 
-CrossVocab::CrossVocab(ov::Core &core, const ModelSpec &d, const ModelSpec &t, Tokenizer &target_tok, size_t tv)
+std::string default_translation_cache_dir() {
+    auto env = [](const char *name) -> std::string {
+        const char *v = std::getenv(name);
+        return v && *v ? v : "";
+    };
+    std::string base = env("EDGESPEC_CACHE");
+    if (base.empty() && !env("XDG_CACHE_HOME").empty()) base = env("XDG_CACHE_HOME") + "/edgespec";
+    if (base.empty() && !env("HOME").empty()) base = env("HOME") + "/.cache/edgespec";
+    return base.empty() ? "" : base + "/translation";
+}
+
+CrossVocab::CrossVocab(ov::Core &core, const ModelSpec &d, const ModelSpec &t, Tokenizer &target_tok, size_t tv,
+                       const std::string &cache_dir)
     : draft_tok(core, d.tokenizer_file, d.detokenizer_file),
       draft(d.token_bytes_file, draft_tok, "drafter '" + d.name + "'"),
       target(t.token_bytes_file, target_tok, "the target"),
@@ -45,6 +71,80 @@ CrossVocab::CrossVocab(ov::Core &core, const ModelSpec &d, const ModelSpec &t, T
       target_vocab(tv) {
     const char *env = std::getenv("EDGESPEC_CHECK_TRANSLATION");
     check = env && *env && std::strcmp(env, "0") != 0;
+    if (cache_dir.empty()) return;
+    // The key: what a translation depends on, i.e. both tokenizers (IR files) and byte tables.
+    uint64_t key = fnv1a(&kFormatVersion, sizeof kFormatVersion);
+    for (const std::string *f : {&d.tokenizer_file, &t.tokenizer_file}) {
+        for (const std::string &path : {*f, f->substr(0, f->size() - 4) + ".bin"}) {
+            try {
+                const std::string bytes = read_file(path);
+                key = fnv1a(bytes.data(), bytes.size(), key);
+            } catch (const Error &) {
+                key = fnv1a(path.data(), path.size(), key);  // no .bin beside the .xml
+            }
+        }
+    }
+    key = draft.fingerprint(target.fingerprint(key));
+    cache_key = key;
+    char name[64];
+    std::snprintf(name, sizeof name, "/xvocab-%016llx.bin", static_cast<unsigned long long>(key));
+    cache_file = cache_dir + name;
+    std::string data;
+    try {
+        data = read_file(cache_file);
+    } catch (const Error &) {
+        return;  // none yet
+    }
+    const char *p = data.data(), *end = data.data() + data.size();
+    uint32_t version = 0;
+    uint64_t file_key = 0, sum = 0;
+    const bool framed = data.size() >= 24 && std::memcmp(p, kMagic, 4) == 0 &&
+                        (std::memcpy(&sum, end - 8, 8), sum == fnv1a(p, data.size() - 8));
+    p += 4;
+    end -= 8;
+    if (!framed || !get(p, end, version) || !get(p, end, file_key)) {
+        cache_warning = "The translation cache " + cache_file + " is corrupt; starting with an empty one (it is rewritten).";
+        return;
+    }
+    if (version != kFormatVersion || file_key != key) return;  // another format or pair: rewritten on save
+    if (!to_draft.read(p, end, static_cast<size_t>(d.vocab_size)) || !to_target.read(p, end, tv) || p != end) {
+        to_draft = FragmentCache();
+        to_target = FragmentCache();
+        cache_warning = "The translation cache " + cache_file + " is corrupt; starting with an empty one (it is rewritten).";
+        return;
+    }
+    cache_loaded = to_draft.size() + to_target.size();
+}
+
+CrossVocab::~CrossVocab() { save(); }
+
+void CrossVocab::save(bool after_generation) {
+    const size_t added = to_draft.added + to_target.added;
+    if (cache_file.empty() || added == 0 || (after_generation && added < kSaveEvery)) return;
+    std::string out(kMagic, 4);
+    put<uint32_t>(out, kFormatVersion);
+    put<uint64_t>(out, cache_key);
+    to_draft.write(out);
+    to_target.write(out);
+    put<uint64_t>(out, fnv1a(out.data(), out.size()));
+    // Atomic: a reader sees the old file or the new one, never half of one.
+    const std::string dir = cache_file.substr(0, cache_file.rfind('/'));
+    const std::string tmp = cache_file + ".tmp" + std::to_string(static_cast<long long>(::getpid()));
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+        // a parent may be missing too: make the chain
+        for (size_t i = 1; i < dir.size(); ++i)
+            if (dir[i] == '/') ::mkdir(dir.substr(0, i).c_str(), 0755);
+        ::mkdir(dir.c_str(), 0755);
+    }
+    std::FILE *f = std::fopen(tmp.c_str(), "wb");
+    if (!f) return;
+    const bool ok = std::fwrite(out.data(), 1, out.size(), f) == out.size();
+    if (std::fclose(f) != 0 || !ok || std::rename(tmp.c_str(), cache_file.c_str()) != 0) {
+        std::remove(tmp.c_str());
+        return;
+    }
+    to_draft.mark_saved();
+    to_target.mark_saved();
 }
 
 // ---- the policy ------------------------------------------------------------------------------
@@ -57,13 +157,28 @@ constexpr size_t kMaxPending = 16;  // longest tail token healing leaves for the
 class CrossVocabPolicy final : public Policy {
 public:
     CrossVocabPolicy(Model &draft, CrossVocab &xv, size_t draft_context, const DraftContext &ctx)
-        : draft_(draft), xv_(xv), draft_context_(draft_context), ctx_(ctx), hits0_(hits()), misses0_(misses()) {}
+        : draft_(draft),
+          xv_(xv),
+          draft_context_(draft_context),
+          ctx_(ctx),
+          hits0_(hits()),
+          misses0_(misses()),
+          disk_hits0_(xv.to_draft.disk_hits + xv.to_target.disk_hits),
+          miss_ms0_(xv.to_draft.miss_ms + xv.to_target.miss_ms) {}
 
     ~CrossVocabPolicy() override {
         if (xv_.check)
             std::fprintf(stderr, "edgespec cross_vocab: translation cache %lld hits, %lld misses, %lld window slides\n",
                          static_cast<long long>(hits() - hits0_), static_cast<long long>(misses() - misses0_),
                          static_cast<long long>(slides_));
+        xv_.save(/*after_generation=*/true);
+    }
+
+    void add_stats(es_stats &st) const override {
+        st.translation_hits = hits() - hits0_;
+        st.translation_misses = misses() - misses0_;
+        st.translation_disk_hits = xv_.to_draft.disk_hits + xv_.to_target.disk_hits - disk_hits0_;
+        st.translation_ms = xv_.to_draft.miss_ms + xv_.to_target.miss_ms - miss_ms0_;
     }
 
     void begin(const std::vector<int64_t> &) override {
@@ -234,7 +349,7 @@ private:
         if (from == 0) {
             m = 0;  // the start of the text: tokenize all of it as one input (BOS, dummy prefix)
             if (!dt.encode_whole(dtext_.substr(0, end), ids_, &skip)) return nullptr;
-        } else if (!xv_.to_draft.encode(dt, dtext_.substr(from, end - from), ids_, xv_.check)) {
+        } else if (!cached_tokenize(xv_.to_draft, dt, dtext_.substr(from, end - from), ids_, xv_.check)) {
             return nullptr;
         }
         // Positions whose token is unchanged keep their KV; the rest is fed in one call.
@@ -364,7 +479,7 @@ private:
         }
         if (key_.size() == cut && all.compare(0, cut, key_) == 0) return key_ok_;  // translated this round already
         key_.assign(all.data(), cut);
-        key_ok_ = xv_.to_target.encode(xv_.target, key_, tids_, xv_.check);
+        key_ok_ = cached_tokenize(xv_.to_target, xv_.target, key_, tids_, xv_.check);
         for (size_t i = 0; i < tids_.size(); ++i)
             if (xv_.target.special(tids_[i]) || static_cast<size_t>(tids_[i]) >= xv_.target_vocab) {
                 tids_.resize(i);
@@ -377,7 +492,8 @@ private:
     CrossVocab &xv_;
     size_t draft_context_;
     DraftContext ctx_;
-    int64_t hits0_, misses0_;
+    int64_t hits0_, misses0_, disk_hits0_;
+    double miss_ms0_;
     std::string text_;            // committed text: bytes of the committed target ids
     std::string dtext_;           // the text the drafter reads: text_, or once sliding its sinks + recent part
     size_t win_from_ = 0;         // sliding: where the recent part starts in text_ (0: not sliding)

@@ -31,40 +31,53 @@
 
 #include "core/bundle.hpp"
 #include "backends/model.hpp"
+#include "drafting/fragment_cache.hpp"
 #include "drafting/policy.hpp"
 #include "text/token_table.hpp"
 #include "text/tokenizer.hpp"
 
 namespace es {
 
-// Memo of TokenTable::encode_fragment (text -> ids, or "cannot"). Tokenizers are deterministic,
-// so an entry stays right as long as the pipeline lives; bounded: emptied when full.
-class FragmentCache {
-public:
-    // check: also tokenize afresh on a hit and throw ES_ERR_INTERNAL if the two differ.
-    bool encode(TokenTable &table, const std::string &text, std::vector<int64_t> &out, bool check);
-    int64_t hits = 0, misses = 0;
-
-private:
-    static constexpr size_t kCapacity = size_t{1} << 14;
-    std::unordered_map<std::string, std::pair<bool, std::vector<int64_t>>> map_;
-};
-
 // What the generations of one pipeline share for a cross_vocab drafter: its tokenizer, both byte
 // tables and the translation caches (valid across generations: they depend on text only).
+//
+// The translation caches persist in cache_dir (one file per drafter/target pair, keyed by a hash
+// of both models' tokenizer files and byte tables): loaded here, saved atomically when the
+// pipeline is freed and after a generation that added many entries. A file that is missing,
+// corrupt, of another format version or for other tokenizers is ignored (a fresh cache; a
+// corrupt one sets cache_warning), never an error.
 struct CrossVocab {
-    // target_tok: the pipeline's target tokenizer (must outlive this).
-    CrossVocab(ov::Core &core, const ModelSpec &draft, const ModelSpec &target, Tokenizer &target_tok, size_t target_vocab);
+    // target_tok: the pipeline's target tokenizer (must outlive this). cache_dir: "" = no file.
+    CrossVocab(ov::Core &core, const ModelSpec &draft, const ModelSpec &target, Tokenizer &target_tok, size_t target_vocab,
+               const std::string &cache_dir = "");
+    ~CrossVocab();
+    CrossVocab(const CrossVocab &) = delete;
+    CrossVocab &operator=(const CrossVocab &) = delete;
+
+    // Writes the cache file when entries were added since the last save (no-op without a file;
+    // an I/O failure is ignored: the cache is an optimisation). after_generation: only when
+    // kSaveEvery entries or more were added.
+    void save(bool after_generation = false);
 
     Tokenizer draft_tok;
     TokenTable draft, target;
     FragmentCache to_draft, to_target;  // committed text -> draft ids; drafted text -> target ids
     std::vector<int64_t> draft_eos, target_eos;
     size_t target_vocab;
+    std::string cache_file;     // "" = not persisted
+    uint64_t cache_key = 0;     // hash of both tokenizers and byte tables (in the file name and header)
+    std::string cache_warning;  // why a cache file was not loaded (corrupt), else ""
+    size_t cache_loaded = 0;    // entries read from the file at load
     // $EDGESPEC_CHECK_TRANSLATION set (tests): every cache hit is checked against a fresh
     // tokenization, and each generation reports its cache hits and misses on stderr.
     bool check = false;
+
+    static constexpr size_t kSaveEvery = 512;
 };
+
+// The user's cache directory for translation caches: $EDGESPEC_CACHE, else $XDG_CACHE_HOME/edgespec,
+// else $HOME/.cache/edgespec; then /translation. "" when none of them is set.
+std::string default_translation_cache_dir();
 
 // The policy over a cross_vocab drafter (see the top of this file); draft_context: the
 // drafter's context length.

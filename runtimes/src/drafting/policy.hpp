@@ -22,6 +22,7 @@
 
 #include "backends/model.hpp"
 #include "core/sampling.hpp"
+#include "edgespec.h"
 
 namespace es {
 
@@ -82,6 +83,8 @@ public:
     virtual int64_t compactions() const { return 0; }
     // Whether propose() fills Proposal::conf (then adaptive k decides per token from it).
     virtual bool confident() const { return false; }
+    // Adds the policy's own figures to the generation's stats (at its end).
+    virtual void add_stats(es_stats &) const {}
 };
 
 std::unique_ptr<Policy> make_null_policy();

@@ -258,6 +258,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
     st.acceptance_rate = st.drafted ? static_cast<double>(st.accepted) / static_cast<double>(st.drafted) : 0.0;
     st.mean_accepted = st.target_calls ? static_cast<double>(st.generated_tokens) / static_cast<double>(st.target_calls) : 0.0;
     st.kv_compactions = target.compactions() + policy->compactions();
+    policy->add_stats(st);
     return out;
 }
 

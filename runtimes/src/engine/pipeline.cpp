@@ -116,7 +116,8 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
         p->draft = reading(draft->model_file, [&] { return load_model(*draft, draft_options); });
         if (draft->relation == "cross_vocab") {
             p->xvocab = reading(draft->tokenizer_file, [&] {
-                return std::make_unique<CrossVocab>(core, *draft, p->bundle.target, *p->tokenizer, p->target->vocab());
+                return std::make_unique<CrossVocab>(core, *draft, p->bundle.target, *p->tokenizer, p->target->vocab(),
+                                                    o.translation_cache_dir);
             });
         } else if (draft->relation == "trimmed") {
             p->trim_map = read_id_map(*draft, p->target->vocab());
@@ -139,6 +140,7 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
             for (size_t i = 0; i < p->draft->vocab(); ++i) p->trim_input[i] = static_cast<int32_t>(i);
         }
     }
+    if (!o.adapt_log_dir.empty()) p->adapt_log = std::make_unique<AdaptLog>(o.adapt_log_dir);
     return p;
 }
 

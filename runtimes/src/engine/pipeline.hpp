@@ -8,6 +8,7 @@
 #include "backends/model.hpp"
 #include "core/bundle.hpp"
 #include "drafting/cross_vocab.hpp"
+#include "engine/adapt_log.hpp"
 #include "drafting/draft_length.hpp"
 #include "text/token_table.hpp"
 #include "text/tokenizer.hpp"
@@ -19,6 +20,8 @@ struct PipelineOptions {
     std::string draft_name;  // "" = the default drafter (see load_pipeline), "none" = no drafter
     std::string tokenizers_extension;
     bool verify = true;  // check the files' digests (sizes are always checked) when the manifest has them
+    std::string translation_cache_dir;  // cross_vocab drafters: where the translation cache persists ("" = nowhere)
+    std::string adapt_log_dir;          // "" = no adaptation log
 };
 
 struct Pipeline {
@@ -31,6 +34,7 @@ struct Pipeline {
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<CrossVocab> xvocab;  // cross_vocab drafter: its tokenizer, byte tables, caches
     std::unique_ptr<TokenTable> text_table;  // the target's byte table, when it spells text as the detokenizer does
+    std::unique_ptr<AdaptLog> adapt_log;  // opt-in record of committed text (null = off)
     CallCosts costs;                     // measured target-call costs by length (adaptive k)
 };
 

@@ -5,6 +5,7 @@
 
 #include "core/bundle.hpp"
 #include "core/error.hpp"
+#include "core/hash.hpp"
 
 namespace es {
 
@@ -50,6 +51,12 @@ TokenTable::TokenTable(const std::string &file, Tokenizer &tok, const std::strin
     // The table must describe this tokenizer: a probe text spelled byte for byte.
     size_t skip = 0;
     if (!encode_whole("Hello, world: x = 1\n", ids, &skip)) throw bad("does not match its tokenizer");
+}
+
+uint64_t TokenTable::fingerprint(uint64_t h) const {
+    h = fnv1a(offsets_.data(), offsets_.size() * sizeof(uint32_t), h);
+    h = fnv1a(kinds_.data(), kinds_.size(), h);
+    return fnv1a(blob_.data(), blob_.size(), h);
 }
 
 std::string_view TokenTable::bytes(int64_t id) const {

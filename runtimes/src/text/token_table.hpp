@@ -30,6 +30,8 @@ public:
     std::string spelled(const std::vector<int64_t> &ids) const { return spelled(ids.data(), ids.size()); }
     // What the tokenizer puts in front of a whole text (Llama-2's "▁" dummy prefix), or "".
     const std::string &prefix() const { return prefix_; }
+    // A 64-bit FNV-1a hash of the table (offsets, kinds, bytes), continued from h.
+    uint64_t fingerprint(uint64_t h) const;
 
     // Ids that spell exactly `text` where it continues earlier text: no special tokens and no
     // dummy prefix; bytes that are not well-formed UTF-8 are spelled with byte tokens. False

@@ -157,6 +157,7 @@ class Stats(ctypes.Structure):
         ("translation_misses", ctypes.c_int64),
         ("translation_disk_hits", ctypes.c_int64),
         ("translation_ms", ctypes.c_double),
+        ("draft_window_slides", ctypes.c_int64),
     ]
 
 

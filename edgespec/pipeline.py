@@ -62,6 +62,7 @@ class Stats:
     translation_misses: int = 0
     translation_disk_hits: int = 0
     translation_ms: float = 0.0
+    draft_window_slides: int = 0
 
     @classmethod
     def _from_native(cls, s: _native.Stats) -> "Stats":

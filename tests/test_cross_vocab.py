@@ -264,70 +264,58 @@ def test_streaming_large_rounds_never_splits_a_character(bundles):
     assert "".join(chunks) == st.result.text and "🙂" in st.result.text
 
 
-def test_the_translation_cache_equals_fresh_translation_and_serves_the_steady_state(bundles, monkeypatch, capfd):
-    """With EDGESPEC_CHECK_TRANSLATION the runtime re-tokenizes on every cache hit and fails on
-    a difference; it reports hits and misses per generation. The same generation again is
-    served from the cache alone."""
+def test_the_translation_cache_serves_the_steady_state_with_the_same_drafts(bundles):
+    """The same generation again is served from the translation cache alone, and drafts exactly
+    what fresh translations drafted (same drafted and accepted counts, same tokens): a cached
+    translation is the one the tokenizer gives."""
     from edgespec import Pipeline
 
-    monkeypatch.setenv("EDGESPEC_CHECK_TRANSLATION", "1")
     pipe = Pipeline.load(bundles["main"], draft="ms", precision="f32", kv_precision="f32", translation_cache=False)
-    counts = []
-    for prompt in (PROMPT, PROMPT, OTHER_PROMPTS[1]):
-        pipe.generate(prompt, max_new_tokens=40, k=3, ignore_eos=True)
-        found = re.findall(r"translation cache (\d+) hits, (\d+) misses", capfd.readouterr().err)
-        assert len(found) == 1
-        counts.append(tuple(map(int, found[0])))
-    (h1, m1), (h2, m2), (h3, m3) = counts
-    assert m1 > 0 and m2 == 0 and h2 >= h1 + m1 - 1, counts
-    assert h3 + m3 > 0
+    r1, r2, r3 = (pipe.generate(p, max_new_tokens=40, k=3, ignore_eos=True) for p in (PROMPT, PROMPT, OTHER_PROMPTS[1]))
+    assert r1.stats.translation_misses > 0 and r2.stats.translation_misses == 0
+    assert r2.stats.translation_hits >= r1.stats.translation_hits + r1.stats.translation_misses - 1
+    assert (r2.tokens, r2.stats.drafted, r2.stats.accepted_hist) == (r1.tokens, r1.stats.drafted, r1.stats.accepted_hist)
+    assert r3.stats.translation_hits + r3.stats.translation_misses > 0
+    pipe.close()
 
 
 @pytest.mark.parametrize("draft", ["self", "xv", "ms"])
-def test_a_windowed_cross_vocab_drafter_slides_over_a_long_context_and_changes_no_token(bundles, draft, monkeypatch,
-                                                                                      capfd):
+def test_a_windowed_cross_vocab_drafter_slides_over_a_long_context_and_changes_no_token(bundles, draft):
     """draft_window bounds what a cross-vocabulary drafter reads too: its first 4 tokens and the
     latest text, re-read from a word start once a round would overflow the window. The target
     reads everything, so the output is the autoregressive one, and drafting goes on."""
     from edgespec import Pipeline
 
-    monkeypatch.setenv("EDGESPEC_CHECK_TRANSLATION", "1")
     prompt = "\n".join(OTHER_PROMPTS * 5) + "\n" + PROMPT
     plain = pipeline(bundles["main"], None)
     assert 250 < len(plain.tokenize(prompt)) < 400
     ref = plain.generate(prompt, max_new_tokens=60, policy="autoregressive", ignore_eos=True)
-    pipe = Pipeline.load(bundles["main"], draft=draft, precision="f32", kv_precision="f32")  # reads the env now
-    capfd.readouterr()
+    pipe = Pipeline.load(bundles["main"], draft=draft, precision="f32", kv_precision="f32")
     for k in (1, 3, "auto"):
         res = pipe.generate(prompt, max_new_tokens=60, k=k, ignore_eos=True, draft_window=128)
         assert res.tokens == ref.tokens and res.text == ref.text, (draft, k)
         assert sum(res.stats.accepted_hist) == res.stats.target_calls - 1
-        slides = [int(x) for x in re.findall(r"(\d+) window slides", capfd.readouterr().err)]
-        assert len(slides) == 1, (draft, k, slides)
         if k != "auto":  # greedy adaptive k drafts only where the measured call costs say it pays: timing
-            assert res.stats.drafted > 0 and slides[0] >= 2, (draft, k, slides)  # the prompt alone is two windows
+            slides = res.stats.draft_window_slides
+            assert res.stats.drafted > 0 and slides >= 2, (draft, k, slides)  # the prompt alone is two windows
     # the default window (1024, within the drafter's 512-token context) holds it all: no slide
     res = pipe.generate(prompt, max_new_tokens=60, k=3, ignore_eos=True)
-    assert res.tokens == ref.tokens
-    assert re.findall(r"(\d+) window slides", capfd.readouterr().err) == ["0"]
+    assert res.tokens == ref.tokens and res.stats.draft_window_slides == 0
 
 
-def test_a_cross_vocab_drafter_drafts_on_where_the_text_outgrows_its_context(bundles, monkeypatch, capfd):
+def test_a_cross_vocab_drafter_drafts_on_where_the_text_outgrows_its_context(bundles):
     """The default window is the drafter's own context (512 tokens here): generating up to the
     target's context, the drafter slides instead of stopping, and nothing changes."""
     from edgespec import Pipeline
 
-    monkeypatch.setenv("EDGESPEC_CHECK_TRANSLATION", "1")
     prompt = "\n".join(OTHER_PROMPTS * 6) + "\n" + PROMPT
     plain = pipeline(bundles["main"], None)
     assert 400 < len(plain.tokenize(prompt)) < 450
     ref = plain.generate(prompt, max_new_tokens=100, policy="autoregressive", ignore_eos=True)
     assert ref.stats.finish_reason == "context"  # up to the target's 512-token context
-    capfd.readouterr()
-    pipe = Pipeline.load(bundles["main"], draft="self", precision="f32", kv_precision="f32")  # reads the env now
+    pipe = Pipeline.load(bundles["main"], draft="self", precision="f32", kv_precision="f32")
     res = pipe.generate(prompt, max_new_tokens=100, k=3, ignore_eos=True)
-    assert res.tokens == ref.tokens and res.stats.drafted > 0
-    assert re.findall(r"(\d+) window slides", capfd.readouterr().err) == ["1"]
+    assert res.tokens == ref.tokens and res.stats.drafted > 0 and res.stats.draft_window_slides == 1
 
 
 # ---- sampling: the target's distribution ------------------------------------------------------
@@ -499,7 +487,7 @@ def test_adapt_teaches_a_random_cross_vocab_drafter_with_the_hybrid_loss(bundles
     a, b = rep["acceptance"]["msr"], rep["acceptance"]["msr-adapted"]
     assert b["acceptance_rate"] > a["acceptance_rate"] + 0.08 and b["mean_accepted"] > a["mean_accepted"] + 0.2, rep
     with Pipeline.load(bundle, draft="msr-adapted", precision="f32", kv_precision="f32") as pipe:
-        assert pipe.info["draft"]["relation"] == "cross_vocab"
+        assert pipe.info["draft"]["kind"] == "cross_vocab"
         for p in (PROMPT, OTHER_PROMPTS[0]):
             spec = pipe.generate(p, max_new_tokens=30, k=3, ignore_eos=True)
             assert spec.tokens == pipe.generate(p, max_new_tokens=30, policy="autoregressive", ignore_eos=True).tokens

@@ -129,22 +129,16 @@ def test_fixed_width_copies_change_no_token_through_rollbacks_and_cache_growth(b
     assert spec.stats.target_calls < 300  # the n-gram rounds accepted tokens: calls of several widths ran
 
 
-def test_short_calls_as_one_token_subsequences_change_no_token(bundles, monkeypatch):
+def test_short_calls_as_one_token_subsequences_change_no_token(bundles):
     # With a float KV cache on the CPU, the paged models send calls of 2..5 tokens (verify, the
     # drafter's catch-up) to the attention as one-token subsequences over the same blocks, so the
-    # kernel reads the cache in place instead of repacking it. Same tokens as one sequence per
-    # call (EDGESPEC_PAGED_SPLIT_MAX=0) at every k, through rollbacks and the cache regrowth.
+    # kernel reads the cache in place instead of repacking it. Same tokens and calls as the
+    # stateful graph (one sequence per call, its own cache) at every k, through rollbacks and the
+    # cache regrowth.
     from edgespec import Pipeline
 
     split = pipeline(bundles["llama"], "draft")
-    from edgespec._native import InvalidArgumentError
-
-    monkeypatch.setenv("EDGESPEC_PAGED_SPLIT_MAX", "two")
-    with pytest.raises(InvalidArgumentError, match="EDGESPEC_PAGED_SPLIT_MAX must be a whole number"):
-        Pipeline.load(bundles["llama"], draft="draft")  # an error, not a quiet fall-back to the stateful graph
-    monkeypatch.setenv("EDGESPEC_PAGED_SPLIT_MAX", "0")
-    one = Pipeline.load(bundles["llama"], draft="draft", precision="f32", kv_precision="f32")
-    monkeypatch.delenv("EDGESPEC_PAGED_SPLIT_MAX")
+    one = Pipeline.load(bundles["llama"], draft="draft", precision="f32", kv_precision="f32", backend="openvino-stateful")
     assert split.info["target"]["split_widths"] == [2, 3, 4, 5]
     assert one.info["target"]["split_widths"] == [] and one.info["draft"]["split_widths"] == []
     prompt = PROMPTS[2]

@@ -1,4 +1,7 @@
-"""The target's verify call and the drafter's time per round inside edgespec generations, short
+"""Historical: the runtime no longer reads EDGESPEC_PAGED_SPLIT_MAX (A/B knobs left the library);
+rerun this at commit e66e029, where it still did.
+
+The target's verify call and the drafter's time per round inside edgespec generations, short
 calls as one-token subsequences (the CPU default) against one sequence (EDGESPEC_PAGED_SPLIT_MAX=0
 at load), two pipelines in one process, generations alternated; per k: median over prompts and
 repeats of verify ms per call ((verify_ms - prefill_ms) / (target_calls - 1)), drafter ms per

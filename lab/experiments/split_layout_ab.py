@@ -1,4 +1,7 @@
-"""Short calls as one-token subsequences (model_paged.cpp, the default on the CPU) against the same
+"""Historical: the runtime no longer reads EDGESPEC_PAGED_SPLIT_MAX (A/B knobs left the library);
+rerun this at commit e66e029, where it still did.
+
+Short calls as one-token subsequences (model_paged.cpp, the default on the CPU) against the same
 calls as one sequence (EDGESPEC_PAGED_SPLIT_MAX=0 at load), in ONE process: two pipelines,
 generations alternated, paired per-repeat decode-speed ratios at AR (a control: it makes no
 multi-token call after the prefill), k=2, k=4, k=7 (8-token verify calls), adaptive k and n-gram:

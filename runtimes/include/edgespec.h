@@ -308,6 +308,8 @@ typedef struct es_stats {
     int64_t translation_misses;
     int64_t translation_disk_hits; /* of the hits, those on entries read from the saved cache file */
     double translation_ms;         /* time spent tokenizing on misses */
+    int64_t draft_window_slides;   /* times the drafter's window slid (it re-read the latest context after
+                                      its first tokens; see es_generation_config.draft_window) */
 } es_stats;
 
 /* Generates from a prompt (UTF-8, tokenized with the bundle's target tokenizer as is; apply a

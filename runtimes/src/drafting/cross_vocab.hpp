@@ -68,9 +68,6 @@ struct CrossVocab {
     uint64_t cache_key = 0;     // hash of both tokenizers and byte tables (in the file name and header)
     std::string cache_warning;  // why a cache file was not loaded (corrupt), else ""
     size_t cache_loaded = 0;    // entries read from the file at load
-    // $EDGESPEC_CHECK_TRANSLATION set (tests): every cache hit is checked against a fresh
-    // tokenization, and each generation reports its cache hits and misses on stderr.
-    bool check = false;
 
     static constexpr size_t kSaveEvery = 512;
 };

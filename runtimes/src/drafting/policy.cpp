@@ -91,6 +91,7 @@ public:
 
     void accept(size_t, const std::vector<int64_t> &) override {}
     int64_t compactions() const override { return draft_.compactions(); }
+    void add_stats(es_stats &st) const override { st.draft_window_slides = slides_; }
     bool confident() const override { return true; }
 
 private:
@@ -103,8 +104,10 @@ private:
 
     const std::vector<int64_t> &view(const std::vector<int64_t> &context, size_t k) {
         if (window_ == 0 || (start_ == 0 && context.size() + k <= window_)) return context;
-        if (start_ == 0 || kDraftSinkTokens + (context.size() - start_) + k > window_)
+        if (start_ == 0 || kDraftSinkTokens + (context.size() - start_) + k > window_) {
             start_ = std::max(kDraftSinkTokens, context.size() - std::min(context.size(), window_ / 2));
+            ++slides_;
+        }
         view_.assign(context.begin(), context.begin() + kDraftSinkTokens);
         view_.insert(view_.end(), context.begin() + static_cast<long>(start_), context.end());
         return view_;
@@ -128,6 +131,7 @@ private:
     std::vector<float> probs_;
     size_t window_ = 0;  // the most context tokens the drafter reads (0: all it can hold)
     size_t start_ = 0;   // windowed: where the recent part of the context starts (0: not sliding yet)
+    int64_t slides_ = 0;  // times start_ moved (stats)
     std::vector<int64_t> view_;  // windowed: sinks + recent part
 };
 

@@ -12,18 +12,6 @@ namespace es {
 
 namespace {
 
-// kSplitMaxWidth, or $EDGESPEC_PAGED_SPLIT_MAX (diagnostics for A/B runs; 0 turns the layout off).
-size_t split_max_from_env() {
-    const char *env = std::getenv("EDGESPEC_PAGED_SPLIT_MAX");
-    if (!env) return kSplitMaxWidth;
-    char *end = nullptr;
-    const unsigned long v = std::strtoul(env, &end, 10);
-    if (end == env || *end != '\0' || v > 64)
-        throw Error(ES_ERR_INVALID_ARGUMENT, std::string("EDGESPEC_PAGED_SPLIT_MAX must be a whole number from 0 to 64 ") +
-                                                 "(0 sends every call as one sequence); got '" + env + "'. Unset it for the default.");
-    return static_cast<size_t>(v);
-}
-
 std::vector<int32_t> read_id_map(const ModelSpec &spec, size_t target_vocab) {
     std::string bytes = read_file(spec.id_map_file);
     if (bytes.size() % 4 != 0 || bytes.empty())
@@ -105,7 +93,6 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
     DeviceOptions target_options = o.target, draft_options = o.draft;
     for (size_t w = 1; w <= kFixedVerifyWidths; ++w) target_options.fixed_widths.push_back(w);
     draft_options.fixed_widths = {1, 2};
-    target_options.split_max = draft_options.split_max = split_max_from_env();
     p->target = reading(p->bundle.target.model_file, [&] { return load_model(p->bundle.target, target_options); });
     const int64_t target_vocab = static_cast<int64_t>(p->target->vocab());
     if (p->bundle.target.bos >= target_vocab)

@@ -183,7 +183,8 @@ def kill_train(a, target, corpus) -> None:
     train_s = time.time() - t_first
     shutil.rmtree(out)
     print(f"kill-train: a whole run of {steps} steps takes {time.time() - t:.1f} s, {train_s:.1f} s of it after the "
-          f"first save; {a.runs} runs killed at random times after their first save", flush=True)
+          f"first save; {a.runs} runs killed at uniform(0, {2 * train_s / a.runs:.1f} s) after their first save",
+          flush=True)
     resumed_ok = 0
     for i in range(a.runs):
         prev = saved_step(out)
@@ -191,7 +192,7 @@ def kill_train(a, target, corpus) -> None:
         p = subprocess.Popen(cli(*train_args(target, corpus, out, steps)), stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
         wait_for(lambda: saved_step(out) not in (None, prev), p)  # this run is training and saving
-        at = random.uniform(0, train_s)
+        at = random.uniform(0, 2 * train_s / a.runs)  # the runs share the training between them
         time.sleep(at)
         finished = p.poll() is not None
         p.send_signal(signal.SIGKILL)

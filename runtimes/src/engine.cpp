@@ -91,7 +91,7 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
     if (o.draft_name.empty()) {
         // Default: a drafter that reads target ids (cheaper, no translation), else a cross_vocab one.
         for (const auto &d : p->bundle.drafts)
-            if (!draft && d.relation != "cross_vocab") draft = &d;
+            if (!draft && d.relation != "cross_vocab" && d.relation != "eagle3") draft = &d;
         for (const auto &d : p->bundle.drafts)
             if (!draft && d.relation == "cross_vocab" && tables(d)) draft = &d;
     } else if (o.draft_name != "none") {

@@ -1,0 +1,138 @@
+"""EAGLE-3 heads: export (optimum-intel's EAGLE-3 export), refusals, OpenVINO GenAI's EAGLE-3 mode.
+
+The head is a tiny random one in the published format (tests/tiny_eagle3.py) for a 4-layer tiny
+Llama target (hidden 64, the shared tiny tokenizer).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgespec.errors import ExportError
+
+LAYERS = [0, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def e3_target(tiny_dir, tiny_tokenizer):
+    return tiny_dir("llama", tokenizer=tiny_tokenizer, layers=4)
+
+
+@pytest.fixture(scope="module")
+def e3_head(e3_target, tmp_path_factory):
+    from tiny_eagle3 import build_tiny_eagle3
+
+    return build_tiny_eagle3(e3_target, tmp_path_factory.mktemp("e3head"), layer_ids=LAYERS)
+
+
+@pytest.fixture(scope="module")
+def e3_bundle(e3_target, e3_head, tmp_path_factory):
+    from edgespec.export.api import export_bundle
+
+    out = tmp_path_factory.mktemp("e3bundle") / "bundle"
+    man = export_bundle(str(e3_target), str(out), drafts=[str(e3_head)], weights="fp32", progress=False)
+    return out, man
+
+
+def test_export_records_the_eagle3_relation_and_validates(e3_bundle, e3_head):
+    out, man = e3_bundle
+    head = man["models"][1]
+    rel = head["relation"]
+    assert rel["kind"] == "eagle3"
+    assert rel["target_layers"] == LAYERS
+    assert rel["draft_vocab_size"] == 256 and head["vocab_size"] == 256
+    assert rel["embedding"] == "target"
+    # the id map is the checkpoint's d2t turned into target ids
+    from safetensors.numpy import load_file
+
+    d2t = load_file(str(e3_head / "model.safetensors"))["d2t"]
+    ids = np.fromfile(out / "draft" / rel["id_map"], dtype="<i8")
+    assert ids.tolist() == (np.arange(256) + d2t).tolist()
+    # fp32: the IR gives torch's head logits on the torch target's own features
+    assert head["validation"]["top1_agreement"] == 1.0
+    assert head["validation"]["max_abs_logit_diff"] < 1e-3
+    # the IR is optimum-intel's EAGLE-3 form, marked for OpenVINO GenAI
+    import openvino as ov
+
+    m = ov.Core().read_model(out / "draft" / "openvino_model.xml")
+    names = {i.get_any_name() for i in m.inputs}
+    assert {"input_ids", "hidden_states", "attention_mask", "position_ids", "beam_idx"} <= names
+    assert {o.get_any_name() for o in m.outputs} >= {"logits", "d2t"}
+    assert m.get_rt_info(["eagle3_mode"]).astype(str) == "True"
+    assert m.get_rt_info(["hidden_layers_list"]).astype(str) == "0 2 3"
+    # the target stays a standard IR
+    t = ov.Core().read_model(out / "target" / "openvino_model.xml")
+    assert "hidden_states" not in {i.get_any_name() for i in t.inputs}
+
+
+def test_bundle_loads_in_python(e3_bundle):
+    from edgespec import bundle
+
+    b = bundle.load(e3_bundle[0])
+    assert b.draft().relation == "eagle3"
+
+
+def test_int8_head_exports(e3_target, e3_head, tmp_path):
+    from edgespec.export.api import export_bundle
+
+    man = export_bundle(str(e3_target), str(tmp_path / "b"), drafts=[str(e3_head)], weights="int8",
+                        progress=False)
+    head = man["models"][1]
+    assert head["weights"]["precision"] == "int8"
+    assert head["validation"]["top1_agreement"] >= head["validation"]["threshold"]
+
+
+@pytest.mark.parametrize("broken, words", [
+    (dict(hidden=32), "hidden size 32"),
+    (dict(layer_ids=(0, 2, 4)), "has 4 layers"),
+    (dict(layer_ids=(0, 2)), "three distinct layers"),
+    (dict(with_d2t=False), "no d2t map"),
+    (dict(draft_vocab=600), "more than the target's"),
+])
+def test_bad_heads_are_refused_with_one_sentence(e3_target, tmp_path, broken, words):
+    from tiny_eagle3 import build_tiny_eagle3
+
+    from edgespec.export.api import export_bundle
+
+    head = build_tiny_eagle3(e3_target, tmp_path / "head", **({"layer_ids": LAYERS} | broken))
+    out = tmp_path / "out"
+    with pytest.raises(ExportError) as e:
+        export_bundle(str(e3_target), str(out), drafts=[str(head)], weights="fp32", progress=False)
+    msg = str(e.value)
+    assert words in msg and msg.count(". ") == 0 and "\n" not in msg
+    assert not out.exists()
+
+
+def test_head_without_layer_ids_on_a_shallow_target_is_refused(e3_target, tmp_path):
+    from tiny_eagle3 import build_tiny_eagle3
+
+    from edgespec.export.api import export_bundle
+
+    head = build_tiny_eagle3(e3_target, tmp_path / "head", layer_key=None)
+    with pytest.raises(ExportError, match="too few for the default"):
+        export_bundle(str(e3_target), str(tmp_path / "out"), drafts=[str(head)], weights="fp32", progress=False)
+
+
+def test_onnx_format_is_refused(e3_target, e3_head, tmp_path):
+    from edgespec.export.api import export_bundle
+
+    with pytest.raises(ExportError, match="OpenVINO IR only"):
+        export_bundle(str(e3_target), str(tmp_path / "out"), drafts=[str(e3_head)], format="onnx", progress=False)
+
+
+def test_openvino_genai_runs_the_bundle_in_eagle3_mode(e3_bundle):
+    """GenAI's EAGLE-3 pipeline over the bundle's target + head: greedy output == plain decoding."""
+    ov_genai = pytest.importorskip("openvino_genai")
+    out, _ = e3_bundle
+    props = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
+    plain = ov_genai.LLMPipeline(str(out / "target"), "CPU", **props)
+    draft = ov_genai.draft_model(str(out / "draft"), "CPU", **props)
+    spec = ov_genai.LLMPipeline(str(out / "target"), "CPU", draft_model=draft, **props)
+    for prompt in ("def f(x):", "import os\nclass A:\n", "The quick brown fox"):
+        cfg = ov_genai.GenerationConfig(max_new_tokens=20, do_sample=False, num_assistant_tokens=3)
+        got = spec.generate(prompt, cfg)
+        cfg_plain = ov_genai.GenerationConfig(max_new_tokens=20, do_sample=False)
+        assert str(got) == str(plain.generate(prompt, cfg_plain))

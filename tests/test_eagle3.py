@@ -133,6 +133,38 @@ def test_openvino_genai_runs_the_bundle_in_eagle3_mode(e3_bundle):
     spec = ov_genai.LLMPipeline(str(out / "target"), "CPU", draft_model=draft, **props)
     for prompt in ("def f(x):", "import os\nclass A:\n", "The quick brown fox"):
         cfg = ov_genai.GenerationConfig(max_new_tokens=20, do_sample=False, num_assistant_tokens=3)
-        got = spec.generate(prompt, cfg)
+        got = spec.generate([prompt], cfg)
+        # it drafted with the head (a draft IR that reads hidden_states runs only in EAGLE-3 mode)
+        assert got.extended_perf_metrics.get_num_draft_tokens() > 0
         cfg_plain = ov_genai.GenerationConfig(max_new_tokens=20, do_sample=False)
-        assert str(got) == str(plain.generate(prompt, cfg_plain))
+        assert got.texts[0] == str(plain.generate(prompt, cfg_plain))
+
+
+# ---- the native runtime -------------------------------------------------------------------------
+
+PROMPTS = ("def f(x):", "import os\nclass A:\n", "The quick brown fox", "for i in range(10):\n    print(",
+           "# café naïve", "s = 'Grüße, 世界'\n")
+BACKENDS = ("openvino-paged", "openvino-stateful")
+
+
+def _pipe(bundle, backend, draft="draft"):
+    from engine_support import pipeline
+
+    return pipeline(bundle, draft, backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_native_greedy_with_the_head_is_plain_decoding(e3_bundle, backend):
+    out, _ = e3_bundle
+    pipe = _pipe(out, backend)
+    assert pipe.info["draft"]["kind"] == "eagle3" and pipe.info["draft"]["backend"] == "openvino-stateful"
+    assert pipe.info["target"]["backend"] == backend
+    for prompt in PROMPTS:
+        plain = pipe.generate(prompt, max_new_tokens=24, policy="autoregressive", ignore_eos=True)
+        for k in (1, 2, 3, 5, 8, "auto"):
+            spec = pipe.generate(prompt, max_new_tokens=24, policy="draft", k=k, ignore_eos=True)
+            assert spec.tokens == plain.tokens, (k, prompt)
+            # adaptive k may stop drafting for a head that is never right (a random one)
+            assert spec.stats.drafted > 0 or k == "auto"
+            assert spec.stats.target_calls <= plain.stats.target_calls
+            assert sum(spec.stats.accepted_hist) == spec.stats.target_calls - 1

@@ -49,7 +49,8 @@ std::string json_model(const es::Model &m, const es::DeviceOptions &o) {
 std::string pipeline_info(const es::Pipeline &p, const es::PipelineOptions &o) {
     std::string s = "{\"target\": {" + json_model(*p.target, o.target) + ", \"draft\": ";
     if (p.draft)
-        s += "{\"name\": " + json_string(p.draft_spec.name) + ", " + json_model(*p.draft, o.draft);
+        s += "{\"name\": " + json_string(p.draft_spec.name) + ", \"kind\": " + json_string(p.draft_spec.relation) + ", " +
+             json_model(*p.draft, o.draft);
     else
         s += "null";
     return s + ", \"text\": " + json_string(p.text_table ? "byte-table" : "detokenizer") + "}";

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "eagle3.hpp"
 #include "error.hpp"
 #include "policy.hpp"
 #include "sampling.hpp"
@@ -73,6 +74,7 @@ std::unique_ptr<Policy> make_policy(Pipeline &p, es_policy kind, const DraftCont
     if (kind != ES_POLICY_DRAFT) return make_null_policy();
     const size_t draft_context = static_cast<size_t>(p.draft_spec.context_length);
     if (p.xvocab) return make_cross_vocab_policy(*p.draft, *p.xvocab, draft_context, dctx);
+    if (p.draft_spec.relation == "eagle3") return make_eagle3_policy(*p.target, *p.draft, p.eagle3_map, dctx);
     return make_draft_model_policy(*p.draft, p.trim_map, p.trim_input, draft_context, dctx);
 }
 
@@ -91,7 +93,7 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
     if (o.draft_name.empty()) {
         // Default: a drafter that reads target ids (cheaper, no translation), else a cross_vocab one.
         for (const auto &d : p->bundle.drafts)
-            if (!draft && d.relation != "cross_vocab" && d.relation != "eagle3") draft = &d;
+            if (!draft && d.relation != "cross_vocab") draft = &d;
         for (const auto &d : p->bundle.drafts)
             if (!draft && d.relation == "cross_vocab" && tables(d)) draft = &d;
     } else if (o.draft_name != "none") {
@@ -126,11 +128,30 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
     for (size_t w = 1; w <= kFixedVerifyWidths; ++w) target_options.fixed_widths.push_back(w);
     draft_options.fixed_widths = {1, 2};
     target_options.split_max = draft_options.split_max = split_max_from_env();
+    const bool eagle3 = draft && draft->relation == "eagle3";
+    if (eagle3) {
+        // The head's fc moves into the target, which gains the features output (eagle3.hpp); the
+        // head runs on the stateful backend (a small graph with an input paged attention lacks).
+        if (p->bundle.target.format != "openvino" || draft->format != "openvino")
+            throw Error(ES_ERR_BUNDLE, "EAGLE-3 head '" + draft->name + "' needs an OpenVINO IR target and head; re-export the bundle with --format openvino.");
+        target_options.transform = eagle3_target_transform(draft->target_layers, read_eagle3_fc(core, *draft), p->bundle.target.model_file);
+        draft_options.transform = eagle3_head_transform(draft->model_file);
+        draft_options.backend = "openvino-stateful";
+    }
     p->target = load_model(core, p->bundle.target, target_options);
+    if (eagle3 && p->target->feature_width() == 0)
+        throw Error(ES_ERR_INVALID_ARGUMENT, "EAGLE-3 head '" + draft->name + "' needs the target on an OpenVINO backend (openvino, openvino-paged or openvino-stateful); choose one of those or pass draft \"none\".");
     if (draft) {
         p->draft_spec = *draft;
         p->draft = load_model(core, *draft, draft_options);
-        if (draft->relation == "cross_vocab") {
+        if (eagle3) {
+            p->eagle3_map = read_eagle3_map(*draft, p->target->vocab());
+            if (p->eagle3_map.size() != p->draft->vocab() || p->draft->feature_width() != p->target->feature_width())
+                throw Error(ES_ERR_BUNDLE, "EAGLE-3 head '" + draft->name + "' does not fit the target (draft vocabulary " +
+                                               std::to_string(p->draft->vocab()) + " for a map of " + std::to_string(p->eagle3_map.size()) +
+                                               ", hidden size " + std::to_string(p->draft->feature_width()) + " for " +
+                                               std::to_string(p->target->feature_width()) + "); re-export the bundle.");
+        } else if (draft->relation == "cross_vocab") {
             p->xvocab = std::make_unique<CrossVocab>(core, *draft, p->bundle.target, *p->tokenizer, p->target->vocab());
         } else if (draft->relation == "trimmed") {
             p->trim_map = read_id_map(*draft, p->target->vocab());

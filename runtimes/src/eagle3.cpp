@@ -1,0 +1,196 @@
+#include "eagle3.hpp"
+
+#include <chrono>
+#include <cstring>
+
+#include <openvino/op/add.hpp>
+#include <openvino/op/concat.hpp>
+#include <openvino/op/constant.hpp>
+#include <openvino/op/matmul.hpp>
+#include <openvino/op/multiply.hpp>
+#include <openvino/op/parameter.hpp>
+#include <openvino/op/result.hpp>
+
+#include "error.hpp"
+
+namespace es {
+
+const char *const kFeaturesOutput = "es_features";
+const char *const kFeaturesInput = "hidden_states";
+
+namespace {
+
+// The residual Add that closes a decoder layer: x + down_proj(act(gate) * up), i.e. an Add whose
+// second input is a MatMul of a Multiply (the attention's residual Add reads o_proj of a Reshape).
+// The same rule OpenVINO GenAI's EAGLE-3 transform uses, so both read the same tensors.
+bool is_layer_output(const std::shared_ptr<ov::Node> &node) {
+    if (!ov::as_type_ptr<ov::op::v1::Add>(node)) return false;
+    auto mm = ov::as_type_ptr<ov::op::v0::MatMul>(node->get_input_node_shared_ptr(1));
+    return mm && ov::is_type<ov::op::v1::Multiply>(mm->get_input_node_shared_ptr(0));
+}
+
+// The output of the first layer-closing Add whose name holds `pattern` (optimum exports name
+// them "__module.model.layers.7/aten::add/Add_1"); null when there is none.
+ov::Output<ov::Node> layer_output(const std::shared_ptr<ov::Model> &model, const std::string &pattern) {
+    for (const auto &node : model->get_ordered_ops())
+        if (is_layer_output(node) && node->get_friendly_name().find(pattern) != std::string::npos) return node->output(0);
+    return {};
+}
+
+void add_features_result(const std::shared_ptr<ov::Model> &model, const ov::Output<ov::Node> &rows) {
+    auto result = std::make_shared<ov::op::v0::Result>(rows);
+    result->output(0).get_tensor().set_names({kFeaturesOutput});
+    result->set_friendly_name(kFeaturesOutput);
+    model->add_results({result});
+    model->validate_nodes_and_infer_types();
+}
+
+std::shared_ptr<ov::op::v0::MatMul> fc_matmul(const std::shared_ptr<ov::Model> &model) {
+    for (const auto &node : model->get_ordered_ops()) {
+        auto mm = ov::as_type_ptr<ov::op::v0::MatMul>(node);
+        if (!mm) continue;
+        auto param = ov::as_type_ptr<ov::op::v0::Parameter>(mm->get_input_node_shared_ptr(0));
+        if (param && param->output(0).get_names().count(kFeaturesInput)) return mm;
+    }
+    return nullptr;
+}
+
+class Eagle3Policy final : public Policy {
+public:
+    Eagle3Policy(Model &target, Model &head, const std::vector<int32_t> &id_map, const DraftContext &ctx)
+        : target_(target), head_(head), id_map_(id_map), ctx_(ctx), width_(target.feature_width()) {}
+
+    void begin(const std::vector<int64_t> &prompt) override {
+        head_.reset();
+        real_ = 0;
+        pending_.clear();
+        take(prompt.size());  // the prefill's rows
+    }
+
+    void propose(const std::vector<int64_t> &context, int k, Proposal &out) override {
+        out.clear();
+        // Feed the pairs (target features at p, token p + 1) the head has not read: after them its
+        // last row predicts the token after context.back().
+        const size_t rows = pending_.size() / width_;
+        if (rows == 0 || real_ + rows + 1 != context.size())
+            throw Error(ES_ERR_INTERNAL, "EAGLE-3 bookkeeping: the head holds " + std::to_string(real_) + " positions and " +
+                                             std::to_string(rows) + " pending for a context of " + std::to_string(context.size()) + ".");
+        head_.rollback(real_);  // last round's drafted positions
+        tokens_.assign(context.begin() + static_cast<long>(real_ + 1), context.end());
+        const auto t0 = std::chrono::steady_clock::now();
+        head_.set_features(pending_.data(), width_);
+        const float *logits = head_.forward(tokens_.data(), rows, 1);
+        if (rows > 2) {  // more than a round's catch-up (the prompt, rounds without drafting)
+            const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            out.catchup_ms = ms * static_cast<double>(rows - 2) / static_cast<double>(rows);
+            out.prefill_ms = ms;
+            out.prefill_tokens = rows;
+        }
+        real_ += rows;
+        pending_.clear();
+        hidden_.assign(head_.features() + (rows - 1) * width_, head_.features() + rows * width_);
+        const size_t dv = head_.vocab();
+        for (int i = 0; i < k; ++i) {
+            int64_t t = draft_token(logits, dv, id_map_, ctx_, i, out, probs_);
+            if (t < 0 || i + 1 == k) break;
+            // The next draft reads the head's own hidden state with the token it just drafted.
+            head_.set_features(hidden_.data(), width_);
+            logits = head_.forward(&t, 1, 1);
+            hidden_.assign(head_.features(), head_.features() + width_);
+        }
+    }
+
+    // The target's last call read [last committed token, proposals]: its first n_accepted + 1
+    // rows are the features of positions now committed.
+    void accept(size_t n_accepted, const std::vector<int64_t> &) override { take(n_accepted + 1); }
+
+    int64_t compactions() const override { return head_.compactions(); }
+    bool confident() const override { return true; }
+
+private:
+    void take(size_t rows) {
+        const float *f = target_.features();
+        if (!f) throw Error(ES_ERR_INTERNAL, "The target gave no EAGLE-3 features.");
+        pending_.insert(pending_.end(), f, f + rows * width_);
+    }
+
+    Model &target_;
+    Model &head_;
+    const std::vector<int32_t> &id_map_;
+    DraftContext ctx_;
+    size_t width_;
+    size_t real_ = 0;             // head positions holding real pairs (target features, committed token)
+    std::vector<float> pending_;  // target feature rows of positions real_ .. (not yet read by the head)
+    std::vector<float> hidden_;   // the head's hidden state at its last drafted position
+    std::vector<int64_t> tokens_;
+    std::vector<float> probs_;
+};
+
+}  // namespace
+
+Eagle3Fc read_eagle3_fc(ov::Core &core, const ModelSpec &spec) {
+    std::shared_ptr<ov::Model> model = core.read_model(spec.model_file);
+    auto mm = fc_matmul(model);
+    if (!mm)
+        throw Error(ES_ERR_BUNDLE, "The EAGLE-3 head " + spec.model_file +
+                                       " has no fc on its hidden_states input, so it is not an EAGLE-3 export; re-export the bundle.");
+    return Eagle3Fc{mm->input_value(1), mm->get_transpose_a(), mm->get_transpose_b()};
+}
+
+GraphTransform eagle3_target_transform(const std::vector<int32_t> &layers, const Eagle3Fc &fc, const std::string &file) {
+    return [layers, fc, file](const std::shared_ptr<ov::Model> &model) {
+        ov::OutputVector outs;
+        for (int32_t l : layers) {
+            ov::Output<ov::Node> o = layer_output(model, "layers." + std::to_string(l) + "/");
+            if (!o.get_node())
+                throw Error(ES_ERR_BUNDLE, "The target " + file + " has no output of decoder layer " + std::to_string(l) +
+                                               " that the EAGLE-3 head reads; re-export the bundle with a head for this target.");
+            outs.push_back(o);
+        }
+        auto concat = std::make_shared<ov::op::v0::Concat>(outs, -1);
+        auto mm = std::make_shared<ov::op::v0::MatMul>(concat, fc.weight, fc.transpose_a, fc.transpose_b);
+        mm->set_friendly_name("es_eagle3_fc");
+        add_features_result(model, mm);
+    };
+}
+
+GraphTransform eagle3_head_transform(const std::string &file) {
+    return [file](const std::shared_ptr<ov::Model> &model) {
+        auto mm = fc_matmul(model);
+        if (!mm)
+            throw Error(ES_ERR_BUNDLE, "The EAGLE-3 head " + file + " has no fc on its hidden_states input; re-export the bundle.");
+        mm->output(0).replace(mm->input_value(0));
+        for (const auto &r : model->get_results())
+            if (ov::is_type<ov::op::v0::Constant>(r->get_input_node_shared_ptr(0))) {  // d2t: the bundle has it as a file
+                model->remove_result(r);
+                break;
+            }
+        ov::Output<ov::Node> hidden = layer_output(model, "midlayer");
+        if (!hidden.get_node())
+            throw Error(ES_ERR_BUNDLE, "The EAGLE-3 head " + file + " has no midlayer output; re-export the bundle.");
+        add_features_result(model, hidden);
+    };
+}
+
+std::vector<int32_t> read_eagle3_map(const ModelSpec &spec, size_t target_vocab) {
+    const std::string bytes = read_file(spec.id_map_file);
+    if (bytes.empty() || bytes.size() % 8 != 0 || bytes.size() / 8 != static_cast<size_t>(spec.draft_vocab_size))
+        throw Error(ES_ERR_BUNDLE, spec.id_map_file + " is not " + std::to_string(spec.draft_vocab_size) +
+                                       " int64 target ids (the head's draft vocabulary); re-export the bundle.");
+    std::vector<int32_t> map(bytes.size() / 8);
+    for (size_t i = 0; i < map.size(); ++i) {
+        int64_t id;
+        std::memcpy(&id, bytes.data() + 8 * i, 8);  // little-endian hosts (x86, ARM)
+        if (id < 0 || static_cast<size_t>(id) >= target_vocab)
+            throw Error(ES_ERR_BUNDLE, spec.id_map_file + " maps to id " + std::to_string(id) + ", outside the target vocabulary; re-export the bundle.");
+        map[i] = static_cast<int32_t>(id);
+    }
+    return map;
+}
+
+std::unique_ptr<Policy> make_eagle3_policy(Model &target, Model &head, const std::vector<int32_t> &id_map,
+                                           const DraftContext &ctx) {
+    return std::make_unique<Eagle3Policy>(target, head, id_map, ctx);
+}
+
+}  // namespace es

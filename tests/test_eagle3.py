@@ -7,6 +7,7 @@ Llama target (hidden 64, the shared tiny tokenizer).
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -168,3 +169,85 @@ def test_native_greedy_with_the_head_is_plain_decoding(e3_bundle, backend):
             assert spec.stats.drafted > 0 or k == "auto"
             assert spec.stats.target_calls <= plain.stats.target_calls
             assert sum(spec.stats.accepted_hist) == spec.stats.target_calls - 1
+
+
+@pytest.fixture(scope="module")
+def oracle_bundle(tiny_tokenizer, tmp_path_factory):
+    from tiny_eagle3 import build_oracle_pair
+
+    from edgespec.export.api import export_bundle
+
+    work = tmp_path_factory.mktemp("e3oracle")
+    target, head = build_oracle_pair(work, tiny_tokenizer)
+    out = work / "bundle"
+    export_bundle(str(target), str(out), drafts=[str(head)], weights="fp32", progress=False)
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("k", [1, 3, 4])
+def test_a_head_that_computes_the_targets_argmax_is_accepted_in_full(oracle_bundle, backend, k):
+    """Target-as-oracle bookkeeping: every round drafts k tokens (its own hidden state fed back
+    for all but the first) and the target accepts all of them."""
+    pipe = _pipe(oracle_bundle, backend)
+    plain = pipe.generate(PROMPTS[0], max_new_tokens=22, policy="autoregressive", ignore_eos=True)
+    res = pipe.generate(PROMPTS[0], max_new_tokens=22, policy="draft", k=k, ignore_eos=True)
+    st = res.stats
+    n = st.generated_tokens
+    assert res.tokens == plain.tokens and n == 22
+    assert st.drafted == st.accepted and st.acceptance_rate == 1.0
+    assert st.target_calls == 1 + math.ceil((n - 1) / (k + 1))
+    assert st.drafted == n - st.target_calls
+    assert st.accepted_hist[k] == (n - 1) // (k + 1)
+    # the head reads the prompt's pairs once (the prompt and the first token); later rounds feed
+    # it one or two pairs (a round's catch-up)
+    assert st.draft_prefill_tokens == st.prompt_tokens
+    assert 0 < st.draft_prefill_ms <= st.draft_ms
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rollback_through_hundreds_of_rounds(e3_bundle, oracle_bundle, backend):
+    """A random head is rejected nearly every round (its cache rolls back each time, the stateful
+    one compacts its dead slots); the oracle is accepted every round: both give plain decoding."""
+    for bundle in (e3_bundle[0], oracle_bundle):
+        pipe = _pipe(bundle, backend)
+        plain = pipe.generate(PROMPTS[3], max_new_tokens=400, policy="autoregressive", ignore_eos=True)
+        spec = pipe.generate(PROMPTS[3], max_new_tokens=400, policy="draft", k=3, ignore_eos=True)
+        assert spec.tokens == plain.tokens
+        assert spec.stats.target_calls >= 100
+    assert spec.stats.acceptance_rate == 1.0  # the oracle, last
+
+
+def test_speculative_sampling_with_the_head_keeps_the_target_distribution(e3_bundle):
+    """q is the head's distribution over its 256 ids (zero on the target's other 256): the first
+    token through accept/resample must be distributed as under plain sampling (chi-square)."""
+    from collections import Counter
+
+    from scipy.stats import chi2_contingency
+
+    pipe = _pipe(e3_bundle[0], "openvino-paged")
+    prompt, n = "x = 1\ny = 2\nz = 3\n", 300
+
+    def second(policy):
+        res = [pipe.generate(prompt, max_new_tokens=3, policy=policy, k=2, temperature=1.5, seed=s, ignore_eos=True)
+               for s in range(n)]
+        return Counter(r.tokens[1] for r in res), sum(r.stats.drafted for r in res), sum(r.stats.accepted for r in res)
+
+    (a, _, _), (b, drafted, accepted) = second("autoregressive"), second("draft")
+    assert drafted >= n and 0 < accepted < drafted, (drafted, accepted)  # both paths taken
+    common = [t for t in set(a) | set(b) if a[t] + b[t] >= 10]
+    rows = [[c[t] for t in common] + [n - sum(c[t] for t in common)] for c in (a, b)]
+    if rows[0][-1] + rows[1][-1] == 0:
+        rows = [r[:-1] for r in rows]
+    _, pval, _, _ = chi2_contingency(rows)
+    assert pval > 1e-3, f"EAGLE-3 speculative sampling changed the distribution (p={pval:.2g}): {rows}"
+
+
+def test_sampling_with_the_head_is_reproducible_and_reports_stats(e3_bundle):
+    pipe = _pipe(e3_bundle[0], "openvino-stateful")
+    a = pipe.generate(PROMPTS[1], max_new_tokens=40, policy="draft", k="auto", temperature=0.8, seed=5)
+    b = pipe.generate(PROMPTS[1], max_new_tokens=40, policy="draft", k="auto", temperature=0.8, seed=5)
+    assert a.tokens == b.tokens
+    st = a.stats
+    assert st.draft_ms > 0 and st.verify_ms > 0 and st.target_calls >= 1
+    assert sum(st.accepted_hist) == st.target_calls - 1

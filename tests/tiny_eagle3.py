@@ -107,3 +107,71 @@ def build_tiny_eagle3(target_dir, out, *, layer_ids=(0, 2, 3), draft_vocab: int 
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(out / "model.safetensors"))
     return out
+
+
+def build_oracle_pair(out, tokenizer, layer_ids=(0, 2, 3), scale: float = 12.0) -> tuple[Path, Path]:
+    """A tiny Llama target whose next token depends on the current token only, and an EAGLE-3
+    head (full vocabulary, d2t zeros) that computes exactly that: its drafts are the target's
+    argmax, so every drafted token is accepted.
+
+    Target: every layer's o_proj and down_proj are zero, so each layer's output is the token's
+    embedding e (rows of equal RMS r, zero in the upper half, a constant first coordinate) and the
+    logits are lm_head(norm(e)). Head at position i reads (target features at i, token i + 1):
+    fc = [I / r, 0, 0] makes its residual input e_i / r (RMS 1, unchanged by hidden_norm); q and
+    k read only the constant coordinate of input_layernorm(e), so after RoPE the attention of a
+    position peaks on itself (scale sets how sharply); v = input_layernorm(e) - hidden_norm(h) on
+    the lower half, so residual + attention = e_{i+1} / r, whatever h was (the target's features
+    or, in a chain, the head's own hidden state); the MLP adds nothing; norm and lm_head are the
+    target's. The head's logits are then the target's logits for token i + 1, up to RMSNorm's eps.
+    """
+    import torch
+    import transformers as tf
+    from safetensors.torch import load_file, save_file
+
+    from tiny import build_tiny
+
+    out = Path(out)
+    tdir = build_tiny("llama", out / "target", tokenizer=tokenizer, layers=4)
+    model = tf.AutoModelForCausalLM.from_pretrained(tdir, dtype=torch.float32)
+    cfg = model.config
+    h, v = cfg.hidden_size, cfg.vocab_size
+    half = h // 2
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        emb = torch.zeros(v, h)
+        rest = torch.randn(v, half - 1, generator=g)
+        emb[:, 1:half] = rest / rest.norm(dim=-1, keepdim=True) * (h - 1) ** 0.5
+        emb[:, 0] = 1.0  # so every row has RMS 1 and the same first coordinate
+        model.model.embed_tokens.weight.copy_(emb)
+    model.save_pretrained(tdir)
+    r = 1.0  # the rows' RMS
+
+    hd = build_tiny_eagle3(tdir, out / "head", layer_ids=layer_ids, draft_vocab=None)
+    t = load_file(str(hd / "model.safetensors"))
+    heads, kv_heads = 4, 2
+    head_dim = h // heads
+    fc = torch.zeros(h, 3 * h)
+    fc[:, :h] = torch.eye(h) / r
+    q = torch.zeros(heads * head_dim, 2 * h)
+    q[:, 0] = scale  # reads input_layernorm(e)[0], the same for every token
+    k = torch.zeros(kv_heads * head_dim, 2 * h)
+    k[:, 0] = scale
+    vw = torch.zeros(kv_heads * head_dim, 2 * h)
+    vw[:half, :half] = torch.eye(half)  # + input_layernorm(e), lower half
+    vw[:half, h:h + half] = -torch.eye(half)  # - hidden_norm(h), lower half
+    o = torch.zeros(h, heads * head_dim)
+    # q heads 0, 1 read kv head 0 (dims 0..15 of v), heads 2, 3 read kv head 1 (dims 16..31)
+    o[:head_dim, :head_dim] = torch.eye(head_dim)
+    o[head_dim:2 * head_dim, 2 * head_dim:3 * head_dim] = torch.eye(head_dim)
+    sd = model.state_dict()
+    t.update({
+        "fc.weight": fc, "midlayer.self_attn.q_proj.weight": q, "midlayer.self_attn.k_proj.weight": k,
+        "midlayer.self_attn.v_proj.weight": vw, "midlayer.self_attn.o_proj.weight": o,
+        "midlayer.mlp.down_proj.weight": torch.zeros_like(t["midlayer.mlp.down_proj.weight"]),
+        "norm.weight": sd["model.norm.weight"].clone(), "lm_head.weight": sd["lm_head.weight"].clone(),
+    })
+    save_file({key: val.contiguous() for key, val in t.items()}, str(hd / "model.safetensors"))
+    return tdir, hd

@@ -65,6 +65,7 @@ public:
         real_ = 0;
         pending_.clear();
         take(prompt.size());  // the prefill's rows
+        routine_ = 0;
     }
 
     void propose(const std::vector<int64_t> &context, int k, Proposal &out) override {
@@ -80,9 +81,9 @@ public:
         const auto t0 = std::chrono::steady_clock::now();
         head_.set_features(pending_.data(), width_);
         const float *logits = head_.forward(tokens_.data(), rows, 1);
-        if (rows > 2) {  // more than a round's catch-up (the prompt, rounds without drafting)
+        if (rows > routine_) {  // more than the last target call's rows: the prompt, rounds without drafting
             const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-            out.catchup_ms = ms * static_cast<double>(rows - 2) / static_cast<double>(rows);
+            out.catchup_ms = ms * static_cast<double>(rows - routine_) / static_cast<double>(rows);
             out.prefill_ms = ms;
             out.prefill_tokens = rows;
         }
@@ -102,7 +103,10 @@ public:
 
     // The target's last call read [last committed token, proposals]: its first n_accepted + 1
     // rows are the features of positions now committed.
-    void accept(size_t n_accepted, const std::vector<int64_t> &) override { take(n_accepted + 1); }
+    void accept(size_t n_accepted, const std::vector<int64_t> &) override {
+        take(n_accepted + 1);
+        routine_ = n_accepted + 1;
+    }
 
     int64_t compactions() const override { return head_.compactions(); }
     bool confident() const override { return true; }
@@ -120,6 +124,7 @@ private:
     DraftContext ctx_;
     size_t width_;
     size_t real_ = 0;             // head positions holding real pairs (target features, committed token)
+    size_t routine_ = 0;          // rows of the target's last verify call: a round's own catch-up
     std::vector<float> pending_;  // target feature rows of positions real_ .. (not yet read by the head)
     std::vector<float> hidden_;   // the head's hidden state at its last drafted position
     std::vector<int64_t> tokens_;

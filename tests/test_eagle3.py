@@ -86,6 +86,25 @@ def test_int8_head_exports(e3_target, e3_head, tmp_path):
     assert head["validation"]["top1_agreement"] >= head["validation"]["threshold"]
 
 
+def test_int4_head_of_the_other_published_name_with_its_own_embedding(e3_target, tmp_path):
+    from tiny_eagle3 import build_tiny_eagle3
+
+    from edgespec.export.api import export_bundle
+    from edgespec.pipeline import Pipeline
+
+    head = build_tiny_eagle3(e3_target, tmp_path / "head", layer_ids=LAYERS, architecture="Eagle3LlamaForCausalLM",
+                             with_embed=True)
+    out = tmp_path / "b"
+    man = export_bundle(str(e3_target), str(out), drafts=[str(head)], weights="int4", progress=False)
+    d = man["models"][1]
+    assert d["architecture"] == "Eagle3LlamaForCausalLM" and d["relation"]["embedding"] == "own"
+    assert d["weights"]["precision"] == "int4" and d["weights"]["group_size"] > 0
+    assert d["validation"]["top1_agreement"] >= d["validation"]["threshold"]
+    pipe = Pipeline.load(out)  # the defaults (bf16 here): runs, whatever it drafts
+    res = pipe.generate("def f(x):", max_new_tokens=12, k=3, ignore_eos=True)
+    assert len(res.tokens) == 12 and res.stats.drafted > 0
+
+
 @pytest.mark.parametrize("broken, words", [
     (dict(hidden=32), "hidden size 32"),
     (dict(layer_ids=(0, 2, 4)), "has 4 layers"),
@@ -251,3 +270,19 @@ def test_sampling_with_the_head_is_reproducible_and_reports_stats(e3_bundle):
     st = a.stats
     assert st.draft_ms > 0 and st.verify_ms > 0 and st.target_calls >= 1
     assert sum(st.accepted_hist) == st.target_calls - 1
+
+
+def test_openvino_genai_accepts_the_oracle_heads_drafts_in_full(oracle_bundle):
+    """GenAI's EAGLE-3 reads the same layer outputs and pairs features with tokens as edgespec:
+    the oracle head is right for it too."""
+    ov_genai = pytest.importorskip("openvino_genai")
+    props = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
+    draft = ov_genai.draft_model(str(oracle_bundle / "draft"), "CPU", **props)
+    spec = ov_genai.LLMPipeline(str(oracle_bundle / "target"), "CPU", draft_model=draft, **props)
+    cfg = ov_genai.GenerationConfig(max_new_tokens=22, do_sample=False, num_assistant_tokens=3, ignore_eos=True)
+    res = spec.generate([PROMPTS[0]], cfg)
+    pm = res.extended_perf_metrics
+    assert pm.get_num_draft_tokens() > 0 and pm.get_num_accepted_tokens() == pm.get_num_draft_tokens()
+    ours = _pipe(oracle_bundle, "openvino-paged").generate(PROMPTS[0], max_new_tokens=22, policy="draft", k=3,
+                                                           ignore_eos=True)
+    assert res.texts[0] == ours.text

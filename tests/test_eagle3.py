@@ -286,3 +286,38 @@ def test_openvino_genai_accepts_the_oracle_heads_drafts_in_full(oracle_bundle):
     ours = _pipe(oracle_bundle, "openvino-paged").generate(PROMPTS[0], max_new_tokens=22, policy="draft", k=3,
                                                            ignore_eos=True)
     assert res.texts[0] == ours.text
+
+
+def test_cli_refuses_a_bad_head_with_one_sentence(e3_target, tmp_path):
+    import subprocess
+    import sys
+
+    from tiny_eagle3 import build_tiny_eagle3
+
+    head = build_tiny_eagle3(e3_target, tmp_path / "head", layer_ids=(0, 2, 9))
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "edgespec", "export", str(e3_target), "--draft", str(head), "-o", str(out),
+                        "--weights", "fp32"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    last = [ln for ln in r.stderr.splitlines() if ln.strip()][-1]
+    assert last.startswith("error: ") and "reads target layers [0, 2, 9]" in last and "has 4 layers" in last
+    assert not out.exists()
+
+
+def test_runtime_refuses_a_broken_eagle3_bundle(e3_bundle, tmp_path):
+    import shutil
+
+    from edgespec import Pipeline
+    from edgespec.errors import BundleError, EdgespecError
+
+    b = tmp_path / "b"
+    shutil.copytree(e3_bundle[0], b)
+    id_map = b / "draft" / "eagle3_id_map.i64"
+    id_map.write_bytes(id_map.read_bytes()[:-8])
+    with pytest.raises(BundleError, match="not 256 int64 target ids.*re-export"):
+        Pipeline.load(b, precision="f32")
+    manifest = json.loads((b / "edgespec.json").read_text())
+    manifest["models"][1]["relation"]["target_layers"] = [0, 2]
+    (b / "edgespec.json").write_text(json.dumps(manifest))
+    with pytest.raises(EdgespecError, match="target_layers"):
+        Pipeline.load(b, precision="f32")

@@ -412,7 +412,9 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
             rep.done()
             entry = _entry(name, src, format, files, wcfg.manifest(conv["bytes"]), h, conv["io"], rel)
             if head is not None:
+                # the runtime drives the head through the target's context, position for position
                 entry["vocab_size"] = rel["draft_vocab_size"]
+                entry["context_length"] = tsrc.context_length
             if validate:
                 rep.step(f"{name}: validating against torch fp32")
                 if head is not None:

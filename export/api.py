@@ -254,12 +254,9 @@ def _head_source(head: Eagle3Head, target: Source) -> Source:
 
 def _eagle3_relation(head: Eagle3Head, target: Source) -> dict:
     """eagle3: the target layers the head reads, its draft vocabulary and the draft -> target id map."""
-    from .source import d2t_targets
-
     layers = check_eagle3(head, target)
     return {"kind": "eagle3", "target_layers": layers, "draft_vocab_size": head.draft_vocab_size,
-            "id_map": EAGLE3_MAP, "embedding": "own" if head.has_embedding else "target",
-            "_ids": d2t_targets(head, target.logit_width)}
+            "id_map": EAGLE3_MAP, "embedding": "own" if head.has_embedding else "target"}
 
 
 def _validate_eagle3(head: Eagle3Head, target: Source, xml: Path, layers: list[int], prompts) -> dict:
@@ -405,7 +402,9 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
             if rel and rel["kind"] == "trimmed":
                 shutil.copy2(src.dir / TRIM_MAP, mdir / TRIM_MAP)
             if head is not None:
-                rel.pop("_ids").astype("<i8").tofile(mdir / EAGLE3_MAP)
+                from .source import d2t_targets
+
+                d2t_targets(head, tsrc.logit_width).astype("<i8").tofile(mdir / EAGLE3_MAP)
             tb = _token_bytes(name, src, mdir, rel, cross)
             if tb:
                 files["token_bytes"] = tb

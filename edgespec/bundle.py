@@ -11,6 +11,8 @@ A bundle is a directory::
       draft/ ...
         trim_id_map.i32        # only for `trimmed` drafters: little-endian int32, entry i is the
                                # target token id of trimmed-draft id i
+        eagle3_id_map.i64      # only for `eagle3` heads: little-endian int64, entry i is the target
+                               # token id of draft id i (i + d2t[i] of the checkpoint)
         token_bytes.bin        # optional (files.token_bytes): the byte string of every token id, for
                                # cross-vocabulary drafting; written for the target and every
                                # `cross_vocab` drafter (format: write_token_bytes below)
@@ -44,7 +46,7 @@ SCHEMA_VERSION = 1
 ROLES = ("target", "draft")
 FORMATS = ("openvino", "onnx")
 PRECISIONS = ("int4", "int8", "fp16", "fp32")
-RELATIONS = ("same_vocab", "trimmed", "cross_vocab")
+RELATIONS = ("same_vocab", "trimmed", "cross_vocab", "eagle3")
 TOKEN_BYTES = "token_bytes.bin"
 
 # integrity: BLAKE2b-256 of each 64 MiB piece of a file (pieces hash in parallel at load). The
@@ -136,8 +138,13 @@ _MODEL = {
             "required": ["kind"],
             "properties": {
                 "kind": {"enum": list(RELATIONS)},
-                "id_map": {"type": "string"},  # trimmed: file with draft id -> target id
+                "id_map": {"type": "string"},  # trimmed (int32) / eagle3 (int64): file with draft id -> target id
                 "kept": {"type": "integer"},
+                # eagle3: the target decoder layers whose outputs the head reads (low, middle, high)
+                "target_layers": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                                  "minItems": 3, "maxItems": 3},
+                "draft_vocab_size": {"type": "integer", "minimum": 1},  # eagle3: rows of the head's LM head
+                "embedding": {"enum": ["own", "target"]},  # eagle3: whose token embedding the head has
             },
         },
     },
@@ -260,6 +267,10 @@ def validate_manifest(manifest: Any) -> None:
     for m in models:
         if m["role"] == "draft" and "relation" not in m:
             raise BundleError(f"Drafter {m['name']!r} has no relation to the target in the manifest; re-export the bundle.")
+        rel = m.get("relation") or {}
+        if rel.get("kind") == "eagle3" and not all(k in rel for k in ("target_layers", "draft_vocab_size", "id_map")):
+            raise BundleError(f"EAGLE-3 head {m['name']!r} lacks target_layers, draft_vocab_size or id_map in its "
+                              "relation; re-export the bundle.")
 
 
 def _absolute(p: str) -> bool:

@@ -132,8 +132,8 @@ def register(cli: click.Group) -> None:
             from rich.console import Console
 
             d = res.stats.to_dict()
-            d["draft"] = pipe.draft_name or "none"
             info = pipe.info
+            d["draft"] = f"{pipe.draft_name} ({info['draft']['kind']})" if info["draft"] else "none"
             d["backend"] = info["target"]["backend"] + (f" / draft {info['draft']['backend']}" if info["draft"] else "")
             d["text"] = info["text"]
             d["integrity"] = info["integrity"]  # verified | sizes | none (a bundle exported before digests)

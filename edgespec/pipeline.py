@@ -411,7 +411,7 @@ class Pipeline:
 
     @property
     def info(self) -> dict:
-        """What runs: {"target": {"backend", "device"}, "draft": {"name", "backend", "device"} | None,
+        """What runs: {"target": {"backend", "device"}, "draft": {"name", "kind", "backend", "device"} | None,
         "text": "byte-table" | "detokenizer"} (the backend "openvino" picked per model, and how
         streamed text is made)."""
         return json.loads(self._lib.es_pipeline_info(self._handle()).decode())

@@ -37,10 +37,11 @@ from edgespec.bundle import (
 from edgespec.errors import EdgespecError, ExportError
 
 from .leftovers import OWNER_FILE, disk_error, disk_sentence, free_bytes, remove_stale_partials, write_owner
-from .source import Source, inspect_source
+from .source import Eagle3Head, Source, check_eagle3, eagle3_head, inspect_source
 from .validate import THRESHOLDS
 
 TRIM_MAP = "trim_id_map.i32"
+EAGLE3_MAP = "eagle3_id_map.i64"  # EAGLE-3 heads: little-endian int64, entry i = target id of draft id i
 _NAME_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 # Files copied from the HF checkpoint into each model directory (GenAI and the runtime read them).
 _HF_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
@@ -240,6 +241,42 @@ def _relation(draft: Source, draft_hash: str, target: Source, target_hash: str) 
     return {"kind": "cross_vocab"}
 
 
+def _head_source(head: Eagle3Head, target: Source) -> Source:
+    """An EAGLE-3 head described like a drafter: its config, the target's tokenizer (it has none)."""
+    import transformers as tf
+
+    from .source import _first_line
+
+    try:
+        config = tf.AutoConfig.from_pretrained(head.dir)
+    except Exception as e:
+        raise ExportError(f"The EAGLE-3 head config {head.dir / 'config.json'} cannot be read by transformers "
+                          f"({_first_line(e)}).") from None
+    return Source(given=head.given, dir=head.dir, config=config, tokenizer=target.tokenizer,
+                  generation_config=target.generation_config)
+
+
+def _eagle3_relation(head: Eagle3Head, target: Source) -> dict:
+    """eagle3: the target layers the head reads, its draft vocabulary and the draft -> target id map."""
+    layers = check_eagle3(head, target)
+    return {"kind": "eagle3", "target_layers": layers, "draft_vocab_size": head.draft_vocab_size,
+            "id_map": EAGLE3_MAP, "embedding": "own" if head.has_embedding else "target"}
+
+
+def _validate_eagle3(head: Eagle3Head, target: Source, xml: Path, layers: list[int], prompts) -> dict:
+    """The exported head against torch on the target's own features (the torch target's layers)."""
+    from . import validate as v
+    from .openvino_convert import load_eagle3_torch
+
+    ids = v.prompt_ids(target, prompts[:4] if prompts else None)
+    feats = v.torch_features(target, ids, layers)
+    model = load_eagle3_torch(head, target)
+    ref = v.eagle3_torch_logits(model, ids, feats)
+    del model
+    got = v.openvino_logits(xml, [s[1:] for s in ids], hidden=[f[:-1] for f in feats])
+    return v.compare(ref, got)
+
+
 def _token_bytes(name: str, src: Source, mdir: Path, rel: dict | None, cross: bool) -> str | None:
     """token_bytes.bin for the target and every cross_vocab drafter (cross-vocabulary drafting
     compares bytes). Required where a cross_vocab drafter needs it; otherwise written when the
@@ -367,15 +404,21 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
         raise ExportError(f"The output {out} {what}; pass --force to replace it or choose another directory.")
     names = _names(len(drafts), draft_names)
     t0 = time.perf_counter()
-    sources = [inspect_source(target, "target")] + [inspect_source(d, "drafter") for d in drafts]
-    tsrc = sources[0]
+    tsrc = inspect_source(target, "target")
+    heads = [eagle3_head(d) for d in drafts]
+    sources = [tsrc] + [_head_source(h, tsrc) if h else inspect_source(d, "drafter") for d, h in zip(drafts, heads)]
+    heads = [None] + heads
+    if format == "onnx" and any(heads):
+        raise ExportError("EAGLE-3 heads export to OpenVINO IR only (the form OpenVINO GenAI runs too); "
+                          "use --format openvino.")
     t_params = tsrc.parameter_count()
     for d in sources[1:]:
         if d.parameter_count() > t_params:
             raise ExportError(f"The drafter {d.given} ({d.parameter_count() / 1e6:.1f}M parameters) is larger than "
                               f"the target {tsrc.given} ({t_params / 1e6:.1f}M); a drafter must be smaller.")
     hashes = [vocab_hash(s.tokenizer.get_vocab()) for s in sources]
-    relations = [None] + [_relation(d, h, tsrc, hashes[0]) for d, h in zip(sources[1:], hashes[1:])]
+    relations = [None] + [_eagle3_relation(e, tsrc) if e else _relation(d, h, tsrc, hashes[0])
+                          for d, h, e in zip(sources[1:], hashes[1:], heads[1:])]
     cross = any(r and r["kind"] == "cross_vocab" for r in relations)
     need = _check_disk(out, sources, weights, format, progress)
     if format == "onnx":
@@ -387,13 +430,18 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
     models = []
     timings = {}
     with _building(out, force, need) as tmp, rep.running():
-        for name, src, h, rel in zip(names, sources, hashes, relations):
+        for name, src, h, rel, head in zip(names, sources, hashes, relations, heads):
             t_model = time.perf_counter()
             mdir = tmp / name
             mdir.mkdir()
             wcfg = _weight_config(src, weights, group_size, ratio, sym, awq, scale_estimation, preset, format)
             rep.step(f"{name}: converting {src.dir.name} ({src.model_type}) to {format}")
-            if format == "openvino":
+            if head is not None:
+                from .openvino_convert import convert_eagle3
+
+                rep.step(f"{name}: exporting the EAGLE-3 head with optimum-intel, then {wcfg.precision} weights")
+                conv = convert_eagle3(head, tsrc, mdir, tmp / f".work-{name}", wcfg, rel["target_layers"])
+            elif format == "openvino":
                 conv = _convert_openvino(src, mdir, tmp / f".work-{name}", wcfg, prompts, rep, name,
                                          _input_map(src, rel))
             else:
@@ -407,14 +455,25 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
             files.update(convert_tokenizers(src.tokenizer, mdir))
             if rel and rel["kind"] == "trimmed":
                 shutil.copy2(src.dir / TRIM_MAP, mdir / TRIM_MAP)
+            if head is not None:
+                from .source import d2t_targets
+
+                d2t_targets(head, tsrc.logit_width).astype("<i8").tofile(mdir / EAGLE3_MAP)
             tb = _token_bytes(name, src, mdir, rel, cross)
             if tb:
                 files["token_bytes"] = tb
             rep.done()
             entry = _entry(name, src, format, files, wcfg.manifest(conv["bytes"]), h, conv["io"], rel)
+            if head is not None:
+                # the runtime drives the head through the target's context, position for position
+                entry["vocab_size"] = rel["draft_vocab_size"]
+                entry["context_length"] = tsrc.context_length
             if validate:
                 rep.step(f"{name}: validating against torch fp32")
-                fig = _validate(src, mdir, files["model"], format, conv["io"], prompts, rel)
+                if head is not None:
+                    fig = _validate_eagle3(head, tsrc, mdir / files["model"], rel["target_layers"], prompts)
+                else:
+                    fig = _validate(src, mdir, files["model"], format, conv["io"], prompts, rel)
                 fig["threshold"] = threshold
                 entry["validation"] = fig
                 kind = f" [{rel['kind']}]" if rel else ""

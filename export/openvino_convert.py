@@ -21,7 +21,7 @@ import numpy as np
 
 from edgespec.errors import ExportError
 
-from .source import Source
+from .source import Source, _quiet_transformers
 
 MODEL_XML = "openvino_model.xml"
 TOKENIZER_XML = "openvino_tokenizer.xml"
@@ -92,6 +92,110 @@ def export_ir(src: Source, work_dir: Path, precision: str = "fp32") -> Path:
     if not xml.is_file():
         raise ExportError(f"optimum-intel wrote no {MODEL_XML} for {src.given}; the architecture is not supported.")
     return xml
+
+
+def _eagle3_class():
+    """optimum-intel's EAGLE-3 head class, as its main_export loads it.
+
+    main_export reaches the class through a remote-code ``auto_map`` into its model_patcher
+    (whose import check wants diffusers and einops, which edgespec does not need), and its
+    export_from_model tells the model's library from the class's module: the same class,
+    registered under ``transformers_modules`` as the remote-code loader would, goes through the
+    same export.
+    """
+    import sys
+    import types
+
+    from optimum.exporters.openvino.model_patcher import LlamaEagle3ForCausalLM
+
+    name = "transformers_modules.edgespec_eagle3"
+    mod = sys.modules.get(name)
+    if mod is None:
+        mod = types.ModuleType(name)
+        mod.LlamaEagle3ForCausalLM = type("LlamaEagle3ForCausalLM", (LlamaEagle3ForCausalLM,), {"__module__": name})
+        sys.modules[name] = mod
+    return mod.LlamaEagle3ForCausalLM
+
+
+def target_embedding(target: Source):
+    """The target's input embedding ([vocab, hidden] torch tensor), read from its safetensors."""
+    from safetensors import safe_open
+
+    for f in sorted(target.dir.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            for key in st.keys():
+                if key.endswith("embed_tokens.weight"):
+                    return st.get_tensor(key)
+    raise ExportError(f"The target {target.given} has no embed_tokens.weight in its safetensors, which an EAGLE-3 "
+                      "head without its own embedding reads; export a target with safetensors weights.")
+
+
+def load_eagle3_torch(head, target: Source, precision: str = "fp32"):
+    """The head as optimum-intel's LlamaEagle3ForCausalLM; a head without an embedding gets the target's."""
+    import torch
+    import transformers as tf
+
+    cfg = tf.AutoConfig.from_pretrained(head.dir)
+    cfg.tie_word_embeddings = False
+    kw = {"dtype": torch.float32} if precision == "fp32" else {}
+    model = _eagle3_class().from_pretrained(head.dir, config=cfg, **kw)
+    if not head.has_embedding:
+        emb = model.model.embed_tokens.weight
+        with torch.no_grad():
+            emb.copy_(target_embedding(target).to(emb.dtype))
+    model.eval()
+    return model
+
+
+def export_eagle3_ir(head, target: Source, work_dir: Path, precision: str = "fp32") -> Path:
+    """Trace an EAGLE-3 head to a float stateful IR with optimum-intel's EAGLE-3 export."""
+    from optimum.exporters.openvino.convert import export_from_model
+    from optimum.intel.openvino.configuration import OVConfig
+
+    logging.getLogger("openvino.frontend.pytorch.utils").setLevel(logging.CRITICAL)
+    _quiet_transformers()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model = load_eagle3_torch(head, target, precision)
+            export_from_model(model, str(work_dir), task="text-generation-with-past", stateful=True,
+                              ov_config=OVConfig(dtype="fp32" if precision == "fp32" else None))
+        except KeyboardInterrupt:
+            raise
+        except ExportError:
+            raise
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            raise ExportError(f"optimum-intel could not export the EAGLE-3 head {head.given} to OpenVINO ({msg}); "
+                              "the head may need a newer optimum-intel.") from e
+    xml = work_dir / MODEL_XML
+    if not xml.is_file():
+        raise ExportError(f"optimum-intel wrote no {MODEL_XML} for the EAGLE-3 head {head.given}.")
+    return xml
+
+
+def convert_eagle3(head, target: Source, out_dir: Path, work_dir: Path, wcfg: WeightConfig,
+                   layer_ids: list[int]) -> dict:
+    """Write the head's IR to ``out_dir`` (compressed per ``wcfg``), marked for GenAI's EAGLE-3 mode.
+
+    optimum-intel marks it ``eagle3_mode``; ``hidden_layers_list`` (the target layers it reads)
+    is added, so OpenVINO GenAI needs no property for it (it reads both from the draft's rt_info).
+    """
+    import openvino as ov
+
+    xml = export_eagle3_ir(head, target, work_dir, wcfg.precision)
+    model = ov.Core().read_model(xml)
+    io = read_io(model)
+    model.set_rt_info("True", ["eagle3_mode"])
+    model.set_rt_info(" ".join(str(i) for i in layer_ids), ["hidden_layers_list"])
+    model = compress(model, wcfg, None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ov.save_model(model, out_dir / MODEL_XML, compress_to_fp16=(wcfg.precision == "fp16"))
+    del model
+    gc.collect()
+    shutil.rmtree(work_dir, ignore_errors=True)
+    nbytes = (out_dir / "openvino_model.bin").stat().st_size
+    return {"files": {"model": MODEL_XML}, "io": io, "bytes": nbytes}
 
 
 def compress(model, wcfg: WeightConfig, calibration: list[dict] | None):

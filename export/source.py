@@ -249,3 +249,162 @@ def _check_supported(model_type: str, role: str, given) -> None:
 def _first_line(e: BaseException) -> str:
     s = str(e).strip().splitlines()
     return (s[0] if s else type(e).__name__)[:200]
+
+
+# EAGLE-3 heads: the architectures optimum-intel's EAGLE-3 export loads (docs/eagle3.md).
+EAGLE3_ARCHITECTURES = ("LlamaForCausalLMEagle3", "Eagle3LlamaForCausalLM")
+# The head's tensors (checkpoint names, without a "model." prefix) that the export needs.
+_EAGLE3_REQUIRED = ("fc.weight", "midlayer.self_attn.q_proj.weight", "midlayer.self_attn.k_proj.weight",
+                    "midlayer.self_attn.v_proj.weight", "midlayer.self_attn.o_proj.weight",
+                    "midlayer.mlp.down_proj.weight", "midlayer.hidden_norm.weight",
+                    "midlayer.input_layernorm.weight", "norm.weight", "lm_head.weight")
+
+
+@dataclass
+class Eagle3Head:
+    """An EAGLE-3 head checkpoint (config.json and safetensors headers read, no weights)."""
+
+    given: str
+    dir: Path
+    config: dict  # config.json as written
+    shapes: dict  # tensor name (without "model.") -> shape
+    dtypes: dict  # tensor name -> safetensors dtype ("I64", "BOOL", "F16", ...)
+
+    @property
+    def architecture(self) -> str:
+        return self.config["architectures"][0]
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.get("hidden_size", 0))
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.config.get("vocab_size", 0))
+
+    @property
+    def draft_vocab_size(self) -> int:
+        return int(self.config.get("draft_vocab_size") or self.vocab_size)
+
+    @property
+    def has_embedding(self) -> bool:
+        return "embed_tokens.weight" in self.shapes
+
+    def layer_ids(self) -> list[int] | None:
+        """The target layers the head reads, as its config gives them (None: not given)."""
+        for holder in (self.config.get("eagle_config") or {}, self.config):
+            ids = holder.get("eagle_aux_hidden_state_layer_ids")
+            if ids is not None:
+                return ids
+        return None
+
+    def weights_file(self) -> Path:
+        return self.dir / "model.safetensors"
+
+
+def default_eagle3_layers(num_layers: int) -> list[int]:
+    """OpenVINO GenAI's (and the EAGLE reference's) choice when a head names no layers."""
+    return [2, num_layers // 2, num_layers - 3]
+
+
+def safetensors_header(path: Path) -> dict:
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        return json.loads(fh.read(n))
+
+
+def eagle3_head(given: str | os.PathLike) -> Eagle3Head | None:
+    """The EAGLE-3 head at ``given``, or None when ``given`` is not one (an ordinary drafter)."""
+    d = resolve_dir(given, "drafter")
+    cfg_file = d / "config.json"
+    if not cfg_file.is_file():
+        return None
+    try:
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    archs = cfg.get("architectures") or []
+    if not archs or archs[0] not in EAGLE3_ARCHITECTURES:
+        return None
+    files = sorted(d.glob("*.safetensors"))
+    if not files:
+        raise ExportError(f"The EAGLE-3 head {given} has no weights (*.safetensors); download the full checkpoint.")
+    shapes, dtypes = {}, {}
+    for f in files:
+        for k, v in safetensors_header(f).items():
+            if k != "__metadata__":
+                name = k[len("model."):] if k.startswith("model.") else k
+                shapes[name] = list(v["shape"])
+                dtypes[name] = v["dtype"]
+    return Eagle3Head(given=str(given), dir=d, config=cfg, shapes=shapes, dtypes=dtypes)
+
+
+def check_eagle3(head: Eagle3Head, target: Source) -> list[int]:
+    """The target layers ``head`` reads, after checking it fits ``target``; one sentence otherwise."""
+    who = f"The EAGLE-3 head {head.given}"
+    if target.model_type not in ("llama", "qwen2", "qwen3", "mistral"):
+        raise ExportError(f"{who} drafts for Llama-style targets, but the target is a {target.model_type} model; "
+                          "use a Llama, Qwen2/3 or Mistral target.")
+    if int(head.config.get("num_hidden_layers", 1)) != 1:
+        raise ExportError(f"{who} has {head.config.get('num_hidden_layers')} decoder layers; the EAGLE-3 format "
+                          "(and optimum-intel's export of it) has exactly one (midlayer).")
+    missing = [k for k in _EAGLE3_REQUIRED if k not in head.shapes]
+    if missing:
+        raise ExportError(f"{who} lacks {', '.join(missing)} in its weights; it is not in the published EAGLE-3 "
+                          "format (fc, midlayer.*, norm, lm_head, d2t, t2d).")
+    if "d2t" not in head.shapes:
+        raise ExportError(f"{who} has no d2t map (draft id -> target id) in its weights; save the head with its "
+                          "d2t and t2d buffers.")
+    th = target.hidden_size
+    if head.hidden_size != th or head.shapes["fc.weight"] != [th, 3 * th]:
+        raise ExportError(f"{who} has hidden size {head.hidden_size} (fc {head.shapes['fc.weight']}) but the target "
+                          f"{target.given} has {th} (fc must be [{th}, {3 * th}]); use a head trained for this target.")
+    tv, dv = target.logit_width, head.draft_vocab_size
+    if head.vocab_size != tv:
+        raise ExportError(f"{who} was made for a vocabulary of {head.vocab_size} tokens but the target has {tv}; "
+                          "use a head trained for this target.")
+    if dv > tv:
+        raise ExportError(f"{who} drafts over {dv} tokens, more than the target's {tv}; its draft vocabulary must be "
+                          "part of the target's.")
+    if head.shapes["lm_head.weight"] != [dv, head.hidden_size] or head.shapes["d2t"] != [dv]:
+        raise ExportError(f"{who} has lm_head {head.shapes['lm_head.weight']} and d2t {head.shapes['d2t']} but "
+                          f"draft_vocab_size {dv}; they must agree ([{dv}, {head.hidden_size}] and [{dv}]).")
+    if head.has_embedding and head.shapes["embed_tokens.weight"] != [tv, head.hidden_size]:
+        raise ExportError(f"{who} has an embedding of shape {head.shapes['embed_tokens.weight']}, not the target's "
+                          f"[{tv}, {head.hidden_size}]; drop it to use the target's embedding.")
+    n = target.num_layers
+    ids = head.layer_ids()
+    if ids is None:
+        ids = default_eagle3_layers(n)
+        if len(set(ids)) != 3 or min(ids) < 0:
+            raise ExportError(f"{who} names no target layers and the target's {n} layers are too few for the default "
+                              "(2, n/2, n-3); set eagle_config.eagle_aux_hidden_state_layer_ids in its config.json.")
+    if (not isinstance(ids, list) or len(ids) != 3 or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+            or len(set(ids)) != 3):
+        raise ExportError(f"{who} reads target layers {ids!r}; EAGLE-3 fuses exactly three distinct layers "
+                          "(eagle_config.eagle_aux_hidden_state_layer_ids).")
+    if min(ids) < 0 or max(ids) >= n:
+        raise ExportError(f"{who} reads target layers {ids} but the target {target.given} has {n} layers "
+                          f"(0..{n - 1}); use a head trained for this target.")
+    d2t_targets(head, tv)
+    return [int(i) for i in ids]
+
+
+def d2t_targets(head: Eagle3Head, target_vocab: int):
+    """The target id of every draft id (draft id + d2t[draft id]), checked to be distinct target ids."""
+    import numpy as np
+    from safetensors import safe_open
+
+    for f in sorted(head.dir.glob("*.safetensors")):
+        with safe_open(str(f), framework="numpy") as st:
+            for key in ("d2t", "model.d2t"):
+                if key in st.keys():
+                    d2t = np.asarray(st.get_tensor(key)).astype(np.int64)
+                    ids = np.arange(len(d2t), dtype=np.int64) + d2t
+                    if len(ids) and (ids.min() < 0 or ids.max() >= target_vocab or len(np.unique(ids)) != len(ids)):
+                        raise ExportError(f"The EAGLE-3 head {head.given}'s d2t maps draft ids outside the target's "
+                                          f"vocabulary (0..{target_vocab - 1}) or twice to one id; use a head trained "
+                                          "for this target.")
+                    return ids
+    raise ExportError(f"The EAGLE-3 head {head.given} has no d2t map (draft id -> target id) in its weights; save "
+                      "the head with its d2t and t2d buffers.")

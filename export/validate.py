@@ -65,8 +65,41 @@ def torch_logits(src: Source, ids: list[list[int]]) -> list[np.ndarray]:
     return out
 
 
-def openvino_logits(xml: Path, ids: list[list[int]]) -> list[np.ndarray]:
-    """Logits for every position, first half of each prompt prefilled, then token by token."""
+def torch_features(src: Source, ids: list[list[int]], layers: list[int]) -> list[np.ndarray]:
+    """What an EAGLE-3 head reads: the outputs of the target's decoder ``layers``, concatenated
+    ([T, 3H] per prompt; layer i's output is transformers' hidden_states[i + 1])."""
+    import torch
+    import transformers as tf
+
+    model = tf.AutoModelForCausalLM.from_pretrained(src.dir, dtype=torch.float32)
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for seq in ids:
+            hs = model(torch.tensor([seq], dtype=torch.long), output_hidden_states=True).hidden_states
+            out.append(torch.cat([hs[i + 1][0] for i in layers], dim=-1).float().numpy())
+    del model
+    return out
+
+
+def eagle3_torch_logits(model, ids: list[list[int]], feats: list[np.ndarray]) -> list[np.ndarray]:
+    """An EAGLE-3 head's logits (draft vocabulary) over each prompt: position i reads the target's
+    features at i and token i + 1 (so T - 1 rows)."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for seq, f in zip(ids, feats):
+            res = model(input_ids=torch.tensor([seq[1:]], dtype=torch.long),
+                        hidden_states=torch.from_numpy(f[None, :-1]).to(model.dtype))
+            out.append(res.logits[0].float().numpy())
+    return out
+
+
+def openvino_logits(xml: Path, ids: list[list[int]], hidden: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Logits for every position, first half of each prompt prefilled, then token by token.
+
+    ``hidden`` ([T, features] per prompt) feeds an EAGLE-3 head's hidden_states input alongside."""
     import openvino as ov
 
     core = ov.Core()
@@ -74,7 +107,7 @@ def openvino_logits(xml: Path, ids: list[list[int]]) -> list[np.ndarray]:
     names = {i.get_any_name() for i in cm.inputs}
     req = cm.create_infer_request()
     out = []
-    for seq in ids:
+    for j, seq in enumerate(ids):
         req.reset_state()
         split = max(1, len(seq) // 2)
         chunks = [seq[:split]] + [[t] for t in seq[split:]]
@@ -87,6 +120,8 @@ def openvino_logits(xml: Path, ids: list[list[int]]) -> list[np.ndarray]:
                 feed["position_ids"] = np.arange(pos, pos + n, dtype=np.int64)[None]
             if "beam_idx" in names:
                 feed["beam_idx"] = np.zeros(1, dtype=np.int32)
+            if hidden is not None:
+                feed["hidden_states"] = np.ascontiguousarray(hidden[j][None, pos:pos + n], dtype=np.float32)
             res = req.infer(feed)
             rows.append(np.asarray(res[cm.output(0)])[0, -n:].astype(np.float32))
             pos += n

@@ -88,7 +88,7 @@ def test_paged_and_stateful_backends_give_the_same_tokens_through_many_rollbacks
     for pipe, backend, tw, dw, sw in ((paged, "openvino-paged", [1, 2, 3, 4, 5], [1, 2], [2, 3, 4, 5]),
                                       (stateful, "openvino-stateful", [], [], [])):
         assert pipe.info["target"] == {"backend": backend, "device": "CPU", "fixed_widths": tw, "split_widths": sw}
-        assert pipe.info["draft"] == {"name": "draft", "backend": backend, "device": "CPU", "fixed_widths": dw,
+        assert pipe.info["draft"] == {"name": "draft", "kind": "same_vocab", "backend": backend, "device": "CPU", "fixed_widths": dw,
                                       "split_widths": sw}
     # "openvino" (the default) picks paged attention on the CPU where the graph converts
     assert pipeline(bundles[arch], None).info["target"]["backend"] == "openvino-paged"

@@ -5,11 +5,16 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/bundle.hpp"
+
+namespace ov {
+class Model;  // a graph transform's argument (backends/openvino); no OpenVINO header here
+}  // namespace ov
 
 namespace es {
 
@@ -21,6 +26,14 @@ constexpr size_t kFixedVerifyWidths = 5;
 // Paged attention on the CPU: calls of 2 .. kSplitMaxWidth tokens run as one-token subsequences
 // (openvino/paged.cpp says why; wider ones lose that way end to end).
 constexpr size_t kSplitMaxWidth = 5;
+
+// EAGLE-3 (eagle3.hpp): the output a load-time graph transform adds for the feature rows (the
+// target's fused layer features, a head's own hidden state) and the head's feature input.
+extern const char *const kFeaturesOutput;
+extern const char *const kFeaturesInput;
+
+// A change made to a model's graph right after it is read, before any backend conversion.
+using GraphTransform = std::function<void(const std::shared_ptr<ov::Model> &)>;
 
 // Per-model device settings (empty strings / 0 = the device's defaults).
 struct DeviceOptions {
@@ -39,6 +52,8 @@ struct DeviceOptions {
     // Paged attention on the CPU with a float KV cache: calls of 2 .. split_max tokens go in as
     // one-token subsequences (0 = never).
     size_t split_max = kSplitMaxWidth;
+    // Applied to the graph as read (EAGLE-3 adds its feature output / moves its fc); empty = none.
+    GraphTransform transform;
 };
 
 class Model {
@@ -64,6 +79,17 @@ public:
     virtual std::vector<size_t> fixed_widths() const { return {}; }
     // Call widths sent to the attention as one-token subsequences (paged attention on the CPU).
     virtual std::vector<size_t> split_widths() const { return {}; }
+    // Graphs with a kFeaturesOutput output (EAGLE-3): its rows [n, feature_width()] for every
+    // token of the last forward(), owned by the model and valid until its next call; nullptr
+    // (and width 0) for other graphs and backends.
+    virtual const float *features() const { return nullptr; }
+    virtual size_t feature_width() const { return 0; }
+    // Graphs with a kFeaturesInput input (an EAGLE-3 head): the rows [n, width] it reads with the
+    // next forward() of n tokens; rows must stay valid until that call.
+    virtual void set_features(const float *rows, size_t width) {
+        (void)rows;
+        (void)width;
+    }
 };
 
 // Reads and compiles the model of spec on options.device with the backend options.backend names.

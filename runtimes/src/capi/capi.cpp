@@ -100,7 +100,7 @@ std::string json_model(const es::Model &m, const es::DeviceOptions &o) {
 std::string pipeline_info(const es::Pipeline &p, const es::PipelineOptions &o) {
     std::string s = "{\"target\": {" + json_model(*p.target, o.target) + ", \"draft\": ";
     if (p.draft)
-        s += "{\"name\": " + es::json::quote(p.draft_spec.name) + ", \"relation\": " + es::json::quote(p.draft_spec.relation) + ", " +
+        s += "{\"name\": " + es::json::quote(p.draft_spec.name) + ", \"kind\": " + es::json::quote(p.draft_spec.relation) + ", " +
              json_model(*p.draft, o.draft);
     else
         s += "null";

@@ -108,6 +108,16 @@ static ModelSpec parse_model(const json::Value &m, const std::string &root, size
         if (s.relation == "trimmed") {
             s.id_map_file = file(m["relation"]["id_map"].str("trim_id_map.i32"));
             s.input_fallback = m["relation"]["input_fallback"].integer(0);
+        } else if (s.relation == "eagle3") {
+            const auto &rel = m["relation"];
+            s.id_map_file = file(rel["id_map"].str("eagle3_id_map.i64"));
+            s.draft_vocab_size = rel["draft_vocab_size"].integer(0);
+            const auto &layers = rel["target_layers"];
+            for (size_t i = 0; i < layers.size(); ++i) s.target_layers.push_back(static_cast<int32_t>(layers[i].integer(-1)));
+            if (s.target_layers.size() != 3 || s.draft_vocab_size < 1)
+                throw bad("EAGLE-3 head '" + s.name + "' needs three target_layers and a draft_vocab_size");
+            for (int32_t l : s.target_layers)
+                if (l < 0) throw bad("EAGLE-3 head '" + s.name + "' names a negative target layer");
         }
     }
     for (const auto *f : {&s.model_file, &s.tokenizer_file, &s.detokenizer_file})

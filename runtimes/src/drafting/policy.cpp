@@ -57,31 +57,10 @@ public:
             out.prefill_tokens = feed;
         }
         fed_.insert(fed_.end(), context.begin() + keep, context.end());
-        const size_t dv = draft_.vocab(), tv = ctx_.target_vocab;
-        const bool confident = ctx_.length && ctx_.length->uses_confidence();
+        const size_t dv = draft_.vocab();
         for (int i = 0; i < k; ++i) {
-            if (confident && i > 0 && !ctx_.length->more(out.conf)) break;
-            const float top1 = confident || ctx_.stop_prob > 0.f ? top1_prob(logits, dv) : 1.f;
-            if (ctx_.stop_prob > 0.f && i > 0 && top1 < ctx_.stop_prob) break;
-            int64_t d;
-            if (ctx_.sampling.greedy()) {
-                d = argmax(logits, dv);
-                if (confident) out.conf.push_back(top1);
-            } else {
-                sampling_probs(logits, dv, ctx_.sampling, probs_);
-                d = sample(probs_.data(), dv, *ctx_.rng);
-                if (confident) out.conf.push_back(probs_[static_cast<size_t>(d)]);
-                // q in the target vocabulary: identical row, or scattered through the id map.
-                size_t base = out.q.size();
-                out.q.resize(base + tv, 0.f);
-                if (id_map_.empty()) {
-                    std::copy(probs_.begin(), probs_.begin() + static_cast<long>(std::min(dv, tv)), out.q.begin() + static_cast<long>(base));
-                } else {
-                    for (size_t j = 0; j < dv; ++j) out.q[base + static_cast<size_t>(id_map_[j])] = probs_[j];
-                }
-            }
-            int64_t t = id_map_.empty() ? d : id_map_[static_cast<size_t>(d)];
-            out.tokens.push_back(t);
+            int64_t t = draft_token(logits, dv, id_map_, ctx_, i, out, probs_);
+            if (t < 0) break;
             if (i + 1 < k) {
                 logits = draft_.forward(draft_ids(&t, 1), 1, 1);
                 fed_.push_back(t);
@@ -163,6 +142,35 @@ private:
 };
 
 }  // namespace
+
+int64_t draft_token(const float *logits, size_t dv, const std::vector<int32_t> &id_map, const DraftContext &ctx, int i,
+                    Proposal &out, std::vector<float> &probs) {
+    const size_t tv = ctx.target_vocab;
+    const bool confident = ctx.length && ctx.length->uses_confidence();
+    if (confident && i > 0 && !ctx.length->more(out.conf)) return -1;
+    const float top1 = confident || ctx.stop_prob > 0.f ? top1_prob(logits, dv) : 1.f;
+    if (ctx.stop_prob > 0.f && i > 0 && top1 < ctx.stop_prob) return -1;
+    int64_t d;
+    if (ctx.sampling.greedy()) {
+        d = argmax(logits, dv);
+        if (confident) out.conf.push_back(top1);
+    } else {
+        sampling_probs(logits, dv, ctx.sampling, probs);
+        d = sample(probs.data(), dv, *ctx.rng);
+        if (confident) out.conf.push_back(probs[static_cast<size_t>(d)]);
+        // q in the target vocabulary: identical row, or scattered through the id map.
+        size_t base = out.q.size();
+        out.q.resize(base + tv, 0.f);
+        if (id_map.empty()) {
+            std::copy(probs.begin(), probs.begin() + static_cast<long>(std::min(dv, tv)), out.q.begin() + static_cast<long>(base));
+        } else {
+            for (size_t j = 0; j < dv; ++j) out.q[base + static_cast<size_t>(id_map[j])] = probs[j];
+        }
+    }
+    const int64_t t = id_map.empty() ? d : id_map[static_cast<size_t>(d)];
+    out.tokens.push_back(t);
+    return t;
+}
 
 std::unique_ptr<Policy> make_null_policy() { return std::make_unique<NullPolicy>(); }
 

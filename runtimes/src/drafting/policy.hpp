@@ -87,6 +87,13 @@ public:
     virtual void add_stats(es_stats &) const {}
 };
 
+// One drafted token from a drafter's logits row (dv wide), the i-th of a round: greedy or sampled
+// per ctx, its confidence and (sampling) its q row in the target vocabulary through id_map (empty:
+// draft ids are target ids) appended to out. Returns the target id, or -1 where the round stops
+// before it (adaptive k's confidence rule or ctx.stop_prob; never at i == 0).
+int64_t draft_token(const float *logits, size_t dv, const std::vector<int32_t> &id_map, const DraftContext &ctx, int i,
+                    Proposal &out, std::vector<float> &probs);
+
 std::unique_ptr<Policy> make_null_policy();
 // id_map (may be empty): draft logit index -> target id, for trimmed drafters; input_map (empty
 // or one entry per target id): the draft id fed for a target id.

@@ -10,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "core/sampling.hpp"
+#include "drafting/eagle3.hpp"
 #include "drafting/policy.hpp"
 #include "engine/accept.hpp"
 #include "text/text_stream.hpp"
@@ -37,6 +38,8 @@ std::unique_ptr<Policy> make_policy(Pipeline &p, es_policy kind, const DraftCont
     if (kind != ES_POLICY_DRAFT) return make_null_policy();
     const size_t draft_context = static_cast<size_t>(p.draft_spec.context_length);
     if (p.xvocab) return make_cross_vocab_policy(*p.draft, *p.xvocab, draft_context, dctx);
+    if (p.draft_spec.relation == "eagle3") return make_eagle3_policy(*p.target, *p.draft, p.eagle3_map, dctx);
+    if (p.draft_spec.relation == "eagle3") return make_eagle3_policy(*p.target, *p.draft, p.eagle3_map, dctx);
     return make_draft_model_policy(*p.draft, p.trim_map, p.trim_input, draft_context, dctx);
 }
 

@@ -4,8 +4,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "backends/openvino/eagle3_graph.hpp"
 #include "backends/openvino/openvino.hpp"
 #include "core/error.hpp"
+#include "drafting/eagle3.hpp"
 #include "text/text_stream.hpp"
 
 namespace es {
@@ -93,15 +95,34 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
     DeviceOptions target_options = o.target, draft_options = o.draft;
     for (size_t w = 1; w <= kFixedVerifyWidths; ++w) target_options.fixed_widths.push_back(w);
     draft_options.fixed_widths = {1, 2};
+    const bool eagle3 = draft && draft->relation == "eagle3";
+    if (eagle3) {
+        // The head's fc moves into the target, which gains the features output (drafting/eagle3.hpp);
+        // the head runs on the stateful backend (a small graph with an input paged attention lacks).
+        if (p->bundle.target.format != "openvino" || draft->format != "openvino")
+            throw Error(ES_ERR_BUNDLE, "EAGLE-3 head '" + draft->name + "' needs an OpenVINO IR target and head; re-export the bundle with --format openvino.");
+        target_options.transform = eagle3_target_transform(draft->target_layers, read_eagle3_fc(core, *draft), p->bundle.target.model_file);
+        draft_options.transform = eagle3_head_transform(draft->model_file);
+        draft_options.backend = "openvino-stateful";
+    }
     p->target = reading(p->bundle.target.model_file, [&] { return load_model(p->bundle.target, target_options); });
     const int64_t target_vocab = static_cast<int64_t>(p->target->vocab());
     if (p->bundle.target.bos >= target_vocab)
         throw Error(ES_ERR_BUNDLE, "The manifest's BOS id " + std::to_string(p->bundle.target.bos) + " is outside the target's vocabulary (" +
                                        std::to_string(target_vocab) + " ids); re-export the bundle.");
+    if (eagle3 && p->target->feature_width() == 0)
+        throw Error(ES_ERR_INVALID_ARGUMENT, "EAGLE-3 head '" + draft->name + "' needs the target on an OpenVINO backend (openvino, openvino-paged or openvino-stateful); choose one of those or pass draft \"none\".");
     if (draft) {
         p->draft_spec = *draft;
         p->draft = reading(draft->model_file, [&] { return load_model(*draft, draft_options); });
-        if (draft->relation == "cross_vocab") {
+        if (eagle3) {
+            p->eagle3_map = read_eagle3_map(*draft, p->target->vocab());
+            if (p->eagle3_map.size() != p->draft->vocab() || p->draft->feature_width() != p->target->feature_width())
+                throw Error(ES_ERR_BUNDLE, "EAGLE-3 head '" + draft->name + "' does not fit the target (draft vocabulary " +
+                                               std::to_string(p->draft->vocab()) + " for a map of " + std::to_string(p->eagle3_map.size()) +
+                                               ", hidden size " + std::to_string(p->draft->feature_width()) + " for " +
+                                               std::to_string(p->target->feature_width()) + "); re-export the bundle.");
+        } else if (draft->relation == "cross_vocab") {
             p->xvocab = reading(draft->tokenizer_file, [&] {
                 return std::make_unique<CrossVocab>(core, *draft, p->bundle.target, *p->tokenizer, p->target->vocab(),
                                                     o.translation_cache_dir);

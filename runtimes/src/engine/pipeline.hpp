@@ -31,6 +31,7 @@ struct Pipeline {
     ModelSpec draft_spec;           // valid when draft is set
     std::vector<int32_t> trim_map;   // trimmed drafter: draft logit index -> target id
     std::vector<int32_t> trim_input; // trimmed drafter: target id -> draft input id (inverse, with fallback)
+    std::vector<int32_t> eagle3_map; // eagle3 head: draft logit index -> target id
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<CrossVocab> xvocab;  // cross_vocab drafter: its tokenizer, byte tables, caches
     std::unique_ptr<TokenTable> text_table;  // the target's byte table, when it spells text as the detokenizer does
@@ -38,8 +39,8 @@ struct Pipeline {
     CallCosts costs;                     // measured target-call costs by length (adaptive k)
 };
 
-// Loads the bundle's target and one drafter: the one named, or by default the first same_vocab or
-// trimmed drafter, else the first cross_vocab drafter the bundle has byte tables for (bundles
+// Loads the bundle's target and one drafter: the one named, or by default the first same_vocab,
+// trimmed or eagle3 drafter, else the first cross_vocab drafter the bundle has byte tables for (bundles
 // exported before token_bytes.bin existed then load without a drafter, as they always did).
 std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const PipelineOptions &options);
 

@@ -62,6 +62,7 @@ class PagedModel final : public Model {
 public:
     PagedModel(ov::Core &core, const ModelSpec &spec, const DeviceOptions &options) {
         std::shared_ptr<ov::Model> model = core.read_model(spec.model_file);
+        if (options.transform) options.transform(model);
         if (model->get_sinks().empty())
             throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file + " keeps no KV-cache state (not exported with stateful=True); re-export the bundle.");
         try {
@@ -86,6 +87,10 @@ public:
         for (const auto &o : model->outputs())
             if (o.get_names().count("logits") && o.get_partial_shape().rank().is_static() && o.get_partial_shape()[2].is_static())
                 vocab_ = static_cast<size_t>(o.get_partial_shape()[2].get_length());
+        for (const auto &o : model->outputs())
+            if (o.get_names().count(kFeaturesOutput) && o.get_partial_shape().rank().is_static() &&
+                o.get_partial_shape()[2].is_static())
+                feature_width_ = static_cast<size_t>(o.get_partial_shape()[2].get_length());  // [tokens, 1, width]
         ov::CompiledModel compiled = compile_on_device(core, model, options, spec.model_file);
         dynamic_ = variant(compiled, spec);
         for (const auto &in : compiled.inputs()) {
@@ -161,6 +166,11 @@ public:
         }
         v.request.infer();
         n_past_ = total;
+        if (feature_width_) {
+            ov::Tensor f = v.request.get_tensor(v.features);
+            features_.resize(f.get_size());
+            f.copy_to(ov::Tensor(ov::element::f32, f.get_shape(), features_.data()));
+        }
         ov::Tensor logits = v.request.get_tensor(v.logits);
         const size_t got_rows = logits.get_shape()[0];  // [rows, 1, vocab]
         if (logits.get_element_type() != ov::element::f32) {
@@ -177,6 +187,8 @@ public:
     size_t n_past() const override { return n_past_; }
     size_t vocab() const override { return vocab_; }
     const char *backend() const override { return "openvino-paged"; }
+    const float *features() const override { return feature_width_ ? features_.data() : nullptr; }
+    size_t feature_width() const override { return feature_width_; }
     std::vector<size_t> split_widths() const override {
         std::vector<size_t> out;
         for (size_t w = 2; w <= split_max_; ++w) out.push_back(w);
@@ -210,6 +222,7 @@ private:
         ov::InferRequest request;
         Inputs in;
         ov::Output<const ov::Node> logits;
+        ov::Output<const ov::Node> features;  // kFeaturesOutput, where the graph has it (EAGLE-3 target)
     };
 
     Variant variant(ov::CompiledModel compiled, const ModelSpec &spec) {
@@ -223,8 +236,10 @@ private:
         v.in = Inputs{input("input_ids"), input("position_ids"), input("past_lens"), input("subsequence_begins"),
                       input("block_indices_begins"), input("block_indices"), input("max_context_len"), {}};
         if (has_rows_input_) v.in.rows = input(kLogitsRowsInput);
-        for (const auto &o : compiled.outputs())
+        for (const auto &o : compiled.outputs()) {
             if (o.get_names().count("logits")) v.logits = o;
+            if (o.get_names().count(kFeaturesOutput)) v.features = o;
+        }
         if (!v.logits.get_node())
             throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file + " has no output named 'logits'; re-export the bundle.");
         for (const auto &c : caches_)
@@ -319,6 +334,8 @@ private:
     size_t split_max_ = 0;  // widest call sent as one-token subsequences (0: never)
     int64_t rows_ = 1;
     std::vector<float> converted_;
+    size_t feature_width_ = 0;     // width of the kFeaturesOutput rows (0: the graph has none)
+    std::vector<float> features_;  // those rows, of the last call
 };
 
 }  // namespace

@@ -106,6 +106,7 @@ class StatefulModel final : public Model {
 public:
     StatefulModel(ov::Core &core, const ModelSpec &spec, const DeviceOptions &options) {
         std::shared_ptr<ov::Model> model = core.read_model(spec.model_file);
+        if (options.transform) options.transform(model);
         for (const char *name : {"input_ids", "attention_mask", "beam_idx"})
             if (!has_input(model, name))
                 throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file + " has no '" + name +
@@ -120,6 +121,11 @@ public:
             if (o.get_names().count("logits") && o.get_partial_shape().rank().is_static() &&
                 o.get_partial_shape()[2].is_static())
                 vocab_ = static_cast<size_t>(o.get_partial_shape()[2].get_length());
+        has_features_in_ = has_input(model, kFeaturesInput);
+        for (const auto &o : model->outputs())
+            if (o.get_names().count(kFeaturesOutput) && o.get_partial_shape().rank().is_static() &&
+                o.get_partial_shape()[2].is_static())
+                feature_width_ = static_cast<size_t>(o.get_partial_shape()[2].get_length());
         ov::CompiledModel compiled = compile_on_device(core, model, options, spec.model_file);
         request_ = compiled.create_infer_request();
         beam_idx_ = {0};
@@ -138,8 +144,18 @@ public:
             rows_ = static_cast<int64_t>(n_rows);
             request_.set_tensor(kRowsInput, ov::Tensor(ov::element::i64, {1}, &rows_));
         }
+        if (has_features_in_) {
+            if (!features_in_) throw Error(ES_ERR_INTERNAL, "An EAGLE-3 head was called without its feature rows.");
+            request_.set_tensor(kFeaturesInput, ov::Tensor(ov::element::f32, {1, n, features_in_width_}, const_cast<float *>(features_in_)));
+            features_in_ = nullptr;
+        }
         request_.infer();
         for (size_t i = 0; i < n; ++i) live_.push_back(static_cast<int64_t>(phys + i));
+        if (feature_width_) {
+            ov::Tensor f = request_.get_tensor(kFeaturesOutput);
+            features_.resize(f.get_size());
+            f.copy_to(ov::Tensor(ov::element::f32, f.get_shape(), features_.data()));
+        }
         ov::Tensor logits = request_.get_tensor("logits");
         const size_t got_rows = logits.get_shape()[1];
         if (logits.get_element_type() != ov::element::f32) {
@@ -171,6 +187,12 @@ public:
     size_t n_past() const override { return live_.size(); }
     size_t vocab() const override { return vocab_; }
     const char *backend() const override { return "openvino-stateful"; }
+    const float *features() const override { return feature_width_ ? features_.data() : nullptr; }
+    size_t feature_width() const override { return feature_width_; }
+    void set_features(const float *rows, size_t width) override {
+        features_in_ = rows;
+        features_in_width_ = width;
+    }
     int64_t compactions() const override { return compactions_; }
 
 private:
@@ -220,6 +242,11 @@ private:
     std::vector<float> converted_;
     int64_t rows_ = 1;
     int64_t compactions_ = 0;
+    size_t feature_width_ = 0;        // width of the kFeaturesOutput rows (0: the graph has none)
+    std::vector<float> features_;     // those rows, of the last call
+    bool has_features_in_ = false;    // an EAGLE-3 head: reads kFeaturesInput
+    const float *features_in_ = nullptr;
+    size_t features_in_width_ = 0;
 };
 
 }  // namespace

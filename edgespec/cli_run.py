@@ -1,10 +1,8 @@
-"""`edgespec run` (stream a generation to the terminal) and `edgespec profile` (autoregressive vs
-speculative vs n-gram, side by side on the same prompts, on this machine)."""
+"""`edgespec run`: stream a generation to the terminal (`edgespec profile` lives in edgespec.profiling)."""
 
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -27,12 +25,20 @@ def _k(value: str) -> int:
 _FIXED_SHAPES = {"auto": None, "on": True, "off": False}
 
 
-def _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend="openvino", fixed_shapes="auto"):
+def _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend=None, fixed_shapes="auto",
+          profile="auto"):
+    """Pipeline.load with the CLI's options; profile: "auto" (this device's saved profile, if it
+    matches), "none", or a profile file (which must match). Says in one line (stderr) what a saved
+    profile changes, or why one is not used."""
     from .pipeline import Pipeline
 
-    return Pipeline.load(bundle, draft=None if draft == "none" else (draft or "auto"), device=device,
+    pipe = Pipeline.load(bundle, draft=None if draft == "none" else (draft or "auto"), device=device,
                          draft_device=draft_device, precision=precision, kv_precision=kv_precision, threads=threads,
-                         backend=backend, fixed_shapes=_FIXED_SHAPES[fixed_shapes])
+                         backend=backend, fixed_shapes=_FIXED_SHAPES[fixed_shapes],
+                         profile={"auto": True, "none": False}.get(profile, profile))
+    if pipe.profile is not None and pipe.profile.note:
+        click.echo(pipe.profile.note, err=True)
+    return pipe
 
 
 def _device_options(f):
@@ -48,13 +54,18 @@ def _device_options(f):
                      help="KV-cache precision (default: the device's)."),
         click.option("--threads", type=int, default=0, help="Inference threads (0 = device default)."),
         click.option("--backend", type=click.Choice(["openvino", "openvino-paged", "openvino-stateful", "onnxruntime"]),
-                     default="openvino", show_default=True,
-                     help="Inference backend: openvino (IR with paged attention on the CPU where it converts, else "
+                     default=None,
+                     help="Inference backend (default: the saved profile's, else openvino): openvino (IR with paged "
+                          "attention on the CPU where it converts, else "
                           "the stateful graph), openvino-paged / openvino-stateful (force one), onnxruntime (ONNX "
                           "bundles on the CPU)."),
         click.option("--fixed-shapes", type=click.Choice(list(_FIXED_SHAPES)), default="auto", show_default=True,
                      help="Fixed-width copies of the paged CPU models for the loop's most frequent call widths "
                           "(faster calls, each copy holds the weights again): auto = models up to 64 MiB of weights."),
+        click.option("--profile", "profile", default="auto", show_default=True, metavar="auto|none|FILE",
+                     help="Start from the configuration `edgespec profile` saved for this device and bundle "
+                          "(backend, drafter, policy, k; flags given here win): auto = if one matches, none = "
+                          "ignore it, FILE = that profile (an error if it was measured elsewhere)."),
     ]):
         f = opt(f)
     return f
@@ -99,10 +110,19 @@ def register(cli: click.Group) -> None:
     @click.option("--stats", "show_stats", is_flag=True, help="Print the generation's stats (stderr).")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, tokens, stats) instead of streaming.")
     def run(bundle, prompt, policy, k, k_max, draft_window, max_new_tokens, temperature, top_k, top_p, seed, stop, ignore_eos,
-            draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes, show_stats, as_json):
+            draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes, profile, show_stats,
+            as_json):
         """Generate from PROMPT with the models of BUNDLE, streaming text to the terminal."""
-        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes)
-        config = dict(max_new_tokens=max_new_tokens, policy=policy, k=_k(k), k_max=k_max, draft_window=draft_window,
+        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes,
+                     profile)
+        ctx = click.get_current_context()
+        given = {n: ctx.get_parameter_source(n) != click.core.ParameterSource.DEFAULT for n in ("policy", "k")}
+        # a flag left at its default leaves the saved profile's choice (pipe.defaults) in force
+        if pipe.defaults:
+            policy = policy if given["policy"] else None
+            k = k if given["k"] else None
+        config = dict(max_new_tokens=max_new_tokens, policy=policy, k=None if k is None else _k(k), k_max=k_max,
+                      draft_window=draft_window,
                       temperature=temperature,
                       top_k=top_k, top_p=top_p, seed=seed, stop=list(stop), ignore_eos=ignore_eos)
         if as_json:
@@ -128,89 +148,3 @@ def register(cli: click.Group) -> None:
                 d[key] = "; ".join(f"{who} {','.join(map(str, m[key]))}" for who, m in
                                    (("target", info["target"]), ("draft", info["draft"] or {})) if m.get(key)) or "none"
             Console(stderr=True).print(_stats_table({"value": d}, "edgespec run"))
-
-    @cli.command()
-    @click.argument("bundle", type=click.Path(path_type=Path))
-    @click.option("--prompts", "prompts_file", type=click.Path(exists=True, path_type=Path), default=None,
-                  help="A .json list of prompts, or a text file with one prompt per line.")
-    @click.option("--k", "k", default="4", show_default=True, help="Draft length (1..32) or 'auto'.")
-    @click.option("--max-new-tokens", type=int, default=64, show_default=True)
-    @click.option("--repeats", type=int, default=3, show_default=True, help="Timed runs per prompt and configuration.")
-    @_device_options
-    @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
-    def profile(bundle, prompts_file, k, max_new_tokens, repeats, draft, device, draft_device, precision, kv_precision,
-                threads, backend, fixed_shapes, as_json):
-        """Autoregressive vs speculative vs n-gram on the same prompts, on this machine.
-
-        Greedy, ignore_eos, the same max_new_tokens for all; one warm-up run per configuration,
-        then runs interleaved (configuration after configuration, prompt after prompt) and the
-        median per configuration. Speedup = tokens/s over autoregressive's, from this run."""
-        prompts = _read_prompts(prompts_file)
-        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes)
-        configs = {"autoregressive": dict(policy="autoregressive")}
-        if pipe.draft_name:
-            configs[f"draft:{pipe.draft_name}"] = dict(policy="draft", k=_k(k))
-        configs["ngram"] = dict(policy="ngram", k=_k(k))
-        report = run_profile(pipe, prompts, configs, max_new_tokens, repeats)
-        report.update(bundle=str(bundle), backend=backend, device=device, draft_device=draft_device or device, k=k,
-                      max_new_tokens=max_new_tokens, repeats=repeats, prompts=len(prompts))
-        if as_json:
-            click.echo(json.dumps(report, indent=2))
-            return
-        from rich.console import Console
-
-        Console().print(_stats_table(report["configs"], f"edgespec profile — {len(prompts)} prompts, "
-                                     f"{max_new_tokens} new tokens, median of {repeats}"))
-
-
-_DEFAULT_PROMPTS = [
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
-    "import os\n\n\ndef walk(root):\n    for dirpath, dirnames, filenames in os.walk(root):\n",
-    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
-]
-
-
-def _read_prompts(path: Path | None) -> list[str]:
-    if path is None:
-        return list(_DEFAULT_PROMPTS)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        prompts = json.loads(text)
-        if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-            raise EdgespecError(f"{path} must hold a JSON list of strings.")
-    else:
-        prompts = [line for line in text.splitlines() if line.strip()]
-    if not prompts:
-        raise EdgespecError(f"{path} holds no prompts; add at least one.")
-    return prompts
-
-
-def run_profile(pipe, prompts: list[str], configs: dict[str, dict], max_new_tokens: int, repeats: int) -> dict:
-    """Interleaved runs; returns {"configs": {name: metrics}} with medians and phase shares."""
-    common = dict(max_new_tokens=max_new_tokens, ignore_eos=True)
-    for cfg in configs.values():  # warm-up: compile caches, allocator pools
-        pipe.generate(prompts[0], **common, **cfg)
-    runs: dict[str, list] = {name: [] for name in configs}
-    for _ in range(repeats):
-        for prompt in prompts:
-            for name, cfg in configs.items():
-                runs[name].append(pipe.generate(prompt, **common, **cfg).stats)
-    out: dict[str, dict] = {}
-    for name, stats in runs.items():
-        total = sum(s.total_ms for s in stats)
-        gen = sum(s.generated_tokens for s in stats)
-        out[name] = {
-            "tokens_per_s": statistics.median(s.tokens_per_s for s in stats),
-            "tpot_ms": statistics.median(s.tpot_ms for s in stats),
-            "ttft_ms": statistics.median(s.ttft_ms for s in stats),
-            "mean_accepted": statistics.median(s.mean_accepted for s in stats),
-            "acceptance_rate": statistics.median(s.acceptance_rate for s in stats),
-            "draft_ms_per_token": sum(s.draft_ms for s in stats) / gen,
-            "verify_ms_per_token": sum(s.verify_ms for s in stats) / gen,
-            "other_ms_per_token": sum(s.other_ms for s in stats) / gen,
-            "other_share": sum(s.other_ms for s in stats) / total,
-        }
-    ar = out["autoregressive"]["tokens_per_s"]
-    for m in out.values():
-        m["speedup"] = m["tokens_per_s"] / ar if ar else 0.0
-    return {"configs": out}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
 import queue
 import threading
@@ -127,6 +128,8 @@ class Pipeline:
         self._lib = _native.lib()
         self._lock = threading.Lock()
         self.bundle = bundle
+        self.profile = None  # the ProfileMatch Pipeline.load found (edgespec.profiling.recommend), or None
+        self.defaults: dict = {}  # generation options applied where a call does not pass them (the profile's)
 
     @classmethod
     def load(
@@ -139,9 +142,10 @@ class Pipeline:
         precision: str | None = None,
         kv_precision: str | None = None,
         threads: int = 0,
-        backend: str = "openvino",
+        backend: str | None = None,
         ort_library: str | os.PathLike | None = None,
         fixed_shapes: bool | None = None,
+        profile: bool | str | os.PathLike = True,
     ) -> "Pipeline":
         """Load a bundle directory written by ``edgespec export``.
 
@@ -164,9 +168,29 @@ class Pipeline:
         whose weights are at most 64 MiB; True: every model; False: none. ``info["target"]
         ["fixed_widths"]`` lists what a model got; ``info[...]["split_widths"]`` the call widths its
         attention gets as one-token subsequences (paged attention on the CPU with a float KV cache).
+        profile: start from the configuration `edgespec profile` recommended for this device and
+        bundle (BUNDLE/profiles/, see edgespec.profiling.load_recommendation): its backend where
+        ``backend`` is None, its drafter where ``draft`` is "auto", and its policy and k as the
+        defaults of generate() and stream() (``pipe.defaults``; options passed to them win). A saved
+        profile of another device or bundle is not applied; ``pipe.profile.note`` says what was
+        applied or why not (also logged on the "edgespec" logger). False: ignore saved profiles; a
+        path: that profile file, which must match this device and bundle (EdgespecError if not).
+        backend None: the profile's, else "openvino".
         Raises BundleError (missing/corrupt bundle, ONNX Runtime library not loadable),
         DeviceError, InvalidArgumentError.
         """
+        match = None
+        if profile is not False:
+            from .profiling.recommend import load_recommendation
+
+            match = load_recommendation(bundle, device, None if profile is True else profile)
+            if match.note:
+                logging.getLogger("edgespec").info(match.note)
+        rec = match.recommendation if match else None
+        if backend is None:
+            backend = rec["backend"] if rec else "openvino"
+        if rec and draft == "auto" and rec.get("draft"):
+            draft = rec["draft"]
         if backend not in BACKENDS:
             raise _native.InvalidArgumentError(f"Unknown backend {backend!r}; use one of {', '.join(BACKENDS)}.", 1)
         if fixed_shapes not in (None, True, False):
@@ -197,7 +221,11 @@ class Pipeline:
         params.fixed_shapes = -1 if fixed_shapes is None else int(bool(fixed_shapes))
         out = ctypes.c_void_p()
         _native.check(lib.es_pipeline_load(_enc(os.fspath(bundle)), ctypes.byref(params), ctypes.byref(out)))
-        return cls(out.value, os.fspath(bundle))
+        pipe = cls(out.value, os.fspath(bundle))
+        pipe.profile = match
+        if rec and not (rec["policy"] == "draft" and pipe.draft_name is None):  # a drafter policy needs a drafter
+            pipe.defaults = {"policy": rec["policy"], "k": rec["k"]}
+        return pipe
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -269,7 +297,7 @@ class Pipeline:
         iteration ``stream.result`` holds the Result. Closing it early (``close()``, ``break``
         in a with-block, Ctrl-C) cancels the native generation cleanly.
         """
-        return TextStream(self, prompt, _make_config(config))
+        return TextStream(self, prompt, _make_config(self._options(config)))
 
     def generate(self, prompt: str, streamer: Callable[[str], object] | None = None, **config) -> Result:
         """Generate text for prompt; returns Result(text, tokens, stats).
@@ -286,7 +314,7 @@ class Pipeline:
         The generation runs on the calling thread, so nothing crosses threads per token (stream()
         hands each delta to another thread).
         """
-        cfg = _make_config(config)
+        cfg = _make_config(self._options(config))
         raised: list[BaseException] = []
 
         def on_text(ptr, size, _user) -> int:
@@ -311,6 +339,11 @@ class Pipeline:
             raise raised[0]
         _native.check(status)
         return _take_result(self._lib, out)
+
+    def _options(self, config: dict) -> dict:
+        """The call's generation options over the pipeline's defaults (an option given as None counts
+        as not given)."""
+        return {**self.defaults, **{k: v for k, v in config.items() if v is not None}}
 
     def __repr__(self) -> str:
         return f"Pipeline({self.bundle!r}, draft={self.draft_name!r})"

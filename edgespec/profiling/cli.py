@@ -236,6 +236,8 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
     write_report(report, out, force=True)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=1, default=str) + "\n")
+        for n in report["notes"]:
+            con.print(f"note: {n}", soft_wrap=True)
     else:
         _print_summary(con, report, out)
     if measured["partial"]:
@@ -276,7 +278,7 @@ def _print_summary(con, report: dict, out: Path) -> None:
         table.add_row(name, *("–" if m.get(col) is None else f"{m[col]:.2f}" for col in cols))
     con.print(table, width=None if con.is_terminal else max(con.width, 170))
     for n in report["notes"]:
-        con.print(f"note: {n}")
+        con.print(f"note: {n}", soft_wrap=True)
     rec = report.get("recommendation")
     if rec:
         con.print(f"recommended: {rec['config']} — {rec['why']}")

@@ -456,6 +456,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     a = parse_args(argv)
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     con = Console(stderr=True)
@@ -516,7 +517,20 @@ def main(argv=None) -> int:
     prompt_sets = {}
     warm_prompt = bench_prompts.load_set("short")[0][0]["prompt"]
     for name in set_names:
-        rows, sha = bench_prompts.load_set(name)
+        try:
+            rows, sha = bench_prompts.load_set(name)
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
+            con.print(f"[red]error:[/red] --prompt-set {escape(name)!s} is not a readable JSON-lines prompt set "
+                      f"({escape(type(e).__name__)}: {escape(str(e))}); pass short, long, repeat, all or a .jsonl file")
+            return 2
+        bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict) or not isinstance(r.get("prompt"), str)),
+                   None)
+        if bad is not None or not rows:
+            con.print(f"[red]error:[/red] {escape(name)} " + (f"line {bad + 1} has no \"prompt\" string" if rows else
+                                                              "holds no prompts") + "; fix the prompt set")
+            return 2
+        for i, r in enumerate(rows):  # a prompt without an id is named by its set and line
+            r.setdefault("id", f"{Path(name).stem}:{i + 1}")
         rows = rows[: a.prompts] if a.prompts else rows
         prompt_sets[name] = (rows, sha)
 
@@ -597,7 +611,8 @@ def main(argv=None) -> int:
                     if texts[c.name][i] is None:
                         texts[c.name][i] = out["text"]
 
-            progress.update(task, description=f"[{name}] warm-up")
+            label = escape(f"[{name}]")  # a path is not rich markup
+            progress.update(task, description=f"{label} warm-up")
             for c in configs:
                 # a short generation compiles every call shape and allocates caches; the short
                 # set's first prompt keeps warm-ups cheap for ~2k-token sets too
@@ -610,7 +625,7 @@ def main(argv=None) -> int:
                         errors[c.name] = str(e)
                 progress.advance(task)
             for r in range(a.repeats):
-                progress.update(task, description=f"[{name}] repeat {r + 1}/{a.repeats}")
+                progress.update(task, description=f"{label} repeat {r + 1}/{a.repeats}")
                 for i in range(len(rows)):
                     shift = (r + i) % len(configs)  # rotate so no configuration always runs first
                     for c in configs[shift:] + configs[:shift]:

@@ -105,7 +105,11 @@ class CostProbe:
     call's, not Python's (infer(dict) converts inputs and copies outputs: 0.3-0.5 ms more per call
     on the demo pair, lab/experiments/probe_call_overhead.py)."""
 
-    def __init__(self, bundle: Path, spec: dict):
+    def __init__(self, bundle: Path, spec: dict, target_of: "CostProbe | None" = None):
+        """spec: device, draft_name, backend, threads, precision, kv_precision, ov_config,
+        fixed_shapes, and optionally engine_info (the ``info`` of a Pipeline loaded with the same
+        options, which saves loading one to learn its call widths). target_of: a probe of the same
+        bundle and options whose target compiles this one shares (one per drafter, one target)."""
         import openvino as ov
 
         self.core = ov.Core()
@@ -114,7 +118,8 @@ class CostProbe:
         self.device = spec.get("device", "CPU")
         self.widths, self.split = widths, split = self._engine_widths(bundle, spec)
         # per model: ({None: dynamic compile, w: fixed-width compile}, widths sent as subsequences)
-        self.models = {"target": (self._compile(self.tdir, widths["target"]), set(split["target"]))}
+        self.models = {"target": target_of.models["target"] if target_of is not None else
+                       (self._compile(self.tdir, widths["target"]), set(split["target"]))}
         self.draft_paged, self._read_compile = False, None  # the drafter's prompt-read compile, made on first use
         if self.ddir is not None:
             self.models["draft"] = (self._compile(self.ddir, widths["draft"]), set(split["draft"]))
@@ -129,10 +134,13 @@ class CostProbe:
 
         if spec.get("backend") not in (None, "openvino", "openvino-paged"):
             return {"target": [], "draft": []}, {"target": [], "draft": []}
-        p = Pipeline.load(str(bundle), device=spec.get("device", "CPU"), draft=spec.get("draft_name") or "auto",
-                          threads=int(spec.get("threads") or 0), fixed_shapes=spec.get("fixed_shapes"), profile=False)
-        info = p.info
-        p.close()
+        info = spec.get("engine_info")
+        if info is None:
+            p = Pipeline.load(str(bundle), device=spec.get("device", "CPU"), draft=spec.get("draft_name") or "auto",
+                              threads=int(spec.get("threads") or 0), fixed_shapes=spec.get("fixed_shapes"),
+                              profile=False)
+            info = p.info
+            p.close()
         return ({"target": list(info["target"].get("fixed_widths") or []),
                  "draft": list((info.get("draft") or {}).get("fixed_widths") or [])},
                 {"target": list(info["target"].get("split_widths") or []),

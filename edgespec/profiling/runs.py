@@ -133,9 +133,11 @@ def profile(bundle: Path, prompts: list[str], configs: list[RunConfig], *, max_n
             if pipes[key] is not None and key[0] in probe_backends:
                 spec = {"device": load_kw.get("device", "CPU"), "draft_name": key[1], "backend": key[0],
                         "threads": load_kw.get("threads"), "precision": load_kw.get("precision"),
-                        "kv_precision": load_kw.get("kv_precision"), "fixed_shapes": load_kw.get("fixed_shapes")}
+                        "kv_precision": load_kw.get("kv_precision"), "fixed_shapes": load_kw.get("fixed_shapes"),
+                        "engine_info": pipes[key].info}
+                first = next((pr for k, pr in probes.items() if k[0] == key[0]), None)
                 try:
-                    probes[key] = CostProbe(bundle, spec)
+                    probes[key] = CostProbe(bundle, spec, target_of=first)
                 except Exception as e:  # noqa: BLE001
                     notes.append(f"the cost probe could not compile {key[0]} / {key[1] or 'target'}: {e}")
         probe_pass()

@@ -271,3 +271,35 @@ def test_a_bundle_without_drafters_profiles_plain_and_ngram(bundle, prompts, tmp
     assert set(rep["configs"]) == {"openvino/plain", "openvino/ngram/k4"}
     assert any("no drafter" in n for n in rep["notes"]) and "no drafter" in r.stderr
     assert not (plain / "profiles").exists()
+
+
+def test_an_onnx_bundle_gets_onnx_runtimes_cost_curve(tiny_bundle, prompts, tmp_path, run_cli):
+    pytest.importorskip("onnxruntime")
+    base = Path(tiny_bundle("llama", drafts=1, weights="int4", format="onnx"))
+    b = with_self_drafter(base, tmp_path / "b")
+    r = run_cli("profile", b, "--prompts", prompts, "--backends", "onnxruntime", "--drafts", "self", "--k", 2,
+                "--max-new-tokens", 6, "--repeats", 1, "--json", "--quiet", "--no-save", "-o", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    curve = rep["costs"]["onnxruntime"]["target"]
+    assert sorted(int(n) for n in curve["T_ms"]) == list(range(1, 9)) and min(curve["T_ms"].values()) > 0
+    assert rep["costs"]["onnxruntime"]["drafters"]["self"]["T_draft_ms"] > 0
+    m = rep["configs"]["onnxruntime/self/k2"]
+    assert m["acceptance_rate"] == 1.0 and m["ideal_speedup"] > 0
+    assert m["efficiency"] == pytest.approx(m["decode_speedup"] / m["ideal_speedup"], rel=1e-9)
+
+
+def test_recommendation_needs_a_win_beyond_the_spread_and_accepted_drafts():
+    from edgespec.profiling.recommend import recommend
+
+    plain = dict(policy="ar", backend="openvino", k=None, tokens_per_s=100.0, speedup=1.0, spread=0.05)
+    spec = dict(policy="draft", backend="openvino", draft="d", k=3, tokens_per_s=180.0, speedup=1.8, spread=0.1,
+                mean_accepted=2.5, acceptance_rate=0.6)
+    lucky = dict(policy="ngram", backend="openvino", k=4, tokens_per_s=300.0, speedup=3.0, spread=0.1,
+                 mean_accepted=1.0, acceptance_rate=0.0)
+    rec = recommend({"p": plain, "s": spec, "n": lucky})  # n-gram never had a draft accepted: noise
+    assert (rec["config"], rec["policy"], rec["draft"], rec["k"]) == ("s", "draft", "d", 3) and "1.80x" in rec["why"]
+    rec = recommend({"p": plain, "s": dict(spec, tokens_per_s=105.0)})  # 5 % faster, 10 % spread
+    assert rec["config"] == "p" and rec["policy"] == "autoregressive" and rec["k"] is None
+    assert "spread (10%)" in rec["why"]
+    assert recommend({"p": dict(plain, error="x")}) is None

@@ -39,9 +39,13 @@ def bundle_backends(bundle, wanted: str) -> tuple[list[str], set[str]]:
     bundle runs on openvino; an ONNX bundle on onnxruntime (where its library loads) and openvino."""
     from ..pipeline import BACKENDS, _ort_library
 
+    import importlib.util
+
     fmt = bundle.target.raw["format"]
     runnable = ["openvino"] if fmt == "openvino" else (["onnxruntime"] if _ort_library() else []) + ["openvino"]
-    probe = {"openvino"} if fmt == "openvino" else set()
+    # the probe times OpenVINO IR, and ONNX graphs on ONNX Runtime through its Python package
+    ort_probe = fmt == "onnx" and importlib.util.find_spec("onnxruntime") is not None
+    probe = {"openvino"} if fmt == "openvino" else ({"onnxruntime"} if ort_probe else set())
     if wanted == "auto":
         return runnable, probe
     names = [b.strip() for b in wanted.split(",") if b.strip()]
@@ -55,7 +59,8 @@ def bundle_backends(bundle, wanted: str) -> tuple[list[str], set[str]]:
             raise EdgespecError(f"--backends {b} needs an OpenVINO IR bundle; this one is ONNX.")
     if not names:
         raise EdgespecError("--backends is empty; pass auto or a list like openvino,onnxruntime.")
-    return names, {b for b in names if b in ("openvino", "openvino-paged") and fmt == "openvino"}
+    return names, {b for b in names if (b in ("openvino", "openvino-paged") and fmt == "openvino")
+                   or (b == "onnxruntime" and ort_probe)}
 
 
 def resolve_bundle(arg: str) -> Path:
@@ -171,9 +176,11 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
                      "(add one with edgespec export --draft)")
     elif not chosen:
         notes.append("--drafts none: profiled plain decoding and n-gram only")
-    if not probe_backends:
-        notes.append("the per-call cost probe times OpenVINO IR models; this bundle's backends ("
-                     + ", ".join(back) + ") have no per-call costs here, so no ideal speedup or efficiency")
+    unprobed = [x for x in back if x not in probe_backends]
+    if unprobed:
+        notes.append("the per-call cost probe times OpenVINO IR, and ONNX graphs on ONNX Runtime; "
+                     + ", ".join(unprobed) + " on this bundle has no per-call costs here, so no ideal speedup or "
+                     "efficiency for it")
     rel = {d.name: d.relation for d in b.drafts}
     configs = plan(back, [(n, rel[n]) for n in chosen], ks, adaptive and bool(chosen), ngram_k)
     load_kw = {"device": device, "precision": precision, "kv_precision": kv_precision, "threads": threads,
@@ -181,7 +188,8 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    n_probes = sum(1 for c in configs if c.backend in probe_backends and (c.draft or c.policy == "ar"))
+    n_probes = sum(max(1, len({c.draft for c in configs if c.backend == x and c.draft})) for x in back
+                   if x in probe_backends)  # one probe per drafter (or the target alone) per backend
     total = n_probes * (1 + repeats) + len(configs) * (1 + repeats * len(prompts))
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=con, disable=quiet, transient=True)

@@ -4,7 +4,8 @@ The same calls a speculative loop makes, timed one by one on the bundle's IR (T_
 T_verify(n): a target call over n tokens; T_draft: a drafter step; the same calls in a draft-model
 loop's order; the drafter's read of a prompt). ``edgespec profile`` and the lab's benchmark
 (lab/bench_runners.py) both measure with this class, so users and the bench measure the same way.
-numpy and openvino only.
+numpy and openvino only. For ONNX bundles on ONNX Runtime, :class:`OrtCostProbe` times the same
+T_ar / T_verify(n) / T_draft through the `onnxruntime` package (present wherever that backend is).
 """
 
 from __future__ import annotations
@@ -321,4 +322,122 @@ class CostProbe:
         reads = sorted({int(n) for n in cfg.get("draft_reads") or [] if int(n) > 0})
         if "draft" in self.models and reads and self.draft_paged:
             out["T_draft_read_ms"] = {str(n): v for n, v in read_costs(reads).items()}
+        return out
+
+
+class OrtCallTimer:
+    """One ONNX graph with explicit past/present KV on ONNX Runtime's CPU provider, timed as edgespec's
+    onnxruntime backend runs it (runtimes/src/ort_model.cpp): past KV as inputs, present KV and
+    logits into pre-allocated buffers (I/O binding), so each call writes the whole present (past +
+    new), as that backend does. Needs the `onnxruntime` Python package (the backend's library
+    comes from it)."""
+
+    def __init__(self, model: Path, threads: int = 0):
+        import numpy as np
+        import onnxruntime as ort
+
+        self.np, self.ort = np, ort
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+        ins = {i.name: i for i in self.sess.get_inputs()}
+        self.past = [n for n in ins if n.startswith("past_key_values.")]
+        shp = ins[self.past[0]].shape
+        self.kv_heads, self.head_dim = int(shp[1]), int(shp[3])
+        self.inputs = set(ins)
+        self.cache: dict[int, list] = {}
+
+    def _feeds(self, ids, past_len: int) -> dict:
+        np = self.np
+        m = len(ids)
+        f = {"input_ids": np.asarray(ids, np.int64)[None],
+             "attention_mask": np.ones((1, past_len + m), np.int64)}
+        if "position_ids" in self.inputs:
+            f["position_ids"] = np.arange(past_len, past_len + m, dtype=np.int64)[None]
+        return f
+
+    def prefill(self, ctx: int) -> None:
+        """The KV of ``ctx`` random tokens, kept as the past of every timed call at that context."""
+        np = self.np
+        if ctx in self.cache:
+            return
+        f = self._feeds(np.random.default_rng(0).integers(3, 256, size=ctx), 0)
+        for n in self.past:
+            f[n] = np.zeros((1, self.kv_heads, 0, self.head_dim), np.float32)
+        outs = self.sess.run(None, f)
+        names = [o.name for o in self.sess.get_outputs()]
+        present = {names[i]: outs[i] for i in range(len(names)) if names[i].startswith("present.")}
+        self.cache[ctx] = [self.ort.OrtValue.ortvalue_from_numpy(present["present." + n[len("past_key_values."):]])
+                           for n in self.past]
+
+    def call(self, ctx: int, m: int, binding_cache: dict) -> float:
+        """ms of one call over m new tokens after ctx past positions (bound buffers, as the runtime)."""
+        np, ort = self.np, self.ort
+        key = (ctx, m)
+        if key not in binding_cache:
+            b = self.sess.io_binding()
+            for name, v in self._feeds(np.random.default_rng(m).integers(3, 256, size=m), ctx).items():
+                b.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(v))
+            for n, v in zip(self.past, self.cache[ctx]):
+                b.bind_ortvalue_input(n, v)
+            keep = []
+            for o in self.sess.get_outputs():
+                if o.name.startswith("present."):
+                    arr = np.empty((1, self.kv_heads, ctx + m, self.head_dim), np.float32)
+                else:
+                    arr = np.empty((1, m, int(o.shape[2])), np.float32)
+                val = ort.OrtValue.ortvalue_from_numpy(arr)
+                keep.append((arr, val))
+                b.bind_ortvalue_output(o.name, val)
+            binding_cache[key] = (b, keep)
+        b = binding_cache[key][0]
+        t0 = time.perf_counter()
+        self.sess.run_with_iobinding(b)
+        return (time.perf_counter() - t0) * 1e3
+
+
+class OrtCostProbe:
+    """The cost probe's figures for an ONNX bundle on ONNX Runtime: T_ar, T_verify(n) and T_draft
+    (same keys as CostProbe.measure; no loop-order or prompt-read figures), each call after a
+    prefill of ``context`` tokens, back to back after an untimed call of its width, T_ar in a block
+    of its own, the other widths interleaved by round."""
+
+    def __init__(self, bundle: Path, spec: dict, target_of: "OrtCostProbe | None" = None):
+        mf = json.loads((bundle / "edgespec.json").read_text())
+        models = {m["name"]: m for m in mf["models"]}
+        target = next(m for m in mf["models"] if m["role"] == "target")
+        threads = int(spec.get("threads") or 0)
+        self.target = target_of.target if target_of is not None else \
+            OrtCallTimer(bundle / target["path"] / target["files"]["model"], threads)
+        d = models.get(spec.get("draft_name") or "")
+        self.draft = OrtCallTimer(bundle / d["path"] / d["files"]["model"], threads) if d else None
+
+    @staticmethod
+    def _costs(timer: "OrtCallTimer", ctx: int, ns: list[int], calls: int, rounds: int) -> dict[int, list[float]]:
+        timer.prefill(ctx)
+        bindings: dict = {}
+        for n in ns:
+            timer.call(ctx, n, bindings)
+        out: dict[int, list[float]] = {n: [] for n in ns}
+        for _ in range(rounds):
+            for n in ns:
+                timer.call(ctx, n, bindings)
+                out[n].extend(timer.call(ctx, n, bindings) for _ in range(calls))
+        return out
+
+    def measure(self, cfg: dict) -> dict:
+        import numpy as np
+
+        ctx, calls, rounds = int(cfg["context"]), int(cfg.get("calls", 4)), int(cfg.get("rounds", 2))
+        ns = sorted({int(n) for n in cfg["n_values"]} - {1})
+        t = {**self._costs(self.target, ctx, [1], calls, rounds),
+             **(self._costs(self.target, ctx, ns, calls, rounds) if ns else {})}
+        med = {n: float(np.median(v)) for n, v in t.items()}
+        out = {"T_ar_ms": med[1], "T_verify_ms": {str(n): med[int(n)] for n in cfg["n_values"]},
+               "T_draft_ms": None, "calls_per_figure": calls * rounds}
+        if self.draft is not None:
+            out["T_draft_ms"] = float(np.median(self._costs(self.draft, ctx, [1], calls, rounds)[1]))
         return out

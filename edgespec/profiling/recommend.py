@@ -165,32 +165,40 @@ def _device_line(p: Path) -> str:
 
 def recommend(configs: dict[str, dict]) -> dict | None:
     """The configuration to run: the highest median tokens/s of the measured ones (each a metrics dict
-    with backend, draft, policy, k, speedup, tokens_per_s, spread), plain decoding unless a
-    speculative one beats it by more than its own run-to-run spread. None when nothing ran."""
+    with backend, draft, policy, k, speedup, tokens_per_s, spread, mean_accepted), plain decoding
+    unless a speculative one that had drafts accepted beats the fastest plain decoding by more than
+    the run-to-run spread (at least 2 %). None when nothing ran."""
     ok = {n: m for n, m in configs.items() if m.get("tokens_per_s") and not m.get("error")}
     if not ok:
         return None
     plain = {n: m for n, m in ok.items() if m["policy"] == "ar"}
-    best_name = max(ok, key=lambda n: ok[n]["tokens_per_s"])
-    best = ok[best_name]
+    # a speculative configuration whose drafts were never accepted cannot be faster than plain
+    # decoding except by noise
+    useful = {n: m for n, m in ok.items() if m["policy"] == "ar" or (m.get("mean_accepted") or 0.0) > 1.0}
+    best_name = max(useful, key=lambda n: useful[n]["tokens_per_s"])
+    best = useful[best_name]
     base_name = max(plain, key=lambda n: plain[n]["tokens_per_s"]) if plain else None
     base = plain.get(base_name)
-    margin = max(0.02, best.get("spread") or 0.0)  # a win inside the runs' own scatter is no win
+    spread = max([x for x in (best.get("spread"), (base or {}).get("spread")) if x is not None], default=None)
+    margin = max(0.02, spread or 0.0)  # a win inside the runs' own scatter is no win
     gain = best["tokens_per_s"] / base["tokens_per_s"] if base is not None else None
     if base is not None and best is not base and gain < 1.0 + margin:
         best_name, best = base_name, base
-        why = (f"no speculative configuration beat plain decoding by more than its run-to-run spread "
-               f"({100 * margin:.0f}%) on these prompts, so plain decoding on {best['backend']}")
+        why = (f"No speculative configuration beat plain decoding by more than "
+               + (f"the run-to-run spread ({100 * margin:.0f}%)" if spread is not None else
+                  f"{100 * margin:.0f}% (one repeat: no spread measured)")
+               + f" on these prompts, so plain decoding on {best['backend']}.")
     elif best["policy"] == "ar":
-        why = f"plain decoding on {best['backend']} was the fastest of {len(ok)} configurations"
+        why = f"Plain decoding on {best['backend']} was the fastest of {len(ok)} configurations."
     else:
         acc = best.get("acceptance_rate")
         why = (f"{best_name} ran at {gain or best['speedup']:.2f}x the best plain decoding's tokens/s on these prompts"
                + (f" (acceptance {100 * acc:.0f}%, {best.get('mean_accepted') or 0:.2f} tokens per target call)"
                   if acc is not None else "")
-               + f", the fastest of {len(ok)} configurations")
+               + f", the fastest of {len(ok)} configurations"
+               + (f" (run-to-run spread {100 * spread:.0f}%)." if spread is not None else "."))
     policy = {"ar": "autoregressive", "draft": "draft", "ngram": "ngram"}[best["policy"]]
     k = None if policy == "autoregressive" else ("auto" if best["k"] is None else int(best["k"]))
     return {"config": best_name, "backend": best["backend"], "draft": best.get("draft") if policy == "draft" else None,
-            "policy": policy, "k": k, "why": why[0].upper() + why[1:] + ".", "speedup": best.get("speedup"),
+            "policy": policy, "k": k, "why": why, "speedup": best.get("speedup"),
             "tokens_per_s": best["tokens_per_s"]}

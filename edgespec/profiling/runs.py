@@ -79,12 +79,12 @@ def profile(bundle: Path, prompts: list[str], configs: list[RunConfig], *, max_n
     fixed_shapes). probe_backends: the backends whose calls the probe can time (OpenVINO IR).
     progress(description, advance) is called as work completes."""
     from ..pipeline import Pipeline
-    from .probe import CostProbe
+    from .probe import CostProbe, OrtCostProbe
 
     tick = progress or (lambda _d, _n: None)
     notes: list[str] = []
     pipes: dict[tuple[str, str | None], Any] = {}
-    probes: dict[tuple[str, str | None], CostProbe] = {}
+    probes: dict[tuple[str, str | None], CostProbe | OrtCostProbe] = {}
     passes: dict[tuple[str, str | None], list[dict]] = {}
     runs: dict[str, list[list[list[dict]]]] = {c.name: [[] for _ in range(repeats)] for c in configs}
     errors: dict[str, str] = {}
@@ -137,7 +137,7 @@ def profile(bundle: Path, prompts: list[str], configs: list[RunConfig], *, max_n
                         "engine_info": pipes[key].info}
                 first = next((pr for k, pr in probes.items() if k[0] == key[0]), None)
                 try:
-                    probes[key] = CostProbe(bundle, spec, target_of=first)
+                    probes[key] = (OrtCostProbe if key[0] == "onnxruntime" else CostProbe)(bundle, spec, target_of=first)
                 except Exception as e:  # noqa: BLE001
                     notes.append(f"the cost probe could not compile {key[0]} / {key[1] or 'target'}: {e}")
         probe_pass()

@@ -84,73 +84,6 @@ def accuracy_level_bundle(onnx_bundle: Path, level: int) -> Path:
     return with_accuracy_level(onnx_bundle / tpath, level, out / tpath)
 
 
-class OrtProbe:
-    def __init__(self, model: Path, threads: int):
-        import numpy as np
-        import onnxruntime as ort
-
-        self.np, self.ort = np, ort
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
-        ins = {i.name: i for i in self.sess.get_inputs()}
-        self.past = [n for n in ins if n.startswith("past_key_values.")]
-        shp = ins[self.past[0]].shape
-        self.kv_heads, self.head_dim = int(shp[1]), int(shp[3])
-        self.inputs = set(ins)
-        self.cache: dict[int, list] = {}
-
-    def _feeds(self, ids, past_len: int) -> dict:
-        np = self.np
-        m = len(ids)
-        f = {"input_ids": np.asarray(ids, np.int64)[None],
-             "attention_mask": np.ones((1, past_len + m), np.int64)}
-        if "position_ids" in self.inputs:
-            f["position_ids"] = np.arange(past_len, past_len + m, dtype=np.int64)[None]
-        return f
-
-    def prefill(self, ctx: int) -> None:
-        """The KV of ``ctx`` random tokens, kept as the past of every timed call at that context."""
-        np = self.np
-        if ctx in self.cache:
-            return
-        f = self._feeds(np.random.default_rng(0).integers(3, 256, size=ctx), 0)
-        for n in self.past:
-            f[n] = np.zeros((1, self.kv_heads, 0, self.head_dim), np.float32)
-        outs = self.sess.run(None, f)
-        names = [o.name for o in self.sess.get_outputs()]
-        present = {names[i]: outs[i] for i in range(len(names)) if names[i].startswith("present.")}
-        self.cache[ctx] = [self.ort.OrtValue.ortvalue_from_numpy(present["present." + n[len("past_key_values."):]])
-                           for n in self.past]
-
-    def call(self, ctx: int, m: int, binding_cache: dict) -> float:
-        """ms of one call over m new tokens after ctx past positions (bound buffers, as the runtime)."""
-        np, ort = self.np, self.ort
-        key = (ctx, m)
-        if key not in binding_cache:
-            b = self.sess.io_binding()
-            for name, v in self._feeds(np.random.default_rng(m).integers(3, 256, size=m), ctx).items():
-                b.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(v))
-            for n, v in zip(self.past, self.cache[ctx]):
-                b.bind_ortvalue_input(n, v)
-            keep = []
-            for o in self.sess.get_outputs():
-                if o.name.startswith("present."):
-                    arr = np.empty((1, self.kv_heads, ctx + m, self.head_dim), np.float32)
-                else:
-                    arr = np.empty((1, m, int(o.shape[2])), np.float32)
-                val = ort.OrtValue.ortvalue_from_numpy(arr)
-                keep.append((arr, val))
-                b.bind_ortvalue_output(o.name, val)
-            binding_cache[key] = (b, keep)
-        b = binding_cache[key][0]
-        t0 = time.perf_counter()
-        self.sess.run_with_iobinding(b)
-        return (time.perf_counter() - t0) * 1e3
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ir", type=Path, required=True, help="OpenVINO IR bundle")
@@ -163,14 +96,14 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
-    from edgespec.profiling.probe import CostProbe
+    from edgespec.profiling.probe import CostProbe, OrtCallTimer
 
     threads = a.threads or physical_cores()
     ctxs, ns = [int(x) for x in a.contexts.split(",")], _widths(a.widths)
     model = accuracy_level_bundle(a.onnx, a.accuracy_level)
     t0 = time.perf_counter()
     ov = CostProbe(a.ir, {"threads": threads, "backend": "openvino", "draft_name": None})
-    ort_p = OrtProbe(model, threads)
+    ort_p = OrtCallTimer(model, threads)
     for c in ctxs:
         ort_p.prefill(c)
     print(f"loaded in {time.perf_counter() - t0:.0f} s; threads {threads}", file=sys.stderr)

@@ -145,7 +145,7 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
     from .._native import MAX_DRAFT
     from .prompts import read_prompts
     from .recommend import bundle_identity, device_identity, device_key, recommend, save_recommendation
-    from .report import write_report
+    from .report import json_safe, write_report
     from .runs import plan, profile, stamp, summarize
 
     con = Console(stderr=True)
@@ -221,8 +221,6 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
     rec = None if measured["partial"] else recommend(results)
     report = {
         "edgespec": __version__, "started": started, "finished": stamp(),
-        "command": " ".join(["edgespec"] + sys.argv[1:]) if sys.argv and "edgespec" in Path(sys.argv[0]).name
-        else None,
         "partial": measured["partial"], "device": ident, "device_key": key,
         "bundle": {"path": str(path.resolve()), "identity": bundle_identity(path),
                    "models": {m.name: {"role": m.role, "relation": m.relation, "format": m.raw["format"],
@@ -243,7 +241,7 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
         report["saved"] = str(saved)
     write_report(report, out, force=True)
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=1, default=str) + "\n")
+        sys.stdout.write(json.dumps(json_safe(report), indent=1, default=str) + "\n")
         for n in report["notes"]:
             con.print(f"note: {n}", soft_wrap=True)
     else:

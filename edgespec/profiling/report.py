@@ -22,14 +22,14 @@ CSV_COLS = ("backend", "draft", "relation", "policy", "k", "tokens_per_s", "spee
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
 
-def _clean(o):
+def json_safe(o):
     """JSON-safe: NaN and infinities as null, tuple keys never reach here."""
     if isinstance(o, float) and (math.isnan(o) or math.isinf(o)):
         return None
     if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
+        return {str(k): json_safe(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
+        return [json_safe(v) for v in o]
     return o
 
 
@@ -39,7 +39,7 @@ def write_report(report: dict, out: Path, force: bool = False) -> None:
 
     with atomic_directory(out, force=force) as tmp:
         tmp.chmod(0o755)  # mkdtemp makes it private
-        (tmp / "profile.json").write_text(json.dumps(_clean(report), indent=1, default=str), encoding="utf-8")
+        (tmp / "profile.json").write_text(json.dumps(json_safe(report), indent=1, default=str), encoding="utf-8")
         (tmp / "profile.csv").write_text(to_csv(report), encoding="utf-8")
         (tmp / "profile.html").write_text(to_html(report), encoding="utf-8")
 
@@ -79,7 +79,8 @@ def line_chart(title: str, series: list[tuple[str, list[tuple[float, float]]]], 
     if not pts:
         return f'<p class="empty">{_e(title)}: nothing measured.</p>'
     x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    x1 = x1 if x1 > x0 else x0 + 1
+    if x1 <= x0:  # one x value: centre it
+        x0, x1 = x0 - 1, x1 + 1
     y1 = _nice_max(max(p[1] for p in pts))
     pw, ph = w - left - right, h - top - bottom
 
@@ -96,7 +97,7 @@ def line_chart(title: str, series: list[tuple[str, list[tuple[float, float]]]], 
         y = y_min + (y1 - y_min) * i / 4
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{Y(y):.1f}" y2="{Y(y):.1f}" class="grid"/>'
                    f'<text x="{left - 6}" y="{Y(y) + 4:.1f}" text-anchor="end" class="tick">{y:.3g}</text>')
-    xs = sorted({p[0] for p in pts})
+    xs = sorted({p[0] for _, s in series for p in s}) or sorted({p[0] for p in pts})
     for x in xs:
         out.append(f'<text x="{X(x):.1f}" y="{top + ph + 16}" text-anchor="middle" class="tick">{x:g}</text>')
     out.append(f'<text x="{left + pw / 2:.0f}" y="{h - 6}" text-anchor="middle" class="axis">{_e(x_label)}</text>'
@@ -258,7 +259,8 @@ def _speedup_section(report: dict) -> str:
             series.setdefault(label, []).append((m["k"], m["speedup"]))
     lines = [(lab, sorted(s)) for lab, s in series.items()]
     ks = [p[0] for _, s in lines for p in s]
-    refs = [("plain decoding", [(min(ks), 1.0), (max(ks), 1.0)])] if ks else []
+    pad = 1 if ks and min(ks) == max(ks) else 0  # one k: the reference spans the centred axis
+    refs = [("plain decoding", [(min(ks) - pad, 1.0), (max(ks) + pad, 1.0)])] if ks else []
     out = ['<h2 id="speedup">Speedup against k</h2>',
            "<p>tokens/s over the same backend's plain decoding, each drafter at each fixed k (median of the "
            "prompts' medians).</p>",

@@ -149,6 +149,8 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
     from .runs import plan, profile, stamp, summarize
 
     con = Console(stderr=True)
+    if not con.is_terminal:  # a log or a pipe: room for the table's columns
+        con = Console(stderr=True, width=170)
     path = resolve_bundle(bundle)
     b = bundle_mod.load(path)
     prompts = read_prompts(prompts_file)
@@ -282,7 +284,7 @@ def _print_summary(con, report: dict, out: Path) -> None:
             table.add_row(name, f"error: {m['error'][:60]}", *[""] * (len(cols) - 1))
             continue
         table.add_row(name, *("–" if m.get(col) is None else f"{m[col]:.2f}" for col in cols))
-    con.print(table, width=None if con.is_terminal else max(con.width, 170))
+    con.print(table)
     for n in report["notes"]:
         con.print(f"note: {n}", soft_wrap=True)
     rec = report.get("recommendation")

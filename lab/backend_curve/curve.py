@@ -84,6 +84,25 @@ def accuracy_level_bundle(onnx_bundle: Path, level: int) -> Path:
     return with_accuracy_level(onnx_bundle / tpath, level, out / tpath)
 
 
+def report(samples: dict, ctxs: list[int], ns: list[int], a, threads: int, rounds_done: int) -> None:
+    out = {"threads": threads, "accuracy_level": a.accuracy_level, "rounds": rounds_done, "calls": a.calls,
+           "curves": {}}
+    for b in ("openvino", "onnxruntime"):
+        for c in ctxs:
+            ms = {n: statistics.median(samples[(b, c, n)]) for n in ns}
+            out["curves"][f"{b}@{c}"] = {"T_ms": ms, "steps": {n: v / ms[1] for n, v in ms.items()},
+                                         "spread_T1": (max(samples[(b, c, 1)]) - min(samples[(b, c, 1)])) / ms[1]}
+    lines = ["| backend @ context | T(1) ms | " + " | ".join(f"T({n})/T(1)" for n in ns if n > 1) + " | spread T(1) |",
+             "|---|---|" + "---|" * (len(ns) - 1) + "---|"]
+    for k, v in out["curves"].items():
+        lines.append(f"| {k} | {v['T_ms'][1]:.1f} | " + " | ".join(f"{v['steps'][n]:.2f}" for n in ns if n > 1)
+                     + f" | {100 * v['spread_T1']:.0f}% |")
+    print(f"after {rounds_done} round(s):\n" + "\n".join(lines), flush=True)
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(out, indent=1))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ir", type=Path, required=True, help="OpenVINO IR bundle")
@@ -124,22 +143,7 @@ def main(argv=None) -> int:
                         samples[(b, c, n)].append(statistics.median(ort_p.call(c, n, bindings)
                                                                     for _ in range(a.calls)))
         print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
-    out = {"threads": threads, "accuracy_level": a.accuracy_level, "rounds": a.rounds, "calls": a.calls,
-           "curves": {}}
-    for b in ("openvino", "onnxruntime"):
-        for c in ctxs:
-            ms = {n: statistics.median(samples[(b, c, n)]) for n in ns}
-            out["curves"][f"{b}@{c}"] = {"T_ms": ms, "steps": {n: v / ms[1] for n, v in ms.items()},
-                                         "spread_T1": (max(samples[(b, c, 1)]) - min(samples[(b, c, 1)])) / ms[1]}
-    lines = ["| backend @ context | T(1) ms | " + " | ".join(f"T({n})/T(1)" for n in ns if n > 1) + " | spread T(1) |",
-             "|---|---|" + "---|" * (len(ns) - 1) + "---|"]
-    for k, v in out["curves"].items():
-        lines.append(f"| {k} | {v['T_ms'][1]:.1f} | " + " | ".join(f"{v['steps'][n]:.2f}" for n in ns if n > 1)
-                     + f" | {100 * v['spread_T1']:.0f}% |")
-    print("\n".join(lines))
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(out, indent=1))
+        report(samples, ctxs, ns, a, threads, r + 1)  # after every round: an interrupted run keeps its rounds
     return 0
 
 

@@ -91,6 +91,10 @@ def register(cli: click.Group) -> None:
     @click.option("--max-new-tokens", type=click.IntRange(1, 4096), default=64, show_default=True)
     @click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,
                   help="Timed runs per prompt and configuration (median and spread).")
+    @click.option("--probe", "probe_effort", type=click.Choice(["full", "quick", "off"]), default="full",
+                  show_default=True,
+                  help="Per-call cost probe: full (8 calls a figure in 6 rounds, per pass), quick (3 in 2: large "
+                       "models on slow machines), off (no cost curve, no ideal speedup or efficiency).")
     @click.option("--device", default="CPU", show_default=True, help="Target device: CPU, GPU, NPU, AUTO.")
     @click.option("--precision", type=click.Choice(["f32", "f16", "bf16"]), default=None,
                   help="Inference precision hint (default: the device's).")
@@ -105,8 +109,8 @@ def register(cli: click.Group) -> None:
     @click.option("--no-save", is_flag=True, help="Do not save the recommendation beside the bundle.")
     @click.option("--json", "as_json", is_flag=True, help="Print the JSON report to stdout.")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
-    def profile(bundle, prompts_file, drafts, backends, k, ngram_k, max_new_tokens, repeats, device, precision,
-                kv_precision, threads, fixed_shapes, out_dir, force, no_save, as_json, quiet):
+    def profile(bundle, prompts_file, drafts, backends, k, ngram_k, max_new_tokens, repeats, probe_effort, device,
+                precision, kv_precision, threads, fixed_shapes, out_dir, force, no_save, as_json, quiet):
         """Measure which backend, drafter and k pay on this device, and recommend one.
 
         \b
@@ -118,7 +122,7 @@ def register(cli: click.Group) -> None:
         Ctrl-C writes what was measured so far (no recommendation is saved)."""
         code = run_profile_command(
             bundle=bundle, prompts_file=prompts_file, drafts=drafts, backends=backends, k=k, ngram_k=ngram_k,
-            max_new_tokens=max_new_tokens, repeats=repeats, device=device, precision=precision,
+            max_new_tokens=max_new_tokens, repeats=repeats, probe_effort=probe_effort, device=device, precision=precision,
             kv_precision=kv_precision, threads=threads, fixed_shapes=fixed_shapes, out_dir=out_dir, force=force,
             save=not no_save, as_json=as_json, quiet=quiet)
         if code:
@@ -133,7 +137,8 @@ def _check_out_dir(out: Path, force: bool) -> None:
 
 
 def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str, k: str, ngram_k: int,
-                        max_new_tokens: int, repeats: int, device: str, precision, kv_precision, threads: int,
+                        max_new_tokens: int, repeats: int, probe_effort: str, device: str, precision, kv_precision,
+                        threads: int,
                         fixed_shapes: str, out_dir: Path | None, force: bool, save: bool, as_json: bool,
                         quiet: bool) -> int:
     """The profile command's work (every input checked before anything is measured); returns the
@@ -167,6 +172,8 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
             raise EdgespecError(f"--drafts: the bundle has no drafter {unknown[0]!r} (it has: "
                                 f"{', '.join(names) or 'none'}); pass all, none or some of those.")
     back, probe_backends = bundle_backends(b, backends)
+    if probe_effort == "off":
+        probe_backends = set()
     ident = device_identity(device)
     key = device_key(ident)
     default_out = out_dir is None
@@ -179,7 +186,9 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
     elif not chosen:
         notes.append("--drafts none: profiled plain decoding and n-gram only")
     unprobed = [x for x in back if x not in probe_backends]
-    if unprobed:
+    if probe_effort == "off":
+        notes.append("--probe off: no per-call costs, so no cost curve, ideal speedup or efficiency")
+    elif unprobed:
         notes.append("the per-call cost probe times OpenVINO IR, and ONNX graphs on ONNX Runtime; "
                      + ", ".join(unprobed) + " on this bundle has no per-call costs here, so no ideal speedup or "
                      "efficiency for it")
@@ -215,7 +224,8 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
         except Exception:  # noqa: BLE001 - lengths then come from characters (~3.2 per token)
             pass
         measured = profile(path, prompts, configs, max_new_tokens=max_new_tokens, repeats=repeats, load_kw=load_kw,
-                           probe_backends=probe_backends, progress=tick, prompt_tokens=tok)
+                           probe_backends=probe_backends, progress=tick, prompt_tokens=tok,
+                           probe_effort="full" if probe_effort == "off" else probe_effort)
     sizes = {None: _weight_bytes(b.target)} | {d.name: _weight_bytes(d) for d in b.drafts}
     results = summarize(configs, measured, len(prompts), sizes)
     from .runs import cost_curves
@@ -231,7 +241,8 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
                               for m in b.models}},
         "run": {"prompts": len(prompts), "prompt_tokens": [tok(p) for p in prompts] if tok else None,
                 "max_new_tokens": max_new_tokens, "repeats": repeats, "k": ks, "adaptive": adaptive,
-                "ngram_k": ngram_k, "backends": back, "drafts": chosen, "device": device, "precision": precision,
+                "ngram_k": ngram_k, "probe": probe_effort, "backends": back, "drafts": chosen, "device": device,
+                "precision": precision,
                 "kv_precision": kv_precision, "threads": threads, "fixed_shapes": fixed_shapes,
                 "probe_context": measured["context"]},
         "costs": cost_curves(measured), "configs": results, "recommendation": rec,

@@ -70,14 +70,18 @@ def _spread(runs_by_repeat: list[list[dict]]) -> tuple[list[float], float | None
     return tps, (max(tps) - min(tps)) / statistics.median(tps)
 
 
+PROBE_EFFORT = {"full": {"calls": 8, "rounds": 6}, "quick": {"calls": 3, "rounds": 2}}
+
+
 def profile(bundle: Path, prompts: list[str], configs: list[RunConfig], *, max_new_tokens: int, repeats: int,
             load_kw: dict, probe_backends: set[str], progress: Callable[[str, int], None] | None = None,
-            prompt_tokens: Callable[[str], int] | None = None) -> dict:
+            prompt_tokens: Callable[[str], int] | None = None, probe_effort: str = "full") -> dict:
     """Measure; returns {"costs", "configs", "partial", "notes", "process_peak_rss_mb"}.
 
     load_kw: Pipeline.load's device options (device, precision, kv_precision, threads,
-    fixed_shapes). probe_backends: the backends whose calls the probe can time (OpenVINO IR).
-    progress(description, advance) is called as work completes."""
+    fixed_shapes). probe_backends: the backends whose calls the probe times. probe_effort: "full"
+    (8 calls a figure in each of 6 rounds, per pass) or "quick" (3 in 2: for large models on slow
+    machines). progress(description, advance) is called as work completes."""
     from ..pipeline import Pipeline
     from .probe import CostProbe, OrtCostProbe
 
@@ -105,8 +109,8 @@ def profile(bundle: Path, prompts: list[str], configs: list[RunConfig], *, max_n
     ks = sorted({c.k for c in configs if c.policy == "draft" and c.k})
     longest = int(max(lengths)) + 2
     reads = [2 ** i for i in range(4, max(5, (longest - 1).bit_length()) + 1)]
-    probe_cfg = {"context": context, "n_values": list(CURVE_WIDTHS), "draft_k": ks, "calls": 8, "rounds": 6,
-                 "draft_reads": reads}
+    probe_cfg = {"context": context, "n_values": list(CURVE_WIDTHS), "draft_k": ks, "draft_reads": reads,
+                 **PROBE_EFFORT[probe_effort]}
 
     def probe_pass() -> None:
         for key, pr in probes.items():

@@ -58,8 +58,8 @@ def prompts(tmp_path_factory):
 @pytest.fixture(scope="module")
 def profiled(bundle, prompts, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "r"
-    r = cli("profile", bundle, "--prompts", prompts, "--max-new-tokens", 8, "--repeats", 2, "--k", "2..3", "--probe", "quick",
-            "--precision", "f32", "--kv-precision", "f32", "-o", out)
+    r = cli("profile", bundle, "--prompts", prompts, "--max-new-tokens", 8, "--repeats", 2, "--k", "2..3",
+            "--probe", "quick", "--precision", "f32", "--kv-precision", "f32", "-o", out)
     assert r.returncode == 0, r.stderr
     return out, json.loads((out / "profile.json").read_text()), r
 

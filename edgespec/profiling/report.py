@@ -65,7 +65,7 @@ def _nice_max(v: float) -> float:
     if v <= 0:
         return 1.0
     mag = 10 ** math.floor(math.log10(v))
-    for step in (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+    for step in (1, 1.2, 1.6, 2, 2.4, 3, 4, 6, 8, 10):  # a quarter of each is a round tick
         if step * mag >= v:
             return step * mag
     return 10 * mag

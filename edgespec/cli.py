@@ -18,7 +18,7 @@ from . import __version__
 from .errors import EdgespecError
 
 # Command modules, each owning one family of subcommands.
-_COMMAND_MODULES = ("cli_export", "cli_run", "cli_draft", "cli_adapt")
+_COMMAND_MODULES = ("cli_export", "cli_run", "cli_draft", "cli_adapt", "profiling.cli")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

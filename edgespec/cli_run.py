@@ -1,10 +1,8 @@
-"""`edgespec run` (stream a generation to the terminal) and `edgespec profile` (autoregressive vs
-speculative vs n-gram, side by side on the same prompts, on this machine)."""
+"""`edgespec run`: stream a generation to the terminal (`edgespec profile` lives in edgespec.profiling)."""
 
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -27,13 +25,21 @@ def _k(value: str) -> int:
 _FIXED_SHAPES = {"auto": None, "on": True, "off": False}
 
 
-def _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend="openvino", fixed_shapes="auto",
-          verify=True, adapt_log=None):
+def _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend=None, fixed_shapes="auto",
+          profile="auto", verify=True, adapt_log=None):
+    """Pipeline.load with the CLI's options; profile: "auto" (this device's saved profile, if it
+    matches), "none", or a profile file (which must match). Says in one line (stderr) what a saved
+    profile changes, or why one is not used."""
     from .pipeline import Pipeline
 
-    return Pipeline.load(bundle, draft=None if draft == "none" else (draft or "auto"), device=device,
+    pipe = Pipeline.load(bundle, draft=None if draft == "none" else (draft or "auto"), device=device,
                          draft_device=draft_device, precision=precision, kv_precision=kv_precision, threads=threads,
-                         backend=backend, fixed_shapes=_FIXED_SHAPES[fixed_shapes], verify=verify, adapt_log=adapt_log)
+                         backend=backend, fixed_shapes=_FIXED_SHAPES[fixed_shapes],
+                         profile={"auto": True, "none": False}.get(profile, profile), verify=verify,
+                         adapt_log=adapt_log)
+    if pipe.profile is not None and pipe.profile.note:
+        click.echo(pipe.profile.note, err=True)
+    return pipe
 
 
 def _device_options(f):
@@ -49,8 +55,9 @@ def _device_options(f):
                      help="KV-cache precision (default: the device's)."),
         click.option("--threads", type=int, default=0, help="Inference threads (0 = device default)."),
         click.option("--backend", type=click.Choice(["openvino", "openvino-paged", "openvino-stateful", "onnxruntime"]),
-                     default="openvino", show_default=True,
-                     help="Inference backend: openvino (IR with paged attention on the CPU where it converts, else "
+                     default=None,
+                     help="Inference backend (default: the saved profile's, else openvino): openvino (IR with paged "
+                          "attention on the CPU where it converts, else "
                           "the stateful graph), openvino-paged / openvino-stateful (force one), onnxruntime (ONNX "
                           "bundles on the CPU)."),
         click.option("--fixed-shapes", type=click.Choice(list(_FIXED_SHAPES)), default="auto", show_default=True,
@@ -58,6 +65,10 @@ def _device_options(f):
                           "(faster calls, each copy holds the weights again): auto = models up to 64 MiB of weights."),
         click.option("--no-verify", "no_verify", is_flag=True,
                      help="Check only the sizes of the bundle's files, not the digests the manifest records."),
+        click.option("--profile", "profile", default="auto", show_default=True, metavar="auto|none|FILE",
+                     help="Start from the configuration `edgespec profile` saved for this device and bundle "
+                          "(backend, drafter, policy, k; flags given here win): auto = if one matches, none = "
+                          "ignore it, FILE = that profile (an error if it was measured elsewhere)."),
     ]):
         f = opt(f)
     return f
@@ -105,12 +116,19 @@ def register(cli: click.Group) -> None:
                   help="Opt-in: append this prompt and its output to DIR/adapt-log.jsonl, the data `edgespec adapt` "
                        "fine-tunes drafters on (nothing is recorded without it).")
     def run(bundle, prompt, policy, k, k_max, draft_window, max_new_tokens, temperature, top_k, top_p, seed, stop, ignore_eos,
-            draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes, no_verify, show_stats, as_json,
-            adapt_log):
+            draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes, no_verify, profile,
+            show_stats, as_json, adapt_log):
         """Generate from PROMPT with the models of BUNDLE, streaming text to the terminal (Ctrl-C stops it, exit 130)."""
         pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes,
-                     not no_verify, adapt_log=adapt_log)
-        config = dict(max_new_tokens=max_new_tokens, policy=policy, k=_k(k), k_max=k_max, draft_window=draft_window,
+                     profile, verify=not no_verify, adapt_log=adapt_log)
+        ctx = click.get_current_context()
+        given = {n: ctx.get_parameter_source(n) != click.core.ParameterSource.DEFAULT for n in ("policy", "k")}
+        # a flag left at its default leaves the saved profile's choice (pipe.defaults) in force
+        if pipe.defaults:
+            policy = policy if given["policy"] else None
+            k = k if given["k"] else None
+        config = dict(max_new_tokens=max_new_tokens, policy=policy, k=None if k is None else _k(k), k_max=k_max,
+                      draft_window=draft_window,
                       temperature=temperature,
                       top_k=top_k, top_p=top_p, seed=seed, stop=list(stop), ignore_eos=ignore_eos)
         if as_json:
@@ -141,131 +159,3 @@ def register(cli: click.Group) -> None:
                 d[key] = "; ".join(f"{who} {','.join(map(str, m[key]))}" for who, m in
                                    (("target", info["target"]), ("draft", info["draft"] or {})) if m.get(key)) or "none"
             Console(stderr=True).print(_stats_table({"value": d}, "edgespec run"))
-
-    @cli.command()
-    @click.argument("bundle", type=click.Path(path_type=Path))
-    @click.option("--prompts", "prompts_file", type=click.Path(path_type=Path), default=None,
-                  help="A .json list of prompts, a .jsonl file with a \"prompt\" per line, or a text file with "
-                       "one prompt per line.")
-    @click.option("--k", "k", default="4", show_default=True, help="Draft length (1..32) or 'auto'.")
-    @click.option("--max-new-tokens", type=int, default=64, show_default=True)
-    @click.option("--repeats", type=int, default=3, show_default=True, help="Timed runs per prompt and configuration.")
-    @_device_options
-    @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
-    def profile(bundle, prompts_file, k, max_new_tokens, repeats, draft, device, draft_device, precision, kv_precision,
-                threads, backend, fixed_shapes, no_verify, as_json):
-        """Autoregressive vs speculative vs n-gram on the same prompts, on this machine.
-
-        Greedy, ignore_eos, the same max_new_tokens for all; one warm-up run per configuration,
-        then runs interleaved (configuration after configuration, prompt after prompt) and the
-        median per configuration. Speedup = tokens/s over autoregressive's, from this run."""
-        for flag, value in (("--max-new-tokens", max_new_tokens), ("--repeats", repeats)):
-            if value < 1:
-                raise EdgespecError(f"{flag} must be at least 1 (got {value}).")
-        prompts = _read_prompts(prompts_file)
-        pipe = _load(bundle, draft, device, draft_device, precision, kv_precision, threads, backend, fixed_shapes,
-                     not no_verify)
-        configs = {"autoregressive": dict(policy="autoregressive")}
-        if pipe.draft_name:
-            configs[f"draft:{pipe.draft_name}"] = dict(policy="draft", k=_k(k))
-        configs["ngram"] = dict(policy="ngram", k=_k(k))
-        report = run_profile(pipe, prompts, configs, max_new_tokens, repeats)
-        report.update(bundle=str(bundle), backend=backend, device=device, draft_device=draft_device or device, k=k,
-                      max_new_tokens=max_new_tokens, repeats=repeats, prompts=len(prompts))
-        if as_json:
-            click.echo(json.dumps(report, indent=2))
-            return
-        from rich.console import Console
-
-        Console().print(_stats_table(report["configs"], f"edgespec profile — {len(prompts)} prompts, "
-                                     f"{max_new_tokens} new tokens, median of {repeats}"))
-
-
-_DEFAULT_PROMPTS = [
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
-    "import os\n\n\ndef walk(root):\n    for dirpath, dirnames, filenames in os.walk(root):\n",
-    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
-]
-
-
-_PROMPT_FORMS = ("a .json list of strings, a .jsonl file with a \"prompt\" per line, or a text file with one "
-                 "prompt per line")
-
-
-def _read_prompts(path: Path | None) -> list[str]:
-    """The prompts of ``edgespec profile --prompts``: one sentence for a file that holds none."""
-    if path is None:
-        return list(_DEFAULT_PROMPTS)
-    if not path.exists():
-        raise EdgespecError(f"prompt file {path} does not exist; pass {_PROMPT_FORMS}.")
-    if path.is_dir():
-        raise EdgespecError(f"prompt file {path} is a directory; pass {_PROMPT_FORMS}.")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise EdgespecError(f"prompt file {path} cannot be read ({e.strerror}); check its permissions.") from None
-    if b"\0" in raw:
-        raise EdgespecError(f"prompt file {path} is not a text file (it holds NUL bytes); pass {_PROMPT_FORMS}.")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise EdgespecError(f"prompt file {path} is not UTF-8 text (byte {e.start} is not UTF-8); save it as "
-                            "UTF-8.") from None
-    if path.suffix == ".json":
-        try:
-            prompts = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise EdgespecError(f"prompt file {path} is not valid JSON ({e.msg} at line {e.lineno}); it must hold "
-                                "a JSON list of strings.") from None
-        if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-            raise EdgespecError(f"prompt file {path} must hold a JSON list of strings.")
-    elif path.suffix == ".jsonl":
-        prompts = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                row = None
-            if not (isinstance(row, dict) and isinstance(row.get("prompt"), str)):
-                raise EdgespecError(f"line {n} of prompt file {path} is not a JSON object with a \"prompt\" string; "
-                                    "each line of a .jsonl prompt file must be one.")
-            prompts.append(row["prompt"])
-    else:
-        prompts = text.splitlines()
-    prompts = [p for p in prompts if p.strip()]
-    if not prompts:
-        raise EdgespecError(f"prompt file {path} holds no prompts; add at least one.")
-    return prompts
-
-
-def run_profile(pipe, prompts: list[str], configs: dict[str, dict], max_new_tokens: int, repeats: int) -> dict:
-    """Interleaved runs; returns {"configs": {name: metrics}} with medians and phase shares."""
-    common = dict(max_new_tokens=max_new_tokens, ignore_eos=True)
-    for cfg in configs.values():  # warm-up: compile caches, allocator pools
-        pipe.generate(prompts[0], **common, **cfg)
-    runs: dict[str, list] = {name: [] for name in configs}
-    for _ in range(repeats):
-        for prompt in prompts:
-            for name, cfg in configs.items():
-                runs[name].append(pipe.generate(prompt, **common, **cfg).stats)
-    out: dict[str, dict] = {}
-    for name, stats in runs.items():
-        total = sum(s.total_ms for s in stats)
-        gen = sum(s.generated_tokens for s in stats)
-        out[name] = {
-            "tokens_per_s": statistics.median(s.tokens_per_s for s in stats),
-            "tpot_ms": statistics.median(s.tpot_ms for s in stats),
-            "ttft_ms": statistics.median(s.ttft_ms for s in stats),
-            "mean_accepted": statistics.median(s.mean_accepted for s in stats),
-            "acceptance_rate": statistics.median(s.acceptance_rate for s in stats),
-            "draft_ms_per_token": sum(s.draft_ms for s in stats) / gen,
-            "verify_ms_per_token": sum(s.verify_ms for s in stats) / gen,
-            "other_ms_per_token": sum(s.other_ms for s in stats) / gen,
-            "other_share": sum(s.other_ms for s in stats) / total,
-        }
-    ar = out["autoregressive"]["tokens_per_s"]
-    for m in out.values():
-        m["speedup"] = m["tokens_per_s"] / ar if ar else 0.0
-    return {"configs": out}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import queue
 import signal
@@ -233,6 +234,8 @@ class Pipeline:
         self._owner: int | None = None  # ident of the thread that holds _lock
         self._closing = False
         self.bundle = bundle
+        self.profile = None  # the ProfileMatch Pipeline.load found (edgespec.profiling.recommend), or None
+        self.defaults: dict = {}  # generation options applied where a call does not pass them (the profile's)
 
     @classmethod
     def load(
@@ -245,12 +248,13 @@ class Pipeline:
         precision: str | None = None,
         kv_precision: str | None = None,
         threads: int = 0,
-        backend: str = "openvino",
+        backend: str | None = None,
         ort_library: str | os.PathLike | None = None,
         fixed_shapes: bool | None = None,
         verify: bool = True,
         translation_cache: str | os.PathLike | bool = True,
         adapt_log: str | os.PathLike | None = None,
+        profile: bool | str | os.PathLike = True,
     ) -> "Pipeline":
         """Load a bundle directory written by ``edgespec export``.
 
@@ -283,9 +287,29 @@ class Pipeline:
         adapt_log: opt-in; a directory where each generation's prompt and output are appended
         (``adapt-log.jsonl``, bounded at 64 MiB) for ``edgespec adapt``. None (default): nothing
         is recorded.
+        profile: start from the configuration `edgespec profile` recommended for this device and
+        bundle (BUNDLE/profiles/, see edgespec.profiling.load_recommendation): its backend where
+        ``backend`` is None, its drafter where ``draft`` is "auto", and its policy and k as the
+        defaults of generate() and stream() (``pipe.defaults``; options passed to them win). A saved
+        profile of another device or bundle is not applied; ``pipe.profile.note`` says what was
+        applied or why not (also logged on the "edgespec" logger). False: ignore saved profiles; a
+        path: that profile file, which must match this device and bundle (EdgespecError if not).
+        backend None: the profile's, else "openvino".
         Raises BundleError (missing/corrupt bundle, ONNX Runtime library not loadable),
         DeviceError, InvalidArgumentError.
         """
+        match = None
+        if profile is not False:
+            from .profiling.recommend import load_recommendation
+
+            match = load_recommendation(bundle, device, None if profile is True else profile)
+            if match.note:
+                logging.getLogger("edgespec").info(match.note)
+        rec = match.recommendation if match else None
+        if backend is None:
+            backend = rec["backend"] if rec else "openvino"
+        if rec and draft == "auto" and rec.get("draft"):
+            draft = rec["draft"]
         if backend not in BACKENDS:
             raise _native.InvalidArgumentError(f"Unknown backend {backend!r}; use one of {', '.join(BACKENDS)}.", 1)
         if fixed_shapes not in (None, True, False):
@@ -327,6 +351,9 @@ class Pipeline:
         warning = (pipe.info.get("translation_cache") or {}).get("warning")
         if warning:
             warnings.warn(warning, RuntimeWarning, stacklevel=2)
+        pipe.profile = match
+        if rec and not (rec["policy"] == "draft" and pipe.draft_name is None):  # a drafter policy needs a drafter
+            pipe.defaults = {"policy": rec["policy"], "k": rec["k"]}
         return pipe
 
     # -- lifetime -------------------------------------------------------------------------------
@@ -445,8 +472,7 @@ class Pipeline:
         iteration ``stream.result`` holds the Result. Closing it early (``close()``, ``break``
         in a with-block, Ctrl-C, or dropping the stream) cancels the native generation cleanly.
         """
-        cfg = _make_config(config)
-        return TextStream(self, _utf8(prompt, "prompt"), cfg)
+        return TextStream(self, _utf8(prompt, "prompt"), _make_config(self._options(config)))
 
     def generate(self, prompt: str, streamer: Callable[[str], object] | None = None, **config) -> Result:
         """Generate text for prompt; returns Result(text, tokens, stats).
@@ -465,7 +491,7 @@ class Pipeline:
         token (stream() hands each delta to another thread); without one, on the main thread, it
         runs on a helper thread while the main thread waits, so Ctrl-C can stop it.
         """
-        cfg = _make_config(config)
+        cfg = _make_config(self._options(config))
         text = _utf8(prompt, "prompt")
         raised: list[BaseException] = []
         interrupted: list[bool] = []
@@ -505,6 +531,11 @@ class Pipeline:
             raise raised[0]
         _native.check(status, message=message)
         return _take_result(self._lib, out)
+
+    def _options(self, config: dict) -> dict:
+        """The call's generation options over the pipeline's defaults (an option given as None counts
+        as not given)."""
+        return {**self.defaults, **{k: v for k, v in config.items() if v is not None}}
 
     def __repr__(self) -> str:
         return f"Pipeline({self.bundle!r}, draft={self.draft_name!r})"

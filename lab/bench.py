@@ -54,13 +54,11 @@ sys.path.insert(0, str(TOOLS))
 import bench_prompts  # noqa: E402
 import bench_runners  # noqa: E402
 
-METRIC_KEYS = (
-    "tokens_per_s", "ttft_ms", "tpot_ms", "speedup", "acceptance_rate", "mean_accepted",
-    "target_calls", "drafted", "accepted", "draft_ms", "verify_ms", "other_ms", "other_share",
-    "ideal_speedup", "efficiency", "mbsu", "peak_rss_mb", "n_new", "agree", "peer", "vs_peer",
-    "decode_tokens_per_s", "decode_speedup", "vs_peer_decode", "decode_speedup_paired", "vs_peer_decode_paired",
-    "ideal_speedup_loop", "efficiency_loop",
-)
+# the figures are the product's (edgespec profile computes them the same way); re-exported for the
+# tests and experiments that read them from here
+from edgespec.profiling.metrics import (  # noqa: E402,F401
+    METRIC_KEYS, config_metrics, interp_points, interp_verify, loop_ideal_terms, median_costs, median_run,
+    paired_decode_ratio, relative_metrics)
 
 
 @dataclass
@@ -255,202 +253,13 @@ def worker_spec(name: str, a, runtime_kw: dict) -> tuple[str, dict]:
 # ----------------------------------------------------------------------------- metrics
 
 
-def _median_run(runs: list[dict]) -> dict:
-    runs = sorted(runs, key=lambda r: r["wall_ms"])
-    return runs[(len(runs) - 1) // 2]
-
-
-def _sum(rows: list[dict], key: str):
-    vals = [r.get(key) for r in rows]
-    return None if any(v is None for v in vals) or not vals else float(sum(vals))
-
-
-def loop_ideal_terms(runs: list[dict], k: int, pat: dict, reads: dict) -> dict[str, float]:
-    """The ideal time of a fixed-k draft-model loop over these generations (edgespec runs with
-    native_stats and accepted_hist), from the probe's loop-order costs ``pat`` and its drafter
-    prompt reads ``reads``, in three terms: rounds_ms, every round's verify and one-token drafter
-    calls; catchup_ms, what the rounds' first drafter calls change (none in the first round, whose
-    token the prompt read gives; two tokens wide after a round that accepted everything, in the
-    share of rounds that did); read_ms, the drafter's read of the prompt (draft_prefill_tokens)."""
-    out = {"rounds_ms": 0.0, "catchup_ms": 0.0, "read_ms": 0.0}
-    d1, d2 = pat["T_draft_ms"][0], pat["T_draft_first2_ms"]
-    for r in runs:
-        ns, hist = r["native_stats"], r.get("accepted_hist") or []
-        rounds = ns["target_calls"] - 1
-        full = hist[k] if len(hist) > k else 0  # the histogram drops trailing zeros
-        first = (d1 * (rounds - full) + d2 * full) / max(1, rounds)
-        out["rounds_ms"] += rounds * (pat["T_verify_ms"] + sum(pat["T_draft_ms"]))
-        out["catchup_ms"] += max(0, rounds - 1) * first - rounds * d1
-        if ns["draft_prefill_tokens"]:
-            out["read_ms"] += interp_points(reads, ns["draft_prefill_tokens"])
-    return out
-
-
-def median_costs(passes: list[dict]):
-    """The cost probe's passes merged figure by figure: the median of each number (element by
-    element in lists), anything else (the widths) as the first pass has it."""
-    first = passes[0]
-    if isinstance(first, dict):
-        return {k: median_costs([p[k] for p in passes if isinstance(p, dict) and k in p]) for k in first}
-    if isinstance(first, list) and first and all(isinstance(x, float) for x in first):
-        return [float(statistics.median(p[i] for p in passes)) for i in range(len(first))]
-    if isinstance(first, float):
-        return float(statistics.median(passes))
-    return first
-
-
-def interp_verify(costs: dict, n: float) -> float | None:
-    """T_verify(n) for a possibly fractional n (adaptive k), linear between measured points."""
-    return interp_points(costs["T_verify_ms"], n)
-
-
-def interp_points(points: dict, n: float) -> float | None:
-    """points {"n": ms, ...} at n, linear between measured points and beyond the last two."""
-    pts = sorted((int(k), v) for k, v in points.items())
-    if not pts:
-        return None
-    if n <= pts[0][0]:
-        return pts[0][1]
-    for (n0, v0), (n1, v1) in zip(pts, pts[1:]):
-        if n0 <= n <= n1:
-            return v0 + (v1 - v0) * (n - n0) / (n1 - n0)
-    (n0, v0), (n1, v1) = pts[-2:] if len(pts) > 1 else (pts[-1], pts[-1])
-    return v1 + (v1 - v0) / max(1, n1 - n0) * (n - n1)
-
-
-def config_metrics(cfg: Config, per_prompt: list[list[dict]], costs: dict | None, sizes: dict) -> dict:
-    """Aggregate one configuration over the prompts (each prompt: the median of its repeats)."""
-    med = [_median_run(runs) for runs in per_prompt if runs]
-    m: dict[str, Any] = dict.fromkeys(METRIC_KEYS)
-    if not med:
-        return m
-    n_gen = len(med)
-    n_new = sum(r["n_new"] for r in med)
-    wall = sum(r["wall_ms"] for r in med)
-    m["n_new"] = n_new
-    m["tokens_per_s"] = n_new / wall * 1e3 if wall > 0 else None
-    ttfts = [r["ttft_ms"] for r in med if r.get("ttft_ms") is not None]
-    native = [r["ttft_native_ms"] for r in med if r.get("ttft_native_ms") is not None]
-    m["ttft_native_ms"] = statistics.median(native) if native else None
-    m["ttft_ms"] = statistics.median(ttfts) if ttfts else None
-    if ttfts and len(ttfts) == n_gen and n_new > n_gen:
-        m["tpot_ms"] = (wall - sum(ttfts)) / (n_new - n_gen)
-        m["decode_tokens_per_s"] = 1e3 / m["tpot_ms"]  # after the first token: no prefill in it
-    for key in ("target_calls", "drafted", "accepted", "draft_ms", "verify_ms", "other_ms"):
-        s = _sum(med, key)
-        m[key] = None if s is None else s / n_gen
-    if cfg.policy == "ar":
-        m["mean_accepted"], m["ideal_speedup"] = 1.0, 1.0
-        if m["target_calls"] is None:
-            m["target_calls"] = n_new / n_gen
-    else:
-        if m["drafted"]:
-            m["acceptance_rate"] = m["accepted"] / m["drafted"] if m["accepted"] is not None else None
-        if m["target_calls"]:
-            m["mean_accepted"] = (n_new / n_gen) / m["target_calls"]
-    other = _sum(med, "other_ms")
-    native_total = _sum(med, "total_ms")  # the runtime's own generation time (edgespec stats)
-    if native_total is not None:
-        m["wrapper_ms"] = (wall - native_total) / n_gen  # Python API + streaming around the native call
-    if other is not None and (native_total or wall) > 0:
-        m["other_share"] = other / (native_total or wall)
-    # k actually used: fixed k, or drafted per verify call (adaptive); verify calls exclude prefill
-    k_eff = cfg.k
-    if cfg.policy != "ar" and m["drafted"] is not None and m["target_calls"]:
-        k_eff = m["drafted"] / max(1.0, m["target_calls"] - 1.0) if cfg.k is None else cfg.k
-    # in-loop per-call costs from the runtime's own timers (edgespec stats): target time per
-    # decode/verify call after the prefill, drafter time per drafted token
-    if all(r.get("native_stats") for r in med):
-        ns = [r["native_stats"] for r in med]
-        calls = sum(x["target_calls"] - 1 for x in ns)
-        if calls > 0:
-            m["T_call_inloop_ms"] = sum(x["verify_ms"] - x["prefill_ms"] for x in ns) / calls
-        drafted = sum(x["drafted"] for x in ns)
-        m["T_draft_inloop_ms"] = sum(x["draft_ms"] for x in ns) / drafted if drafted else None
-    # the ideal models the decode phase, so it takes τ over the calls after the prefill
-    tau = m["mean_accepted"]
-    if cfg.policy != "ar" and m["target_calls"] and m["target_calls"] > 1:
-        tau = (n_new / n_gen - 1) / (m["target_calls"] - 1)
-    m["tau_decode"] = tau
-    if cfg.policy != "ar" and costs and tau and k_eff:
-        t_draft = costs.get("T_draft_ms") or 0.0 if cfg.policy == "draft" else 0.0
-        t_ver = interp_verify(costs, k_eff + 1)
-        if t_ver:
-            m["ideal_speedup"] = tau * costs["T_ar_ms"] / (t_ver + k_eff * t_draft)
-        # the same ideal from calls timed in a draft-model loop's order (fixed k): the drafter's
-        # calls right after the target's, the target's right after the drafter's
-        pat = (costs.get("pattern") or {}).get(str(cfg.k)) if cfg.policy == "draft" and cfg.k else None
-        if pat:
-            m["ideal_speedup_pattern"] = tau * costs["T_ar_ms"] / (pat["T_verify_ms"] + sum(pat["T_draft_ms"]))
-        # the whole of what a perfect draft-model loop must run, call by call, generation by
-        # generation: its rounds' calls in the loop's order (the drafter's first call of a round
-        # two tokens wide after a round that accepted everything), plus the drafter's read of the
-        # prompt, which edgespec makes after streaming the first token (so inside its decode
-        # phase); against plain decoding's calls for the same tokens
-        reads = costs.get("T_draft_read_ms")
-        if pat and reads and cfg.runtime == "edgespec" and all(r.get("native_stats") for r in med):
-            terms = loop_ideal_terms(med, cfg.k, pat, reads)
-            spec_ms = terms["rounds_ms"] + terms["catchup_ms"] + terms["read_ms"]
-            if spec_ms > 0:
-                m["ideal_speedup_loop"] = sum((r["n_new"] - 1) for r in med) * costs["T_ar_ms"] / spec_ms
-    if tau and k_eff is not None:
-        s_t, s_d = sizes.get("target"), sizes.get("draft")
-        if cfg.policy == "draft" and s_t and s_d:
-            m["mbsu"] = tau / (1 + k_eff * s_d / s_t)
-        elif cfg.policy in ("ngram", "ar"):
-            m["mbsu"] = tau
-    elif cfg.policy == "ar":
-        m["mbsu"] = 1.0
-    return m
-
-
-def _run_tpot(o: dict, first: str = "ttft_ms") -> float | None:
-    if o.get(first) is None or o["n_new"] < 2:
-        return None
-    return (o["wall_ms"] - o[first]) / (o["n_new"] - 1)
-
-
-def paired_decode_ratio(m: dict, other: dict, first: str = "ttft_ms") -> float | None:
-    """Median over (prompt, repeat) of other's tpot / m's tpot: m's decode speed relative to other's,
-    each generation compared with the one that ran beside it in the same repeat (the host drifts
-    between repeats far more than within one).
-
-    first: where a generation's decode phase starts. "ttft_ms" (the wall clock at the first streamed
-    chunk) is what a user sees after the first text, but it moves work out of the decode phase of a
-    runtime that streams late: GenAI's speculative pipelines hand their first chunk to the streamer
-    only after the drafter has read the prompt and a round or more has run (20-35 ms after its first
-    token on ~200-token prompts, 65-95 ms on ~1.8k), while edgespec streams the first token at once
-    and its drafter reads the prompt afterwards. "ttft_native_ms" (each runtime's own time of its
-    first token) starts both decode phases at the same point of the work."""
-    ratios = []
-    for pa, pb in zip(m.get("per_prompt") or [], other.get("per_prompt") or []):
-        for ra, rb in zip(pa["runs"], pb["runs"]):
-            ta, tb = _run_tpot(ra, first), _run_tpot(rb, first)
-            if ta and tb:
-                ratios.append(tb / ta)
-    return statistics.median(ratios) if ratios else None
-
-
 def finish_metrics(configs: list[Config], res: dict[str, dict], texts: dict[str, list], reference: str | None):
     """Cross-configuration figures: speedup vs the same runtime's AR, peer ratio, output agreement."""
     base = {"edgespec": "es_ar", "genai": "genai_ar", "hf": "hf_ar"}
     for c in configs:
         m = res[c.name]
         b = res.get(base[c.runtime])
-        if m["tokens_per_s"] and b and b.get("tokens_per_s"):
-            m["speedup"] = m["tokens_per_s"] / b["tokens_per_s"]
-        if m["decode_tokens_per_s"] and b and b.get("decode_tokens_per_s"):
-            m["decode_speedup"] = m["decode_tokens_per_s"] / b["decode_tokens_per_s"]
-        if b and b is not m:
-            m["decode_speedup_paired"] = paired_decode_ratio(m, b)
-        # efficiency compares like with like: the decode-phase speedup with the decode-phase ideal
-        # (with ~2k-token prompts the shared prefill would otherwise dilute every speedup toward 1)
-        if m["decode_speedup"] is not None and m["ideal_speedup"]:
-            m["efficiency"] = m["decode_speedup"] / m["ideal_speedup"]
-        if m["decode_speedup"] is not None and m.get("ideal_speedup_pattern"):
-            m["efficiency_pattern"] = m["decode_speedup"] / m["ideal_speedup_pattern"]
-        if m["decode_speedup"] is not None and m.get("ideal_speedup_loop"):
-            m["efficiency_loop"] = m["decode_speedup"] / m["ideal_speedup_loop"]
+        relative_metrics(m, b)
         # the same ideal from the loop's own per-call timers (fixed k only): what the loop loses
         # outside its model calls, independent of how well the microbenchmark matches the loop
         ar = res.get("es_ar", {})
@@ -647,6 +456,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     a = parse_args(argv)
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     con = Console(stderr=True)
@@ -707,7 +517,20 @@ def main(argv=None) -> int:
     prompt_sets = {}
     warm_prompt = bench_prompts.load_set("short")[0][0]["prompt"]
     for name in set_names:
-        rows, sha = bench_prompts.load_set(name)
+        try:
+            rows, sha = bench_prompts.load_set(name)
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
+            con.print(f"[red]error:[/red] --prompt-set {escape(name)!s} is not a readable JSON-lines prompt set "
+                      f"({escape(type(e).__name__)}: {escape(str(e))}); pass short, long, repeat, all or a .jsonl file")
+            return 2
+        bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict) or not isinstance(r.get("prompt"), str)),
+                   None)
+        if bad is not None or not rows:
+            con.print(f"[red]error:[/red] {escape(name)} " + (f"line {bad + 1} has no \"prompt\" string" if rows else
+                                                              "holds no prompts") + "; fix the prompt set")
+            return 2
+        for i, r in enumerate(rows):  # a prompt without an id is named by its set and line
+            r.setdefault("id", f"{Path(name).stem}:{i + 1}")
         rows = rows[: a.prompts] if a.prompts else rows
         prompt_sets[name] = (rows, sha)
 
@@ -788,7 +611,8 @@ def main(argv=None) -> int:
                     if texts[c.name][i] is None:
                         texts[c.name][i] = out["text"]
 
-            progress.update(task, description=f"[{name}] warm-up")
+            label = escape(f"[{name}]")  # a path is not rich markup
+            progress.update(task, description=f"{label} warm-up")
             for c in configs:
                 # a short generation compiles every call shape and allocates caches; the short
                 # set's first prompt keeps warm-ups cheap for ~2k-token sets too
@@ -801,7 +625,7 @@ def main(argv=None) -> int:
                         errors[c.name] = str(e)
                 progress.advance(task)
             for r in range(a.repeats):
-                progress.update(task, description=f"[{name}] repeat {r + 1}/{a.repeats}")
+                progress.update(task, description=f"{label} repeat {r + 1}/{a.repeats}")
                 for i in range(len(rows)):
                     shift = (r + i) % len(configs)  # rotate so no configuration always runs first
                     for c in configs[shift:] + configs[:shift]:

@@ -159,3 +159,21 @@ def test_one_process_mode_runs_every_runtime_in_one_worker(tiny_bundle, tmp_path
         assert [len(p["runs"]) for p in res[name]["per_prompt"]] == [2]
     assert res["es_spec_k2"]["agree"] == "1/1" and res["es_spec_k2"]["decode_speedup_paired"] > 0
     assert rep["sets"]["short"]["comparisons"]["es_ar_vs_genai_ar_decode_paired"] > 0
+
+
+def test_a_prompt_set_path_without_ids_keeps_the_run(tiny_bundle, tmp_path):
+    # a path used as rich markup, or a prompt without "id", used to lose the whole run at its end
+    prompts = tmp_path / "[mine]" / "set.jsonl"
+    prompts.parent.mkdir()
+    prompts.write_text('{"prompt": "def f(x):"}\n{"prompt": "import os\\n"}\n')
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(TOOLS / "bench.py"), str(tiny_bundle()), "--prompt-set", str(prompts),
+           "--max-new-tokens", "4", "--repeats", "1", "--configs", "es_ar", "--no-costs", "--json", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads(out.read_text())["sets"][str(prompts)]
+    assert s["prompt_set"]["ids"] == ["set:1", "set:2"]
+    assert [p["id"] for p in s["results"]["es_ar"]["per_prompt"]] == ["set:1", "set:2"]
+    r = subprocess.run([sys.executable, str(TOOLS / "bench.py"), str(tiny_bundle()), "--prompt-set",
+                        str(tmp_path / "missing.jsonl")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "not a readable JSON-lines prompt set" in r.stderr and "Traceback" not in r.stderr

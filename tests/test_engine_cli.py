@@ -1,4 +1,4 @@
-"""`edgespec run` and `edgespec profile` end to end, as a subprocess."""
+"""`edgespec run` and `edgespec profile` end to end, as a subprocess (the profile in full: test_profile.py)."""
 
 from __future__ import annotations
 
@@ -52,12 +52,14 @@ def test_run_errors_are_one_sentence_without_traceback(bundle, tmp_path):
 def test_profile_compares_autoregressive_draft_and_ngram(bundle, tmp_path):
     prompts = tmp_path / "p.json"
     prompts.write_text(json.dumps(["def fib(n):", "x = 1\ny = 2\n"]))
-    r = cli("profile", bundle, "--draft", "self", "--prompts", prompts, "--max-new-tokens", 12, "--repeats", 1,
-            "--k", 3, "--json", "--precision", "f32")
+    # --no-save: this module's bundle is shared, and a saved profile would change its pipelines' defaults
+    r = cli("profile", bundle, "--drafts", "self", "--prompts", prompts, "--max-new-tokens", 12, "--repeats", 1,
+            "--k", 3, "--json", "--precision", "f32", "--no-save", "-o", tmp_path / "report", "--quiet")
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)["configs"]
-    assert set(rep) == {"autoregressive", "draft:self", "ngram"}
-    assert rep["autoregressive"]["speedup"] == 1.0
-    assert rep["draft:self"]["acceptance_rate"] == 1.0 and rep["draft:self"]["mean_accepted"] > 2
+    assert set(rep) == {"openvino/plain", "openvino/self/k3", "openvino/self/adaptive", "openvino/ngram/k4"}
+    assert rep["openvino/plain"]["speedup"] == 1.0
+    assert rep["openvino/self/k3"]["acceptance_rate"] == 1.0 and rep["openvino/self/k3"]["mean_accepted"] > 2
     for m in rep.values():
         assert 0 <= m["other_share"] < 1
+    assert not (bundle / "profiles").exists()

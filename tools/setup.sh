@@ -47,6 +47,15 @@ step "installing build tools and edgespec[export,bench,test]"
 #    exist") and breaks transformers. Its other requirements are in the `export` extra.
 "${PIP[@]}" --no-deps "optimum-intel==2.2.0"
 
+# 4. Optional: Debian's chromium, which tests/test_profile.py uses to render the profile's HTML
+#    report headless. Only where apt and root are available and no chromium is installed; a
+#    failure is not fatal (that test then skips and says why).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  step "installing chromium (headless rendering of the profile report in tests)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ||
+    echo "note: chromium did not install; tests/test_profile.py's browser test will skip" >&2
+fi
+
 step "checking the install"
 "$VPY" - <<'PY'
 import importlib.util, sys

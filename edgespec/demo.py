@@ -136,12 +136,19 @@ def ensure_twin_bundle(draft: str = "draft", shape: tuple[int, ...] = TWIN_SHAPE
         return out
     export_bundle = _export_api()
     out.parent.mkdir(parents=True, exist_ok=True)
+    # before minutes of building: the fp32 twin, and the export's own rule (3x the checkpoints)
+    need = 4 * 4 * twin_parameters(target, shape)
+    free = shutil.disk_usage(out.parent).free
+    if free < need:
+        raise EdgespecError(f"the demo's first run needs about {need / 2**30:.0f} GiB free at {out.parent} to build "
+                            f"and export its 1B target, but {free / 2**30:.1f} GiB are free; free some space, set "
+                            "EDGESPEC_CACHE to a roomier directory, or run `edgespec demo --small`.")
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix=".demo-twin-hf-", dir=out.parent))
     try:
         params = build_twin(target, work, shape, progress=not quiet)
         if not quiet:
-            click.echo(f"exporting the {params / 1e9:.2f}B twin ({TWIN_WEIGHTS}) and the drafter to {out} "
+            click.echo(f"exporting the {_size(params)} twin ({TWIN_WEIGHTS}) and the drafter to {out} "
                        "(first run only)...", err=True)
         export_bundle(str(work), str(out), drafts=[str(drafter)], weights=TWIN_WEIGHTS, force=True,
                       progress=not quiet, draft_names=[draft])
@@ -151,6 +158,20 @@ def ensure_twin_bundle(draft: str = "draft", shape: tuple[int, ...] = TWIN_SHAPE
         click.echo(f"first run: twin built and exported in {time.perf_counter() - t0:.0f} s; later runs reuse "
                    f"{out}", err=True)
     return out
+
+
+def twin_parameters(source: Path, shape: tuple[int, ...]) -> int:
+    """Parameters of the twin of ``source`` at ``shape``, from the configs alone (no torch)."""
+    from types import SimpleNamespace
+
+    from .export.twin import parameter_count
+
+    cfg = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    hidden, layers, intermediate, kv_heads, _ = shape
+    d = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    return parameter_count(SimpleNamespace(**{**cfg, "hidden_size": hidden, "num_hidden_layers": layers,
+                                              "intermediate_size": intermediate, "head_dim": d,
+                                              "num_attention_heads": hidden // d, "num_key_value_heads": kv_heads}))
 
 
 def build_twin(source: Path, out: Path, shape: tuple[int, ...], progress: bool = True) -> int:
@@ -177,7 +198,7 @@ def build_twin(source: Path, out: Path, shape: tuple[int, ...], progress: bool =
                                                 f"MLP {intermediate}")
         twin = widen_llama(src, hidden, layers, intermediate, kv_heads=kv_heads, context=context)
         params = parameter_count(twin.config)
-        bar.update(task, advance=1, description=f"twin: saving {params / 1e9:.2f}B parameters (fp32, "
+        bar.update(task, advance=1, description=f"twin: saving {_size(params)} parameters (fp32, "
                                                 f"{params * 4 / 2**30:.1f} GiB, deleted after the export)")
         twin.save_pretrained(out, safe_serialization=True)
         bar.advance(task)
@@ -185,7 +206,7 @@ def build_twin(source: Path, out: Path, shape: tuple[int, ...], progress: bool =
         if (source / name).is_file() and not (out / name).exists():
             shutil.copy2(source / name, out / name)
     if progress:
-        Console(stderr=True).print(f"twin: {parameter_count(src.config) / 1e6:.1f}M -> {params / 1e9:.2f}B "
+        Console(stderr=True).print(f"twin: {_size(parameter_count(src.config))} -> {_size(params)} "
                                    f"parameters (hidden {src.config.hidden_size}->{hidden}, layers "
                                    f"{src.config.num_hidden_layers}->{layers}), the same next-token choices")
     del twin, src
@@ -298,22 +319,25 @@ def explain(spec, plain, step_ms: float) -> dict:
     }
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e9:.2f}B" if n >= 0.95e9 else f"{n / 1e6:.0f}M"
+
+
 def _describe_target(bundle: Path, twin: bool) -> str:
+    from types import SimpleNamespace
+
     from .bundle import load
+    from .export.twin import parameter_count  # arithmetic on the config: no torch
 
     b = load(bundle)
     cfg = json.loads((b.target.dir / "config.json").read_text(encoding="utf-8"))
-    from types import SimpleNamespace
-
-    from .export.twin import parameter_count  # pure arithmetic on the config: no torch
-
-    n = parameter_count(SimpleNamespace(**{"tie_word_embeddings": False, **cfg}))
+    n = parameter_count(SimpleNamespace(**{"tie_word_embeddings": False, "head_dim": None, **cfg}))
     w = b.target.raw["weights"]["precision"].upper()
     d = b.draft()
     dw = d.raw["weights"]["precision"].upper() if d else ""
     if twin:
-        return (f"target: the 17M demo target widened to {n / 1e9:.2f}B parameters ({w}): the small model's "
-                f"outputs at a 1B model's cost; drafter: {d.name} ({dw})")
+        return (f"target: the 17M demo target widened to {_size(n)} parameters ({w}): the small model's "
+                f"outputs at a {_size(n)} model's cost; drafter: {d.name} ({dw})")
     return f"target: the 17M demo target ({w}), as cheap per call as its drafter {d.name} ({dw})"
 
 

@@ -95,7 +95,7 @@ def test_the_twin_demo_json_end_to_end(tmp_path):
     rep = json.loads(r.stdout)  # stdout holds the JSON only
     assert rep["identical_to_plain"] is True and rep["text"]
     assert rep["speedup"] > 0 and 0 <= rep["acceptance_rate"] <= 1
-    assert "widened to 0.03B parameters" in rep["target"]
+    assert "widened to 20M parameters" in rep["target"]
     assert set(rep["verify_curve"]) == {"3", "5"}  # the fixed k=2 and k=4 probes
     assert rep["drafting"]["k"] in ("auto", 2, 4) and rep["drafting"]["chosen_by"].startswith("fastest of")
     for key in ("decode_step_ms", "verify_steps", "allowed_speedup", "projected_flat_verify"):

@@ -46,9 +46,11 @@ TWIN_WEIGHTS = "int4"
 TWIN_SHAPE = (2048, 16, 8192, 8, 2048)
 DEMO_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
               "special_tokens_map.json", "generation_config.json", "trim_id_map.i32")
-# The held-out prompt the demo completes (the demo target writes a whole, plausible function for
-# it and stops) and the one the drafting probe runs on (another held-out function).
+# The held-out prompts the demo completes: ones each target (the INT4 twin; --small: the INT8 17M
+# target) completes greedily as a whole, plausible function and ends (most prompts make a 17M model
+# loop); and the one the drafting probe runs on (another held-out function).
 DEMO_PROMPT_ID = "asyncio.tasks:current_task:35"
+SMALL_PROMPT_ID = "distutils.msvc9compiler:read_keys:71"
 PROBE_PROMPT_ID = "queue:get:154"
 # Drafting configurations the demo measures: adaptive k, and two fixed lengths (whose verify
 # calls give the verify-cost curve).
@@ -92,12 +94,13 @@ def demo_hash(paths: list[Path], settings: str) -> str:
 
 
 def _export_api():
+    """export_bundle, or one sentence when the export extra (torch, NNCF, ...) is missing."""
+    from .cli_export import _load_api
+
     try:
-        from edgespec.export.api import export_bundle
-    except ImportError as e:
-        raise EdgespecError(f"the demo is exported on first use, which needs the export extra "
-                            f"(pip install 'edgespec[export]'; missing: {e.name}).")
-    return export_bundle
+        return _load_api().export_bundle
+    except EdgespecError as e:
+        raise EdgespecError(f"the demo builds its bundle on first use, which needs the export extra: {e}") from None
 
 
 def ensure_bundle(weights: str = DEMO_WEIGHTS, draft: str = "draft", quiet: bool = False) -> Path:
@@ -222,9 +225,9 @@ def _heldout() -> dict[str, str]:
     return {r["id"]: r["prompt"] for r in rows}
 
 
-def default_prompt() -> str:
-    """The held-out prompt the demo completes."""
-    return _heldout().get(DEMO_PROMPT_ID) or ('def median(values):\n    """Return the median of a non-empty list '
+def default_prompt(small: bool = False) -> str:
+    """The held-out prompt the demo completes (``small``: the one for the 17M target)."""
+    return _heldout().get(SMALL_PROMPT_ID if small else DEMO_PROMPT_ID) or ('def median(values):\n    """Return the median of a non-empty list '
                                               'of numbers."""')
 
 
@@ -384,7 +387,7 @@ def register_demo(cli: click.Group) -> None:
                 ensure_twin_bundle(drafter, shape, quiet=as_json)
 
         what = _describe_target(bundle, twin=not small)
-        prompt = prompt if prompt is not None else default_prompt()
+        prompt = prompt if prompt is not None else default_prompt(small)
         # f32 compute and KV cache: with the CPU's defaults (bf16 where it has it, a u8 KV cache) a
         # k+1-token verify call rounds differently from k+1 one-token calls, and near-ties can then
         # go the other way: the output would still be the target's, but not token for token plain's

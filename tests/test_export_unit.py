@@ -161,7 +161,7 @@ def test_a_pair_resolves_from_models_dir(tmp_path, tiny_dir, tiny_tokenizer):
                     tmp_path / "Phi-3-mini-FastDraft-50M")
     target, drafts, names = registry.resolve_pair("phi3-mini-fastdraft", tmp_path)
     assert target.name == "Phi-3-mini-4k-instruct" and [d.name for d in drafts] == ["Phi-3-mini-FastDraft-50M"]
-    assert names is None
+    assert names == ["Phi-3-mini-FastDraft-50M"]  # from the hub id, whatever directory holds it
 
 
 def test_the_demo_pair_skips_drafters_not_built_yet(tmp_path, tiny_dir, tiny_tokenizer):

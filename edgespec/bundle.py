@@ -70,6 +70,8 @@ _WEIGHTS = {
         "awq": {"type": ["boolean", "null"]},
         "scale_estimation": {"type": ["boolean", "null"]},
         "bytes": {"type": ["integer", "null"], "minimum": 0},  # size of weight files on disk
+        # ONNX MatMulNBits compute precision (4 = int8 activations); null = unset (float32)
+        "accuracy_level": {"type": ["integer", "null"], "minimum": 0, "maximum": 4},
     },
 }
 

@@ -81,7 +81,11 @@ def _find_local(ref: str, search: list[Path]) -> Path | None:
 
 def resolve_pair(name: str, models_dir: str | os.PathLike | None = None
                  ) -> tuple[Path, list[Path], list[str] | None]:
-    """(target dir, draft dirs, draft names or None) of a registered pair, found locally.
+    """(target dir, draft dirs, draft names) of a registered pair, found locally.
+
+    The names are the record's ``draft_names``, else the last part of each drafter's reference
+    (a hub id's model name: a drafter found in the HF cache sits in a snapshot directory named
+    by a commit hash, which would otherwise name it).
 
     Looks in ``models_dir`` (default: the current directory and the repository), hub ids also in
     the HF cache; a missing
@@ -106,8 +110,8 @@ def resolve_pair(name: str, models_dir: str | os.PathLike | None = None
             raise EdgespecError(f"Pair {name!r} needs the drafter {ref}, which is not on this machine; download it "
                                 "into --models-dir or the HF cache.")
         drafts.append(d)
-        names.append(dname)
+        names.append(dname or Path(ref).name)
     if not drafts:
         raise EdgespecError(f"Pair {name!r} has no drafter on this machine yet; build or download one of: "
                             f"{', '.join(rec['drafts'])}.")
-    return target, drafts, (names if all(names) else None)
+    return target, drafts, names

@@ -49,15 +49,39 @@ _HF_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokeniz
              "chat_template.jinja")
 
 
+def draft_precision(weights: str, draft_weights: str | None = None) -> str:
+    """The drafters' weight precision: ``draft_weights`` when given, else INT8 under an INT4 target
+    (published FastDraft drafters ship INT8: a drafter is a few percent of a target call, so INT4
+    saves little time and costs agreement; the 4M demo drafter agrees with its fp32 self on
+    0.73-0.78 of tokens at INT4, 0.98-1.00 at INT8), else the target's precision."""
+    if draft_weights is not None:
+        return draft_weights
+    return "int8" if weights == "int4" else weights
+
+
 def check_options(*, format: str = "openvino", weights: str = "int4", group_size: int | None = None,
                   ratio: float | None = None, sym: bool | None = None, awq: bool = False,
                   scale_estimation: bool = False, dataset=None, preset: str | None = None,
-                  min_agreement: float | None = None) -> None:
+                  min_agreement: float | None = None, draft_weights: str | None = None,
+                  accuracy_level: int | None = None) -> None:
     """One sentence for each conflicting or out-of-range option (shared by the CLI and the API)."""
     if format not in FORMATS:
         raise ExportError(f"Unknown format {format!r}; choose one of: {', '.join(FORMATS)}.")
     if weights not in PRECISIONS:
         raise ExportError(f"Unknown weight precision {weights!r}; choose one of: {', '.join(PRECISIONS)}.")
+    if draft_weights is not None and draft_weights not in PRECISIONS:
+        raise ExportError(f"Unknown drafter weight precision {draft_weights!r}; choose one of: "
+                          f"{', '.join(PRECISIONS)}.")
+    if accuracy_level is not None:
+        if format != "onnx":
+            raise ExportError("--accuracy-level sets ONNX Runtime's MatMulNBits compute precision; use it with "
+                              "--format onnx.")
+        if accuracy_level not in (0, 1, 2, 3, 4):
+            raise ExportError(f"--accuracy-level {accuracy_level} is outside 0-4 (4 = int8 compute, the fastest "
+                              "on CPUs).")
+        if weights not in ("int4", "int8") and draft_precision(weights, draft_weights) not in ("int4", "int8"):
+            raise ExportError("--accuracy-level applies to INT4/INT8 weights (MatMulNBits); use --weights int4 "
+                              "or int8, or drop it.")
     if group_size is not None and (group_size == 0 or group_size < -1):
         raise ExportError(f"--group-size {group_size} is invalid; use a positive group size such as 128, "
                           "or -1 for channel-wise.")
@@ -71,7 +95,8 @@ def check_options(*, format: str = "openvino", weights: str = "int4", group_size
     int4_only = [n for n, v in (("--group-size", group_size), ("--ratio", ratio), ("--sym", sym),
                                 ("--awq", awq or None), ("--scale-estimation", scale_estimation or None))
                  if v not in (None, False)]
-    if int4_only and weights != "int4":
+    # the INT4 knobs apply to every INT4 model of the export (the target's or the drafters')
+    if int4_only and weights != "int4" and draft_weights != "int4":
         verb = "applies" if len(int4_only) == 1 else "apply"
         raise ExportError(f"{', '.join(int4_only)} {verb} only to INT4 weights; drop "
                           f"{'it' if len(int4_only) == 1 else 'them'} or use --weights int4.")
@@ -357,13 +382,31 @@ def _building(out: Path, force: bool, need: int) -> Iterator[Path]:
         raise ExportError(disk_sentence(kind, out.absolute().parent, "the export", need)) from None
 
 
-def _names(n_drafts: int, draft_names: Sequence[str] | None) -> list[str]:
+def default_draft_names(drafts: Sequence) -> list[str]:
+    """Drafter names from their directories (a hub id's last part): characters a name cannot hold
+    become '-', a name that would be empty or 'target' becomes 'draft', and a repeated name gets
+    '-2', '-3', ... so ``--draft a/draft --draft b/draft`` gives draft, draft-2."""
+    names: list[str] = []
+    for d in drafts:
+        base = Path(str(d).rstrip("/\\")).name
+        name = "".join(c if c in _NAME_OK else "-" for c in base).strip("-.") or "draft"
+        if name == "target":
+            name = "draft"
+        unique, i = name, 2
+        while unique in names:
+            unique, i = f"{name}-{i}", i + 1
+        names.append(unique)
+    return names
+
+
+def _names(drafts: Sequence, draft_names: Sequence[str] | None) -> list[str]:
+    n_drafts = len(drafts)
     if draft_names:
         names = list(draft_names)
         if len(names) != n_drafts:
             raise ExportError(f"{len(names)} drafter names given for {n_drafts} drafters; give one per --draft.")
     else:
-        names = ["draft" if i == 0 else f"draft{i + 1}" for i in range(n_drafts)]
+        names = default_draft_names(drafts)
     for n in names:
         if not n or not set(n) <= _NAME_OK or n == "target":
             raise ExportError(f"Drafter name {n!r} is not allowed; use letters, digits, '_', '.', '-' "
@@ -377,7 +420,8 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
                   group_size: int | None = None, ratio: float | None = None, sym: bool | None = None,
                   awq: bool = False, scale_estimation: bool = False, dataset=None, preset: str | None = None,
                   draft_names: Sequence[str] | None = None, force: bool = False, validate: bool = True,
-                  min_agreement: float | None = None, progress: bool = True) -> dict:
+                  min_agreement: float | None = None, progress: bool = True, draft_weights: str | None = None,
+                  accuracy_level: int | None = None) -> dict:
     """Export ``target`` and ``drafts`` (local HF causal-LM directories or cached hub ids) to a bundle.
 
     Args:
@@ -386,6 +430,11 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
         format: "openvino" (stateful IR, NNCF weights) or "onnx" (KV-cache ONNX, MatMulNBits INT4).
         weights: "int4" | "int8" | "fp16" | "fp32"; the INT4 knobs (group_size, -1 = channel-wise;
             ratio; sym; awq; scale_estimation) default to the family's preset in models/families.json.
+        draft_weights: the drafters' precision (default: see draft_precision: INT8 under an INT4
+            target, else the target's); recorded per model and as ``export.draft_weights``.
+        draft_names: one per drafter (default: their directory names, see default_draft_names).
+        accuracy_level: ONNX only: MatMulNBits' ``accuracy_level`` (0-4; 4 = int8 compute on CPU) for
+            the INT4/INT8 models; recorded in their ``weights``.
         dataset: a text file (or list) of prompts for data-aware compression and for validation.
         preset: "npu" (symmetric INT4, ratio 1, channel-wise above 1B parameters; models/families.json).
         validate: compare the exported model with torch fp32; below ``min_agreement`` (default per
@@ -395,14 +444,16 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
     Returns the manifest (also written to ``out/edgespec.json``). Raises ExportError (one sentence).
     """
     check_options(format=format, weights=weights, group_size=group_size, ratio=ratio, sym=sym, awq=awq,
-                  scale_estimation=scale_estimation, dataset=dataset, preset=preset, min_agreement=min_agreement)
+                  scale_estimation=scale_estimation, dataset=dataset, preset=preset, min_agreement=min_agreement,
+                  draft_weights=draft_weights, accuracy_level=accuracy_level)
+    dweights = draft_precision(weights, draft_weights)
     prompts = read_prompts(dataset)
     out = Path(out)
     # the same refusal atomic_directory makes, but before minutes of work rather than after
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         what = "is a file" if not out.is_dir() else "already exists and is not empty"
         raise ExportError(f"The output {out} {what}; pass --force to replace it or choose another directory.")
-    names = _names(len(drafts), draft_names)
+    names = _names(drafts, draft_names)
     t0 = time.perf_counter()
     tsrc = inspect_source(target, "target")
     heads = [eagle3_head(d) for d in drafts]
@@ -423,7 +474,6 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
     need = _check_disk(out, sources, weights, format, progress)
     if format == "onnx":
         _onnx_module()  # fail before any work when the ONNX exporter is unavailable
-    threshold = min_agreement if min_agreement is not None else THRESHOLDS[weights]
 
     steps_per_model = 3 + (1 if validate else 0)
     rep = _Reporter(progress, total=steps_per_model * len(sources))
@@ -434,7 +484,8 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
             t_model = time.perf_counter()
             mdir = tmp / name
             mdir.mkdir()
-            wcfg = _weight_config(src, weights, group_size, ratio, sym, awq, scale_estimation, preset, format)
+            precision = weights if rel is None else dweights
+            wcfg = _weight_config(src, precision, group_size, ratio, sym, awq, scale_estimation, preset, format)
             rep.step(f"{name}: converting {src.dir.name} ({src.model_type}) to {format}")
             if head is not None:
                 from .openvino_convert import convert_eagle3
@@ -445,7 +496,7 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
                 conv = _convert_openvino(src, mdir, tmp / f".work-{name}", wcfg, prompts, rep, name,
                                          _input_map(src, rel))
             else:
-                conv = _convert_onnx(src, mdir, wcfg, rep, name)
+                conv = _convert_onnx(src, mdir, wcfg, rep, name, accuracy_level)
             rep.done()
             rep.step(f"{name}: converting the tokenizer")
             _copy_hf_files(src, mdir)
@@ -463,12 +514,16 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
             if tb:
                 files["token_bytes"] = tb
             rep.done()
-            entry = _entry(name, src, format, files, wcfg.manifest(conv["bytes"]), h, conv["io"], rel)
+            wman = wcfg.manifest(conv["bytes"])
+            if format == "onnx" and precision in ("int4", "int8"):
+                wman["accuracy_level"] = accuracy_level  # null: unset, MatMulNBits computes in float32
+            entry = _entry(name, src, format, files, wman, h, conv["io"], rel)
             if head is not None:
                 # the runtime drives the head through the target's context, position for position
                 entry["vocab_size"] = rel["draft_vocab_size"]
                 entry["context_length"] = tsrc.context_length
             if validate:
+                threshold = min_agreement if min_agreement is not None else THRESHOLDS[precision]
                 rep.step(f"{name}: validating against torch fp32")
                 if head is not None:
                     fig = _validate_eagle3(head, tsrc, mdir / files["model"], rel["target_layers"], prompts)
@@ -478,11 +533,11 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
                 entry["validation"] = fig
                 kind = f" [{rel['kind']}]" if rel else ""
                 line = (f"{name}{kind}: top-1 agreement {fig['top1_agreement']:.3f} over {fig['tokens']} tokens, "
-                        f"max |logit diff| {fig['max_abs_logit_diff']:.4f} ({weights}, vs torch fp32)")
+                        f"max |logit diff| {fig['max_abs_logit_diff']:.4f} ({precision}, vs torch fp32)")
                 rep.done(line)
                 if fig["top1_agreement"] < threshold:
                     raise ExportError(f"The exported {name} agrees with torch on only {fig['top1_agreement']:.1%} "
-                                      f"of next tokens (at least {threshold:.0%} expected for {weights}); the export "
+                                      f"of next tokens (at least {threshold:.0%} expected for {precision}); the export "
                                       "is broken or too lossy; try a higher precision or pass --min-agreement.")
             rep.done()
             models.append(entry)
@@ -490,7 +545,8 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "producer": {"name": "edgespec", "version": __version__},
-            "export": {"format": format, "weights": weights, "preset": preset,
+            "export": {"format": format, "weights": weights, "draft_weights": dweights if len(sources) > 1 else None,
+                       "accuracy_level": accuracy_level, "preset": preset,
                        "seconds": round(time.perf_counter() - t0, 2), "seconds_per_model": timings},
             "models": models,
         }
@@ -522,11 +578,12 @@ def _onnx_module():
     return onnx_export
 
 
-def _convert_onnx(src, mdir, wcfg, rep, name) -> dict:
+def _convert_onnx(src, mdir, wcfg, rep, name, accuracy_level=None) -> dict:
     mod = _onnx_module()
     rep.step(f"{name}: exporting {src.model_type} to ONNX with KV cache, {wcfg.precision} weights")
     res = mod.export_onnx(src.dir, mdir, weights=wcfg.precision, group_size=wcfg.group_size or 128,
-                          sym=bool(wcfg.sym), progress=False)
+                          sym=bool(wcfg.sym), progress=False,
+                          accuracy_level=accuracy_level if wcfg.precision in ("int4", "int8") else None)
     files = dict(res["files"])
     nbytes = sum((mdir / f).stat().st_size for f in files.values() if (mdir / f).is_file())
     return {"files": files, "io": res.get("io", {}), "bytes": int(nbytes)}

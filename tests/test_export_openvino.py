@@ -49,6 +49,8 @@ def test_fixture_bundle_is_a_valid_int4_bundle_with_a_same_vocab_drafter(tiny_bu
     assert [m.role for m in b.models] == ["target", "draft"]
     t, d = b.target.raw, b.draft().raw
     assert t["weights"]["precision"] == "int4" and t["weights"]["group_size"] in (32, 64)
+    assert d["name"] == "draft" and d["weights"]["precision"] == "int8"  # its directory's name; INT8 by default
+    assert b.manifest["export"]["weights"] == "int4" and b.manifest["export"]["draft_weights"] == "int8"
     assert d["relation"] == {"kind": "same_vocab"}
     assert t["tokenizer"]["vocab_hash"] == d["tokenizer"]["vocab_hash"]
     assert t["io"]["stateful"] is True and t["io"]["has_position_ids"] is True

@@ -161,7 +161,7 @@ def test_a_pair_resolves_from_models_dir(tmp_path, tiny_dir, tiny_tokenizer):
                     tmp_path / "Phi-3-mini-FastDraft-50M")
     target, drafts, names = registry.resolve_pair("phi3-mini-fastdraft", tmp_path)
     assert target.name == "Phi-3-mini-4k-instruct" and [d.name for d in drafts] == ["Phi-3-mini-FastDraft-50M"]
-    assert names is None
+    assert names == ["Phi-3-mini-FastDraft-50M"]  # from the hub id, whatever directory holds it
 
 
 def test_the_demo_pair_skips_drafters_not_built_yet(tmp_path, tiny_dir, tiny_tokenizer):
@@ -182,6 +182,61 @@ def test_the_demo_pair_skips_drafters_not_built_yet(tmp_path, tiny_dir, tiny_tok
 def test_onnx_only_refuses_nncf_settings(kw, match):
     with pytest.raises(ExportError, match=match):
         api.check_options(**kw)
+
+
+def test_drafters_are_named_after_their_directories():
+    assert api.default_draft_names(["models/demo/draft", "x/draft-trimmed/"]) == ["draft", "draft-trimmed"]
+    assert api.default_draft_names(["a/draft", "b/draft", "c/draft"]) == ["draft", "draft-2", "draft-3"]
+    assert api.default_draft_names(["OpenVINO/Llama-3.1-8B-Instruct-FastDraft-150M"]) == [
+        "Llama-3.1-8B-Instruct-FastDraft-150M"]
+    assert api.default_draft_names(["m/target", "m/my drafter", "m/"]) == ["draft", "my-drafter", "m"]
+
+
+def test_drafters_default_to_int8_under_an_int4_target_else_the_targets_precision():
+    assert api.draft_precision("int4") == "int8"
+    assert [api.draft_precision(w) for w in ("int8", "fp16", "fp32")] == ["int8", "fp16", "fp32"]
+    assert api.draft_precision("int4", "int4") == "int4" and api.draft_precision("fp32", "int8") == "int8"
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(accuracy_level=4), "use it with --format onnx"),
+    (dict(format="onnx", accuracy_level=5), "outside 0-4"),
+    (dict(format="onnx", weights="fp16", accuracy_level=4), "applies to INT4/INT8 weights"),
+    (dict(draft_weights="int3"), "Unknown drafter weight precision"),
+    (dict(weights="int8", group_size=64), "only to INT4"),
+])
+def test_drafter_precision_and_accuracy_level_refusals(kw, match):
+    with pytest.raises(ExportError, match=match):
+        api.check_options(**kw)
+    api.check_options(weights="int8", draft_weights="int4", group_size=64)  # the INT4 knobs reach INT4 drafters
+
+
+def test_per_role_weights_and_directory_names_are_recorded(tiny_dir, tiny_tokenizer, tmp_path):
+    target = tiny_dir("llama", tokenizer=tiny_tokenizer)
+    d1 = tiny_dir("llama", name="draft", tokenizer=tiny_tokenizer, seed=100, hidden=32, layers=1)
+    d2 = tmp_path / "other" / "draft"
+    shutil.copytree(d1, d2)
+    m = api.export_bundle(target, tmp_path / "b", [d1, d2], weights="int4", draft_weights="int4", validate=False,
+                          progress=False)
+    assert [(x["name"], x["weights"]["precision"]) for x in m["models"]] == [
+        ("target", "int4"), ("draft", "int4"), ("draft-2", "int4")]
+    assert m["export"]["draft_weights"] == "int4"  # the default, INT8, is checked on the tiny_bundle fixture
+
+
+@pytest.mark.slow
+def test_onnx_accuracy_level_reaches_matmulnbits_and_the_manifest(tiny_dir, tiny_tokenizer, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    target = tiny_dir("llama", tokenizer=tiny_tokenizer)
+    draft = tiny_dir("llama", name="draft", tokenizer=tiny_tokenizer, seed=100, hidden=32, layers=1)
+    m = api.export_bundle(target, tmp_path / "b", [draft], format="onnx", weights="int4", accuracy_level=4,
+                          validate=False, progress=False)
+    assert m["export"]["accuracy_level"] == 4
+    for entry in m["models"]:
+        assert entry["weights"]["accuracy_level"] == 4
+        g = onnx.load(str(tmp_path / "b" / entry["path"] / entry["files"]["model"]), load_external_data=False)
+        levels = {a.i for n in g.graph.node if n.op_type == "MatMulNBits" for a in n.attribute
+                  if a.name == "accuracy_level"}
+        assert levels == {4}, entry["name"]
 
 
 def test_data_aware_int4_uses_the_dataset_and_records_the_settings(tiny_dir, tiny_tokenizer, tmp_path):

@@ -258,11 +258,16 @@ def function_stops(prompt: str) -> list[str]:
 
 def recommended_drafting(bundle: Path, device: str) -> dict | None:
     """The drafting a saved per-device profile recommends for ``bundle`` on ``device``
-    (``{"k": "auto" | int, "source": str}``), or None when none is saved.
+    (``{"k": "auto" | int, "source": str}``), or None when none is saved for this device and bundle
+    or it does not recommend drafting with the bundle's drafter (the demo then measures the
+    candidates itself: choose_drafting)."""
+    from .profiling import load_recommendation
 
-    This is where `edgespec profile`'s saved recommendation plugs in; until that exists the demo
-    measures the candidates itself (choose_drafting)."""
-    return None
+    match = load_recommendation(bundle, device=device)
+    rec = match.recommendation
+    if not rec or rec.get("policy") != "draft" or rec.get("k") is None:
+        return None
+    return {"k": rec["k"], "source": match.note or "the saved profile of this device"}
 
 
 def _per_call(stats) -> tuple[float, float, int]:

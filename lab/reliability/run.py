@@ -6,6 +6,7 @@
     .venv/bin/python lab/reliability/run.py soak   [--bundle B] [--generations 2000]
     .venv/bin/python lab/reliability/run.py cancel [--bundle B]
     .venv/bin/python lab/reliability/run.py all    [--bundle B] [--quick]
+    .venv/bin/python lab/reliability/run.py loadtime [--bundle B] [--repeats 5]
 
 fuzz    every case of lab/reliability/fuzz.py (a broken copy of the bundle) loaded in a worker
         process: a crash (the worker dies) or a hang (no answer in --timeout s) is counted for the
@@ -18,6 +19,8 @@ soak    --generations generations in one process (policies, sampling, stop strin
 cancel  how long each way of stopping takes to return: SIGINT to `edgespec run` and to a Python
         process in generate(streamer=...), generate() without a streamer and stream(); es_cancel
         from another thread; close() during a stream; the next call after a dropped stream.
+loadtime  what checking the digests costs: Pipeline.load with verify=True and verify=False,
+        interleaved, --repeats each, in fresh processes (no warm OpenVINO caches); medians and ratio.
 
 The bundle defaults to the demo bundle (`edgespec demo` exports it once into ~/.cache/edgespec).
 --json writes the report. Exit status 1 when a done-when figure fails (a crash, a hang, a read
@@ -424,17 +427,44 @@ def cancel(bundle: Path, log=print) -> dict:
     return out
 
 
+# -- loadtime ---------------------------------------------------------------------------------------
+
+_LOAD = r'''
+import sys, time
+from edgespec import Pipeline
+t0 = time.perf_counter()
+Pipeline.load(sys.argv[1], verify=sys.argv[2] == "1").close()
+print(time.perf_counter() - t0)
+'''
+
+
+def loadtime(bundle: Path, repeats: int, log=print) -> dict:
+    import statistics
+
+    times: dict[str, list[float]] = {"verify": [], "sizes_only": []}
+    for i in range(repeats):
+        for name, flag in (("verify", "1"), ("sizes_only", "0")) if i % 2 == 0 else (("sizes_only", "0"), ("verify", "1")):
+            r = subprocess.run([sys.executable, "-c", _LOAD, str(bundle), flag], capture_output=True, text=True, check=True)
+            times[name].append(round(float(r.stdout.strip().splitlines()[-1]), 3))
+        log(f"repeat {i + 1}: verify {times['verify'][-1]} s, sizes only {times['sizes_only'][-1]} s")
+    med = {k: statistics.median(v) for k, v in times.items()}
+    size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
+    return {"summary": {"median_s": med, "ratio": round(med["verify"] / med["sizes_only"], 3), "bundle_mb": round(size / 2**20, 1),
+                        "pass": True}, "times": times}
+
+
 # -- main -------------------------------------------------------------------------------------------
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["fuzz", "abi", "soak", "cancel", "all"])
+    ap.add_argument("what", choices=["fuzz", "abi", "soak", "cancel", "loadtime", "all"])
     ap.add_argument("--bundle", type=Path, default=None, help="Bundle to test (default: the demo bundle).")
     ap.add_argument("--quick", action="store_true", help="CI size: a dozen fuzz cases, 300 soak generations.")
     ap.add_argument("--limit", type=int, default=None, help="At most this many fuzz cases.")
     ap.add_argument("--generations", type=int, default=None, help="Soak generations (default 2000; --quick 300).")
     ap.add_argument("--timeout", type=float, default=300.0, help="Seconds a fuzz case (or the ABI program) may take.")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=5, help="loadtime: loads per setting.")
     ap.add_argument("--json", type=Path, default=None, help="Write the report here.")
     args = ap.parse_args(argv)
     bundle = args.bundle or default_bundle()
@@ -449,6 +479,8 @@ def main(argv=None) -> int:
             report["fuzz"] = fuzz(bundle, args.quick, args.limit, args.timeout, args.seed)
         elif what == "abi":
             report["abi"] = abi(bundle, args.timeout * 4)
+        elif what == "loadtime":
+            report["loadtime"] = loadtime(bundle, args.repeats)
         elif what == "soak":
             report["soak"] = soak(bundle, args.generations or (300 if args.quick else 2000))
         else:

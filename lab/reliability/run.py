@@ -321,7 +321,10 @@ sys.exit(0)
 
 def _sigint_after_ready(cmd: list[str], ready: str, delay: float = 0.3, timeout: float = 300) -> dict:
     """Start cmd, wait for `ready` on stdout (then `delay` s more), send SIGINT, time the exit."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    # A process started in the background may inherit SIGINT ignored (Python then leaves it so):
+    # the child gets the default disposition, as from a terminal.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t_start = time.perf_counter()
     got = threading.Event()
 

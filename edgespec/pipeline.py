@@ -166,33 +166,53 @@ def _real(value, what: str) -> float:
 
 # -- Ctrl-C during a native call ------------------------------------------------------------------
 
+_helper_lock = threading.Lock()
+_helper: tuple[int, queue.Queue] | None = None  # (pid, jobs) of the thread that runs the main thread's calls
+
+
+def _helper_main(jobs: queue.Queue) -> None:
+    while True:
+        call, box, done = jobs.get()
+        try:
+            box["value"] = call()
+        except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
+            box["error"] = e
+        done.set()
+
+
+def _helper_jobs() -> queue.Queue:
+    """The job queue of the one long-lived helper thread (started on first use, again after a fork).
+    One thread for every call, not one per call: a fresh thread costs its start, and glibc gives
+    each new thread's allocations their own arena, which a soak saw as RSS creeping up."""
+    global _helper
+    with _helper_lock:
+        if _helper is None or _helper[0] != os.getpid():
+            jobs: queue.Queue = queue.Queue()
+            threading.Thread(target=_helper_main, args=(jobs,), name="edgespec-generate", daemon=True).start()
+            _helper = (os.getpid(), jobs)
+        return _helper[1]
+
+
 def _interruptibly(pipe: "Pipeline", call):
     """call(), a native generation without a stream callback, made stoppable by Ctrl-C.
 
     Python runs its SIGINT handler between bytecodes of the main thread, which would sit inside
-    the native call until the generation ends. So on the main thread the call runs on a helper
+    the native call until the generation ends. So on the main thread the call runs on the helper
     thread while this one waits (a wait Ctrl-C interrupts); KeyboardInterrupt cancels the
     generation (es_cancel), waits for it to return, and propagates. Elsewhere call() runs here.
     """
     if threading.current_thread() is not threading.main_thread():
         return call()
     box: dict = {}
-
-    def run():
-        try:
-            box["value"] = call()
-        except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
-            box["error"] = e
-
-    helper = threading.Thread(target=run, name="edgespec-generate", daemon=True)
-    helper.start()
+    done = threading.Event()
+    _helper_jobs().put((call, box, done))
     try:
-        helper.join()
+        done.wait()
     except BaseException:
         pipe._cancel()
-        while helper.is_alive():
+        while not done.is_set():
             try:
-                helper.join()
+                done.wait()
             except KeyboardInterrupt:  # a second Ctrl-C: the cancel is on its way
                 pipe._cancel()
         raise

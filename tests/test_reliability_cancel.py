@@ -7,6 +7,7 @@ and in `edgespec run` (exit 130, one line). Time to return is measured by
 from __future__ import annotations
 
 import gc
+import signal
 import subprocess
 import sys
 import threading
@@ -165,7 +166,9 @@ print("finished", res.finish_reason)
 @pytest.mark.parametrize("mode", ["plain", "streamer", "cli", "cli-json"])
 def test_ctrl_c_cancels_the_generation(bundle, mode):
     args = [sys.executable, "-c", _CHILD, mode.split("-")[0], str(bundle)] + (["json"] if mode == "cli-json" else [])
-    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    # SIG_DFL: a test run started in the background may pass SIGINT on ignored (Python keeps it so)
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert r.returncode == 130, (r.stdout[-500:], r.stderr[-2000:])
     assert "finished" not in r.stdout
     if mode.startswith("cli"):

@@ -6,6 +6,7 @@
     .venv/bin/python lab/reliability/run.py soak   [--bundle B] [--generations 2000]
     .venv/bin/python lab/reliability/run.py cancel [--bundle B]
     .venv/bin/python lab/reliability/run.py all    [--bundle B] [--quick]
+    .venv/bin/python lab/reliability/run.py loadtime [--bundle B] [--repeats 5]
 
 fuzz    every case of lab/reliability/fuzz.py (a broken copy of the bundle) loaded in a worker
         process: a crash (the worker dies) or a hang (no answer in --timeout s) is counted for the
@@ -18,6 +19,8 @@ soak    --generations generations in one process (policies, sampling, stop strin
 cancel  how long each way of stopping takes to return: SIGINT to `edgespec run` and to a Python
         process in generate(streamer=...), generate() without a streamer and stream(); es_cancel
         from another thread; close() during a stream; the next call after a dropped stream.
+loadtime  what checking the digests costs: Pipeline.load with verify=True and verify=False,
+        interleaved, --repeats each, in fresh processes (no warm OpenVINO caches); medians and ratio.
 
 The bundle defaults to the demo bundle (`edgespec demo` exports it once into ~/.cache/edgespec).
 --json writes the report. Exit status 1 when a done-when figure fails (a crash, a hang, a read
@@ -310,7 +313,7 @@ try:
         for _ in pipe.stream("def fib(n):", **cfg):
             print("READY", flush=True)
 except KeyboardInterrupt:
-    print("interrupted", file=sys.stderr)
+    print("interrupted", file=sys.stderr, flush=True)
     sys.exit(130)
 sys.exit(0)
 '''
@@ -318,7 +321,10 @@ sys.exit(0)
 
 def _sigint_after_ready(cmd: list[str], ready: str, delay: float = 0.3, timeout: float = 300) -> dict:
     """Start cmd, wait for `ready` on stdout (then `delay` s more), send SIGINT, time the exit."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    # A process started in the background may inherit SIGINT ignored (Python then leaves it so):
+    # the child gets the default disposition, as from a terminal.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t_start = time.perf_counter()
     got = threading.Event()
 
@@ -338,6 +344,13 @@ def _sigint_after_ready(cmd: list[str], ready: str, delay: float = 0.3, timeout:
         proc.kill()
         return {"error": "never became ready", "stderr": proc.stderr.read()[-400:]}
     time.sleep(delay)
+    err_lines: list[tuple[float, str]] = []  # (when, line): the message comes before the teardown
+
+    def read_err():
+        for line in proc.stderr:
+            err_lines.append((time.perf_counter(), line.rstrip("\n")))
+
+    threading.Thread(target=read_err, daemon=True).start()
     t0 = time.perf_counter()
     proc.send_signal(signal.SIGINT)
     try:
@@ -347,8 +360,10 @@ def _sigint_after_ready(cmd: list[str], ready: str, delay: float = 0.3, timeout:
         proc.wait()
         return {"seconds_to_exit": None, "hang": True}
     secs = time.perf_counter() - t0
-    err = proc.stderr.read().strip()
-    return {"seconds_to_exit": round(secs, 3), "returncode": proc.returncode, "stderr": err[-300:],
+    time.sleep(0.2)
+    err = "\n".join(line for _, line in err_lines).strip()
+    return {"seconds_to_message": round(err_lines[0][0] - t0, 3) if err_lines else None,
+            "seconds_to_exit": round(secs, 3), "returncode": proc.returncode, "stderr": err[-300:],
             "stderr_lines": len(err.splitlines()), "ran_s": round(t0 - t_start, 1)}
 
 
@@ -414,7 +429,9 @@ def cancel(bundle: Path, log=print) -> dict:
     out["close_during_stream_s"] = closes
     log(f"close() during a stream: {closes}")
     pipe.close()
-    worst = [v["seconds_to_exit"] for k, v in out.items() if k.startswith("sigint") and isinstance(v, dict)]
+    # SIGINT: time until the one-line message (the generation has stopped); the process exit after
+    # it adds OpenVINO's teardown, reported as seconds_to_exit.
+    worst = [v.get("seconds_to_message") for k, v in out.items() if k.startswith("sigint") and isinstance(v, dict)]
     worst += times + closes
     ok_exit = all(isinstance(v, dict) and v.get("returncode") == 130 and v.get("stderr_lines") == 1
                   for k, v in out.items() if k.startswith("sigint"))
@@ -424,17 +441,44 @@ def cancel(bundle: Path, log=print) -> dict:
     return out
 
 
+# -- loadtime ---------------------------------------------------------------------------------------
+
+_LOAD = r'''
+import sys, time
+from edgespec import Pipeline
+t0 = time.perf_counter()
+Pipeline.load(sys.argv[1], verify=sys.argv[2] == "1").close()
+print(time.perf_counter() - t0)
+'''
+
+
+def loadtime(bundle: Path, repeats: int, log=print) -> dict:
+    import statistics
+
+    times: dict[str, list[float]] = {"verify": [], "sizes_only": []}
+    for i in range(repeats):
+        for name, flag in (("verify", "1"), ("sizes_only", "0")) if i % 2 == 0 else (("sizes_only", "0"), ("verify", "1")):
+            r = subprocess.run([sys.executable, "-c", _LOAD, str(bundle), flag], capture_output=True, text=True, check=True)
+            times[name].append(round(float(r.stdout.strip().splitlines()[-1]), 3))
+        log(f"repeat {i + 1}: verify {times['verify'][-1]} s, sizes only {times['sizes_only'][-1]} s")
+    med = {k: statistics.median(v) for k, v in times.items()}
+    size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
+    return {"summary": {"median_s": med, "ratio": round(med["verify"] / med["sizes_only"], 3), "bundle_mb": round(size / 2**20, 1),
+                        "pass": True}, "times": times}
+
+
 # -- main -------------------------------------------------------------------------------------------
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["fuzz", "abi", "soak", "cancel", "all"])
+    ap.add_argument("what", choices=["fuzz", "abi", "soak", "cancel", "loadtime", "all"])
     ap.add_argument("--bundle", type=Path, default=None, help="Bundle to test (default: the demo bundle).")
     ap.add_argument("--quick", action="store_true", help="CI size: a dozen fuzz cases, 300 soak generations.")
     ap.add_argument("--limit", type=int, default=None, help="At most this many fuzz cases.")
     ap.add_argument("--generations", type=int, default=None, help="Soak generations (default 2000; --quick 300).")
     ap.add_argument("--timeout", type=float, default=300.0, help="Seconds a fuzz case (or the ABI program) may take.")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=5, help="loadtime: loads per setting.")
     ap.add_argument("--json", type=Path, default=None, help="Write the report here.")
     args = ap.parse_args(argv)
     bundle = args.bundle or default_bundle()
@@ -449,6 +493,8 @@ def main(argv=None) -> int:
             report["fuzz"] = fuzz(bundle, args.quick, args.limit, args.timeout, args.seed)
         elif what == "abi":
             report["abi"] = abi(bundle, args.timeout * 4)
+        elif what == "loadtime":
+            report["loadtime"] = loadtime(bundle, args.repeats)
         elif what == "soak":
             report["soak"] = soak(bundle, args.generations or (300 if args.quick else 2000))
         else:

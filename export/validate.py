@@ -67,17 +67,21 @@ def torch_logits(src: Source, ids: list[list[int]]) -> list[np.ndarray]:
 
 def torch_features(src: Source, ids: list[list[int]], layers: list[int]) -> list[np.ndarray]:
     """What an EAGLE-3 head reads: the outputs of the target's decoder ``layers``, concatenated
-    ([T, 3H] per prompt; layer i's output is transformers' hidden_states[i + 1])."""
+    ([T, 3H] per prompt; the residual stream after decoder layer i, taken by hooks)."""
     import torch
     import transformers as tf
 
-    model = tf.AutoModelForCausalLM.from_pretrained(src.dir, dtype=torch.float32)
+    from .draft.eagle3 import layer_outputs
+
+    model = tf.AutoModelForCausalLM.from_pretrained(src.dir, dtype=torch.float32, use_safetensors=True)
     model.eval()
     out = []
-    with torch.no_grad():
+    # hooks on the layers: transformers hands the last layer's output back after the final norm,
+    # while the runtime (and OpenVINO GenAI) tap the residual stream
+    with torch.no_grad(), layer_outputs(model, layers) as cap:
         for seq in ids:
-            hs = model(torch.tensor([seq], dtype=torch.long), output_hidden_states=True).hidden_states
-            out.append(torch.cat([hs[i + 1][0] for i in layers], dim=-1).float().numpy())
+            model(torch.tensor([seq], dtype=torch.long))
+            out.append(cap.features()[0].numpy())
     del model
     return out
 

@@ -34,7 +34,7 @@ def e3_bundle(e3_target, e3_head, tmp_path_factory):
     from edgespec.export.api import export_bundle
 
     out = tmp_path_factory.mktemp("e3bundle") / "bundle"
-    man = export_bundle(str(e3_target), str(out), drafts=[str(e3_head)], weights="fp32", progress=False)
+    man = export_bundle(str(e3_target), str(out), drafts=[str(e3_head)], draft_names=["draft"], weights="fp32", progress=False)
     return out, man
 
 
@@ -79,7 +79,7 @@ def test_bundle_loads_in_python(e3_bundle):
 def test_int8_head_exports(e3_target, e3_head, tmp_path):
     from edgespec.export.api import export_bundle
 
-    man = export_bundle(str(e3_target), str(tmp_path / "b"), drafts=[str(e3_head)], weights="int8",
+    man = export_bundle(str(e3_target), str(tmp_path / "b"), drafts=[str(e3_head)], draft_names=["draft"], weights="int8",
                         progress=False)
     head = man["models"][1]
     assert head["weights"]["precision"] == "int8"
@@ -95,7 +95,7 @@ def test_int4_head_of_the_other_published_name_with_its_own_embedding(e3_target,
     head = build_tiny_eagle3(e3_target, tmp_path / "head", layer_ids=LAYERS, architecture="Eagle3LlamaForCausalLM",
                              with_embed=True)
     out = tmp_path / "b"
-    man = export_bundle(str(e3_target), str(out), drafts=[str(head)], weights="int4", progress=False)
+    man = export_bundle(str(e3_target), str(out), drafts=[str(head)], draft_names=["draft"], weights="int4", progress=False)
     d = man["models"][1]
     assert d["architecture"] == "Eagle3LlamaForCausalLM" and d["relation"]["embedding"] == "own"
     assert d["weights"]["precision"] == "int4" and d["weights"]["group_size"] > 0
@@ -120,7 +120,7 @@ def test_bad_heads_are_refused_with_one_sentence(e3_target, tmp_path, broken, wo
     head = build_tiny_eagle3(e3_target, tmp_path / "head", **({"layer_ids": LAYERS} | broken))
     out = tmp_path / "out"
     with pytest.raises(ExportError) as e:
-        export_bundle(str(e3_target), str(out), drafts=[str(head)], weights="fp32", progress=False)
+        export_bundle(str(e3_target), str(out), drafts=[str(head)], draft_names=["draft"], weights="fp32", progress=False)
     msg = str(e.value)
     assert words in msg and msg.count(". ") == 0 and "\n" not in msg
     assert not out.exists()
@@ -133,14 +133,14 @@ def test_head_without_layer_ids_on_a_shallow_target_is_refused(e3_target, tmp_pa
 
     head = build_tiny_eagle3(e3_target, tmp_path / "head", layer_key=None)
     with pytest.raises(ExportError, match="too few for the default"):
-        export_bundle(str(e3_target), str(tmp_path / "out"), drafts=[str(head)], weights="fp32", progress=False)
+        export_bundle(str(e3_target), str(tmp_path / "out"), drafts=[str(head)], draft_names=["draft"], weights="fp32", progress=False)
 
 
 def test_onnx_format_is_refused(e3_target, e3_head, tmp_path):
     from edgespec.export.api import export_bundle
 
     with pytest.raises(ExportError, match="OpenVINO IR only"):
-        export_bundle(str(e3_target), str(tmp_path / "out"), drafts=[str(e3_head)], format="onnx", progress=False)
+        export_bundle(str(e3_target), str(tmp_path / "out"), drafts=[str(e3_head)], draft_names=["draft"], format="onnx", progress=False)
 
 
 def test_openvino_genai_runs_the_bundle_in_eagle3_mode(e3_bundle):
@@ -199,7 +199,7 @@ def oracle_bundle(tiny_tokenizer, tmp_path_factory):
     work = tmp_path_factory.mktemp("e3oracle")
     target, head = build_oracle_pair(work, tiny_tokenizer)
     out = work / "bundle"
-    export_bundle(str(target), str(out), drafts=[str(head)], weights="fp32", progress=False)
+    export_bundle(str(target), str(out), drafts=[str(head)], draft_names=["draft"], weights="fp32", progress=False)
     return out
 
 

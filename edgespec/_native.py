@@ -85,9 +85,18 @@ def lib() -> ctypes.CDLL:
 MAX_DRAFT = 32  # ES_MAX_DRAFT
 
 # es_status -> short name (error messages and tests)
-STATUS_NAMES = {0: "ES_OK", 1: "ES_ERR_INVALID_ARGUMENT", 2: "ES_ERR_IO", 3: "ES_ERR_BUNDLE", 4: "ES_ERR_DEVICE",
-                5: "ES_ERR_CONTEXT", 6: "ES_ERR_BUFFER_TOO_SMALL", 7: "ES_ERR_CANCELLED", 8: "ES_ERR_BUSY",
-                99: "ES_ERR_INTERNAL"}
+STATUS_NAMES = {
+    0: "ES_OK",
+    1: "ES_ERR_INVALID_ARGUMENT",
+    2: "ES_ERR_IO",
+    3: "ES_ERR_BUNDLE",
+    4: "ES_ERR_DEVICE",
+    5: "ES_ERR_CONTEXT",
+    6: "ES_ERR_BUFFER_TOO_SMALL",
+    7: "ES_ERR_CANCELLED",
+    8: "ES_ERR_BUSY",
+    99: "ES_ERR_INTERNAL",
+}
 POLICIES = {"auto": 0, "autoregressive": 1, "draft": 2, "ngram": 3}
 FINISH_REASONS = ("eos", "stop_string", "max_tokens", "context", "callback")
 
@@ -182,7 +191,14 @@ def _declare_pipeline_api(h: ctypes.CDLL) -> None:
     h.es_pipeline_info.restype = ctypes.c_char_p
     h.es_generation_default_config.restype = GenerationConfig
     h.es_generation_default_config.argtypes = []
-    h.es_generate.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(GenerationConfig), STREAM_CALLBACK, P, ctypes.POINTER(P)]
+    h.es_generate.argtypes = [
+        P,
+        ctypes.c_char_p,
+        ctypes.POINTER(GenerationConfig),
+        STREAM_CALLBACK,
+        P,
+        ctypes.POINTER(P),
+    ]
     h.es_generate.restype = c_int
     h.es_result_text.argtypes = [P]
     h.es_result_text.restype = ctypes.c_void_p  # read with es_result_text_len: the text may hold NULs
@@ -228,15 +244,24 @@ class BusyError(NativeError):
     """The pipeline is running another call (ES_ERR_BUSY): one call at a time per pipeline."""
 
 
-_STATUS_ERRORS = {1: InvalidArgumentError, 2: NativeBundleError, 3: NativeBundleError, 4: DeviceError,
-                  5: ContextError, 7: CancelledError, 8: BusyError}
+_STATUS_ERRORS = {
+    1: InvalidArgumentError,
+    2: NativeBundleError,
+    3: NativeBundleError,
+    4: DeviceError,
+    5: ContextError,
+    7: CancelledError,
+    8: BusyError,
+}
 
 
 def check(status: int, what: str = "", message: str | None = None) -> None:
     """Raise the NativeError subclass of status, with the library's last message (or message, when
     the call ran on another thread: es_last_error is per thread), unless ES_OK."""
     if status != 0:
-        msg = (last_error() if message is None else message) or f"native call failed with status {STATUS_NAMES.get(status, status)}"
+        msg = (
+            last_error() if message is None else message
+        ) or f"native call failed with status {STATUS_NAMES.get(status, status)}"
         raise _STATUS_ERRORS.get(status, NativeError)(f"{what}: {msg}" if what else msg, status)
 
 

@@ -34,9 +34,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import BundleError
 
@@ -55,9 +56,9 @@ INTEGRITY_ALGORITHM = "blake2b-256-chunked"
 INTEGRITY_CHUNK_BYTES = 64 << 20
 
 # token_bytes.bin kinds: what a token id stands for in text.
-TOKEN_TEXT = 0     # ordinary text: its bytes are the text it spells
+TOKEN_TEXT = 0  # ordinary text: its bytes are the text it spells
 TOKEN_SPECIAL = 1  # control token (BOS, EOS, <unk>, chat markers, ids beyond the tokenizer): no bytes
-TOKEN_BYTE = 2     # a byte-fallback token (<0xNN>): one raw byte, used only where no text token fits
+TOKEN_BYTE = 2  # a byte-fallback token (<0xNN>): one raw byte, used only where no text token fits
 
 _WEIGHTS = {
     "type": "object",
@@ -78,8 +79,16 @@ _WEIGHTS = {
 _MODEL = {
     "type": "object",
     "required": [
-        "name", "role", "path", "format", "files", "weights", "vocab_size", "tokenizer",
-        "special_tokens", "context_length",
+        "name",
+        "role",
+        "path",
+        "format",
+        "files",
+        "weights",
+        "vocab_size",
+        "tokenizer",
+        "special_tokens",
+        "context_length",
     ],
     "properties": {
         "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$"},
@@ -143,8 +152,12 @@ _MODEL = {
                 "id_map": {"type": "string"},  # trimmed (int32) / eagle3 (int64): file with draft id -> target id
                 "kept": {"type": "integer"},
                 # eagle3: the target decoder layers whose outputs the head reads (low, middle, high)
-                "target_layers": {"type": "array", "items": {"type": "integer", "minimum": 0},
-                                  "minItems": 3, "maxItems": 3},
+                "target_layers": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0},
+                    "minItems": 3,
+                    "maxItems": 3,
+                },
                 "draft_vocab_size": {"type": "integer", "minimum": 1},  # eagle3: rows of the head's LM head
                 "embedding": {"enum": ["own", "target"]},  # eagle3: whose token embedding the head has
             },
@@ -268,11 +281,15 @@ def validate_manifest(manifest: Any) -> None:
         raise BundleError("The bundle manifest names two models the same; re-export the bundle.")
     for m in models:
         if m["role"] == "draft" and "relation" not in m:
-            raise BundleError(f"Drafter {m['name']!r} has no relation to the target in the manifest; re-export the bundle.")
+            raise BundleError(
+                f"Drafter {m['name']!r} has no relation to the target in the manifest; re-export the bundle."
+            )
         rel = m.get("relation") or {}
         if rel.get("kind") == "eagle3" and not all(k in rel for k in ("target_layers", "draft_vocab_size", "id_map")):
-            raise BundleError(f"EAGLE-3 head {m['name']!r} lacks target_layers, draft_vocab_size or id_map in its "
-                              "relation; re-export the bundle.")
+            raise BundleError(
+                f"EAGLE-3 head {m['name']!r} lacks target_layers, draft_vocab_size or id_map in its "
+                "relation; re-export the bundle."
+            )
 
 
 def _absolute(p: str) -> bool:
@@ -296,8 +313,10 @@ def confined(bundle_dir: str | os.PathLike, *parts: str) -> Path:
         if full != root and root not in full.parents:
             why = f"is a symbolic link to {full}, outside the bundle"
     if why:
-        raise BundleError(f"The bundle manifest names {rel}, which {why}; a bundle must hold its own files: "
-                          "copy them in or re-export the bundle.")
+        raise BundleError(
+            f"The bundle manifest names {rel}, which {why}; a bundle must hold its own files: "
+            "copy them in or re-export the bundle."
+        )
     return root / rel
 
 
@@ -397,10 +416,10 @@ def read_token_bytes(path: str | os.PathLike) -> tuple[list[int], list[bytes]]:
     version, n, size = np.frombuffer(data[4:16], dtype="<u4").tolist()
     if version != _TB_VERSION or len(data) != 16 + 4 * (n + 1) + n + size:
         raise BundleError(f"{path} is a token byte table of another version or truncated; re-export the bundle.")
-    offsets = np.frombuffer(data[16:16 + 4 * (n + 1)], dtype="<u4").tolist()
-    kinds = list(data[16 + 4 * (n + 1):16 + 4 * (n + 1) + n])
-    blob = data[16 + 4 * (n + 1) + n:]
-    return kinds, [blob[offsets[i]:offsets[i + 1]] for i in range(n)]
+    offsets = np.frombuffer(data[16 : 16 + 4 * (n + 1)], dtype="<u4").tolist()
+    kinds = list(data[16 + 4 * (n + 1) : 16 + 4 * (n + 1) + n])
+    blob = data[16 + 4 * (n + 1) + n :]
+    return kinds, [blob[offsets[i] : offsets[i + 1]] for i in range(n)]
 
 
 def vocab_hash(token_to_id: dict[str, int]) -> str:
@@ -423,7 +442,9 @@ def atomic_directory(final: str | os.PathLike, force: bool = False) -> Iterator[
     if final.exists() and not final.is_dir():
         raise BundleError(f"{final} exists and is a file; choose another output directory.")
     if final.is_dir() and any(final.iterdir()) and not force:
-        raise BundleError(f"{final} already exists and is not empty; pass --force to replace it or choose another directory.")
+        raise BundleError(
+            f"{final} already exists and is not empty; pass --force to replace it or choose another directory."
+        )
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:

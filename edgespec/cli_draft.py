@@ -21,7 +21,7 @@ def _export_side():
         import torch  # noqa: F401
         import transformers  # noqa: F401
     except ImportError:
-        raise EdgespecError("drafter tooling needs the export extra: pip install 'edgespec[export]'.")
+        raise EdgespecError("drafter tooling needs the export extra: pip install 'edgespec[export]'.") from None
 
 
 def _prompts(path: Path | None, n: int | None) -> list[str]:
@@ -90,8 +90,15 @@ def _print_figures(title: str, rows: dict, as_json: bool) -> None:
     for name, d in rows.items():
         if not isinstance(d, dict) or "mean_accepted" not in d:
             continue
-        t.add_row(name, f"{d['acceptance_rate']:.3f}", f"{d.get('alpha', 0.0):.3f}", f"{d['mean_accepted']:.3f}", f"{d['mbsu']:.3f}",
-                  f"{d['size_ratio']:.3f}", "" if d.get("draft_ms_per_token") is None else f"{d['draft_ms_per_token']:.2f}")
+        t.add_row(
+            name,
+            f"{d['acceptance_rate']:.3f}",
+            f"{d.get('alpha', 0.0):.3f}",
+            f"{d['mean_accepted']:.3f}",
+            f"{d['mbsu']:.3f}",
+            f"{d['size_ratio']:.3f}",
+            "" if d.get("draft_ms_per_token") is None else f"{d['draft_ms_per_token']:.2f}",
+        )
     con = Console()
     if not con.is_terminal:
         con = Console(width=130)
@@ -104,13 +111,28 @@ def register(cli: click.Group) -> None:
         """Build drafters: FastDraft training, VocabTrim, acceptance figures."""
 
     @draft.command()
-    @click.option("--method", type=click.Choice(["fastdraft", "eagle3"]), default="fastdraft", show_default=True,
-                  help="fastdraft: a small drafter LM (needs --stage); eagle3: a head over the target's hidden states.")
-    @click.option("--stage", type=click.Choice(["pretrain", "distill"]), default=None,
-                  help="FastDraft: pretrain (stage 1 from scratch) or distill (stage 2 on target-generated data).")
-    @click.option("--corpus", type=click.Path(path_type=Path), required=True,
-                  help="Directory of text/Python files, or a .jsonl ({\"text\": ...}) / text file.")
-    @click.option("--target", type=click.Path(path_type=Path), help="Target HF checkpoint (stage 2; stage 1: its tokenizer).")
+    @click.option(
+        "--method",
+        type=click.Choice(["fastdraft", "eagle3"]),
+        default="fastdraft",
+        show_default=True,
+        help="fastdraft: a small drafter LM (needs --stage); eagle3: a head over the target's hidden states.",
+    )
+    @click.option(
+        "--stage",
+        type=click.Choice(["pretrain", "distill"]),
+        default=None,
+        help="FastDraft: pretrain (stage 1 from scratch) or distill (stage 2 on target-generated data).",
+    )
+    @click.option(
+        "--corpus",
+        type=click.Path(path_type=Path),
+        required=True,
+        help='Directory of text/Python files, or a .jsonl ({"text": ...}) / text file.',
+    )
+    @click.option(
+        "--target", type=click.Path(path_type=Path), help="Target HF checkpoint (stage 2; stage 1: its tokenizer)."
+    )
     @click.option("--draft", "draft_dir", type=click.Path(path_type=Path), help="Stage-1 drafter to distil (stage 2).")
     @click.option("--tokenizer", type=click.Path(path_type=Path), help="Drafter's own tokenizer (stage 1).")
     @click.option("--arch", type=click.Choice(["llama"]), default="llama", show_default=True)
@@ -121,46 +143,147 @@ def register(cli: click.Group) -> None:
     @click.option("--seq-len", type=int, default=256, show_default=True)
     @click.option("--batch-size", type=int, default=16, show_default=True)
     @click.option("--lr", type=float, default=None, help="Peak learning rate (default 2e-3 stage 1, 5e-4 stage 2).")
-    @click.option("--sequences", type=int, default=512, show_default=True, help="Stage 2: target sequences to generate.")
-    @click.option("--new-tokens", type=int, default=192, show_default=True, help="Stage 2: tokens per generated sequence.")
+    @click.option(
+        "--sequences", type=int, default=512, show_default=True, help="Stage 2: target sequences to generate."
+    )
+    @click.option(
+        "--new-tokens", type=int, default=192, show_default=True, help="Stage 2: tokens per generated sequence."
+    )
     @click.option("--gen-batch", type=int, default=16, show_default=True, help="Stage 2: generation batch size.")
-    @click.option("--kl-weight", type=float, default=0.0, show_default=True,
-                  help="Stage 2: weight of the token-level KL to the target's logits (same vocabulary only).")
-    @click.option("--gen-dir", type=click.Path(path_type=Path), default=None,
-                  help="Stage 2: where generated shards live (default OUT/.distill/gen; share it between drafters).")
-    @click.option("--eval-corpus", type=click.Path(path_type=Path), default=None, help="Held-out text for a held-out loss.")
-    @click.option("--prompts", type=click.Path(path_type=Path), default=None,
-                  help="Prompt file for the acceptance figures (default: the demo's held-out prompts).")
-    @click.option("--eval-prompts", "n_eval", type=int, default=16, show_default=True,
-                  help="How many prompts the acceptance figures use (0: skip).")
+    @click.option(
+        "--kl-weight",
+        type=float,
+        default=0.0,
+        show_default=True,
+        help="Stage 2: weight of the token-level KL to the target's logits (same vocabulary only).",
+    )
+    @click.option(
+        "--gen-dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Stage 2: where generated shards live (default OUT/.distill/gen; share it between drafters).",
+    )
+    @click.option(
+        "--eval-corpus", type=click.Path(path_type=Path), default=None, help="Held-out text for a held-out loss."
+    )
+    @click.option(
+        "--prompts",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Prompt file for the acceptance figures (default: the demo's held-out prompts).",
+    )
+    @click.option(
+        "--eval-prompts",
+        "n_eval",
+        type=int,
+        default=16,
+        show_default=True,
+        help="How many prompts the acceptance figures use (0: skip).",
+    )
     @click.option("--k", type=int, default=4, show_default=True)
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--threads", type=int, default=None, help="torch threads.")
-    @click.option("--device", default="auto", show_default=True,
-                  help="Training device: cpu, cuda, cuda:N, or auto (a CUDA GPU when torch sees one).")
-    @click.option("--ctx", type=int, default=None,
-                  help="Stage 1: the drafter's context length (max positions; default max(512, --seq-len)).")
-    @click.option("--draft-vocab", type=int, default=None,
-                  help="EAGLE-3: draft vocabulary size K (the K ids the target emits most; default: 99 %% coverage).")
-    @click.option("--coverage", type=float, default=None,
-                  help="EAGLE-3: the fewest ids covering this share of the target's tokens (default 0.99).")
-    @click.option("--ttt-steps", type=int, default=5, show_default=True,
-                  help="EAGLE-3: draft steps unrolled in training (training-time test).")
-    @click.option("--aux-layers", default=None,
-                  help="EAGLE-3: the three target layers the head reads, e.g. 1,15,28 (default: see the docs).")
-    @click.option("--intermediate", type=int, default=None, help="EAGLE-3: the head's MLP width (default: the target's).")
-    @click.option("--resume/--no-resume", default=True, show_default=True,
-                  help="Continue from OUT's checkpoint when there is one.")
-    @click.option("--checkpoint-every", "checkpoint_every", type=float, default=180.0, show_default=True,
-                  metavar="SECONDS", help="Save the training state this often (a re-run resumes from the last save; "
-                                          "EAGLE-3 also writes a usable head to OUT).")
-    @click.option("--stop-after", type=int, default=None, hidden=True,
-                  help="End this run at that step (checkpoint kept); re-run to continue.")
+    @click.option(
+        "--device",
+        default="auto",
+        show_default=True,
+        help="Training device: cpu, cuda, cuda:N, or auto (a CUDA GPU when torch sees one).",
+    )
+    @click.option(
+        "--ctx",
+        type=int,
+        default=None,
+        help="Stage 1: the drafter's context length (max positions; default max(512, --seq-len)).",
+    )
+    @click.option(
+        "--draft-vocab",
+        type=int,
+        default=None,
+        help="EAGLE-3: draft vocabulary size K (the K ids the target emits most; default: 99 %% coverage).",
+    )
+    @click.option(
+        "--coverage",
+        type=float,
+        default=None,
+        help="EAGLE-3: the fewest ids covering this share of the target's tokens (default 0.99).",
+    )
+    @click.option(
+        "--ttt-steps",
+        type=int,
+        default=5,
+        show_default=True,
+        help="EAGLE-3: draft steps unrolled in training (training-time test).",
+    )
+    @click.option(
+        "--aux-layers",
+        default=None,
+        help="EAGLE-3: the three target layers the head reads, e.g. 1,15,28 (default: see the docs).",
+    )
+    @click.option(
+        "--intermediate", type=int, default=None, help="EAGLE-3: the head's MLP width (default: the target's)."
+    )
+    @click.option(
+        "--resume/--no-resume",
+        default=True,
+        show_default=True,
+        help="Continue from OUT's checkpoint when there is one.",
+    )
+    @click.option(
+        "--checkpoint-every",
+        "checkpoint_every",
+        type=float,
+        default=180.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Save the training state this often (a re-run resumes from the last save; "
+        "EAGLE-3 also writes a usable head to OUT).",
+    )
+    @click.option(
+        "--stop-after",
+        type=int,
+        default=None,
+        hidden=True,
+        help="End this run at that step (checkpoint kept); re-run to continue.",
+    )
     @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
-    def train(method, stage, corpus, target, draft_dir, tokenizer, arch, hidden, layers, heads, steps, seq_len,
-              batch_size, lr, sequences, new_tokens, gen_batch, kl_weight, gen_dir, eval_corpus, prompts, n_eval, k,
-              seed, threads, device, ctx, draft_vocab, coverage, ttt_steps, aux_layers, intermediate, checkpoint_every,
-              resume, stop_after, out):
+    def train(
+        method,
+        stage,
+        corpus,
+        target,
+        draft_dir,
+        tokenizer,
+        arch,
+        hidden,
+        layers,
+        heads,
+        steps,
+        seq_len,
+        batch_size,
+        lr,
+        sequences,
+        new_tokens,
+        gen_batch,
+        kl_weight,
+        gen_dir,
+        eval_corpus,
+        prompts,
+        n_eval,
+        k,
+        seed,
+        threads,
+        device,
+        ctx,
+        draft_vocab,
+        coverage,
+        ttt_steps,
+        aux_layers,
+        intermediate,
+        checkpoint_every,
+        resume,
+        stop_after,
+        out,
+    ):
         """Train a drafter (FastDraft) or an EAGLE-3 head. Resumable: re-run the same command to continue.
 
         \b
@@ -169,65 +292,173 @@ def register(cli: click.Group) -> None:
         EAGLE-3:  edgespec draft train --method eagle3 --target T --corpus DIR -o HEAD
                   (data parallel: torchrun --nproc_per_node N $(which edgespec) draft train --method eagle3 ...)
         """
-        _check_ranges(("--hidden", hidden, 1, None), ("--layers", layers, 1, None), ("--heads", heads, 1, hidden),
-                      ("--steps", steps, 1, None), ("--seq-len", seq_len, 2, None), ("--batch-size", batch_size, 1, None),
-                      ("--sequences", sequences, 1, None), ("--new-tokens", new_tokens, 1, None),
-                      ("--gen-batch", gen_batch, 1, None), ("--kl-weight", kl_weight, 0.0, 1.0),
-                      ("--eval-prompts", n_eval, 0, None), ("--k", k, 1, 32), ("--seed", seed, 0, None),
-                      ("--threads", threads, 1, None), ("--ctx", ctx, 2, None), ("--stop-after", stop_after, 1, None),
-                      ("--checkpoint-every", checkpoint_every, 0.0, None))
+        _check_ranges(
+            ("--hidden", hidden, 1, None),
+            ("--layers", layers, 1, None),
+            ("--heads", heads, 1, hidden),
+            ("--steps", steps, 1, None),
+            ("--seq-len", seq_len, 2, None),
+            ("--batch-size", batch_size, 1, None),
+            ("--sequences", sequences, 1, None),
+            ("--new-tokens", new_tokens, 1, None),
+            ("--gen-batch", gen_batch, 1, None),
+            ("--kl-weight", kl_weight, 0.0, 1.0),
+            ("--eval-prompts", n_eval, 0, None),
+            ("--k", k, 1, 32),
+            ("--seed", seed, 0, None),
+            ("--threads", threads, 1, None),
+            ("--ctx", ctx, 2, None),
+            ("--stop-after", stop_after, 1, None),
+            ("--checkpoint-every", checkpoint_every, 0.0, None),
+        )
         if lr is not None and not (lr > 0 and lr < float("inf")):
             raise EdgespecError(f"--lr must be a positive number (got {lr}).")
         heads_eff = heads or max(1, hidden // 64)
         if hidden % heads_eff:
-            raise EdgespecError(f"--hidden {hidden} must be a multiple of the number of attention heads ({heads_eff}); "
-                                "change --hidden or --heads.")
+            raise EdgespecError(
+                f"--hidden {hidden} must be a multiple of the number of attention heads ({heads_eff}); "
+                "change --hidden or --heads."
+            )
         _export_side()
         from edgespec.export.draft import fastdraft, lmtrain
 
         if not Path(corpus).exists():
-            raise EdgespecError(f"corpus {corpus} does not exist; pass a directory of text/Python files or a .jsonl/.txt file.")
+            raise EdgespecError(
+                f"corpus {corpus} does not exist; pass a directory of text/Python files or a .jsonl/.txt file."
+            )
         if method == "eagle3":
-            _train_eagle3(corpus, target, steps, seq_len, batch_size, lr, sequences, new_tokens, gen_batch, gen_dir,
-                          prompts, n_eval, k, seed, threads, device, draft_vocab, coverage, ttt_steps, aux_layers,
-                          intermediate, checkpoint_every, resume, stop_after, out)
+            _train_eagle3(
+                corpus,
+                target,
+                steps,
+                seq_len,
+                batch_size,
+                lr,
+                sequences,
+                new_tokens,
+                gen_batch,
+                gen_dir,
+                prompts,
+                n_eval,
+                k,
+                seed,
+                threads,
+                device,
+                draft_vocab,
+                coverage,
+                ttt_steps,
+                aux_layers,
+                intermediate,
+                checkpoint_every,
+                resume,
+                stop_after,
+                out,
+            )
             return
         if stage is None:
-            raise EdgespecError("FastDraft training needs --stage pretrain or --stage distill (or pass --method eagle3).")
+            raise EdgespecError(
+                "FastDraft training needs --stage pretrain or --stage distill (or pass --method eagle3)."
+            )
         lmtrain.refuse_legacy_state(out)
         if (Path(out) / lmtrain.STATE).is_file() and not resume:
-            raise EdgespecError(f"{out} holds a training checkpoint; pass --resume to continue it or choose another -o.")
+            raise EdgespecError(
+                f"{out} holds a training checkpoint; pass --resume to continue it or choose another -o."
+            )
         eval_prompts = _prompts(prompts, n_eval) if (n_eval and target) else None
         with _disk_errors(out, "training"):
             if stage == "pretrain":
                 if target:
                     _check_dir(target, "target")
-                rep = fastdraft.pretrain(corpus, out, tokenizer=tokenizer, target=target, hidden=hidden, layers=layers,
-                                         heads=heads, steps=1000 if steps is None else steps, seq_len=seq_len,
-                                         batch_size=batch_size, lr=lr or 2e-3, seed=seed, threads=threads,
-                                         eval_corpus=eval_corpus, eval_prompts=eval_prompts, k=k, stop_after=stop_after,
-                                         device=device, ctx=ctx, checkpoint_every_s=checkpoint_every)
+                rep = fastdraft.pretrain(
+                    corpus,
+                    out,
+                    tokenizer=tokenizer,
+                    target=target,
+                    hidden=hidden,
+                    layers=layers,
+                    heads=heads,
+                    steps=1000 if steps is None else steps,
+                    seq_len=seq_len,
+                    batch_size=batch_size,
+                    lr=lr or 2e-3,
+                    seed=seed,
+                    threads=threads,
+                    eval_corpus=eval_corpus,
+                    eval_prompts=eval_prompts,
+                    k=k,
+                    stop_after=stop_after,
+                    device=device,
+                    ctx=ctx,
+                    checkpoint_every_s=checkpoint_every,
+                )
             else:
                 if not target or not draft_dir:
-                    raise EdgespecError("stage 2 needs --target DIR (the model that writes the data) and --draft DIR "
-                                        "(the stage-1 drafter).")
-                rep = fastdraft.distill(_check_dir(target, "target"), _check_dir(draft_dir, "drafter"), corpus, out,
-                                        n_sequences=sequences, new_tokens=new_tokens, gen_batch=gen_batch,
-                                        steps=300 if steps is None else steps, seq_len=seq_len,
-                                        batch_size=batch_size, lr=lr or 5e-4,
-                                        kl_weight=kl_weight, seed=seed, threads=threads, gen_dir=gen_dir,
-                                        eval_prompts=eval_prompts, eval_corpus=eval_corpus, k=k, stop_after=stop_after,
-                                        device=device, checkpoint_every_s=checkpoint_every)
+                    raise EdgespecError(
+                        "stage 2 needs --target DIR (the model that writes the data) and --draft DIR "
+                        "(the stage-1 drafter)."
+                    )
+                rep = fastdraft.distill(
+                    _check_dir(target, "target"),
+                    _check_dir(draft_dir, "drafter"),
+                    corpus,
+                    out,
+                    n_sequences=sequences,
+                    new_tokens=new_tokens,
+                    gen_batch=gen_batch,
+                    steps=300 if steps is None else steps,
+                    seq_len=seq_len,
+                    batch_size=batch_size,
+                    lr=lr or 5e-4,
+                    kl_weight=kl_weight,
+                    seed=seed,
+                    threads=threads,
+                    gen_dir=gen_dir,
+                    eval_prompts=eval_prompts,
+                    eval_corpus=eval_corpus,
+                    k=k,
+                    stop_after=stop_after,
+                    device=device,
+                    checkpoint_every_s=checkpoint_every,
+                )
         if rep is None:
             click.echo(f"stopped at step {stop_after} (--stop-after); re-run the same command to continue")
             return
-        line = {"stage": rep["stage"], "out": str(out), "params": rep["params"],
-                "heldout_loss": rep["train"].get("heldout_loss"), "acceptance": rep.get("acceptance")}
+        line = {
+            "stage": rep["stage"],
+            "out": str(out),
+            "params": rep["params"],
+            "heldout_loss": rep["train"].get("heldout_loss"),
+            "acceptance": rep.get("acceptance"),
+        }
         click.echo(json.dumps(line))
 
-    def _train_eagle3(corpus, target, steps, seq_len, batch_size, lr, sequences, new_tokens, gen_batch, gen_dir,
-                      prompts, n_eval, k, seed, threads, device, draft_vocab, coverage, ttt_steps, aux_layers,
-                      intermediate, checkpoint_every, resume, stop_after, out):
+    def _train_eagle3(
+        corpus,
+        target,
+        steps,
+        seq_len,
+        batch_size,
+        lr,
+        sequences,
+        new_tokens,
+        gen_batch,
+        gen_dir,
+        prompts,
+        n_eval,
+        k,
+        seed,
+        threads,
+        device,
+        draft_vocab,
+        coverage,
+        ttt_steps,
+        aux_layers,
+        intermediate,
+        checkpoint_every,
+        resume,
+        stop_after,
+        out,
+    ):
         from edgespec.export.draft import eagle3
 
         if not target:
@@ -235,36 +466,78 @@ def register(cli: click.Group) -> None:
         if draft_vocab is not None and coverage is not None:
             raise EdgespecError("pass either --draft-vocab or --coverage, not both.")
         if (Path(out) / eagle3.STATE).is_file() and not resume:
-            raise EdgespecError(f"{out} holds a training checkpoint; pass --resume to continue it or choose another -o.")
+            raise EdgespecError(
+                f"{out} holds a training checkpoint; pass --resume to continue it or choose another -o."
+            )
         aux = None
         if aux_layers:
             try:
                 aux = [int(x) for x in aux_layers.split(",")]
             except ValueError:
-                raise EdgespecError(f"--aux-layers takes three comma-separated layer ids (e.g. 1,15,28), not {aux_layers!r}.")
+                raise EdgespecError(
+                    f"--aux-layers takes three comma-separated layer ids (e.g. 1,15,28), not {aux_layers!r}."
+                ) from None
         eval_prompts = _prompts(prompts, n_eval) if n_eval else None
-        rep = eagle3.train(_check_dir(target, "target"), corpus, out, draft_vocab=draft_vocab, coverage=coverage,
-                           aux_layers=aux, intermediate=intermediate, ttt_steps=ttt_steps, steps=steps or 1000,
-                           seq_len=seq_len, batch_size=batch_size, lr=lr or 1e-3, seed=seed, n_sequences=sequences,
-                           new_tokens=new_tokens, gen_batch=gen_batch, gen_dir=gen_dir, threads=threads, device=device,
-                           eval_prompts=eval_prompts, k=k, checkpoint_every_s=checkpoint_every, stop_after=stop_after)
+        rep = eagle3.train(
+            _check_dir(target, "target"),
+            corpus,
+            out,
+            draft_vocab=draft_vocab,
+            coverage=coverage,
+            aux_layers=aux,
+            intermediate=intermediate,
+            ttt_steps=ttt_steps,
+            steps=steps or 1000,
+            seq_len=seq_len,
+            batch_size=batch_size,
+            lr=lr or 1e-3,
+            seed=seed,
+            n_sequences=sequences,
+            new_tokens=new_tokens,
+            gen_batch=gen_batch,
+            gen_dir=gen_dir,
+            threads=threads,
+            device=device,
+            eval_prompts=eval_prompts,
+            k=k,
+            checkpoint_every_s=checkpoint_every,
+            stop_after=stop_after,
+        )
         if int(os.environ.get("RANK", "0")) != 0:
             return  # under torchrun, rank 0 reports
         if rep is None:
             click.echo(f"stopped at step {stop_after} (--stop-after); re-run the same command to continue")
             return
-        click.echo(json.dumps({"method": "eagle3", "out": str(out), "params": rep["params_trainable"],
-                               "draft_vocab_size": rep["recipe"]["draft_vocab_size"],
-                               "acceptance": rep.get("acceptance")}))
+        click.echo(
+            json.dumps(
+                {
+                    "method": "eagle3",
+                    "out": str(out),
+                    "params": rep["params_trainable"],
+                    "draft_vocab_size": rep["recipe"]["draft_vocab_size"],
+                    "acceptance": rep.get("acceptance"),
+                }
+            )
+        )
 
     @draft.command()
     @click.option("--draft", "draft_dir", type=click.Path(path_type=Path), required=True, help="Drafter to trim.")
-    @click.option("--target", type=click.Path(path_type=Path), default=None,
-                  help="Target that writes calibration text (and the reference for the figures).")
-    @click.option("--calibration", type=click.Path(path_type=Path), default=None,
-                  help="Calibration text instead of generating it (.jsonl with \"text\", a text file, or a directory).")
+    @click.option(
+        "--target",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Target that writes calibration text (and the reference for the figures).",
+    )
+    @click.option(
+        "--calibration",
+        type=click.Path(path_type=Path),
+        default=None,
+        help='Calibration text instead of generating it (.jsonl with "text", a text file, or a directory).',
+    )
     @click.option("--keep", type=int, default=None, help="Keep this many tokens.")
-    @click.option("--coverage", type=float, default=None, help="Keep the fewest tokens covering this share (default 0.99).")
+    @click.option(
+        "--coverage", type=float, default=None, help="Keep the fewest tokens covering this share (default 0.99)."
+    )
     @click.option("--sequences", type=int, default=128, show_default=True, help="Generated calibration sequences.")
     @click.option("--prompts", type=click.Path(path_type=Path), default=None, help="Prompt file for the figures.")
     @click.option("--eval-prompts", "n_eval", type=int, default=16, show_default=True, help="0: skip the figures.")
@@ -272,8 +545,13 @@ def register(cli: click.Group) -> None:
     @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
     def trim(draft_dir, target, calibration, keep, coverage, sequences, prompts, n_eval, k, out):
         """Trim a drafter's LM head to the tokens its target emits (VocabTrim)."""
-        _check_ranges(("--keep", keep, 1, None), ("--coverage", coverage, None, 1.0), ("--sequences", sequences, 1, None),
-                      ("--eval-prompts", n_eval, 0, None), ("--k", k, 1, 32))
+        _check_ranges(
+            ("--keep", keep, 1, None),
+            ("--coverage", coverage, None, 1.0),
+            ("--sequences", sequences, 1, None),
+            ("--eval-prompts", n_eval, 0, None),
+            ("--k", k, 1, 32),
+        )
         if coverage is not None and not coverage > 0:
             raise EdgespecError(f"--coverage must be above 0 and at most 1 (got {coverage}).")
         _export_side()
@@ -284,29 +562,51 @@ def register(cli: click.Group) -> None:
         if keep is not None and coverage is not None:
             raise EdgespecError("pass either --keep or --coverage, not both.")
         with _disk_errors(out, "the trim"):
-            rep = vocabtrim.trim(_check_dir(draft_dir, "drafter"), out, target=target, calibration=calibration, keep=keep,
-                                 coverage=coverage if keep is None else None, n_sequences=sequences)
+            rep = vocabtrim.trim(
+                _check_dir(draft_dir, "drafter"),
+                out,
+                target=target,
+                calibration=calibration,
+                keep=keep,
+                coverage=coverage if keep is None else None,
+                n_sequences=sequences,
+            )
         if target and n_eval:
             rep["figures"] = vocabtrim.compare(Path(target), Path(draft_dir), Path(out), _prompts(prompts, n_eval), k=k)
             vocabtrim.write_report(Path(out), rep)
-            _print_figures(f"VocabTrim: keep {rep['keep']} of {rep['original_vocab_size']} (k={k})", rep["figures"], False)
+            _print_figures(
+                f"VocabTrim: keep {rep['keep']} of {rep['original_vocab_size']} (k={k})", rep["figures"], False
+            )
         click.echo(json.dumps({k_: rep[k_] for k_ in ("keep", "coverage", "original_vocab_size")}))
 
     @draft.command(name="eval")
     @click.option("--target", type=click.Path(path_type=Path), required=True)
-    @click.option("--draft", "drafts", type=click.Path(path_type=Path), multiple=True, required=True,
-                  help="Drafter checkpoint (repeat to compare several).")
+    @click.option(
+        "--draft",
+        "drafts",
+        type=click.Path(path_type=Path),
+        multiple=True,
+        required=True,
+        help="Drafter checkpoint (repeat to compare several).",
+    )
     @click.option("--k", "ks", type=int, multiple=True, help="Draft length (repeat for several; default 4).")
-    @click.option("--prompts", type=click.Path(path_type=Path), default=None,
-                  help="Prompt file (.jsonl with \"prompt\", or one per line); default: the demo's held-out prompts.")
+    @click.option(
+        "--prompts",
+        type=click.Path(path_type=Path),
+        default=None,
+        help='Prompt file (.jsonl with "prompt", or one per line); default: the demo\'s held-out prompts.',
+    )
     @click.option("-n", "--num-prompts", type=int, default=None, help="Use the first N prompts.")
     @click.option("--max-new-tokens", type=int, default=64, show_default=True)
     @click.option("--timing", is_flag=True, help="Also time one drafter call (ms per drafted token).")
     @click.option("--json", "as_json", is_flag=True)
     def eval_(target, drafts, ks, prompts, num_prompts, max_new_tokens, timing, as_json):
         """acceptance_rate, alpha, mean_accepted and mbsu of drafters or EAGLE-3 heads (greedy simulation)."""
-        _check_ranges(("--num-prompts", num_prompts, 1, None), ("--max-new-tokens", max_new_tokens, 1, None),
-                      *(("--k", k, 1, 32) for k in ks))
+        _check_ranges(
+            ("--num-prompts", num_prompts, 1, None),
+            ("--max-new-tokens", max_new_tokens, 1, None),
+            *(("--k", k, 1, 32) for k in ks),
+        )
         _export_side()
         from edgespec.export.draft import acceptance, eagle3
 
@@ -320,8 +620,9 @@ def register(cli: click.Group) -> None:
                 if eagle3.is_head(_check_dir(d, "drafter")):
                     fig = eagle3.evaluate_head(Path(target), Path(d), ps, k=k, max_new_tokens=max_new_tokens)
                 else:
-                    fig = acceptance.evaluate(Path(target), Path(d), ps, k=k, max_new_tokens=max_new_tokens,
-                                              timing=timing)
+                    fig = acceptance.evaluate(
+                        Path(target), Path(d), ps, k=k, max_new_tokens=max_new_tokens, timing=timing
+                    )
                 rows[name] = fig.to_dict()
         _print_figures(f"drafters vs {target} (k={','.join(map(str, ks))}, {len(ps)} prompts)", rows, as_json)
 

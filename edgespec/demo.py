@@ -44,8 +44,15 @@ DEMO_WEIGHTS = "int8"
 TWIN_WEIGHTS = "int4"
 # hidden, layers, intermediate, kv heads, context: ~1.0B parameters, the lab's `twin` rung.
 TWIN_SHAPE = (2048, 16, 8192, 8, 2048)
-DEMO_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-              "special_tokens_map.json", "generation_config.json", "trim_id_map.i32")
+DEMO_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "generation_config.json",
+    "trim_id_map.i32",
+)
 # The held-out prompts the demo completes: ones each target (the INT4 twin; --small: the INT8 17M
 # target) completes greedily as a whole, plausible function and ends (most prompts make a 17M model
 # loop); and the one the drafting probe runs on (another held-out function).
@@ -77,8 +84,10 @@ def demo_pair(draft: str = "draft") -> tuple[Path, Path]:
     target, drafter = d / "target", d / draft
     for p in (target, drafter):
         if not (p / "config.json").is_file() or not any(p.glob("*.safetensors")):
-            raise EdgespecError(f"the demo weights are missing ({p}); build them with tools/build_corpus.py, "
-                                "tools/train_demo.py and `edgespec draft train` as models/demo/RECIPE.md describes.")
+            raise EdgespecError(
+                f"the demo weights are missing ({p}); build them with tools/build_corpus.py, "
+                "tools/train_demo.py and `edgespec draft train` as models/demo/RECIPE.md describes."
+            )
     return target, drafter
 
 
@@ -112,8 +121,15 @@ def ensure_bundle(weights: str = DEMO_WEIGHTS, draft: str = "draft", quiet: bool
     export_bundle = _export_api()
     if not quiet:
         click.echo(f"exporting the demo pair ({weights} target) to {out} (first run only)...", err=True)
-    export_bundle(str(target), str(out), drafts=[str(drafter)], weights=weights, force=True, progress=not quiet,
-                  draft_names=[draft])
+    export_bundle(
+        str(target),
+        str(out),
+        drafts=[str(drafter)],
+        weights=weights,
+        force=True,
+        progress=not quiet,
+        draft_names=[draft],
+    )
     return out
 
 
@@ -124,8 +140,9 @@ def parse_twin_shape(text: str) -> tuple[int, ...]:
     except ValueError:
         shape = ()
     if len(shape) != 5 or min(shape) < 1:
-        raise EdgespecError(f"--twin-shape takes five positive numbers HIDDEN,LAYERS,INTERMEDIATE,KV_HEADS,CONTEXT, "
-                            f"not {text!r}.")
+        raise EdgespecError(
+            f"--twin-shape takes five positive numbers HIDDEN,LAYERS,INTERMEDIATE,KV_HEADS,CONTEXT, not {text!r}."
+        )
     return shape
 
 
@@ -143,23 +160,35 @@ def ensure_twin_bundle(draft: str = "draft", shape: tuple[int, ...] = TWIN_SHAPE
     need = 4 * 4 * twin_parameters(target, shape)
     free = shutil.disk_usage(out.parent).free
     if free < need:
-        raise EdgespecError(f"the demo's first run needs about {need / 2**30:.0f} GiB free at {out.parent} to build "
-                            f"and export its 1B target, but {free / 2**30:.1f} GiB are free; free some space, set "
-                            "EDGESPEC_CACHE to a roomier directory, or run `edgespec demo --small`.")
+        raise EdgespecError(
+            f"the demo's first run needs about {need / 2**30:.0f} GiB free at {out.parent} to build "
+            f"and export its 1B target, but {free / 2**30:.1f} GiB are free; free some space, set "
+            "EDGESPEC_CACHE to a roomier directory, or run `edgespec demo --small`."
+        )
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix=".demo-twin-hf-", dir=out.parent))
     try:
         params = build_twin(target, work, shape, progress=not quiet)
         if not quiet:
-            click.echo(f"exporting the {_size(params)} twin ({TWIN_WEIGHTS}) and the drafter to {out} "
-                       "(first run only)...", err=True)
-        export_bundle(str(work), str(out), drafts=[str(drafter)], weights=TWIN_WEIGHTS, force=True,
-                      progress=not quiet, draft_names=[draft])
+            click.echo(
+                f"exporting the {_size(params)} twin ({TWIN_WEIGHTS}) and the drafter to {out} (first run only)...",
+                err=True,
+            )
+        export_bundle(
+            str(work),
+            str(out),
+            drafts=[str(drafter)],
+            weights=TWIN_WEIGHTS,
+            force=True,
+            progress=not quiet,
+            draft_names=[draft],
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the fp32 twin: ~4 GB at the default shape
     if not quiet:
-        click.echo(f"first run: twin built and exported in {time.perf_counter() - t0:.0f} s; later runs reuse "
-                   f"{out}", err=True)
+        click.echo(
+            f"first run: twin built and exported in {time.perf_counter() - t0:.0f} s; later runs reuse {out}", err=True
+        )
     return out
 
 
@@ -172,9 +201,19 @@ def twin_parameters(source: Path, shape: tuple[int, ...]) -> int:
     cfg = json.loads((source / "config.json").read_text(encoding="utf-8"))
     hidden, layers, intermediate, kv_heads, _ = shape
     d = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
-    return parameter_count(SimpleNamespace(**{**cfg, "hidden_size": hidden, "num_hidden_layers": layers,
-                                              "intermediate_size": intermediate, "head_dim": d,
-                                              "num_attention_heads": hidden // d, "num_key_value_heads": kv_heads}))
+    return parameter_count(
+        SimpleNamespace(
+            **{
+                **cfg,
+                "hidden_size": hidden,
+                "num_hidden_layers": layers,
+                "intermediate_size": intermediate,
+                "head_dim": d,
+                "num_attention_heads": hidden // d,
+                "num_key_value_heads": kv_heads,
+            }
+        )
+    )
 
 
 def build_twin(source: Path, out: Path, shape: tuple[int, ...], progress: bool = True) -> int:
@@ -191,27 +230,41 @@ def build_twin(source: Path, out: Path, shape: tuple[int, ...], progress: bool =
 
     _quiet_transformers()  # this progress bar replaces transformers' own
     hidden, layers, intermediate, kv_heads, context = shape
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                   console=Console(stderr=True), transient=True, disable=not progress)
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not progress,
+    )
     with bar:
         task = bar.add_task(f"twin: loading {source.name}", total=3)
         src = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
-        bar.update(task, advance=1, description=f"twin: widening to hidden {hidden}, {layers} layers, "
-                                                f"MLP {intermediate}")
+        bar.update(
+            task, advance=1, description=f"twin: widening to hidden {hidden}, {layers} layers, MLP {intermediate}"
+        )
         twin = widen_llama(src, hidden, layers, intermediate, kv_heads=kv_heads, context=context)
         params = parameter_count(twin.config)
-        bar.update(task, advance=1, description=f"twin: saving {_size(params)} parameters (fp32, "
-                                                f"{params * 4 / 2**30:.1f} GiB, deleted after the export)")
+        bar.update(
+            task,
+            advance=1,
+            description=f"twin: saving {_size(params)} parameters (fp32, "
+            f"{params * 4 / 2**30:.1f} GiB, deleted after the export)",
+        )
         twin.save_pretrained(out, safe_serialization=True)
         bar.advance(task)
     for name in _HF_FILES:
         if (source / name).is_file() and not (out / name).exists():
             shutil.copy2(source / name, out / name)
     if progress:
-        Console(stderr=True).print(f"twin: {_size(parameter_count(src.config))} -> {_size(params)} "
-                                   f"parameters (hidden {src.config.hidden_size}->{hidden}, layers "
-                                   f"{src.config.num_hidden_layers}->{layers}), the same next-token choices")
+        Console(stderr=True).print(
+            f"twin: {_size(parameter_count(src.config))} -> {_size(params)} "
+            f"parameters (hidden {src.config.hidden_size}->{hidden}, layers "
+            f"{src.config.num_hidden_layers}->{layers}), the same next-token choices"
+        )
     del twin, src
     gc.collect()
     return params
@@ -227,8 +280,9 @@ def _heldout() -> dict[str, str]:
 
 def default_prompt(small: bool = False) -> str:
     """The held-out prompt the demo completes (``small``: the one for the 17M target)."""
-    return _heldout().get(SMALL_PROMPT_ID if small else DEMO_PROMPT_ID) or ('def median(values):\n    """Return the median of a non-empty list '
-                                              'of numbers."""')
+    return _heldout().get(SMALL_PROMPT_ID if small else DEMO_PROMPT_ID) or (
+        'def median(values):\n    """Return the median of a non-empty list of numbers."""'
+    )
 
 
 def probe_prompt() -> str:
@@ -292,12 +346,23 @@ def choose_drafting(pipe, prompt: str, candidates=CANDIDATES, tokens: int = PROB
     for name, k in candidates:
         s = pipe.generate(prompt, policy="draft", k=k, **common).stats
         call_ms, width, _ = _per_call(s)
-        runs[name] = {"k": k, "tokens_per_s": s.tokens_per_s, "speedup": s.tokens_per_s / plain.tokens_per_s,
-                      "acceptance_rate": s.acceptance_rate, "verify_width": width, "verify_ms": call_ms,
-                      "verify_steps": call_ms / step_ms if step_ms else None}
+        runs[name] = {
+            "k": k,
+            "tokens_per_s": s.tokens_per_s,
+            "speedup": s.tokens_per_s / plain.tokens_per_s,
+            "acceptance_rate": s.acceptance_rate,
+            "verify_width": width,
+            "verify_ms": call_ms,
+            "verify_steps": call_ms / step_ms if step_ms else None,
+        }
     best = max(runs, key=lambda n: runs[n]["tokens_per_s"])
-    return {"k": runs[best]["k"], "name": best, "decode_step_ms": step_ms, "plain_tokens_per_s": plain.tokens_per_s,
-            "candidates": runs}
+    return {
+        "k": runs[best]["k"],
+        "name": best,
+        "decode_step_ms": step_ms,
+        "plain_tokens_per_s": plain.tokens_per_s,
+        "candidates": runs,
+    }
 
 
 def explain(spec, plain, step_ms: float) -> dict:
@@ -344,27 +409,48 @@ def _describe_target(bundle: Path, twin: bool) -> str:
     d = b.draft()
     dw = d.raw["weights"]["precision"].upper() if d else ""
     if twin:
-        return (f"target: the 17M demo target widened to {_size(n)} parameters ({w}): the small model's "
-                f"outputs at a {_size(n)} model's cost; drafter: {d.name} ({dw})")
+        return (
+            f"target: the 17M demo target widened to {_size(n)} parameters ({w}): the small model's "
+            f"outputs at a {_size(n)} model's cost; drafter: {d.name} ({dw})"
+        )
     return f"target: the 17M demo target ({w}), as cheap per call as its drafter {d.name} ({dw})"
 
 
 def register_demo(cli: click.Group) -> None:
     @cli.command()
     @click.option("--prompt", default=None, help="Code to complete (default: a held-out standard-library function).")
-    @click.option("--max-new-tokens", type=int, default=192, show_default=True,
-                  help="At most this many tokens (the completion stops earlier at the end of the function).")
-    @click.option("--k", default="best", show_default=True,
-                  help="Draft length: 'best' (the fastest here of adaptive k, k=2 and k=4, measured at start), "
-                       "'auto' (adaptive) or 1..32 (fixed).")
-    @click.option("--small", is_flag=True,
-                  help="The 17M target itself (quick, but too cheap per call for drafting to pay).")
+    @click.option(
+        "--max-new-tokens",
+        type=int,
+        default=192,
+        show_default=True,
+        help="At most this many tokens (the completion stops earlier at the end of the function).",
+    )
+    @click.option(
+        "--k",
+        default="best",
+        show_default=True,
+        help="Draft length: 'best' (the fastest here of adaptive k, k=2 and k=4, measured at start), "
+        "'auto' (adaptive) or 1..32 (fixed).",
+    )
+    @click.option(
+        "--small", is_flag=True, help="The 17M target itself (quick, but too cheap per call for drafting to pay)."
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text and a table.")
     @click.option("--device", default="CPU", show_default=True)
-    @click.option("--drafter", type=click.Choice(["draft", "draft-trimmed", "draft-xvocab"]), default="draft",
-                  show_default=True, help="Which demo drafter.")
-    @click.option("--twin-shape", default=None, hidden=True,
-                  help="HIDDEN,LAYERS,INTERMEDIATE,KV_HEADS,CONTEXT of the twin (tests build small ones).")
+    @click.option(
+        "--drafter",
+        type=click.Choice(["draft", "draft-trimmed", "draft-xvocab"]),
+        default="draft",
+        show_default=True,
+        help="Which demo drafter.",
+    )
+    @click.option(
+        "--twin-shape",
+        default=None,
+        hidden=True,
+        help="HIDDEN,LAYERS,INTERMEDIATE,KV_HEADS,CONTEXT of the twin (tests build small ones).",
+    )
     def demo(prompt, max_new_tokens, k, small, as_json, device, drafter, twin_shape):
         """Speculative code completion with the built-in demo pair, next to plain decoding.
 
@@ -388,8 +474,11 @@ def register_demo(cli: click.Group) -> None:
         from .pipeline import Pipeline
 
         with _stdout_to_stderr(as_json):  # --json: stdout carries the JSON only, whatever the exporters print
-            bundle = ensure_bundle(DEMO_WEIGHTS, drafter, quiet=as_json) if small else \
-                ensure_twin_bundle(drafter, shape, quiet=as_json)
+            bundle = (
+                ensure_bundle(DEMO_WEIGHTS, drafter, quiet=as_json)
+                if small
+                else ensure_twin_bundle(drafter, shape, quiet=as_json)
+            )
 
         what = _describe_target(bundle, twin=not small)
         prompt = prompt if prompt is not None else default_prompt(small)
@@ -417,20 +506,24 @@ def register_demo(cli: click.Group) -> None:
             con = Console(highlight=False)
             con.print(prompt, style="dim", end="")
             # streamed on this thread, as `edgespec run` does: no hand-off to another thread per delta
-            spec = pipe.generate(prompt, policy="draft", k=chosen,
-                                 streamer=lambda chunk: con.print(chunk, end="", style="bold"), **opts)
+            spec = pipe.generate(
+                prompt, policy="draft", k=chosen, streamer=lambda chunk: con.print(chunk, end="", style="bold"), **opts
+            )
             con.print()
         base = pipe.generate(prompt, policy="autoregressive", **opts)
         # lossless: the same text, and the same tokens up to where plain decoding stopped (a
         # speculative round may have committed a few tokens past a stop string, cut from the text)
-        same = spec.text == base.text and spec.tokens[:len(base.tokens)] == base.tokens
+        same = spec.text == base.text and spec.tokens[: len(base.tokens)] == base.tokens
         # the same text in both: time for it is the honest comparison (tokens/s would count the
         # speculative run's tokens past the stop)
         speedup = base.stats.total_ms / spec.stats.total_ms if spec.stats.total_ms else 0.0
         fig = explain(spec.stats, base.stats, probe["decode_step_ms"])
         # the fixed-k probes: verify calls of up to k+1 tokens (fewer in a round cut by max_new_tokens)
-        curve = {c["k"] + 1: (c["verify_width"], c["verify_steps"]) for c in probe["candidates"].values()
-                 if isinstance(c["k"], int) and c["verify_steps"]}
+        curve = {
+            c["k"] + 1: (c["verify_width"], c["verify_steps"])
+            for c in probe["candidates"].values()
+            if isinstance(c["k"], int) and c["verify_steps"]
+        }
         n_text = len(base.tokens)
         rows = {}
         for name, r in (("speculative", spec), ("plain", base)):
@@ -439,21 +532,42 @@ def register_demo(cli: click.Group) -> None:
             d["completion_tokens_per_s"] = n_text / r.stats.total_ms * 1000 if r.stats.total_ms else 0.0
             rows[name] = d
         if as_json:
-            click.echo(json.dumps({
-                "bundle": str(bundle), "target": what, "prompt": prompt, "text": spec.text,
-                "identical_to_plain": same, "speedup": speedup, "acceptance_rate": spec.stats.acceptance_rate,
-                "mean_accepted": spec.stats.mean_accepted, "finish_reason": base.stats.finish_reason,
-                "drafting": {"k": chosen, "chosen_by": by, "probe": probe},
-                "verify_curve": {str(n): {"mean_width": w, "decode_steps": s} for n, (w, s) in sorted(curve.items())},
-                "explanation": fig, "stats": rows}, indent=2))
+            click.echo(
+                json.dumps(
+                    {
+                        "bundle": str(bundle),
+                        "target": what,
+                        "prompt": prompt,
+                        "text": spec.text,
+                        "identical_to_plain": same,
+                        "speedup": speedup,
+                        "acceptance_rate": spec.stats.acceptance_rate,
+                        "mean_accepted": spec.stats.mean_accepted,
+                        "finish_reason": base.stats.finish_reason,
+                        "drafting": {"k": chosen, "chosen_by": by, "probe": probe},
+                        "verify_curve": {
+                            str(n): {"mean_width": w, "decode_steps": s} for n, (w, s) in sorted(curve.items())
+                        },
+                        "explanation": fig,
+                        "stats": rows,
+                    },
+                    indent=2,
+                )
+            )
             return
         _print_report(con, rows, speedup, same, chosen, by, fig, curve, pipe.draft_name)
 
 
-_ROWS = (("completion_tokens_per_s", "tokens/s", "{:.1f}"), ("total_ms", "time ms", "{:.0f}"),
-         ("completion_tokens", "tokens", "{}"), ("target_calls", "target calls", "{}"),
-         ("drafted", "drafted", "{}"), ("accepted", "accepted", "{}"), ("acceptance_rate", "acceptance", "{:.2f}"),
-         ("ttft_ms", "ttft ms", "{:.0f}"))
+_ROWS = (
+    ("completion_tokens_per_s", "tokens/s", "{:.1f}"),
+    ("total_ms", "time ms", "{:.0f}"),
+    ("completion_tokens", "tokens", "{}"),
+    ("target_calls", "target calls", "{}"),
+    ("drafted", "drafted", "{}"),
+    ("accepted", "accepted", "{}"),
+    ("acceptance_rate", "acceptance", "{:.2f}"),
+    ("ttft_ms", "ttft ms", "{:.0f}"),
+)
 
 
 def _print_report(con, rows, speedup, same, k, by, fig, curve, draft_name) -> None:
@@ -464,25 +578,37 @@ def _print_report(con, rows, speedup, same, k, by, fig, curve, draft_name) -> No
     for name in rows:
         t.add_column(name, justify="right")
     for key, label, fmt in _ROWS:
-        vals = [None if name == "plain" and key in ("drafted", "accepted", "acceptance_rate") else rows[name].get(key)
-                for name in rows]
+        vals = [
+            None if name == "plain" and key in ("drafted", "accepted", "acceptance_rate") else rows[name].get(key)
+            for name in rows
+        ]
         t.add_row(label, *["" if v is None else fmt.format(v) for v in vals])
     t.add_row("speedup", f"{speedup:.2f}x", "1.00x")
     con.print(t)
-    con.print("speculative output " + ("[green]identical[/green] to plain decoding" if same
-                                       else "[red]differs[/red] from plain decoding"))
+    con.print(
+        "speculative output "
+        + ("[green]identical[/green] to plain decoding" if same else "[red]differs[/red] from plain decoding")
+    )
     con.print(f"k={k}: {by}")
     step = fig["decode_step_ms"]
     pts = ", ".join(f"{n} tokens {s:.1f} steps" for n, (_, s) in sorted(curve.items()))
     con.print(f"\n[bold]Why {speedup:.2f}x[/bold] (this machine's measured costs):")
-    con.print(f"  verify: one decode step (a 1-token target call) costs {step:.1f} ms; checking several tokens in "
-              f"one call costs {pts}" + (" (flat would be 1.0)" if pts else ""))
-    con.print(f"  drafter: {fig['draft_ms_per_token']:.2f} ms a token ({fig['draft_ms_per_token'] / step:.1%} of a "
-              f"decode step); acceptance {fig['acceptance_rate']:.2f}, {fig['tokens_per_verify']:.2f} tokens per "
-              f"verify call of {fig['verify_width']:.1f} tokens on average")
+    con.print(
+        f"  verify: one decode step (a 1-token target call) costs {step:.1f} ms; checking several tokens in "
+        f"one call costs {pts}" + (" (flat would be 1.0)" if pts else "")
+    )
+    con.print(
+        f"  drafter: {fig['draft_ms_per_token']:.2f} ms a token ({fig['draft_ms_per_token'] / step:.1%} of a "
+        f"decode step); acceptance {fig['acceptance_rate']:.2f}, {fig['tokens_per_verify']:.2f} tokens per "
+        f"verify call of {fig['verify_width']:.1f} tokens on average"
+    )
     if fig["allowed_speedup"] is not None:
-        con.print(f"  allowed here: {fig['tokens_per_verify']:.2f} tokens / ({fig['verify_steps']:.2f} steps per verify "
-                  f"+ {fig['draft_steps_per_round']:.2f} of drafting) = {fig['allowed_speedup']:.2f}x in decoding "
-                  f"(measured {speedup:.2f}x end to end)")
-    con.print(f"  projection, not measured here: where a verify call costs about one decode step (VNNI/AMX "
-              f"CPUs, GPUs), the same drafter and rounds give {fig['projected_flat_verify']:.2f}x")
+        con.print(
+            f"  allowed here: {fig['tokens_per_verify']:.2f} tokens / ({fig['verify_steps']:.2f} steps per verify "
+            f"+ {fig['draft_steps_per_round']:.2f} of drafting) = {fig['allowed_speedup']:.2f}x in decoding "
+            f"(measured {speedup:.2f}x end to end)"
+        )
+    con.print(
+        f"  projection, not measured here: where a verify call costs about one decode step (VNNI/AMX "
+        f"CPUs, GPUs), the same drafter and rounds give {fig['projected_flat_verify']:.2f}x"
+    )

@@ -23,8 +23,8 @@ import queue
 import signal
 import threading
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator, Sequence
 
 from . import _native
 from .errors import EdgespecError
@@ -66,7 +66,7 @@ class Stats:
     draft_window_slides: int = 0
 
     @classmethod
-    def _from_native(cls, s: _native.Stats) -> "Stats":
+    def _from_native(cls, s: _native.Stats) -> Stats:
         kw = {name: getattr(s, name) for name, _ in _native.Stats._fields_}
         kw["finish_reason"] = _native.FINISH_REASONS[s.finish_reason]
         hist = list(s.accepted_hist)
@@ -135,7 +135,9 @@ def _utf8(text, what: str) -> bytes:
     except UnicodeEncodeError as e:
         raise _native.InvalidArgumentError(
             f"The {what} is not valid UTF-8 text (character {e.start} is a lone surrogate, e.g. from bytes that are not "
-            "UTF-8 on the command line); pass UTF-8 text.", 1) from None
+            "UTF-8 on the command line); pass UTF-8 text.",
+            1,
+        ) from None
 
 
 _INT32 = (-(2**31), 2**31 - 1)
@@ -193,7 +195,7 @@ def _helper_jobs() -> queue.Queue:
         return _helper[1]
 
 
-def _interruptibly(pipe: "Pipeline", call):
+def _interruptibly(pipe: Pipeline, call):
     """call(), a native generation without a stream callback, made stoppable by Ctrl-C.
 
     Python runs its SIGINT handler between bytecodes of the main thread, which would sit inside
@@ -229,7 +231,10 @@ def _sigint_recorded(interrupted: list):
     would print and drop the KeyboardInterrupt and the generation would go on. The callback then
     cancels the generation and the caller raises KeyboardInterrupt once it has returned. Left
     alone off the main thread or under an application's own SIGINT handler."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
         yield
         return
     old = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
@@ -275,7 +280,7 @@ class Pipeline:
         translation_cache: str | os.PathLike | bool = True,
         adapt_log: str | os.PathLike | None = None,
         profile: bool | str | os.PathLike = True,
-    ) -> "Pipeline":
+    ) -> Pipeline:
         """Load a bundle directory written by ``edgespec export``.
 
         device / draft_device: OpenVINO devices ("CPU", "GPU", "NPU", "AUTO"; the drafter
@@ -334,7 +339,8 @@ class Pipeline:
             raise _native.InvalidArgumentError(f"Unknown backend {backend!r}; use one of {', '.join(BACKENDS)}.", 1)
         if fixed_shapes not in (None, True, False):
             raise _native.InvalidArgumentError(
-                f"fixed_shapes must be None (auto), True or False (got {fixed_shapes!r}).", 1)
+                f"fixed_shapes must be None (auto), True or False (got {fixed_shapes!r}).", 1
+            )
         if backend == "onnxruntime" and ort_library is None and not os.environ.get("EDGESPEC_ORT_LIBRARY"):
             ort_library = _ort_library()
         lib = _native.lib()
@@ -418,7 +424,9 @@ class Pipeline:
         if self._owner == threading.get_ident():
             raise _native.BusyError(
                 "The pipeline is already running a generation on this thread (a call from inside its streamer?); "
-                "return from the streamer first, or load a second pipeline.", 8)
+                "return from the streamer first, or load a second pipeline.",
+                8,
+            )
         with self._lock:
             h = self._handle()
             self._owner = threading.get_ident()
@@ -435,7 +443,7 @@ class Pipeline:
         except Exception:
             pass
 
-    def __enter__(self) -> "Pipeline":
+    def __enter__(self) -> Pipeline:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -485,7 +493,7 @@ class Pipeline:
         return buf.raw[: max(0, size.value - 1)].decode("utf-8")  # size counts the terminator; text may hold NULs
 
     # -- generation -------------------------------------------------------------------------------
-    def stream(self, prompt: str, **config) -> "TextStream":
+    def stream(self, prompt: str, **config) -> TextStream:
         """Start a generation and iterate its text deltas (see generate() for the options).
 
         The returned TextStream yields str chunks that concatenate to ``result.text``; after
@@ -561,8 +569,20 @@ class Pipeline:
         return f"Pipeline({self.bundle!r}, draft={self.draft_name!r})"
 
 
-_CONFIG_KEYS = {"max_new_tokens", "policy", "k", "k_max", "temperature", "top_k", "top_p", "seed", "ignore_eos",
-                "stop", "draft_stop_prob", "draft_window"}
+_CONFIG_KEYS = {
+    "max_new_tokens",
+    "policy",
+    "k",
+    "k_max",
+    "temperature",
+    "top_k",
+    "top_p",
+    "seed",
+    "ignore_eos",
+    "stop",
+    "draft_stop_prob",
+    "draft_window",
+}
 
 
 class _Config:
@@ -577,7 +597,8 @@ def _make_config(options: dict) -> _Config:
     unknown = set(options) - _CONFIG_KEYS
     if unknown:
         raise _native.InvalidArgumentError(
-            f"Unknown generation option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_CONFIG_KEYS))}.", 1)
+            f"Unknown generation option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_CONFIG_KEYS))}.", 1
+        )
     cfg = _native.lib().es_generation_default_config()
     keep: list = []
     for key, value in options.items():
@@ -588,7 +609,8 @@ def _make_config(options: dict) -> _Config:
         elif key == "policy":
             if value not in _native.POLICIES:
                 raise _native.InvalidArgumentError(
-                    f"Unknown policy {value!r}; use one of {', '.join(_native.POLICIES)}.", 1)
+                    f"Unknown policy {value!r}; use one of {', '.join(_native.POLICIES)}.", 1
+                )
             cfg.policy = _native.POLICIES[value]
         elif key == "k":
             cfg.k = -1 if value in ("auto", -1) else _whole(value, "k")
@@ -667,8 +689,12 @@ class TextStream:
             return 0
 
         self._callback = _native.STREAM_CALLBACK(on_text)
-        self._thread = threading.Thread(target=_stream_worker, args=(pipe, prompt, config, state, self._callback),
-                                        name="edgespec-generate", daemon=True)
+        self._thread = threading.Thread(
+            target=_stream_worker,
+            args=(pipe, prompt, config, state, self._callback),
+            name="edgespec-generate",
+            daemon=True,
+        )
         self._thread.start()
 
     @property
@@ -714,7 +740,7 @@ class TextStream:
             self._thread.join(timeout=0.02)
             self._stop()
 
-    def __enter__(self) -> "TextStream":
+    def __enter__(self) -> TextStream:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:

@@ -14,7 +14,7 @@ accepted block), so the output distribution equals the target's.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -49,8 +49,9 @@ def residual(p: np.ndarray, q: np.ndarray) -> np.ndarray | None:
     return r / s if s > 0 else None
 
 
-def accept(p_rows: np.ndarray, q_rows: np.ndarray | None, drafts: Sequence[int], rng: np.random.Generator,
-           greedy: bool) -> tuple[int, int]:
+def accept(
+    p_rows: np.ndarray, q_rows: np.ndarray | None, drafts: Sequence[int], rng: np.random.Generator, greedy: bool
+) -> tuple[int, int]:
     """Step 3 of the loop: (number of drafts accepted, the token emitted after them).
 
     p_rows: [m+1, V] target distributions (or logits when greedy); q_rows: [m, V] draft
@@ -75,9 +76,19 @@ def accept(p_rows: np.ndarray, q_rows: np.ndarray | None, drafts: Sequence[int],
     return m, int(np.argmax(last)) if greedy else int(rng.choice(last.size, p=last))
 
 
-def generate(target_logits: Logits, prompt: Sequence[int], max_new_tokens: int, *, draft_logits: Logits | None = None,
-             k: int = 4, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
-             eos: Sequence[int] = ()) -> tuple[list[int], dict]:
+def generate(
+    target_logits: Logits,
+    prompt: Sequence[int],
+    max_new_tokens: int,
+    *,
+    draft_logits: Logits | None = None,
+    k: int = 4,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    eos: Sequence[int] = (),
+) -> tuple[list[int], dict]:
     """Run the loop; returns (generated ids, stats with target_calls/drafted/accepted)."""
     rng = np.random.default_rng(seed)
     greedy = temperature <= 0
@@ -113,7 +124,7 @@ def generate(target_logits: Logits, prompt: Sequence[int], max_new_tokens: int, 
             q_rows.append(q)
         # 2. verify: target rows at [last committed token, drafts...]
         stats["target_calls"] += 1
-        rows = target_logits(ctx + drafts)[len(ctx) - 1:]
+        rows = target_logits(ctx + drafts)[len(ctx) - 1 :]
         p_rows = np.stack([dist(r) for r in rows])
         # 3. accept
         n_acc, bonus = accept(p_rows, np.stack(q_rows) if q_rows else None, drafts, rng, greedy)

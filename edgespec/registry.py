@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from .errors import EdgespecError
@@ -23,7 +23,7 @@ def models_dir() -> Path:
         return Path(__file__).resolve().parent.parent / "models"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> dict:
     p = models_dir() / name
     try:
@@ -79,8 +79,7 @@ def _find_local(ref: str, search: list[Path]) -> Path | None:
     return None
 
 
-def resolve_pair(name: str, models_dir: str | os.PathLike | None = None
-                 ) -> tuple[Path, list[Path], list[str] | None]:
+def resolve_pair(name: str, models_dir: str | os.PathLike | None = None) -> tuple[Path, list[Path], list[str] | None]:
     """(target dir, draft dirs, draft names) of a registered pair, found locally.
 
     The names are the record's ``draft_names``, else the last part of each drafter's reference
@@ -98,8 +97,10 @@ def resolve_pair(name: str, models_dir: str | os.PathLike | None = None
     search = [Path(models_dir)] if models_dir else [Path.cwd(), _repo_root()]
     target = _find_local(rec["target"], search)
     if target is None:
-        raise EdgespecError(f"Pair {name!r} needs the target {rec['target']}, which is not on this machine; download "
-                            "it (e.g. `huggingface-cli download`) into --models-dir or the HF cache.")
+        raise EdgespecError(
+            f"Pair {name!r} needs the target {rec['target']}, which is not on this machine; download "
+            "it (e.g. `huggingface-cli download`) into --models-dir or the HF cache."
+        )
     drafts, names = [], []
     given_names = rec.get("draft_names") or [None] * len(rec["drafts"])
     for ref, dname in zip(rec["drafts"], given_names):
@@ -107,11 +108,14 @@ def resolve_pair(name: str, models_dir: str | os.PathLike | None = None
         if d is None:
             if rec.get("optional_drafts"):
                 continue
-            raise EdgespecError(f"Pair {name!r} needs the drafter {ref}, which is not on this machine; download it "
-                                "into --models-dir or the HF cache.")
+            raise EdgespecError(
+                f"Pair {name!r} needs the drafter {ref}, which is not on this machine; download it "
+                "into --models-dir or the HF cache."
+            )
         drafts.append(d)
         names.append(dname or Path(ref).name)
     if not drafts:
-        raise EdgespecError(f"Pair {name!r} has no drafter on this machine yet; build or download one of: "
-                            f"{', '.join(rec['drafts'])}.")
+        raise EdgespecError(
+            f"Pair {name!r} has no drafter on this machine yet; build or download one of: {', '.join(rec['drafts'])}."
+        )
     return target, drafts, names

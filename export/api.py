@@ -17,9 +17,9 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -44,9 +44,18 @@ TRIM_MAP = "trim_id_map.i32"
 EAGLE3_MAP = "eagle3_id_map.i64"  # EAGLE-3 heads: little-endian int64, entry i = target id of draft id i
 _NAME_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 # Files copied from the HF checkpoint into each model directory (GenAI and the runtime read them).
-_HF_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-             "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
-             "chat_template.jinja")
+_HF_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+)
 
 
 def draft_precision(weights: str, draft_weights: str | None = None) -> str:
@@ -59,47 +68,73 @@ def draft_precision(weights: str, draft_weights: str | None = None) -> str:
     return "int8" if weights == "int4" else weights
 
 
-def check_options(*, format: str = "openvino", weights: str = "int4", group_size: int | None = None,
-                  ratio: float | None = None, sym: bool | None = None, awq: bool = False,
-                  scale_estimation: bool = False, dataset=None, preset: str | None = None,
-                  min_agreement: float | None = None, draft_weights: str | None = None,
-                  accuracy_level: int | None = None) -> None:
+def check_options(
+    *,
+    format: str = "openvino",
+    weights: str = "int4",
+    group_size: int | None = None,
+    ratio: float | None = None,
+    sym: bool | None = None,
+    awq: bool = False,
+    scale_estimation: bool = False,
+    dataset=None,
+    preset: str | None = None,
+    min_agreement: float | None = None,
+    draft_weights: str | None = None,
+    accuracy_level: int | None = None,
+) -> None:
     """One sentence for each conflicting or out-of-range option (shared by the CLI and the API)."""
     if format not in FORMATS:
         raise ExportError(f"Unknown format {format!r}; choose one of: {', '.join(FORMATS)}.")
     if weights not in PRECISIONS:
         raise ExportError(f"Unknown weight precision {weights!r}; choose one of: {', '.join(PRECISIONS)}.")
     if draft_weights is not None and draft_weights not in PRECISIONS:
-        raise ExportError(f"Unknown drafter weight precision {draft_weights!r}; choose one of: "
-                          f"{', '.join(PRECISIONS)}.")
+        raise ExportError(
+            f"Unknown drafter weight precision {draft_weights!r}; choose one of: {', '.join(PRECISIONS)}."
+        )
     if accuracy_level is not None:
         if format != "onnx":
-            raise ExportError("--accuracy-level sets ONNX Runtime's MatMulNBits compute precision; use it with "
-                              "--format onnx.")
+            raise ExportError(
+                "--accuracy-level sets ONNX Runtime's MatMulNBits compute precision; use it with --format onnx."
+            )
         if accuracy_level not in (0, 1, 2, 3, 4):
-            raise ExportError(f"--accuracy-level {accuracy_level} is outside 0-4 (4 = int8 compute, the fastest "
-                              "on CPUs).")
+            raise ExportError(
+                f"--accuracy-level {accuracy_level} is outside 0-4 (4 = int8 compute, the fastest on CPUs)."
+            )
         if weights not in ("int4", "int8") and draft_precision(weights, draft_weights) not in ("int4", "int8"):
-            raise ExportError("--accuracy-level applies to INT4/INT8 weights (MatMulNBits); use --weights int4 "
-                              "or int8, or drop it.")
+            raise ExportError(
+                "--accuracy-level applies to INT4/INT8 weights (MatMulNBits); use --weights int4 or int8, or drop it."
+            )
     if group_size is not None and (group_size == 0 or group_size < -1):
-        raise ExportError(f"--group-size {group_size} is invalid; use a positive group size such as 128, "
-                          "or -1 for channel-wise.")
+        raise ExportError(
+            f"--group-size {group_size} is invalid; use a positive group size such as 128, or -1 for channel-wise."
+        )
     if ratio is not None and not (0 < ratio <= 1):
         raise ExportError(f"--ratio {ratio} is outside (0, 1]; it is the share of weights kept in INT4.")
     if awq and not dataset:
         raise ExportError("--awq needs calibration text; pass --dataset PROMPTS (a text file, one prompt per line).")
     if scale_estimation and not dataset:
-        raise ExportError("--scale-estimation needs calibration text; pass --dataset PROMPTS (a text file, "
-                          "one prompt per line).")
-    int4_only = [n for n, v in (("--group-size", group_size), ("--ratio", ratio), ("--sym", sym),
-                                ("--awq", awq or None), ("--scale-estimation", scale_estimation or None))
-                 if v not in (None, False)]
+        raise ExportError(
+            "--scale-estimation needs calibration text; pass --dataset PROMPTS (a text file, one prompt per line)."
+        )
+    int4_only = [
+        n
+        for n, v in (
+            ("--group-size", group_size),
+            ("--ratio", ratio),
+            ("--sym", sym),
+            ("--awq", awq or None),
+            ("--scale-estimation", scale_estimation or None),
+        )
+        if v not in (None, False)
+    ]
     # the INT4 knobs apply to every INT4 model of the export (the target's or the drafters')
     if int4_only and weights != "int4" and draft_weights != "int4":
         verb = "applies" if len(int4_only) == 1 else "apply"
-        raise ExportError(f"{', '.join(int4_only)} {verb} only to INT4 weights; drop "
-                          f"{'it' if len(int4_only) == 1 else 'them'} or use --weights int4.")
+        raise ExportError(
+            f"{', '.join(int4_only)} {verb} only to INT4 weights; drop "
+            f"{'it' if len(int4_only) == 1 else 'them'} or use --weights int4."
+        )
     if preset is not None:
         try:
             registry.preset(preset)
@@ -110,10 +145,14 @@ def check_options(*, format: str = "openvino", weights: str = "int4", group_size
     if format == "onnx" and (awq or scale_estimation):
         raise ExportError("--awq and --scale-estimation are NNCF options for OpenVINO; drop them for --format onnx.")
     if format == "onnx" and group_size == -1:
-        raise ExportError("ONNX MatMulNBits has no channel-wise INT4 (--group-size -1); use a group size "
-                          "such as 128, or --format openvino.")
+        raise ExportError(
+            "ONNX MatMulNBits has no channel-wise INT4 (--group-size -1); use a group size "
+            "such as 128, or --format openvino."
+        )
     if format == "onnx" and preset is not None:
-        raise ExportError(f"--preset {preset} is for OpenVINO's {preset.upper()} plugin; use it with --format openvino.")
+        raise ExportError(
+            f"--preset {preset} is for OpenVINO's {preset.upper()} plugin; use it with --format openvino."
+        )
     if format == "onnx" and ratio is not None and ratio < 1:
         raise ExportError("--ratio applies to OpenVINO (NNCF) exports; ONNX INT4 quantizes every MatMul.")
     if min_agreement is not None and not (0 <= min_agreement <= 1):
@@ -153,9 +192,15 @@ class _Reporter:
             from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             self.console = Console(stderr=True)
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                     TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                                     console=self.console, transient=True)
+            self.progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
             self.task = self.progress.add_task("export", total=total)
 
     @contextmanager
@@ -181,8 +226,9 @@ class _Reporter:
             self.console.print(text, soft_wrap=True)
 
 
-def _weight_config(src: Source, weights: str, group_size, ratio, sym, awq, scale_estimation, preset,
-                   format: str = "openvino"):
+def _weight_config(
+    src: Source, weights: str, group_size, ratio, sym, awq, scale_estimation, preset, format: str = "openvino"
+):
     from .openvino_convert import WeightConfig, fit_group_size
 
     if format == "onnx":
@@ -191,8 +237,12 @@ def _weight_config(src: Source, weights: str, group_size, ratio, sym, awq, scale
             return WeightConfig(precision=weights)
         d = registry.family_defaults(src.model_type)
         gs = fit_group_size(group_size or d["group_size"], src.matmul_input_channels, channelwise_below=0)
-        return WeightConfig(precision=weights, group_size=gs, ratio=1.0,
-                            sym=bool(sym if sym is not None else (d["sym"] if weights == "int4" else False)))
+        return WeightConfig(
+            precision=weights,
+            group_size=gs,
+            ratio=1.0,
+            sym=bool(sym if sym is not None else (d["sym"] if weights == "int4" else False)),
+        )
     if weights != "int4":
         return WeightConfig(precision=weights, sym=False if weights == "int8" else None)
     d = registry.family_defaults(src.model_type)
@@ -203,10 +253,14 @@ def _weight_config(src: Source, weights: str, group_size, ratio, sym, awq, scale
     if group_size is None and above is not None and src.parameter_count() > above:
         gs = -1  # e.g. npu: channel-wise INT4 for models above 1B parameters
     fitted = fit_group_size(gs, src.matmul_input_channels)
-    return WeightConfig(precision="int4", group_size=fitted,
-                        ratio=float(ratio if ratio is not None else d["ratio"]),
-                        sym=bool(sym if sym is not None else d["sym"]), awq=bool(awq),
-                        scale_estimation=bool(scale_estimation))
+    return WeightConfig(
+        precision="int4",
+        group_size=fitted,
+        ratio=float(ratio if ratio is not None else d["ratio"]),
+        sym=bool(sym if sym is not None else d["sym"]),
+        awq=bool(awq),
+        scale_estimation=bool(scale_estimation),
+    )
 
 
 def _tokenizer_kind(tok) -> str:
@@ -236,8 +290,11 @@ def _special_tokens(src: Source) -> dict:
         for i in ids(v):
             if i not in eos:
                 eos.append(i)
-    bos = tok.bos_token_id if tok.bos_token_id is not None else (ids(gen.get("bos_token_id")) or
-                                                                  ids(getattr(cfg, "bos_token_id", None)) or [None])[0]
+    bos = (
+        tok.bos_token_id
+        if tok.bos_token_id is not None
+        else (ids(gen.get("bos_token_id")) or ids(getattr(cfg, "bos_token_id", None)) or [None])[0]
+    )
     pad = tok.pad_token_id if tok.pad_token_id is not None else (ids(gen.get("pad_token_id")) or [None])[0]
     return {"bos": None if bos is None else int(bos), "eos": eos, "pad": None if pad is None else int(pad)}
 
@@ -248,19 +305,29 @@ def _relation(draft: Source, draft_hash: str, target: Source, target_hash: str) 
     if map_file.is_file():
         m = np.fromfile(map_file, dtype="<i4")
         if draft_hash != target_hash:
-            raise ExportError(f"The drafter {draft.given} has {TRIM_MAP} but its tokenizer differs from the "
-                              "target's; a trimmed drafter must keep the target's tokenizer.")
+            raise ExportError(
+                f"The drafter {draft.given} has {TRIM_MAP} but its tokenizer differs from the "
+                "target's; a trimmed drafter must keep the target's tokenizer."
+            )
         if len(m) != draft.logit_width:
-            raise ExportError(f"The drafter {draft.given}'s {TRIM_MAP} has {len(m)} entries but its LM head has "
-                              f"{draft.logit_width} rows; re-run the trim.")
+            raise ExportError(
+                f"The drafter {draft.given}'s {TRIM_MAP} has {len(m)} entries but its LM head has "
+                f"{draft.logit_width} rows; re-run the trim."
+            )
         if len(m) and (m.min() < 0 or m.max() >= target.logit_width):
-            raise ExportError(f"The drafter {draft.given}'s {TRIM_MAP} names token ids outside the target's "
-                              f"vocabulary (0..{target.logit_width - 1}); re-run the trim against this target.")
+            raise ExportError(
+                f"The drafter {draft.given}'s {TRIM_MAP} names token ids outside the target's "
+                f"vocabulary (0..{target.logit_width - 1}); re-run the trim against this target."
+            )
         # a trimmed drafter reads trimmed ids too: target ids outside the kept set become this id
         unk = target.tokenizer.unk_token_id
         hit = np.nonzero(m == unk)[0] if unk is not None else []
-        return {"kind": "trimmed", "id_map": TRIM_MAP, "kept": int(len(m)),
-                "input_fallback": int(hit[0]) if len(hit) else 0}
+        return {
+            "kind": "trimmed",
+            "id_map": TRIM_MAP,
+            "kept": int(len(m)),
+            "input_fallback": int(hit[0]) if len(hit) else 0,
+        }
     if draft_hash == target_hash:
         return {"kind": "same_vocab"}
     return {"kind": "cross_vocab"}
@@ -275,17 +342,28 @@ def _head_source(head: Eagle3Head, target: Source) -> Source:
     try:
         config = tf.AutoConfig.from_pretrained(head.dir)
     except Exception as e:
-        raise ExportError(f"The EAGLE-3 head config {head.dir / 'config.json'} cannot be read by transformers "
-                          f"({_first_line(e)}).") from None
-    return Source(given=head.given, dir=head.dir, config=config, tokenizer=target.tokenizer,
-                  generation_config=target.generation_config)
+        raise ExportError(
+            f"The EAGLE-3 head config {head.dir / 'config.json'} cannot be read by transformers ({_first_line(e)})."
+        ) from None
+    return Source(
+        given=head.given,
+        dir=head.dir,
+        config=config,
+        tokenizer=target.tokenizer,
+        generation_config=target.generation_config,
+    )
 
 
 def _eagle3_relation(head: Eagle3Head, target: Source) -> dict:
     """eagle3: the target layers the head reads, its draft vocabulary and the draft -> target id map."""
     layers = check_eagle3(head, target)
-    return {"kind": "eagle3", "target_layers": layers, "draft_vocab_size": head.draft_vocab_size,
-            "id_map": EAGLE3_MAP, "embedding": "own" if head.has_embedding else "target"}
+    return {
+        "kind": "eagle3",
+        "target_layers": layers,
+        "draft_vocab_size": head.draft_vocab_size,
+        "id_map": EAGLE3_MAP,
+        "embedding": "own" if head.has_embedding else "target",
+    }
 
 
 def _validate_eagle3(head: Eagle3Head, target: Source, xml: Path, layers: list[int], prompts) -> dict:
@@ -352,8 +430,12 @@ def _check_disk(out: Path, sources: list[Source], weights: str, format: str, pro
     """
     removed = remove_stale_partials(out)
     if removed and progress:
-        print(f"removed {len(removed)} partial director{'y' if len(removed) == 1 else 'ies'} left by an "
-              f"interrupted export ({', '.join(p.name for p in removed)})", file=sys.stderr, flush=True)
+        print(
+            f"removed {len(removed)} partial director{'y' if len(removed) == 1 else 'ies'} left by an "
+            f"interrupted export ({', '.join(p.name for p in removed)})",
+            file=sys.stderr,
+            flush=True,
+        )
     need = _disk_needed(sources, weights, format)
     free = free_bytes(out)
     if free < need:
@@ -409,19 +491,36 @@ def _names(drafts: Sequence, draft_names: Sequence[str] | None) -> list[str]:
         names = default_draft_names(drafts)
     for n in names:
         if not n or not set(n) <= _NAME_OK or n == "target":
-            raise ExportError(f"Drafter name {n!r} is not allowed; use letters, digits, '_', '.', '-' "
-                              "(and not 'target').")
+            raise ExportError(
+                f"Drafter name {n!r} is not allowed; use letters, digits, '_', '.', '-' (and not 'target')."
+            )
     if len(set(names)) != len(names):
         raise ExportError("Two drafters have the same name; give each a different name.")
     return ["target"] + names
 
 
-def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino", weights: str = "int4",
-                  group_size: int | None = None, ratio: float | None = None, sym: bool | None = None,
-                  awq: bool = False, scale_estimation: bool = False, dataset=None, preset: str | None = None,
-                  draft_names: Sequence[str] | None = None, force: bool = False, validate: bool = True,
-                  min_agreement: float | None = None, progress: bool = True, draft_weights: str | None = None,
-                  accuracy_level: int | None = None) -> dict:
+def export_bundle(
+    target,
+    out,
+    drafts: Sequence = (),
+    *,
+    format: str = "openvino",
+    weights: str = "int4",
+    group_size: int | None = None,
+    ratio: float | None = None,
+    sym: bool | None = None,
+    awq: bool = False,
+    scale_estimation: bool = False,
+    dataset=None,
+    preset: str | None = None,
+    draft_names: Sequence[str] | None = None,
+    force: bool = False,
+    validate: bool = True,
+    min_agreement: float | None = None,
+    progress: bool = True,
+    draft_weights: str | None = None,
+    accuracy_level: int | None = None,
+) -> dict:
     """Export ``target`` and ``drafts`` (local HF causal-LM directories or cached hub ids) to a bundle.
 
     Args:
@@ -443,9 +542,20 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
 
     Returns the manifest (also written to ``out/edgespec.json``). Raises ExportError (one sentence).
     """
-    check_options(format=format, weights=weights, group_size=group_size, ratio=ratio, sym=sym, awq=awq,
-                  scale_estimation=scale_estimation, dataset=dataset, preset=preset, min_agreement=min_agreement,
-                  draft_weights=draft_weights, accuracy_level=accuracy_level)
+    check_options(
+        format=format,
+        weights=weights,
+        group_size=group_size,
+        ratio=ratio,
+        sym=sym,
+        awq=awq,
+        scale_estimation=scale_estimation,
+        dataset=dataset,
+        preset=preset,
+        min_agreement=min_agreement,
+        draft_weights=draft_weights,
+        accuracy_level=accuracy_level,
+    )
     dweights = draft_precision(weights, draft_weights)
     prompts = read_prompts(dataset)
     out = Path(out)
@@ -460,16 +570,21 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
     sources = [tsrc] + [_head_source(h, tsrc) if h else inspect_source(d, "drafter") for d, h in zip(drafts, heads)]
     heads = [None] + heads
     if format == "onnx" and any(heads):
-        raise ExportError("EAGLE-3 heads export to OpenVINO IR only (the form OpenVINO GenAI runs too); "
-                          "use --format openvino.")
+        raise ExportError(
+            "EAGLE-3 heads export to OpenVINO IR only (the form OpenVINO GenAI runs too); use --format openvino."
+        )
     t_params = tsrc.parameter_count()
     for d in sources[1:]:
         if d.parameter_count() > t_params:
-            raise ExportError(f"The drafter {d.given} ({d.parameter_count() / 1e6:.1f}M parameters) is larger than "
-                              f"the target {tsrc.given} ({t_params / 1e6:.1f}M); a drafter must be smaller.")
+            raise ExportError(
+                f"The drafter {d.given} ({d.parameter_count() / 1e6:.1f}M parameters) is larger than "
+                f"the target {tsrc.given} ({t_params / 1e6:.1f}M); a drafter must be smaller."
+            )
     hashes = [vocab_hash(s.tokenizer.get_vocab()) for s in sources]
-    relations = [None] + [_eagle3_relation(e, tsrc) if e else _relation(d, h, tsrc, hashes[0])
-                          for d, h, e in zip(sources[1:], hashes[1:], heads[1:])]
+    relations = [None] + [
+        _eagle3_relation(e, tsrc) if e else _relation(d, h, tsrc, hashes[0])
+        for d, h, e in zip(sources[1:], hashes[1:], heads[1:])
+    ]
     cross = any(r and r["kind"] == "cross_vocab" for r in relations)
     need = _check_disk(out, sources, weights, format, progress)
     if format == "onnx":
@@ -493,8 +608,9 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
                 rep.step(f"{name}: exporting the EAGLE-3 head with optimum-intel, then {wcfg.precision} weights")
                 conv = convert_eagle3(head, tsrc, mdir, tmp / f".work-{name}", wcfg, rel["target_layers"])
             elif format == "openvino":
-                conv = _convert_openvino(src, mdir, tmp / f".work-{name}", wcfg, prompts, rep, name,
-                                         _input_map(src, rel))
+                conv = _convert_openvino(
+                    src, mdir, tmp / f".work-{name}", wcfg, prompts, rep, name, _input_map(src, rel)
+                )
             else:
                 conv = _convert_onnx(src, mdir, wcfg, rep, name, accuracy_level)
             rep.done()
@@ -532,28 +648,37 @@ def export_bundle(target, out, drafts: Sequence = (), *, format: str = "openvino
                 fig["threshold"] = threshold
                 entry["validation"] = fig
                 kind = f" [{rel['kind']}]" if rel else ""
-                line = (f"{name}{kind}: top-1 agreement {fig['top1_agreement']:.3f} over {fig['tokens']} tokens, "
-                        f"max |logit diff| {fig['max_abs_logit_diff']:.4f} ({precision}, vs torch fp32)")
+                line = (
+                    f"{name}{kind}: top-1 agreement {fig['top1_agreement']:.3f} over {fig['tokens']} tokens, "
+                    f"max |logit diff| {fig['max_abs_logit_diff']:.4f} ({precision}, vs torch fp32)"
+                )
                 rep.done(line)
                 if fig["top1_agreement"] < threshold:
-                    raise ExportError(f"The exported {name} agrees with torch on only {fig['top1_agreement']:.1%} "
-                                      f"of next tokens (at least {threshold:.0%} expected for {precision}); the export "
-                                      "is broken or too lossy; try a higher precision or pass --min-agreement.")
+                    raise ExportError(
+                        f"The exported {name} agrees with torch on only {fig['top1_agreement']:.1%} "
+                        f"of next tokens (at least {threshold:.0%} expected for {precision}); the export "
+                        "is broken or too lossy; try a higher precision or pass --min-agreement."
+                    )
             rep.done()
             models.append(entry)
             timings[name] = round(time.perf_counter() - t_model, 2)
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "producer": {"name": "edgespec", "version": __version__},
-            "export": {"format": format, "weights": weights, "draft_weights": dweights if len(sources) > 1 else None,
-                       "accuracy_level": accuracy_level, "preset": preset,
-                       "seconds": round(time.perf_counter() - t0, 2), "seconds_per_model": timings},
+            "export": {
+                "format": format,
+                "weights": weights,
+                "draft_weights": dweights if len(sources) > 1 else None,
+                "accuracy_level": accuracy_level,
+                "preset": preset,
+                "seconds": round(time.perf_counter() - t0, 2),
+                "seconds_per_model": timings,
+            },
             "models": models,
         }
         validate_manifest(manifest)
         write_manifest(tmp, manifest)
-    rep.say(f"wrote {out} ({len(models)} model{'s' if len(models) != 1 else ''}, "
-            f"{time.perf_counter() - t0:.1f} s)")
+    rep.say(f"wrote {out} ({len(models)} model{'s' if len(models) != 1 else ''}, {time.perf_counter() - t0:.1f} s)")
     return manifest
 
 
@@ -573,17 +698,24 @@ def _onnx_module():
     except ImportError as e:
         if "onnx_export" in str(e):
             raise ExportError("ONNX export is not available in this build; use --format openvino.") from None
-        raise ExportError(f"ONNX export needs a module that is not installed ({e.name}); "
-                          "pip install 'edgespec[export]'.") from None
+        raise ExportError(
+            f"ONNX export needs a module that is not installed ({e.name}); pip install 'edgespec[export]'."
+        ) from None
     return onnx_export
 
 
 def _convert_onnx(src, mdir, wcfg, rep, name, accuracy_level=None) -> dict:
     mod = _onnx_module()
     rep.step(f"{name}: exporting {src.model_type} to ONNX with KV cache, {wcfg.precision} weights")
-    res = mod.export_onnx(src.dir, mdir, weights=wcfg.precision, group_size=wcfg.group_size or 128,
-                          sym=bool(wcfg.sym), progress=False,
-                          accuracy_level=accuracy_level if wcfg.precision in ("int4", "int8") else None)
+    res = mod.export_onnx(
+        src.dir,
+        mdir,
+        weights=wcfg.precision,
+        group_size=wcfg.group_size or 128,
+        sym=bool(wcfg.sym),
+        progress=False,
+        accuracy_level=accuracy_level if wcfg.precision in ("int4", "int8") else None,
+    )
     files = dict(res["files"])
     nbytes = sum((mdir / f).stat().st_size for f in files.values() if (mdir / f).is_file())
     return {"files": files, "io": res.get("io", {}), "bytes": int(nbytes)}
@@ -641,8 +773,10 @@ def _validate(src: Source, mdir: Path, model_file: str, format: str, io: dict, p
     else:
         mod = _onnx_module()
         if not hasattr(mod, "onnx_logits"):
-            raise ExportError("The ONNX exporter in this build cannot run its model for validation; "
-                              "pass validate=False or use --format openvino.")
+            raise ExportError(
+                "The ONNX exporter in this build cannot run its model for validation; "
+                "pass validate=False or use --format openvino."
+            )
         got = mod.onnx_logits(mdir / model_file, ids, io)
     return v.compare(ref, got)
 
@@ -656,8 +790,11 @@ def summary(manifest: dict, out) -> dict:
         "seconds": manifest["export"]["seconds"],
         "models": [
             {k: m.get(k) for k in ("name", "role", "architecture", "vocab_size", "relation", "validation")}
-            | {"precision": m["weights"]["precision"], "group_size": m["weights"].get("group_size"),
-               "bytes": m["weights"].get("bytes")}
+            | {
+                "precision": m["weights"]["precision"],
+                "group_size": m["weights"].get("group_size"),
+                "bytes": m["weights"].get("bytes"),
+            }
             for m in manifest["models"]
         ],
     }

@@ -170,7 +170,7 @@ def free_bytes(path: Path) -> int:
 
 
 def disk_error(exc: BaseException, where: Path) -> str | None:
-    """"full" (ENOSPC/EDQUOT), "file-size" (EFBIG) or None: what ``exc`` says about the disk.
+    """ "full" (ENOSPC/EDQUOT), "file-size" (EFBIG) or None: what ``exc`` says about the disk.
 
     Looks through ``exc``'s causes and contexts (libraries wrap OSError in their own errors)
     and their messages; failing that, a file system of ``where`` that is now nearly full
@@ -223,8 +223,10 @@ def disk_sentence(kind: str, where: Path, what: str, need: int | None = None, du
     """The one sentence for a disk ``kind`` (see :func:`disk_error`) in ``where`` while ``what`` ran."""
     where = Path(where).absolute()
     if kind == "file-size":
-        return (f"A file written by {what} in {where} grew past this process's file-size limit (ulimit -f); raise the "
-                "limit or run without it.")
+        return (
+            f"A file written by {what} in {where} grew past this process's file-size limit (ulimit -f); raise the "
+            "limit or run without it."
+        )
     free = size_text(free_bytes(where))
     if need is None:
         state = f"the disk filled up during {what} ({free} free now)"

@@ -141,9 +141,7 @@ def export_onnx(
             model = _load_model(hf_dir, half=weights == "fp16")
             timings["load_s"] = time.perf_counter() - t
 
-        with _status(
-            console, f"Tracing {config.model_type} to ONNX (opset {OPSET}, KV cache as I/O)"
-        ):
+        with _status(console, f"Tracing {config.model_type} to ONNX (opset {OPSET}, KV cache as I/O)"):
             t = time.perf_counter()
             traced = work / MODEL_FILE
             _trace(model, geometry, traced)
@@ -179,8 +177,7 @@ def export_onnx(
                 f"{out_dir}; free some space or choose another output directory."
             ) from err
         raise ExportError(
-            f"Writing the ONNX model into {out_dir} failed ({err}); check that the "
-            f"directory is writable."
+            f"Writing the ONNX model into {out_dir} failed ({err}); check that the directory is writable."
         ) from err
     except BaseException:  # ExportError, Ctrl-C: no half-written model.onnx stays behind
         _remove_outputs(out_dir)
@@ -189,8 +186,7 @@ def export_onnx(
         shutil.rmtree(work, ignore_errors=True)
 
     console.print(
-        f"[green]ONNX[/] {config.model_type} {weights}: "
-        + ", ".join(f"{k[:-2]} {v:.1f}s" for k, v in timings.items())
+        f"[green]ONNX[/] {config.model_type} {weights}: " + ", ".join(f"{k[:-2]} {v:.1f}s" for k, v in timings.items())
     )
     return {
         "files": files,
@@ -206,9 +202,7 @@ def export_onnx(
 
 def _check_args(weights: str, group_size: int | None, accuracy_level: int | None) -> None:
     if weights not in WEIGHTS:
-        raise ExportError(
-            f"Unknown ONNX weight format {weights!r}; use one of {', '.join(WEIGHTS)}."
-        )
+        raise ExportError(f"Unknown ONNX weight format {weights!r}; use one of {', '.join(WEIGHTS)}.")
     if weights in ("int4", "int8"):
         if group_size is None or group_size <= 0:
             raise ExportError(
@@ -226,9 +220,7 @@ def _check_args(weights: str, group_size: int | None, accuracy_level: int | None
 
 def _load_config(hf_dir: Path):
     if not (hf_dir / "config.json").is_file():
-        raise ExportError(
-            f"{hf_dir} has no config.json; point at a local Hugging Face model directory."
-        )
+        raise ExportError(f"{hf_dir} has no config.json; point at a local Hugging Face model directory.")
     try:
         from transformers import AutoConfig
 
@@ -397,10 +389,7 @@ def _flat_cache_module(model, geometry: dict):
             else:
                 mask = self._mask(attention_mask, seq_len, sw)
             cache = DynamicCache(
-                [
-                    (past[2 * i].to(self.dtype), past[2 * i + 1].to(self.dtype))
-                    for i in range(self.num_layers)
-                ]
+                [(past[2 * i].to(self.dtype), past[2 * i + 1].to(self.dtype)) for i in range(self.num_layers)]
             )
             out = self.lm(
                 input_ids=input_ids,
@@ -517,21 +506,11 @@ def _gemm_weights_to_matmul(graph) -> int:
             graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(arr), weight))
         if len(node.input) > 2 and node.input[2]:
             mm_out = node.output[0] + "_mm"
-            nodes.append(
-                helper.make_node(
-                    "MatMul", [node.input[0], weight], [mm_out], name=node.name + "_MatMul"
-                )
-            )
-            nodes.append(
-                helper.make_node(
-                    "Add", [mm_out, node.input[2]], [node.output[0]], name=node.name + "_Add"
-                )
-            )
+            nodes.append(helper.make_node("MatMul", [node.input[0], weight], [mm_out], name=node.name + "_MatMul"))
+            nodes.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=node.name + "_Add"))
         else:
             nodes.append(
-                helper.make_node(
-                    "MatMul", [node.input[0], weight], [node.output[0]], name=node.name + "_MatMul"
-                )
+                helper.make_node("MatMul", [node.input[0], weight], [node.output[0]], name=node.name + "_MatMul")
             )
         rewritten += 1
     if rewritten:
@@ -574,8 +553,7 @@ def _quantize(
     with _progress_bar(
         console,
         progress,
-        f"Quantizing {len(targets)} MatMuls to int{bits} "
-        f"(group {group_size}, {'sym' if sym else 'asym'})",
+        f"Quantizing {len(targets)} MatMuls to int{bits} (group {group_size}, {'sym' if sym else 'asym'})",
         len(targets),
     ) as advance:
         names = {n.name for n in targets}

@@ -78,16 +78,25 @@ def export_ir(src: Source, work_dir: Path, precision: str = "fp32") -> Path:
         try:
             # Any OVConfig (even without quantization) disables optimum's automatic INT8 for models
             # above 1B parameters: NNCF below applies exactly the precision the user asked for.
-            main_export(str(src.dir), output=str(work_dir), task="text-generation-with-past", stateful=True,
-                        ov_config=OVConfig(dtype="fp32" if precision == "fp32" else None),
-                        convert_tokenizer=False, local_files_only=True, library_name="transformers",
-                        model_loading_kwargs={"use_safetensors": True})  # never unpickle weights
+            main_export(
+                str(src.dir),
+                output=str(work_dir),
+                task="text-generation-with-past",
+                stateful=True,
+                ov_config=OVConfig(dtype="fp32" if precision == "fp32" else None),
+                convert_tokenizer=False,
+                local_files_only=True,
+                library_name="transformers",
+                model_loading_kwargs={"use_safetensors": True},
+            )  # never unpickle weights
         except KeyboardInterrupt:
             raise
         except Exception as e:
             msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-            raise ExportError(f"optimum-intel could not convert {src.given} to OpenVINO ({msg}); the architecture "
-                              "may need a newer optimum-intel.") from e
+            raise ExportError(
+                f"optimum-intel could not convert {src.given} to OpenVINO ({msg}); the architecture "
+                "may need a newer optimum-intel."
+            ) from e
     xml = work_dir / MODEL_XML
     if not xml.is_file():
         raise ExportError(f"optimum-intel wrote no {MODEL_XML} for {src.given}; the architecture is not supported.")
@@ -126,8 +135,10 @@ def target_embedding(target: Source):
             for key in st.keys():
                 if key.endswith("embed_tokens.weight"):
                     return st.get_tensor(key)
-    raise ExportError(f"The target {target.given} has no embed_tokens.weight in its safetensors, which an EAGLE-3 "
-                      "head without its own embedding reads; export a target with safetensors weights.")
+    raise ExportError(
+        f"The target {target.given} has no embed_tokens.weight in its safetensors, which an EAGLE-3 "
+        "head without its own embedding reads; export a target with safetensors weights."
+    )
 
 
 def load_eagle3_torch(head, target: Source, precision: str = "fp32"):
@@ -158,24 +169,32 @@ def export_eagle3_ir(head, target: Source, work_dir: Path, precision: str = "fp3
         warnings.simplefilter("ignore")
         try:
             model = load_eagle3_torch(head, target, precision)
-            export_from_model(model, str(work_dir), task="text-generation-with-past", stateful=True,
-                              ov_config=OVConfig(dtype="fp32" if precision == "fp32" else None))
+            export_from_model(
+                model,
+                str(work_dir),
+                task="text-generation-with-past",
+                stateful=True,
+                ov_config=OVConfig(dtype="fp32" if precision == "fp32" else None),
+            )
         except KeyboardInterrupt:
             raise
         except ExportError:
             raise
         except Exception as e:
             msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-            raise ExportError(f"optimum-intel could not export the EAGLE-3 head {head.given} to OpenVINO ({msg}); "
-                              "the head may need a newer optimum-intel.") from e
+            raise ExportError(
+                f"optimum-intel could not export the EAGLE-3 head {head.given} to OpenVINO ({msg}); "
+                "the head may need a newer optimum-intel."
+            ) from e
     xml = work_dir / MODEL_XML
     if not xml.is_file():
         raise ExportError(f"optimum-intel wrote no {MODEL_XML} for the EAGLE-3 head {head.given}.")
     return xml
 
 
-def convert_eagle3(head, target: Source, out_dir: Path, work_dir: Path, wcfg: WeightConfig,
-                   layer_ids: list[int]) -> dict:
+def convert_eagle3(
+    head, target: Source, out_dir: Path, work_dir: Path, wcfg: WeightConfig, layer_ids: list[int]
+) -> dict:
     """Write the head's IR to ``out_dir`` (compressed per ``wcfg``), marked for GenAI's EAGLE-3 mode.
 
     optimum-intel marks it ``eagle3_mode``; ``hidden_layers_list`` (the target layers it reads)
@@ -224,8 +243,10 @@ def compress(model, wcfg: WeightConfig, calibration: list[dict] | None):
     except KeyboardInterrupt:
         raise
     except Exception as e:
-        raise ExportError(f"NNCF weight compression failed ({str(e).strip().splitlines()[0][:300]}); try other "
-                          "--group-size/--ratio settings or drop --awq/--scale-estimation.") from e
+        raise ExportError(
+            f"NNCF weight compression failed ({str(e).strip().splitlines()[0][:300]}); try other "
+            "--group-size/--ratio settings or drop --awq/--scale-estimation."
+        ) from e
 
 
 def calibration_inputs(src: Source, prompts: list[str], max_tokens: int = 128, id_map=None) -> list[dict]:
@@ -235,8 +256,14 @@ def calibration_inputs(src: Source, prompts: list[str], max_tokens: int = 128, i
     out = []
     for ids in prompt_ids(src, prompts, max_tokens=max_tokens, id_map=id_map):
         arr = np.array([ids], dtype=np.int64)
-        out.append({"input_ids": arr, "attention_mask": np.ones_like(arr),
-                    "position_ids": np.arange(arr.shape[1], dtype=np.int64)[None], "beam_idx": np.zeros(1, np.int32)})
+        out.append(
+            {
+                "input_ids": arr,
+                "attention_mask": np.ones_like(arr),
+                "position_ids": np.arange(arr.shape[1], dtype=np.int64)[None],
+                "beam_idx": np.zeros(1, np.int32),
+            }
+        )
     return out
 
 
@@ -245,13 +272,19 @@ def read_io(model) -> dict:
     inputs = [i.get_any_name() for i in model.inputs]
     outputs = [o.get_any_name() for o in model.outputs]
     stateful = len(model.get_sinks()) > 0 if hasattr(model, "get_sinks") else "beam_idx" in inputs
-    return {"stateful": bool(stateful), "inputs": inputs, "outputs": outputs,
-            "has_position_ids": "position_ids" in inputs, "has_beam_idx": "beam_idx" in inputs,
-            "logits": "logits" if "logits" in outputs else outputs[0]}
+    return {
+        "stateful": bool(stateful),
+        "inputs": inputs,
+        "outputs": outputs,
+        "has_position_ids": "position_ids" in inputs,
+        "has_beam_idx": "beam_idx" in inputs,
+        "logits": "logits" if "logits" in outputs else outputs[0],
+    }
 
 
-def convert_openvino(src: Source, out_dir: Path, work_dir: Path, wcfg: WeightConfig,
-                     calibration: list[dict] | None = None) -> dict:
+def convert_openvino(
+    src: Source, out_dir: Path, work_dir: Path, wcfg: WeightConfig, calibration: list[dict] | None = None
+) -> dict:
     """Write ``out_dir/openvino_model.xml/.bin`` (compressed per ``wcfg``); return files/io/bytes."""
     import openvino as ov
 
@@ -266,7 +299,11 @@ def convert_openvino(src: Source, out_dir: Path, work_dir: Path, wcfg: WeightCon
     gc.collect()
     # optimum writes the HF config/tokenizer files beside the IR; keep them (GenAI reads them)
     for f in work_dir.iterdir():
-        if f.is_file() and f.suffix in (".json", ".txt", ".model", ".tiktoken", ".jinja") and not (out_dir / f.name).exists():
+        if (
+            f.is_file()
+            and f.suffix in (".json", ".txt", ".model", ".tiktoken", ".jinja")
+            and not (out_dir / f.name).exists()
+        ):
             shutil.copy2(f, out_dir / f.name)
     shutil.rmtree(work_dir, ignore_errors=True)
     nbytes = (out_dir / "openvino_model.bin").stat().st_size
@@ -286,8 +323,10 @@ def convert_tokenizers(tokenizer, out_dir: Path) -> dict:
     except KeyboardInterrupt:
         raise
     except Exception as e:
-        raise ExportError(f"openvino-tokenizers cannot convert this tokenizer ({str(e).strip()[:200]}); "
-                          "a tokenizer.json-based (fast) tokenizer is required.") from e
+        raise ExportError(
+            f"openvino-tokenizers cannot convert this tokenizer ({str(e).strip()[:200]}); "
+            "a tokenizer.json-based (fast) tokenizer is required."
+        ) from e
     ov.save_model(tok_ir, out_dir / TOKENIZER_XML)
     ov.save_model(detok_ir, out_dir / DETOKENIZER_XML)
     return {"tokenizer": TOKENIZER_XML, "detokenizer": DETOKENIZER_XML}

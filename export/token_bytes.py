@@ -74,8 +74,10 @@ def token_table(tok, n: int) -> tuple[list[int], list[bytes]]:
     kinds_of_step = {s["type"] for s in steps}
     unknown = kinds_of_step - {"ByteLevel", "Replace", "ByteFallback", "Fuse", "Strip", "Metaspace"}
     if unknown:
-        raise ExportError(f"The tokenizer's decoder ({', '.join(sorted(unknown))}) cannot be mapped to bytes; "
-                          "cross-vocabulary drafting supports byte-level BPE and SentencePiece/metaspace tokenizers.")
+        raise ExportError(
+            f"The tokenizer's decoder ({', '.join(sorted(unknown))}) cannot be mapped to bytes; "
+            "cross-vocabulary drafting supports byte-level BPE and SentencePiece/metaspace tokenizers."
+        )
     byte_level = "ByteLevel" in kinds_of_step
     byte_fallback = "ByteFallback" in kinds_of_step
     replaces = []  # (pattern, content) applied to a piece's text, in decoder order
@@ -136,7 +138,9 @@ def write_table(tok, n: int, out_dir: Path) -> str:
     kinds, pieces = token_table(tok, n)
     problems = check_table(tok, pieces)
     if problems:
-        raise ExportError(f"The tokenizer does not spell text byte for byte ({problems[0]}); cross-vocabulary "
-                          "drafting supports byte-level BPE and SentencePiece/metaspace tokenizers.")
+        raise ExportError(
+            f"The tokenizer does not spell text byte for byte ({problems[0]}); cross-vocabulary "
+            "drafting supports byte-level BPE and SentencePiece/metaspace tokenizers."
+        )
     write_token_bytes(Path(out_dir) / TOKEN_BYTES, kinds, pieces)
     return TOKEN_BYTES

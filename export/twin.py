@@ -51,8 +51,15 @@ def head_positions(n_heads0: int, n_kv0: int, g1: int) -> list[int]:
     return [(h // g0) * g1 + h % g0 for h in range(n_heads0)]
 
 
-def widen_llama(model, hidden: int, layers: int, intermediate: int, kv_heads: int | None = None,
-                seed: int = 0, context: int | None = None):
+def widen_llama(
+    model,
+    hidden: int,
+    layers: int,
+    intermediate: int,
+    kv_heads: int | None = None,
+    seed: int = 0,
+    context: int | None = None,
+):
     """A wider, deeper LlamaForCausalLM whose logits equal ``model``'s (see the module docstring).
 
     Args:
@@ -79,15 +86,24 @@ def widen_llama(model, hidden: int, layers: int, intermediate: int, kv_heads: in
     if nh0 * d != h0:
         raise ExportError("the twin builder needs hidden_size == num_attention_heads * head_dim.")
     if hidden < h0 or layers < l0 or intermediate < i0:
-        raise ExportError(f"the twin must be at least as large as the source (hidden {h0}, layers {l0}, "
-                          f"intermediate {i0}).")
+        raise ExportError(
+            f"the twin must be at least as large as the source (hidden {h0}, layers {l0}, intermediate {i0})."
+        )
     nh1, nkv1, g1 = _check_widths(h0, nh0, nkv0, d, hidden, kv_heads)
 
-    c1 = LlamaConfig(**{**c0.to_dict(), "hidden_size": hidden, "num_hidden_layers": layers,
-                        "intermediate_size": intermediate, "num_attention_heads": nh1,
-                        "num_key_value_heads": nkv1, "head_dim": d,
-                        "rms_norm_eps": c0.rms_norm_eps * h0 / hidden,
-                        "max_position_embeddings": context or c0.max_position_embeddings})
+    c1 = LlamaConfig(
+        **{
+            **c0.to_dict(),
+            "hidden_size": hidden,
+            "num_hidden_layers": layers,
+            "intermediate_size": intermediate,
+            "num_attention_heads": nh1,
+            "num_key_value_heads": nkv1,
+            "head_dim": d,
+            "rms_norm_eps": c0.rms_norm_eps * h0 / hidden,
+            "max_position_embeddings": context or c0.max_position_embeddings,
+        }
+    )
     c1.architectures = ["LlamaForCausalLM"]
     c1.torch_dtype = "float32"
     src = {k: v.detach().to(torch.float32) for k, v in model.state_dict().items()}
@@ -102,9 +118,13 @@ def widen_llama(model, hidden: int, layers: int, intermediate: int, kv_heads: in
         """Tensors of one new layer: a widened original (prefix0) or a pass-through (None)."""
         ref = {n: src[f"{prefix_ref}.{n}"] for n in _LAYER_TENSORS}
         out = {}
-        for n, rows in (("self_attn.q_proj.weight", nh1 * d), ("self_attn.k_proj.weight", nkv1 * d),
-                        ("self_attn.v_proj.weight", nkv1 * d), ("mlp.gate_proj.weight", intermediate),
-                        ("mlp.up_proj.weight", intermediate)):
+        for n, rows in (
+            ("self_attn.q_proj.weight", nh1 * d),
+            ("self_attn.k_proj.weight", nkv1 * d),
+            ("self_attn.v_proj.weight", nkv1 * d),
+            ("mlp.gate_proj.weight", intermediate),
+            ("mlp.up_proj.weight", intermediate),
+        ):
             out[n] = rand_like((rows, hidden), ref[n])
         out["self_attn.o_proj.weight"] = torch.zeros(hidden, nh1 * d)
         out["mlp.down_proj.weight"] = torch.zeros(hidden, intermediate)
@@ -191,13 +211,23 @@ def _check_widths(h0: int, nh0: int, nkv0: int, d: int, hidden: int, kv_heads: i
     g0 = nh0 // nkv0
     nkv1 = kv_heads or nh1 // g0
     if nh1 % nkv1 or nh1 // nkv1 < g0 or nkv1 < nkv0:
-        raise ExportError(f"{nkv1} kv heads do not fit: need {nh1} query heads divisible by it, groups of at "
-                          f"least {g0} query heads and at least the source's {nkv0} kv heads.")
+        raise ExportError(
+            f"{nkv1} kv heads do not fit: need {nh1} query heads divisible by it, groups of at "
+            f"least {g0} query heads and at least the source's {nkv0} kv heads."
+        )
     return nh1, nkv1, nh1 // nkv1
 
 
-def widen_eagle3(head, hidden: int, intermediate: int, source_layers: int, layers: int, kv_heads: int | None = None,
-                 seed: int = 0, context: int | None = None):
+def widen_eagle3(
+    head,
+    hidden: int,
+    intermediate: int,
+    source_layers: int,
+    layers: int,
+    kv_heads: int | None = None,
+    seed: int = 0,
+    context: int | None = None,
+):
     """An EAGLE-3 head for the twin of its target that drafts exactly what ``head`` drafts.
 
     Args:
@@ -209,7 +239,6 @@ def widen_eagle3(head, hidden: int, intermediate: int, source_layers: int, layer
         seed: for the random fill of the weights that cannot matter.
     """
     import torch
-
     from edgespec.export.draft.eagle3 import aux_layers_of, head_config
     from edgespec.export.draft.eagle3_head import Eagle3Head
 
@@ -220,15 +249,23 @@ def widen_eagle3(head, hidden: int, intermediate: int, source_layers: int, layer
     if getattr(c0, "target_hidden_size", h0) != h0:
         raise ExportError("the twin builder widens EAGLE-3 heads as wide as their target only.")
     if hidden < h0 or intermediate < i0 or layers < source_layers:
-        raise ExportError(f"the twin must be at least as large as the source (hidden {h0}, intermediate {i0}, "
-                          f"layers {source_layers}).")
+        raise ExportError(
+            f"the twin must be at least as large as the source (hidden {h0}, intermediate {i0}, "
+            f"layers {source_layers})."
+        )
     nh1, nkv1, g1 = _check_widths(h0, nh0, nkv0, d, hidden, kv_heads)
     pos = layer_positions(source_layers, layers)
     aux = [pos[i] for i in aux_layers_of(c0)]
     c1 = head_config(c0, c0.draft_vocab_size, aux, intermediate)
-    for key, val in (("hidden_size", hidden), ("num_attention_heads", nh1), ("num_key_value_heads", nkv1),
-                     ("head_dim", d), ("rms_norm_eps", c0.rms_norm_eps * h0 / hidden), ("target_hidden_size", hidden),
-                     ("max_position_embeddings", context or c0.max_position_embeddings)):
+    for key, val in (
+        ("hidden_size", hidden),
+        ("num_attention_heads", nh1),
+        ("num_key_value_heads", nkv1),
+        ("head_dim", d),
+        ("rms_norm_eps", c0.rms_norm_eps * h0 / hidden),
+        ("target_hidden_size", hidden),
+        ("max_position_embeddings", context or c0.max_position_embeddings),
+    ):
         setattr(c1, key, val)
     src = {k: v.detach().to(torch.float32) for k, v in head.state_dict().items()}
     fill = _Fill(seed, h0, hidden)
@@ -258,7 +295,7 @@ def widen_eagle3(head, hidden: int, intermediate: int, source_layers: int, layer
     fc = fill.rand_like((hidden, 3 * hidden), fc0)
     fc[h0:] = 0  # the stream's new channels stay exactly zero
     for j in range(3):
-        fc[:h0, j * hidden: j * hidden + h0] = fc0[:, j * h0: (j + 1) * h0]
+        fc[:h0, j * hidden : j * hidden + h0] = fc0[:, j * h0 : (j + 1) * h0]
     st["fc.weight"] = fc
     lm0 = src["lm_head.weight"]
     lm = fill.rand_like((lm0.shape[0], hidden), lm0)
@@ -273,15 +310,23 @@ def widen_eagle3(head, hidden: int, intermediate: int, source_layers: int, layer
     return wide.eval()
 
 
-_LAYER_TENSORS = ("self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
-                  "self_attn.o_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight",
-                  "mlp.down_proj.weight", "input_layernorm.weight", "post_attention_layernorm.weight")
+_LAYER_TENSORS = (
+    "self_attn.q_proj.weight",
+    "self_attn.k_proj.weight",
+    "self_attn.v_proj.weight",
+    "self_attn.o_proj.weight",
+    "mlp.gate_proj.weight",
+    "mlp.up_proj.weight",
+    "mlp.down_proj.weight",
+    "input_layernorm.weight",
+    "post_attention_layernorm.weight",
+)
 
 
 def parameter_count(config) -> int:
     """Parameters of a Llama config without building it."""
-    h, i, l, v = config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.vocab_size
+    h, i, n_layers, v = config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.vocab_size
     d = getattr(config, "head_dim", None) or h // config.num_attention_heads
     attn = h * config.num_attention_heads * d * 2 + h * config.num_key_value_heads * d * 2
     per_layer = attn + 3 * h * i + 2 * h
-    return l * per_layer + v * h * (1 if config.tie_word_embeddings else 2) + h
+    return n_layers * per_layer + v * h * (1 if config.tie_word_embeddings else 2) + h

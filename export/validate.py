@@ -18,7 +18,7 @@ import numpy as np
 from .source import Source
 
 PROMPTS = (
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
     "The quick brown fox jumps over the lazy dog. Then the dog",
     "import os\nimport sys\n\nfor name in sorted(os.listdir(sys.argv[1])):\n",
     "Grüße aus München: café, naïve, 日本語 — and an emoji 🙂.",
@@ -32,8 +32,7 @@ PROMPTS = (
 THRESHOLDS = {"fp32": 0.99, "fp16": 0.95, "int8": 0.80, "int4": 0.25}
 
 
-def prompt_ids(src: Source, prompts: list[str] | None = None, max_tokens: int = 48,
-               id_map=None) -> list[list[int]]:
+def prompt_ids(src: Source, prompts: list[str] | None = None, max_tokens: int = 48, id_map=None) -> list[list[int]]:
     """Model input ids of the validation prompts.
 
     ``id_map`` (array: tokenizer id -> model id) serves trimmed drafters; otherwise ids beyond the
@@ -94,8 +93,10 @@ def eagle3_torch_logits(model, ids: list[list[int]], feats: list[np.ndarray]) ->
     out = []
     with torch.no_grad():
         for seq, f in zip(ids, feats):
-            res = model(input_ids=torch.tensor([seq[1:]], dtype=torch.long),
-                        hidden_states=torch.from_numpy(f[None, :-1]).to(model.dtype))
+            res = model(
+                input_ids=torch.tensor([seq[1:]], dtype=torch.long),
+                hidden_states=torch.from_numpy(f[None, :-1]).to(model.dtype),
+            )
             out.append(res.logits[0].float().numpy())
     return out
 
@@ -118,14 +119,16 @@ def openvino_logits(xml: Path, ids: list[list[int]], hidden: list[np.ndarray] | 
         rows, pos = [], 0
         for chunk in chunks:
             n = len(chunk)
-            feed = {"input_ids": np.array([chunk], dtype=np.int64),
-                    "attention_mask": np.ones((1, pos + n), dtype=np.int64)}
+            feed = {
+                "input_ids": np.array([chunk], dtype=np.int64),
+                "attention_mask": np.ones((1, pos + n), dtype=np.int64),
+            }
             if "position_ids" in names:
                 feed["position_ids"] = np.arange(pos, pos + n, dtype=np.int64)[None]
             if "beam_idx" in names:
                 feed["beam_idx"] = np.zeros(1, dtype=np.int32)
             if hidden is not None:
-                feed["hidden_states"] = np.ascontiguousarray(hidden[j][None, pos:pos + n], dtype=np.float32)
+                feed["hidden_states"] = np.ascontiguousarray(hidden[j][None, pos : pos + n], dtype=np.float32)
             res = req.infer(feed)
             rows.append(np.asarray(res[cm.output(0)])[0, -n:].astype(np.float32))
             pos += n
@@ -144,5 +147,10 @@ def compare(ref: list[np.ndarray], got: list[np.ndarray]) -> dict:
         agree += int((r.argmax(-1) == g.argmax(-1)).sum())
         total += n
         max_diff = max(max_diff, float(np.abs(r - g).max()))
-    return {"prompts": len(ref), "tokens": total, "top1_agreement": agree / max(total, 1),
-            "max_abs_logit_diff": max_diff, "reference": "torch-fp32"}
+    return {
+        "prompts": len(ref),
+        "tokens": total,
+        "top1_agreement": agree / max(total, 1),
+        "max_abs_logit_diff": max_diff,
+        "reference": "torch-fp32",
+    }

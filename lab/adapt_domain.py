@@ -71,24 +71,41 @@ def main() -> int:
     results = {"package": a.package, "prompts": len(prompts), "target_outputs_seconds": round(gen_s, 1), "drafters": {}}
     for name in a.drafters.split(","):
         t0 = time.perf_counter()
-        rep = ad.run(bundle, log_dir=log, drafter=name, steps=a.steps, batch=8, lr=3e-4 if name == "draft" else 1e-3,
-                     heldout=0.25, max_new_tokens=a.max_new_tokens, k=4, progress=True)
+        rep = ad.run(
+            bundle,
+            log_dir=log,
+            drafter=name,
+            steps=a.steps,
+            batch=8,
+            lr=3e-4 if name == "draft" else 1e-3,
+            heldout=0.25,
+            max_new_tokens=a.max_new_tokens,
+            k=4,
+            progress=True,
+        )
         rep["wall_seconds"] = round(time.perf_counter() - t0, 1)
         results["drafters"][name] = rep
         print(json.dumps(rep["acceptance"]), flush=True)
     day = datetime.date.today().isoformat()
     out = LAB / "runs" / f"{day}-adapt-{a.package}"
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    rows = ["| drafter | relation | acceptance_rate before → after | mean_accepted before → after | steps | train s | wall s |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| drafter | relation | acceptance_rate before → after | mean_accepted before → after | steps | train s | wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, rep in results["drafters"].items():
         b, c = rep["acceptance"][rep["parent"]], rep["acceptance"][rep["name"]]
-        rows.append(f"| {name} | {rep['relation']} | {b['acceptance_rate']:.3f} → {c['acceptance_rate']:.3f} | "
-                    f"{b['mean_accepted']:.2f} → {c['mean_accepted']:.2f} | {rep['steps']} | {rep['train_seconds']:.0f} | "
-                    f"{rep['wall_seconds']:.0f} |")
+        rows.append(
+            f"| {name} | {rep['relation']} | {b['acceptance_rate']:.3f} → {c['acceptance_rate']:.3f} | "
+            f"{b['mean_accepted']:.2f} → {c['mean_accepted']:.2f} | {rep['steps']} | {rep['train_seconds']:.0f} | "
+            f"{rep['wall_seconds']:.0f} |"
+        )
     out.with_suffix(".md").write_text(
         f"# Adaptation to {a.package} ({day})\n\n`{' '.join(sys.argv)}`\n\n{len(prompts)} prompts, held-out share 0.25, "
-        f"k=4 greedy, max_new_tokens {a.max_new_tokens}; target outputs took {gen_s:.0f} s.\n\n" + "\n".join(rows) + "\n")
+        f"k=4 greedy, max_new_tokens {a.max_new_tokens}; target outputs took {gen_s:.0f} s.\n\n"
+        + "\n".join(rows)
+        + "\n"
+    )
     print("\n".join(rows))
     return 0
 

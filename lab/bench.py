@@ -57,8 +57,16 @@ import bench_runners  # noqa: E402
 # the figures are the product's (edgespec profile computes them the same way); re-exported for the
 # tests and experiments that read them from here
 from edgespec.profiling.metrics import (  # noqa: E402,F401
-    METRIC_KEYS, config_metrics, interp_points, interp_verify, loop_ideal_terms, median_costs, median_run,
-    paired_decode_ratio, relative_metrics)
+    METRIC_KEYS,
+    config_metrics,
+    interp_points,
+    interp_verify,
+    loop_ideal_terms,
+    median_costs,
+    median_run,
+    paired_decode_ratio,
+    relative_metrics,
+)
 
 
 @dataclass
@@ -71,19 +79,27 @@ class Config:
     peer: str | None = None  # the configuration of the other runtime it is compared with
 
     def gen_cfg(self, a) -> dict:
-        return {"policy": self.policy, "k": self.k, "max_new_tokens": a.max_new_tokens,
-                "ngram_size": a.ngram_size, "ignore_eos": a.ignore_eos, "k_max": a.k_max,
-                "draft_window": a.draft_window,
-                "conf_threshold": a.conf_threshold}
+        return {
+            "policy": self.policy,
+            "k": self.k,
+            "max_new_tokens": a.max_new_tokens,
+            "ngram_size": a.ngram_size,
+            "ignore_eos": a.ignore_eos,
+            "k_max": a.k_max,
+            "draft_window": a.draft_window,
+            "conf_threshold": a.conf_threshold,
+        }
 
 
 def all_configs(ks: list[int], ngram_k: int, hf: bool, hf_draft: bool) -> list[Config]:
     c = [Config("es_ar", "edgespec", "edgespec", "ar", peer="genai_ar")]
     c += [Config(f"es_spec_k{k}", "edgespec", "edgespec", "draft", k, peer=f"genai_spec_k{k}") for k in ks]
-    c += [Config("es_spec_adaptive", "edgespec", "edgespec", "draft", None, peer="genai_spec_conf"),
-          Config("es_ngram", "edgespec", "edgespec", "ngram", ngram_k, peer="genai_ngram"),
-          Config("genai_ar", "genai", "genai_ar", "ar"),
-          Config("genai_ar_sdpa", "genai", "genai_ar_sdpa", "ar")]
+    c += [
+        Config("es_spec_adaptive", "edgespec", "edgespec", "draft", None, peer="genai_spec_conf"),
+        Config("es_ngram", "edgespec", "edgespec", "ngram", ngram_k, peer="genai_ngram"),
+        Config("genai_ar", "genai", "genai_ar", "ar"),
+        Config("genai_ar_sdpa", "genai", "genai_ar_sdpa", "ar"),
+    ]
     c += [Config(f"genai_spec_k{k}", "genai", "genai_draft", "draft", k) for k in ks]
     c += [Config("genai_spec_conf", "genai", "genai_draft", "draft", None)]
     c += [Config("genai_ngram", "genai", "genai_ngram", "ngram", ngram_k)]
@@ -108,8 +124,11 @@ def select(configs: list[Config], patterns: str | None) -> list[Config]:
 
 
 def machine_info() -> dict:
-    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "logical_cpus": os.cpu_count()}
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "logical_cpus": os.cpu_count(),
+    }
     try:
         cpu = Path("/proc/cpuinfo").read_text()
         names = [ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if ln.startswith("model name")]
@@ -129,8 +148,15 @@ def versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for dist in ("edgespec", "openvino", "openvino-genai", "openvino-tokenizers", "onnxruntime", "torch",
-                 "transformers"):
+    for dist in (
+        "edgespec",
+        "openvino",
+        "openvino-genai",
+        "openvino-tokenizers",
+        "onnxruntime",
+        "torch",
+        "transformers",
+    ):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
@@ -142,8 +168,9 @@ def weight_bytes(model_dir: Path, entry: dict) -> int:
     b = (entry.get("weights") or {}).get("bytes")
     if b:
         return int(b)
-    return sum(p.stat().st_size for p in model_dir.glob("openvino_model*.bin")) or \
-        sum(p.stat().st_size for p in model_dir.glob("*.onnx*"))
+    return sum(p.stat().st_size for p in model_dir.glob("openvino_model*.bin")) or sum(
+        p.stat().st_size for p in model_dir.glob("*.onnx*")
+    )
 
 
 def model_pair(bundle: Path, draft_name: str | None) -> dict:
@@ -154,10 +181,17 @@ def model_pair(bundle: Path, draft_name: str | None) -> dict:
             continue
         role = m["role"] if m["role"] == "target" else f"draft:{m['name']}"
         w = m.get("weights", {})
-        out[role] = {"name": m["name"], "architecture": m.get("architecture"), "precision": w.get("precision"),
-                     "group_size": w.get("group_size"), "weight_bytes": weight_bytes(bundle / m["path"], m),
-                     "num_layers": m.get("num_layers"), "vocab_size": m.get("vocab_size"),
-                     "relation": (m.get("relation") or {}).get("kind"), "source": m.get("source")}
+        out[role] = {
+            "name": m["name"],
+            "architecture": m.get("architecture"),
+            "precision": w.get("precision"),
+            "group_size": w.get("group_size"),
+            "weight_bytes": weight_bytes(bundle / m["path"], m),
+            "num_layers": m.get("num_layers"),
+            "vocab_size": m.get("vocab_size"),
+            "relation": (m.get("relation") or {}).get("kind"),
+            "source": m.get("source"),
+        }
     return out
 
 
@@ -244,7 +278,7 @@ def worker_spec(name: str, a, runtime_kw: dict) -> tuple[str, dict]:
     if name == "edgespec":
         return "edgespec", base
     if name.startswith("genai_"):
-        return "genai", {**base, "mode": name[len("genai_"):]}
+        return "genai", {**base, "mode": name[len("genai_") :]}
     if name == "hf":
         return "hf", {**base, "hf_target": a.hf_target, "hf_draft": a.hf_draft}
     raise ValueError(name)
@@ -263,11 +297,19 @@ def finish_metrics(configs: list[Config], res: dict[str, dict], texts: dict[str,
         # the same ideal from the loop's own per-call timers (fixed k only): what the loop loses
         # outside its model calls, independent of how well the microbenchmark matches the loop
         ar = res.get("es_ar", {})
-        if c.runtime == "edgespec" and c.policy != "ar" and c.k and m.get("T_call_inloop_ms") and \
-                ar.get("T_call_inloop_ms") and m.get("tau_decode") and m["decode_speedup"]:
+        if (
+            c.runtime == "edgespec"
+            and c.policy != "ar"
+            and c.k
+            and m.get("T_call_inloop_ms")
+            and ar.get("T_call_inloop_ms")
+            and m.get("tau_decode")
+            and m["decode_speedup"]
+        ):
             t_draft = (m.get("T_draft_inloop_ms") or 0.0) if c.policy == "draft" else 0.0
-            m["ideal_speedup_inloop"] = (m["tau_decode"] * ar["T_call_inloop_ms"]
-                                         / (m["T_call_inloop_ms"] + c.k * t_draft))
+            m["ideal_speedup_inloop"] = (
+                m["tau_decode"] * ar["T_call_inloop_ms"] / (m["T_call_inloop_ms"] + c.k * t_draft)
+            )
             m["efficiency_inloop"] = m["decode_speedup"] / m["ideal_speedup_inloop"]
         if c.peer and c.peer in res and res[c.peer].get("tokens_per_s") and m["tokens_per_s"]:
             m["peer"] = c.peer
@@ -286,9 +328,13 @@ def comparisons(res: dict[str, dict]) -> dict:
         x, y = res.get(a, {}).get(key), res.get(b, {}).get(key)
         return x / y if x and y else None
 
-    pairs = [("es_ar", "genai_ar"), ("es_ar", "genai_ar_sdpa"), ("es_ngram", "genai_ngram"),
-             ("es_spec_adaptive", "genai_spec_conf")]
-    pairs += [(n, "genai_spec_k" + n[len("es_spec_k"):]) for n in res if n.startswith("es_spec_k")]
+    pairs = [
+        ("es_ar", "genai_ar"),
+        ("es_ar", "genai_ar_sdpa"),
+        ("es_ngram", "genai_ngram"),
+        ("es_spec_adaptive", "genai_spec_conf"),
+    ]
+    pairs += [(n, "genai_spec_k" + n[len("es_spec_k") :]) for n in res if n.startswith("es_spec_k")]
     out: dict[str, Any] = {}
     for x, y in pairs:
         out[f"{x}_vs_{y}"] = ratio(x, y)
@@ -298,15 +344,21 @@ def comparisons(res: dict[str, dict]) -> dict:
             out[f"{x}_vs_{y}_decode_native_paired"] = paired_decode_ratio(res[x], res[y], "ttft_native_ms")
     shares = [m["other_share"] for n, m in res.items() if n.startswith("es_") and m.get("other_share") is not None]
     out["es_max_other_share"] = max(shares) if shares else None
-    effs = {n: m["efficiency"] for n, m in res.items() if n.startswith("es_") and m.get("efficiency") is not None
-            and n != "es_ar"}
+    effs = {
+        n: m["efficiency"]
+        for n, m in res.items()
+        if n.startswith("es_") and m.get("efficiency") is not None and n != "es_ar"
+    }
     out["es_efficiency"] = effs or None
-    out["es_efficiency_inloop"] = {n: m["efficiency_inloop"] for n, m in res.items()
-                                   if m.get("efficiency_inloop") is not None} or None
-    out["efficiency_pattern"] = {n: m["efficiency_pattern"] for n, m in res.items()
-                                 if m.get("efficiency_pattern") is not None} or None
-    out["es_efficiency_loop"] = {n: m["efficiency_loop"] for n, m in res.items()
-                                 if m.get("efficiency_loop") is not None} or None
+    out["es_efficiency_inloop"] = {
+        n: m["efficiency_inloop"] for n, m in res.items() if m.get("efficiency_inloop") is not None
+    } or None
+    out["efficiency_pattern"] = {
+        n: m["efficiency_pattern"] for n, m in res.items() if m.get("efficiency_pattern") is not None
+    } or None
+    out["es_efficiency_loop"] = {
+        n: m["efficiency_loop"] for n, m in res.items() if m.get("efficiency_loop") is not None
+    } or None
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -320,67 +372,123 @@ def _fmt(v, key: str = "") -> str:
         return v
     if key in ("acceptance_rate", "other_share"):
         return f"{100 * v:.1f}%"
-    if key in ("speedup", "ideal_speedup", "efficiency", "efficiency_inloop", "efficiency_pattern", "efficiency_loop",
-               "vs_peer",
-               "mean_accepted", "mbsu",
-               "decode_speedup", "vs_peer_decode", "decode_speedup_paired", "vs_peer_decode_paired"):
+    if key in (
+        "speedup",
+        "ideal_speedup",
+        "efficiency",
+        "efficiency_inloop",
+        "efficiency_pattern",
+        "efficiency_loop",
+        "vs_peer",
+        "mean_accepted",
+        "mbsu",
+        "decode_speedup",
+        "vs_peer_decode",
+        "decode_speedup_paired",
+        "vs_peer_decode_paired",
+    ):
         return f"{v:.2f}"
     if isinstance(v, float):
         return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
     return str(v)
 
 
-TABLE_COLS = ("tokens_per_s", "speedup", "vs_peer", "decode_speedup", "vs_peer_decode", "decode_speedup_paired",
-              "vs_peer_decode_paired", "ttft_ms", "tpot_ms",
-              "acceptance_rate", "mean_accepted",
-              "other_share", "ideal_speedup", "efficiency", "efficiency_pattern", "efficiency_loop", "efficiency_inloop",
-              "mbsu", "peak_rss_mb", "agree")
+TABLE_COLS = (
+    "tokens_per_s",
+    "speedup",
+    "vs_peer",
+    "decode_speedup",
+    "vs_peer_decode",
+    "decode_speedup_paired",
+    "vs_peer_decode_paired",
+    "ttft_ms",
+    "tpot_ms",
+    "acceptance_rate",
+    "mean_accepted",
+    "other_share",
+    "ideal_speedup",
+    "efficiency",
+    "efficiency_pattern",
+    "efficiency_loop",
+    "efficiency_inloop",
+    "mbsu",
+    "peak_rss_mb",
+    "agree",
+)
 
 
 def markdown(report: dict) -> str:
     h = report["header"]
     lines = ["# edgespec benchmark", ""]
     mach = h["machine"]
-    lines.append(f"- machine: {mach.get('cpu')}, {mach.get('physical_cores')} cores / {mach.get('logical_cpus')} "
-                 f"threads, {mach.get('memory_gb')} GB; {mach.get('platform')}")
+    lines.append(
+        f"- machine: {mach.get('cpu')}, {mach.get('physical_cores')} cores / {mach.get('logical_cpus')} "
+        f"threads, {mach.get('memory_gb')} GB; {mach.get('platform')}"
+    )
     lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in h["versions"].items() if v))
     for role, m in h["models"].items():
-        lines.append(f"- {role}: {m['name']} ({m.get('architecture')}, {m.get('precision')} g{m.get('group_size')}, "
-                     f"{(m.get('weight_bytes') or 0) / 1e6:.1f} MB weights, {m.get('num_layers')} layers)")
+        lines.append(
+            f"- {role}: {m['name']} ({m.get('architecture')}, {m.get('precision')} g{m.get('group_size')}, "
+            f"{(m.get('weight_bytes') or 0) / 1e6:.1f} MB weights, {m.get('num_layers')} layers)"
+        )
     run = h["run"]
-    lines.append(f"- run: max_new_tokens {run['max_new_tokens']}, repeats {run['repeats']} (median), threads "
-                 f"{run['threads']}, precision {run['precision'] or 'runtime default'}, KV cache "
-                 f"{run['kv_precision'] or 'runtime default'}, k {run['k']} "
-                 f"(adaptive k_max {run['k_max'] or 'default'}), "
-                 f"edgespec draft window {run.get('draft_window') if run.get('draft_window') is not None else 'default'}, "
-                 f"n-gram k {run['ngram_k']} / size {run['ngram_size']}, ignore_eos {run['ignore_eos']}, "
-                 f"edgespec fixed shapes {run.get('fixed_shapes', 'auto')}")
+    lines.append(
+        f"- run: max_new_tokens {run['max_new_tokens']}, repeats {run['repeats']} (median), threads "
+        f"{run['threads']}, precision {run['precision'] or 'runtime default'}, KV cache "
+        f"{run['kv_precision'] or 'runtime default'}, k {run['k']} "
+        f"(adaptive k_max {run['k_max'] or 'default'}), "
+        f"edgespec draft window {run.get('draft_window') if run.get('draft_window') is not None else 'default'}, "
+        f"n-gram k {run['ngram_k']} / size {run['ngram_size']}, ignore_eos {run['ignore_eos']}, "
+        f"edgespec fixed shapes {run.get('fixed_shapes', 'auto')}"
+    )
     lines.append(f"- command: `{h['command']}`")
     for name, s in report["sets"].items():
         ps = s["prompt_set"]
-        lines += ["", f"## prompt set `{name}`: {ps['n']} prompts, ~{ps['mean_tokens']:.0f} tokens, "
-                  f"sha256 {ps['sha256'][:16]}", ""]
+        lines += [
+            "",
+            f"## prompt set `{name}`: {ps['n']} prompts, ~{ps['mean_tokens']:.0f} tokens, sha256 {ps['sha256'][:16]}",
+            "",
+        ]
         c = s.get("costs")
         if c:
             ver = ", ".join(f"T_verify({n}) {v:.1f}" for n, v in c["T_verify_ms"].items())
             if c.get("passes"):
-                lines.append(f"Per-call costs: the median of {c['passes']} passes of the probe (one before the "
-                             f"generations, one after each repeat; T_ar by pass "
-                             + ", ".join(f"{x:.2f}" for x in c["T_ar_ms_by_pass"]) + " ms).")
-            lines.append(f"Per-call costs at context {c['context']}: T_ar {c['T_ar_ms']:.1f} ms, {ver} ms, "
-                         f"T_draft {c['T_draft_ms'] if c['T_draft_ms'] is None else round(c['T_draft_ms'], 2)} ms"
-                         + (f" (calls of these widths on fixed-width compiles, as edgespec runs them: target "
-                            f"{c['fixed_widths']['target'] or 'none'}, drafter {c['fixed_widths']['draft'] or 'none'}"
-                            + (f"; as one-token subsequences: target {c['split_widths']['target'] or 'none'}, "
-                               f"drafter {c['split_widths']['draft'] or 'none'}" if c.get("split_widths") else "") + ")"
-                            if c.get("fixed_widths") else ""))
+                lines.append(
+                    f"Per-call costs: the median of {c['passes']} passes of the probe (one before the "
+                    f"generations, one after each repeat; T_ar by pass "
+                    + ", ".join(f"{x:.2f}" for x in c["T_ar_ms_by_pass"])
+                    + " ms)."
+                )
+            lines.append(
+                f"Per-call costs at context {c['context']}: T_ar {c['T_ar_ms']:.1f} ms, {ver} ms, "
+                f"T_draft {c['T_draft_ms'] if c['T_draft_ms'] is None else round(c['T_draft_ms'], 2)} ms"
+                + (
+                    f" (calls of these widths on fixed-width compiles, as edgespec runs them: target "
+                    f"{c['fixed_widths']['target'] or 'none'}, drafter {c['fixed_widths']['draft'] or 'none'}"
+                    + (
+                        f"; as one-token subsequences: target {c['split_widths']['target'] or 'none'}, "
+                        f"drafter {c['split_widths']['draft'] or 'none'}"
+                        if c.get("split_widths")
+                        else ""
+                    )
+                    + ")"
+                    if c.get("fixed_widths")
+                    else ""
+                )
+            )
             for k, p in (c.get("pattern") or {}).items():
-                lines.append(f"In a k={k} loop's order: T_verify({int(k) + 1}) {p['T_verify_ms']:.1f} ms, drafter calls "
-                             + ", ".join(f"{x:.2f}" for x in p["T_draft_ms"]) + " ms"
-                             + (f" (a two-token first call {p['T_draft_first2_ms']:.2f})" if "T_draft_first2_ms" in p else ""))
+                lines.append(
+                    f"In a k={k} loop's order: T_verify({int(k) + 1}) {p['T_verify_ms']:.1f} ms, drafter calls "
+                    + ", ".join(f"{x:.2f}" for x in p["T_draft_ms"])
+                    + " ms"
+                    + (f" (a two-token first call {p['T_draft_first2_ms']:.2f})" if "T_draft_first2_ms" in p else "")
+                )
             if c.get("T_draft_read_ms"):
-                lines.append("The drafter reading a prompt of n tokens (last logits row only): "
-                             + ", ".join(f"{n}: {v:.1f}" for n, v in c["T_draft_read_ms"].items()) + " ms")
+                lines.append(
+                    "The drafter reading a prompt of n tokens (last logits row only): "
+                    + ", ".join(f"{n}: {v:.1f}" for n, v in c["T_draft_read_ms"].items())
+                    + " ms"
+                )
             lines.append("")
         lines.append("| config | " + " | ".join(TABLE_COLS) + " |")
         lines.append("|---|" + "---|" * len(TABLE_COLS))
@@ -415,34 +523,59 @@ def parse_args(argv=None):
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup-tokens", type=int, default=8, help="tokens of each configuration's warm-up run")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="inference threads on every side (default: physical cores)")
-    ap.add_argument("--precision", default=None,
-                    help="INFERENCE_PRECISION_HINT on both sides, e.g. f32 (default: runtime default)")
-    ap.add_argument("--kv-precision", default=None,
-                    help="KV-cache precision on both sides, e.g. f32, u8 (default: runtime default)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="inference threads on every side (default: physical cores)"
+    )
+    ap.add_argument(
+        "--precision", default=None, help="INFERENCE_PRECISION_HINT on both sides, e.g. f32 (default: runtime default)"
+    )
+    ap.add_argument(
+        "--kv-precision", default=None, help="KV-cache precision on both sides, e.g. f32, u8 (default: runtime default)"
+    )
     ap.add_argument("--ov-config", default=None, help="JSON of extra OpenVINO properties (GenAI and cost probes only)")
     ap.add_argument("--k", default="2,4", help="fixed draft lengths, comma-separated")
     ap.add_argument("--k-max", type=int, default=None, help="upper bound of adaptive k (edgespec; default: its own)")
-    ap.add_argument("--draft-window", type=int, default=None,
-                    help="edgespec's drafter window in tokens (0 = the drafter's whole context; default: its own, 1024)")
-    ap.add_argument("--fixed-shapes", choices=("auto", "on", "off"), default="auto",
-                    help="edgespec's fixed-width model copies (Pipeline.load fixed_shapes: auto = models up to "
-                         "64 MiB of weights); the cost probe times calls on the same compiles")
-    ap.add_argument("--conf-threshold", type=float, default=0.4,
-                    help="GenAI's assistant_confidence_threshold for genai_spec_conf (transformers' default 0.4)")
+    ap.add_argument(
+        "--draft-window",
+        type=int,
+        default=None,
+        help="edgespec's drafter window in tokens (0 = the drafter's whole context; default: its own, 1024)",
+    )
+    ap.add_argument(
+        "--fixed-shapes",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="edgespec's fixed-width model copies (Pipeline.load fixed_shapes: auto = models up to "
+        "64 MiB of weights); the cost probe times calls on the same compiles",
+    )
+    ap.add_argument(
+        "--conf-threshold",
+        type=float,
+        default=0.4,
+        help="GenAI's assistant_confidence_threshold for genai_spec_conf (transformers' default 0.4)",
+    )
     ap.add_argument("--ngram-k", type=int, default=4)
     ap.add_argument("--ngram-size", type=int, default=3)
     ap.add_argument("--draft", default=None, help="drafter name in the bundle (default: the first same-vocab one)")
     ap.add_argument("--device", default="CPU")
     ap.add_argument("--configs", default=None, help="comma-separated glob patterns over configuration names")
-    ap.add_argument("--no-ignore-eos", dest="ignore_eos", action="store_false",
-                    help="stop at EOS (default: generate exactly max_new_tokens on every side)")
-    ap.add_argument("--genai-prefix-caching", action="store_true",
-                    help="leave GenAI's prefix caching on (its CPU default; repeated prompts then time cache hits)")
-    ap.add_argument("--one-process", action="store_true",
-                    help="every runtime in one worker process, generations alternated: paired ratios free "
-                         "of per-process drift (peak RSS is then the shared process's)")
+    ap.add_argument(
+        "--no-ignore-eos",
+        dest="ignore_eos",
+        action="store_false",
+        help="stop at EOS (default: generate exactly max_new_tokens on every side)",
+    )
+    ap.add_argument(
+        "--genai-prefix-caching",
+        action="store_true",
+        help="leave GenAI's prefix caching on (its CPU default; repeated prompts then time cache hits)",
+    )
+    ap.add_argument(
+        "--one-process",
+        action="store_true",
+        help="every runtime in one worker process, generations alternated: paired ratios free "
+        "of per-process drift (peak RSS is then the shared process's)",
+    )
     ap.add_argument("--no-costs", dest="costs", action="store_false", help="skip the per-call cost microbenchmark")
     ap.add_argument("--hf-target", default=None, help="HF checkpoint of the target (adds hf_* configs)")
     ap.add_argument("--hf-draft", default=None, help="HF checkpoint of the drafter (adds hf_spec_k*)")
@@ -474,8 +607,10 @@ def main(argv=None) -> int:
         con.print(f"[red]error:[/red] --k must be a comma list of draft lengths from 1 to {MAX_DRAFT} (got {a.k!r})")
         return 2
     if a.draft_window is not None and a.draft_window != 0 and a.draft_window < MIN_DRAFT_WINDOW:
-        con.print(f"[red]error:[/red] --draft-window must be 0 (the drafter's whole context) or at least "
-                  f"{MIN_DRAFT_WINDOW} (got {a.draft_window})")
+        con.print(
+            f"[red]error:[/red] --draft-window must be 0 (the drafter's whole context) or at least "
+            f"{MIN_DRAFT_WINDOW} (got {a.draft_window})"
+        )
         return 2
     mach = machine_info()
     threads = a.threads or mach.get("physical_cores") or os.cpu_count()
@@ -488,26 +623,50 @@ def main(argv=None) -> int:
     if same:
         sizes["draft"] = same[0]["weight_bytes"]
     extra = json.loads(a.ov_config) if a.ov_config else None
-    runtime_kw = {"threads": threads, "precision": a.precision, "kv_precision": a.kv_precision,
-                  "ov_config": extra, "device": a.device, "draft_name": a.draft,
-                  "genai_prefix_caching": a.genai_prefix_caching,
-                  "fixed_shapes": {"auto": None, "on": True, "off": False}[a.fixed_shapes]}
+    runtime_kw = {
+        "threads": threads,
+        "precision": a.precision,
+        "kv_precision": a.kv_precision,
+        "ov_config": extra,
+        "device": a.device,
+        "draft_name": a.draft,
+        "genai_prefix_caching": a.genai_prefix_caching,
+        "fixed_shapes": {"auto": None, "on": True, "off": False}[a.fixed_shapes],
+    }
 
     report: dict[str, Any] = {
-        "header": {"machine": mach, "versions": versions(), "bundle": str(bundle), "models": pair,
-                   "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
-                   "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                   "run": {"max_new_tokens": a.max_new_tokens, "repeats": a.repeats, "threads": threads,
-                           "precision": a.precision, "kv_precision": a.kv_precision, "ov_config": extra,
-                           "k_max": a.k_max, "draft_window": a.draft_window, "one_process": a.one_process,
-                           "fixed_shapes": a.fixed_shapes,
-                           "genai_prefix_caching": a.genai_prefix_caching, "k": ks,
-                           "ngram_k": a.ngram_k,
-                           "ngram_size": a.ngram_size, "ignore_eos": a.ignore_eos, "device": a.device,
-                           "configs": [c.name for c in configs],
-                           "policies": {c.name: {"policy": c.policy, "k": c.k if c.k is not None else "adaptive"}
-                                        for c in configs}}},
-        "sets": {}, "notes": [],
+        "header": {
+            "machine": mach,
+            "versions": versions(),
+            "bundle": str(bundle),
+            "models": pair,
+            "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "run": {
+                "max_new_tokens": a.max_new_tokens,
+                "repeats": a.repeats,
+                "threads": threads,
+                "precision": a.precision,
+                "kv_precision": a.kv_precision,
+                "ov_config": extra,
+                "k_max": a.k_max,
+                "draft_window": a.draft_window,
+                "one_process": a.one_process,
+                "fixed_shapes": a.fixed_shapes,
+                "genai_prefix_caching": a.genai_prefix_caching,
+                "k": ks,
+                "ngram_k": a.ngram_k,
+                "ngram_size": a.ngram_size,
+                "ignore_eos": a.ignore_eos,
+                "device": a.device,
+                "configs": [c.name for c in configs],
+                "policies": {
+                    c.name: {"policy": c.policy, "k": c.k if c.k is not None else "adaptive"} for c in configs
+                },
+            },
+        },
+        "sets": {},
+        "notes": [],
     }
     ctx = mp.get_context("spawn")
     worker_names = list(dict.fromkeys(c.worker for c in configs))
@@ -520,14 +679,20 @@ def main(argv=None) -> int:
         try:
             rows, sha = bench_prompts.load_set(name)
         except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
-            con.print(f"[red]error:[/red] --prompt-set {escape(name)!s} is not a readable JSON-lines prompt set "
-                      f"({escape(type(e).__name__)}: {escape(str(e))}); pass short, long, repeat, all or a .jsonl file")
+            con.print(
+                f"[red]error:[/red] --prompt-set {escape(name)!s} is not a readable JSON-lines prompt set "
+                f"({escape(type(e).__name__)}: {escape(str(e))}); pass short, long, repeat, all or a .jsonl file"
+            )
             return 2
-        bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict) or not isinstance(r.get("prompt"), str)),
-                   None)
+        bad = next(
+            (i for i, r in enumerate(rows) if not isinstance(r, dict) or not isinstance(r.get("prompt"), str)), None
+        )
         if bad is not None or not rows:
-            con.print(f"[red]error:[/red] {escape(name)} " + (f"line {bad + 1} has no \"prompt\" string" if rows else
-                                                              "holds no prompts") + "; fix the prompt set")
+            con.print(
+                f"[red]error:[/red] {escape(name)} "
+                + (f'line {bad + 1} has no "prompt" string' if rows else "holds no prompts")
+                + "; fix the prompt set"
+            )
             return 2
         for i, r in enumerate(rows):  # a prompt without an id is named by its set and line
             r.setdefault("id", f"{Path(name).stem}:{i + 1}")
@@ -535,8 +700,15 @@ def main(argv=None) -> int:
         prompt_sets[name] = (rows, sha)
 
     total = sum(len(configs) * (1 + a.repeats * len(rows)) for rows, _ in prompt_sets.values())
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=con, disable=a.quiet, transient=False)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=con,
+        disable=a.quiet,
+        transient=False,
+    )
     with progress:
         task = progress.add_task("loading", total=total)
         # Per-call costs first, in a worker of their own that is gone before anything is timed.
@@ -558,8 +730,11 @@ def main(argv=None) -> int:
                 cost_cfgs[name] = {
                     "context": int(mean_tokens + a.max_new_tokens / 2),
                     "n_values": sorted({k + 1 for k in ks} | {2, a.ngram_k + 1, max(ks + [a.ngram_k]) + 2}),
-                    "draft_k": ks, "calls": 8, "rounds": 6,
-                    "draft_reads": [2 ** i for i in range(4, max(5, math.ceil(math.log2(longest))) + 1)]}
+                    "draft_k": ks,
+                    "calls": 8,
+                    "rounds": 6,
+                    "draft_reads": [2**i for i in range(4, max(5, math.ceil(math.log2(longest))) + 1)],
+                }
 
         def cost_pass(name: str) -> None:
             if cw is None or name not in cost_cfgs:
@@ -576,8 +751,9 @@ def main(argv=None) -> int:
         progress.update(task, description="loading models")
         workers: dict[str, Worker | Member] = {}
         if a.one_process:
-            shared = Worker(ctx, "shared", bundle, {"members": {wn: list(worker_spec(wn, a, runtime_kw))
-                                                                for wn in worker_names}})
+            shared = Worker(
+                ctx, "shared", bundle, {"members": {wn: list(worker_spec(wn, a, runtime_kw)) for wn in worker_names}}
+            )
             shared.wait_ready(a.timeout)
             if shared.error:
                 report["notes"].append(f"the shared worker failed to load: {shared.error}")
@@ -633,31 +809,49 @@ def main(argv=None) -> int:
                         progress.advance(task)
                 cost_pass(name)
             if cost_passes.get(name) and name in cost_cfgs:
-                costs_by_set[name] = dict(median_costs(cost_passes[name]), context=cost_cfgs[name]["context"],
-                                          passes=len(cost_passes[name]),
-                                          T_ar_ms_by_pass=[c["T_ar_ms"] for c in cost_passes[name]])
+                costs_by_set[name] = dict(
+                    median_costs(cost_passes[name]),
+                    context=cost_cfgs[name]["context"],
+                    passes=len(cost_passes[name]),
+                    T_ar_ms_by_pass=[c["T_ar_ms"] for c in cost_passes[name]],
+                )
 
             results: dict[str, dict] = {}
             for c in configs:
                 m = config_metrics(c, runs[c.name], costs_by_set.get(name), sizes)
-                m["runtime"], m["policy"], m["k"] = c.runtime, c.policy, c.k if c.k is not None else (
-                    "adaptive" if c.policy == "draft" else None)
+                m["runtime"], m["policy"], m["k"] = (
+                    c.runtime,
+                    c.policy,
+                    c.k if c.k is not None else ("adaptive" if c.policy == "draft" else None),
+                )
                 rss = [o["peak_rss_mb"] for rr in runs[c.name] for o in rr]
                 m["peak_rss_mb"] = max(rss) if rss else None
                 if c.name in errors:
                     m["error"] = errors[c.name]
                 m["per_prompt"] = [
-                    {"id": rows[i]["id"], "runs": [{k: v for k, v in o.items() if k not in ("text", "tokens")}
-                                                   for o in runs[c.name][i]],
-                     "text": texts[c.name][i]} for i in range(len(rows))]
+                    {
+                        "id": rows[i]["id"],
+                        "runs": [{k: v for k, v in o.items() if k not in ("text", "tokens")} for o in runs[c.name][i]],
+                        "text": texts[c.name][i],
+                    }
+                    for i in range(len(rows))
+                ]
                 results[c.name] = m
             finish_metrics(configs, results, texts, reference)
             report["sets"][name] = {
-                "prompt_set": {"name": name, "file": str(bench_prompts.prompt_file(name)), "sha256": sha,
-                               "n": len(rows), "ids": [r["id"] for r in rows],
-                               "mean_tokens": statistics.mean(r.get("tokens", 0) for r in rows)},
-                "costs": costs_by_set.get(name), "results": results, "comparisons": comparisons(results),
-                "reference": reference}
+                "prompt_set": {
+                    "name": name,
+                    "file": str(bench_prompts.prompt_file(name)),
+                    "sha256": sha,
+                    "n": len(rows),
+                    "ids": [r["id"] for r in rows],
+                    "mean_tokens": statistics.mean(r.get("tokens", 0) for r in rows),
+                },
+                "costs": costs_by_set.get(name),
+                "results": results,
+                "comparisons": comparisons(results),
+                "reference": reference,
+            }
         progress.update(task, description="done")
         for w in workers.values():
             w.stop()
@@ -666,38 +860,42 @@ def main(argv=None) -> int:
         if a.one_process:
             shared.stop()
 
-    report["notes"].append("tokens_per_s = generated tokens / wall time of generate() (prefill included); "
-                           "ttft_ms = wall clock to the first streamed text chunk on every side (ttft_native_ms: the runtime's "
-                           "own figure); tpot_ms = (wall - ttft) / (tokens - 1); "
-                           "decode_tokens_per_s = 1000 / tpot_ms; speedup / decode_speedup vs the same runtime's "
-                           "plain decoding; vs_peer(_decode) = edgespec / GenAI at the same policy and k; *_paired = the "
-                           "median over (prompt, repeat) of per-generation decode-speed ratios, each generation "
-                           "against the one run beside it in the same repeat; *_decode_native_paired = the same with "
-                           "each generation's decode phase starting at its runtime's own first-token time "
-                           "(ttft_native_ms) instead of its first streamed chunk: GenAI's speculative pipelines stream "
-                           "their first chunk only after the drafter has read the prompt and a round has run, work "
-                           "that the first-chunk figure leaves out of GenAI's decode phase but not edgespec's; "
-                           "efficiency = decode_speedup / ideal_speedup (τ over the calls after the prefill); "
-                           "efficiency_pattern: the same against an ideal from per-call costs timed in a draft-model "
-                           "loop's order (k drafter calls after each verify call), where a model's first call after "
-                           "the other model's costs more than one after its own; efficiency_loop (edgespec, fixed k): "
-                           "against the plain-OpenVINO time of every call a perfect loop must make for the same "
-                           "generations: each round's verify and drafter calls timed in the loop's order, the "
-                           "drafter's first call two tokens wide after each round that accepted everything (from the "
-                           "accepted-length histogram), and the drafter's read of the prompt (draft_prefill_tokens, "
-                           "timed on a drafter compile that computes the last logits row only), which edgespec makes "
-                           "after streaming the first token, inside its decode phase, and which the ideal_speedup "
-                           "formula leaves out; efficiency_inloop: against an ideal from edgespec's own per-call "
-                           "timers.")
-    report["notes"].append("ideal_speedup uses per-call costs measured with plain OpenVINO on the IR's paged-attention "
-                           "form (what both runtimes run on the CPU by default; inputs set before each call's clock "
-                           "starts, outputs left in the request), each call width on the compile edgespec "
-                           "runs it on (its fixed-width copies, listed with the costs) and in edgespec's layout (short "
-                           "calls as one-token subsequences where it sends them so); GenAI runs every call on a "
-                           "dynamic-shape compile as one sequence, so its efficiency is against calls cheaper than the "
-                           "ones it makes; "
-                           "the prefill of the cost probe computes every logits row, so only its decode and verify "
-                           "calls are used.")
+    report["notes"].append(
+        "tokens_per_s = generated tokens / wall time of generate() (prefill included); "
+        "ttft_ms = wall clock to the first streamed text chunk on every side (ttft_native_ms: the runtime's "
+        "own figure); tpot_ms = (wall - ttft) / (tokens - 1); "
+        "decode_tokens_per_s = 1000 / tpot_ms; speedup / decode_speedup vs the same runtime's "
+        "plain decoding; vs_peer(_decode) = edgespec / GenAI at the same policy and k; *_paired = the "
+        "median over (prompt, repeat) of per-generation decode-speed ratios, each generation "
+        "against the one run beside it in the same repeat; *_decode_native_paired = the same with "
+        "each generation's decode phase starting at its runtime's own first-token time "
+        "(ttft_native_ms) instead of its first streamed chunk: GenAI's speculative pipelines stream "
+        "their first chunk only after the drafter has read the prompt and a round has run, work "
+        "that the first-chunk figure leaves out of GenAI's decode phase but not edgespec's; "
+        "efficiency = decode_speedup / ideal_speedup (τ over the calls after the prefill); "
+        "efficiency_pattern: the same against an ideal from per-call costs timed in a draft-model "
+        "loop's order (k drafter calls after each verify call), where a model's first call after "
+        "the other model's costs more than one after its own; efficiency_loop (edgespec, fixed k): "
+        "against the plain-OpenVINO time of every call a perfect loop must make for the same "
+        "generations: each round's verify and drafter calls timed in the loop's order, the "
+        "drafter's first call two tokens wide after each round that accepted everything (from the "
+        "accepted-length histogram), and the drafter's read of the prompt (draft_prefill_tokens, "
+        "timed on a drafter compile that computes the last logits row only), which edgespec makes "
+        "after streaming the first token, inside its decode phase, and which the ideal_speedup "
+        "formula leaves out; efficiency_inloop: against an ideal from edgespec's own per-call "
+        "timers."
+    )
+    report["notes"].append(
+        "ideal_speedup uses per-call costs measured with plain OpenVINO on the IR's paged-attention "
+        "form (what both runtimes run on the CPU by default; inputs set before each call's clock "
+        "starts, outputs left in the request), each call width on the compile edgespec "
+        "runs it on (its fixed-width copies, listed with the costs) and in edgespec's layout (short "
+        "calls as one-token subsequences where it sends them so); GenAI runs every call on a "
+        "dynamic-shape compile as one sequence, so its efficiency is against calls cheaper than the "
+        "ones it makes; "
+        "the prefill of the cost probe computes every logits row, so only its decode and verify "
+        "calls are used."
+    )
     md = markdown(report)
     print(md)
     if a.json:

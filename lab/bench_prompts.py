@@ -27,8 +27,8 @@ import hashlib
 import json
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
@@ -98,8 +98,8 @@ def _head(lines: list[str], node) -> tuple[str, str]:
     ds_end = node.body[0].end_lineno
     body_line = lines[node.body[1].lineno - 1]
     indent = body_line[: len(body_line) - len(body_line.lstrip())]
-    head = "".join(lines[start - 1: ds_end]).rstrip("\n") + "\n" + indent
-    full = "".join(lines[start - 1: node.end_lineno])
+    head = "".join(lines[start - 1 : ds_end]).rstrip("\n") + "\n" + indent
+    full = "".join(lines[start - 1 : node.end_lineno])
     return head, full
 
 
@@ -155,7 +155,7 @@ def build(n_short: int = 8, n_long: int = 4, n_repeat: int = 8) -> dict[str, lis
         body_tokens = count(full) - count(head)
         if 80 <= body_tokens <= 400:
             strip = len(full) - len(full.lstrip(" "))  # the def's own indentation (methods)
-            body_indent = head[len(head.rstrip(" ")):][strip:]
+            body_indent = head[len(head.rstrip(" ")) :][strip:]
             p = textwrap.dedent(full).rstrip("\n") + "\n\n\n" + textwrap.dedent(head.rstrip(" ")) + body_indent
             repeat.append({"id": fid, "kind": "repeat", "prompt": p, "tokens": count(p)})
     sets = {"short": _spread(short, n_short), "long": _spread(long_, n_long), "repeat": _spread(repeat, n_repeat)}
@@ -176,8 +176,10 @@ def main() -> int:
         data = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows).encode()
         (a.out / f"{name}.jsonl").write_bytes(data)
         toks = [r["tokens"] for r in rows]
-        print(f"{name:7s} {len(rows)} prompts, tokens {min(toks) if toks else 0}-{max(toks) if toks else 0}, "
-              f"sha256 {hashlib.sha256(data).hexdigest()[:16]}")
+        print(
+            f"{name:7s} {len(rows)} prompts, tokens {min(toks) if toks else 0}-{max(toks) if toks else 0}, "
+            f"sha256 {hashlib.sha256(data).hexdigest()[:16]}"
+        )
     return 0
 
 

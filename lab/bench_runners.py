@@ -27,8 +27,7 @@ from typing import Any
 # the probe and its helpers are the product's (edgespec profile measures the same way); re-exported
 # for the experiments that import them from here
 from edgespec.profiling.metrics import STAT_KEYS, timed_generate  # noqa: F401
-from edgespec.profiling.probe import (  # noqa: F401
-    LOGITS_ROWS, CostProbe, bundle_dirs, ov_properties, paged_inputs, with_logits_slice)
+from edgespec.profiling.probe import LOGITS_ROWS, CostProbe, bundle_dirs, ov_properties, paged_inputs, with_logits_slice  # noqa: F401
 
 # GenOut keys (every runner fills the first five; the rest are None where the runtime has no such
 # figure): text, tokens (list[int] or None), n_new, wall_ms, ttft_ms, target_calls, drafted,
@@ -104,9 +103,14 @@ class GenAIRunner:
         res = self.pipe.generate([prompt], c, streamer)
         wall = (time.perf_counter() - t0) * 1e3
         pm = res.perf_metrics
-        out = {"text": res.texts[0], "tokens": None, "n_new": int(pm.get_num_generated_tokens()),
-               "wall_ms": wall, "ttft_ms": (first[0] - t0) * 1e3 if first else None,
-               "ttft_native_ms": float(pm.get_ttft().mean)}
+        out = {
+            "text": res.texts[0],
+            "tokens": None,
+            "n_new": int(pm.get_num_generated_tokens()),
+            "wall_ms": wall,
+            "ttft_ms": (first[0] - t0) * 1e3 if first else None,
+            "ttft_native_ms": float(pm.get_ttft().mean),
+        }
         out.update(dict.fromkeys(STAT_KEYS))
         # one entry per target call (its batch size = tokens it emitted); prompt lookup has no
         # extended metrics, so this is where its mean_accepted comes from
@@ -132,13 +136,21 @@ class EdgespecRunner:
         import edgespec
 
         if spec.get("ov_config"):
-            raise RuntimeError("edgespec.Pipeline takes no raw OpenVINO properties; drop --ov-config or "
-                               "limit --configs to genai_*")
+            raise RuntimeError(
+                "edgespec.Pipeline takes no raw OpenVINO properties; drop --ov-config or limit --configs to genai_*"
+            )
         self.pipe = edgespec.Pipeline.load(
-            str(bundle), device=spec.get("device", "CPU"), draft=spec.get("draft_name") or "auto",
-            draft_device=spec.get("draft_device"), precision=spec.get("precision"),
-            kv_precision=spec.get("kv_precision"), threads=int(spec.get("threads") or 0),
-            backend=spec.get("backend") or "openvino", fixed_shapes=spec.get("fixed_shapes"), profile=False)
+            str(bundle),
+            device=spec.get("device", "CPU"),
+            draft=spec.get("draft_name") or "auto",
+            draft_device=spec.get("draft_device"),
+            precision=spec.get("precision"),
+            kv_precision=spec.get("kv_precision"),
+            threads=int(spec.get("threads") or 0),
+            backend=spec.get("backend") or "openvino",
+            fixed_shapes=spec.get("fixed_shapes"),
+            profile=False,
+        )
 
     def generate(self, prompt: str, cfg: dict) -> dict:
         return timed_generate(self.pipe, prompt, cfg)
@@ -167,8 +179,9 @@ class HFRunner:
         if cfg.get("ignore_eos"):
             kw["min_new_tokens"] = int(cfg["max_new_tokens"])
         if cfg["policy"] == "draft":
-            kw.update(assistant_model=self.draft, num_assistant_tokens=int(cfg["k"]),
-                      num_assistant_tokens_schedule="constant")
+            kw.update(
+                assistant_model=self.draft, num_assistant_tokens=int(cfg["k"]), num_assistant_tokens_schedule="constant"
+            )
         elif cfg["policy"] == "ngram":
             kw.update(prompt_lookup_num_tokens=int(cfg["k"]), max_matching_ngram_size=int(cfg.get("ngram_size", 3)))
         with torch.inference_mode():
@@ -179,9 +192,14 @@ class HFRunner:
             out_ids = self.model.generate(**ids, **kw)
             wall = (time.perf_counter() - t0) * 1e3
         del first
-        new = out_ids[0, ids["input_ids"].shape[1]:].tolist()
-        out = {"text": self.tok.decode(new, skip_special_tokens=True), "tokens": new, "n_new": len(new),
-               "wall_ms": wall, "ttft_ms": ttft}
+        new = out_ids[0, ids["input_ids"].shape[1] :].tolist()
+        out = {
+            "text": self.tok.decode(new, skip_special_tokens=True),
+            "tokens": new,
+            "n_new": len(new),
+            "wall_ms": wall,
+            "ttft_ms": ttft,
+        }
         out.update(dict.fromkeys(STAT_KEYS))
         return out
 
@@ -209,8 +227,13 @@ class SharedRunner:
         return self.members[cfg.pop("member")].generate(prompt, cfg)
 
 
-RUNNERS = {"genai": GenAIRunner, "edgespec": EdgespecRunner, "hf": HFRunner, "costs": CostRunner,
-           "shared": SharedRunner}
+RUNNERS = {
+    "genai": GenAIRunner,
+    "edgespec": EdgespecRunner,
+    "hf": HFRunner,
+    "costs": CostRunner,
+    "shared": SharedRunner,
+}
 
 
 def _f(v):

@@ -58,16 +58,39 @@ def tiny_bundle(tiny_dir, tiny_tokenizer, tmp_path_factory):
 
     cache: dict = {}
 
-    def make(arch: str = "llama", drafts: int = 1, weights: str = "int4", format: str = "openvino",
-             validate: bool = True, min_agreement: float | None = None) -> Path:
+    def make(
+        arch: str = "llama",
+        drafts: int = 1,
+        weights: str = "int4",
+        format: str = "openvino",
+        validate: bool = True,
+        min_agreement: float | None = None,
+    ) -> Path:
         key = (arch, drafts, weights, format, validate, min_agreement)
         if key not in cache:
             target = tiny_dir(arch, tokenizer=tiny_tokenizer)
-            draft_dirs = [tiny_dir(arch, name="draft" if i == 0 else f"draft{i + 1}", tokenizer=tiny_tokenizer,
-                                   seed=100 + i, hidden=32, layers=1) for i in range(drafts)]
+            draft_dirs = [
+                tiny_dir(
+                    arch,
+                    name="draft" if i == 0 else f"draft{i + 1}",
+                    tokenizer=tiny_tokenizer,
+                    seed=100 + i,
+                    hidden=32,
+                    layers=1,
+                )
+                for i in range(drafts)
+            ]
             out = tmp_path_factory.mktemp(f"bundle-{arch}-{weights}-{format}") / "bundle"
-            export_bundle(target, out, draft_dirs, format=format, weights=weights, validate=validate,
-                          min_agreement=min_agreement, progress=False)
+            export_bundle(
+                target,
+                out,
+                draft_dirs,
+                format=format,
+                weights=weights,
+                validate=validate,
+                min_agreement=min_agreement,
+                progress=False,
+            )
             cache[key] = out
         return cache[key]
 

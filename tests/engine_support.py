@@ -61,8 +61,9 @@ def pipeline(bundle: Path, draft: str | None = "draft", **kw):
 def engine_ready() -> bool:
     """The native library loads and the exporter imports (what engine tests on exported bundles need)."""
     try:
-        from edgespec import _native
         from edgespec.export import api  # noqa: F401
+
+        from edgespec import _native
 
         _native.lib().es_pipeline_load  # noqa: B018
         return True
@@ -108,7 +109,9 @@ def assert_streams_match(fast, slow, prompts) -> None:
         text = "".join(greedy[0])
         if len(text) > 14:
             stop = text[10:14]
-            assert run(fast, prompt, policy="ngram", k=3, stop=[stop]) == run(slow, prompt, policy="ngram", k=3, stop=[stop])
+            assert run(fast, prompt, policy="ngram", k=3, stop=[stop]) == run(
+                slow, prompt, policy="ngram", k=3, stop=[stop]
+            )
         for seed in range(4):
             cfg = dict(policy="ngram", k=3, temperature=1.0, seed=seed)
             assert run(fast, prompt, **cfg) == run(slow, prompt, **cfg), (prompt, seed)

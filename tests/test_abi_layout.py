@@ -16,8 +16,11 @@ from edgespec import _native
 
 REPO = Path(__file__).resolve().parent.parent
 HEADER = REPO / "runtimes" / "include" / "edgespec.h"
-MIRRORS = {"es_pipeline_params": _native.PipelineParams, "es_generation_config": _native.GenerationConfig,
-           "es_stats": _native.Stats}
+MIRRORS = {
+    "es_pipeline_params": _native.PipelineParams,
+    "es_generation_config": _native.GenerationConfig,
+    "es_stats": _native.Stats,
+}
 
 
 def header_fields(struct: str) -> list[str]:
@@ -48,13 +51,18 @@ def test_the_ctypes_mirror_has_the_headers_fields_offsets_and_size(struct, tmp_p
     lines = [f'printf("size %zu\\n", sizeof({struct}));']
     lines += [f'printf("{n} %zu %zu\\n", offsetof({struct}, {n}), sizeof((({struct} *)0)->{n}));' for n in names]
     src = tmp_path / "layout.c"
-    src.write_text('#include <stddef.h>\n#include <stdio.h>\n#include "edgespec.h"\nint main(void) {\n'
-                   + "\n".join(lines) + "\nreturn 0;\n}\n")
+    src.write_text(
+        '#include <stddef.h>\n#include <stdio.h>\n#include "edgespec.h"\nint main(void) {\n'
+        + "\n".join(lines)
+        + "\nreturn 0;\n}\n"
+    )
     exe = tmp_path / "layout"
     r = subprocess.run([cc, "-std=c99", f"-I{HEADER.parent}", str(src), "-o", str(exe)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    c = dict((row.split(" ", 1)[0], row.split(" ", 1)[1]) for row in subprocess.run([str(exe)], capture_output=True,
-                                                                                     text=True).stdout.splitlines())
+    c = dict(
+        (row.split(" ", 1)[0], row.split(" ", 1)[1])
+        for row in subprocess.run([str(exe)], capture_output=True, text=True).stdout.splitlines()
+    )
     assert int(c["size"]) == ctypes.sizeof(mirror)
     for n in names:
         off, size = map(int, c[n].split())

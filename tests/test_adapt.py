@@ -8,10 +8,8 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
 from tiny import TEXT, build_tiny, memorize
 
 # The user's data: prompts that a target which learned TEXT continues with TEXT.
@@ -60,19 +58,54 @@ def test_nothing_is_logged_unless_asked_and_a_log_holds_each_generation(bundle, 
     assert [(r["prompt"], r["output"]) for r in recs] == list(zip(PROMPTS[:3], outs))
     assert recs[0]["drafter"] == "draft" and (log.stat().st_mode & 0o777) == 0o700
     # the CLI records too, and only with --adapt-log
-    r = subprocess.run([sys.executable, "-m", "edgespec", "run", str(bundle), PROMPTS[3], "--max-new-tokens", "4",
-                        "--adapt-log", str(log)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgespec",
+            "run",
+            str(bundle),
+            PROMPTS[3],
+            "--max-new-tokens",
+            "4",
+            "--adapt-log",
+            str(log),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert len((log / "adapt-log.jsonl").read_text().splitlines()) == 4
 
 
 def test_adapt_teaches_a_random_drafter_the_targets_outputs_and_stays_lossless(bundle, prompts_file):
-    from edgespec import Pipeline, bundle as es_bundle
+    from edgespec import Pipeline
+    from edgespec import bundle as es_bundle
 
     before = json.loads((bundle / "edgespec.json").read_text())
-    r = subprocess.run([sys.executable, "-m", "edgespec", "adapt", str(bundle), "--prompts", str(prompts_file),
-                        "--steps", "100", "--batch", "4", "--lr", "1e-2", "--max-new-tokens", "24", "--json"],
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgespec",
+            "adapt",
+            str(bundle),
+            "--prompts",
+            str(prompts_file),
+            "--steps",
+            "100",
+            "--batch",
+            "4",
+            "--lr",
+            "1e-2",
+            "--max-new-tokens",
+            "24",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["parent"] == "draft" and rep["name"] == "draft-adapted" and rep["relation"] == "same_vocab"
@@ -126,17 +159,22 @@ def test_an_interrupted_adapt_leaves_the_bundle_as_it_was(bundle, prompts_file, 
     assert ad.remove_stale_work(bundle) == [bundle / ".adapt-x-999999"]
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "pass either --log DIR"),
-    (["--prompts", "missing.jsonl"], "does not exist"),
-    (["--log", "nolog"], "No adaptation log"),
-    (["--prompts", "PROMPTS", "--steps", "0"], "--steps must be between 1"),
-    (["--prompts", "PROMPTS", "--drafter", "nope"], "no drafter named 'nope'"),
-    (["--prompts", "PROMPTS", "--heldout", "1.5"], "--heldout must be a share"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "pass either --log DIR"),
+        (["--prompts", "missing.jsonl"], "does not exist"),
+        (["--log", "nolog"], "No adaptation log"),
+        (["--prompts", "PROMPTS", "--steps", "0"], "--steps must be between 1"),
+        (["--prompts", "PROMPTS", "--drafter", "nope"], "no drafter named 'nope'"),
+        (["--prompts", "PROMPTS", "--heldout", "1.5"], "--heldout must be a share"),
+    ],
+)
 def test_bad_adapt_input_is_one_sentence(bundle, prompts_file, tmp_path, args, message):
-    args = [str(prompts_file) if a == "PROMPTS" else str(tmp_path / a) if a.endswith((".jsonl", "nolog")) else a
-            for a in args]
+    args = [
+        str(prompts_file) if a == "PROMPTS" else str(tmp_path / a) if a.endswith((".jsonl", "nolog")) else a
+        for a in args
+    ]
     r = subprocess.run([sys.executable, "-m", "edgespec", "adapt", str(bundle), *args], capture_output=True, text=True)
     assert r.returncode == 2, r.stderr
     assert message in r.stderr and "Traceback" not in r.stderr

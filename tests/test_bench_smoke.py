@@ -24,13 +24,36 @@ def report(tiny_bundle, tmp_path_factory):
     bundle = tiny_bundle()
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     md = out.with_suffix(".md")
-    cmd = [sys.executable, str(TOOLS / "bench.py"), str(bundle), "--prompt-set", "short", "--prompts", "1",
-           "--max-new-tokens", "8", "--repeats", "1", "--k", "2", "--precision", "f32", "--kv-precision", "f32",
-           "--configs", ",".join(CONFIGS), "--json", str(out), "--md", str(md), "--quiet"]
+    cmd = [
+        sys.executable,
+        str(TOOLS / "bench.py"),
+        str(bundle),
+        "--prompt-set",
+        "short",
+        "--prompts",
+        "1",
+        "--max-new-tokens",
+        "8",
+        "--repeats",
+        "1",
+        "--k",
+        "2",
+        "--precision",
+        "f32",
+        "--kv-precision",
+        "f32",
+        "--configs",
+        ",".join(CONFIGS),
+        "--json",
+        str(out),
+        "--md",
+        str(md),
+        "--quiet",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "| es_ar |" in r.stdout  # the Markdown table is printed
-    assert md.read_text() .startswith("# edgespec benchmark")
+    assert md.read_text().startswith("# edgespec benchmark")
     return json.loads(out.read_text())
 
 
@@ -108,11 +131,16 @@ def test_per_call_costs_and_comparisons_are_reported(report):
     assert ns["draft_prefill_tokens"] == ns["prompt_tokens"] + 1  # the prompt and the first token, once
     rounds, full = ns["target_calls"] - 1, (hist[2] if len(hist) > 2 else 0)  # the histogram drops trailing zeros
     first = (p["T_draft_ms"][0] * (rounds - full) + p["T_draft_first2_ms"] * full) / rounds
-    spec = (rounds * (p["T_verify_ms"] + p["T_draft_ms"][1]) + (rounds - 1) * first
-            + bench.interp_points(c["T_draft_read_ms"], ns["draft_prefill_tokens"]))
+    spec = (
+        rounds * (p["T_verify_ms"] + p["T_draft_ms"][1])
+        + (rounds - 1) * first
+        + bench.interp_points(c["T_draft_read_ms"], ns["draft_prefill_tokens"])
+    )
     assert m["ideal_speedup_loop"] == pytest.approx((run["n_new"] - 1) * c["T_ar_ms"] / spec, rel=1e-9)
     assert m["efficiency_loop"] == pytest.approx(m["decode_speedup"] / m["ideal_speedup_loop"], rel=1e-9)
-    assert s["results"]["genai_spec_k2"]["efficiency_loop"] is None  # its drafter reads the prompt before its first token
+    assert (
+        s["results"]["genai_spec_k2"]["efficiency_loop"] is None
+    )  # its drafter reads the prompt before its first token
     assert s["results"]["es_ngram"]["efficiency_loop"] is None
     cmp_ = s["comparisons"]
     assert cmp_["es_ar_vs_genai_ar"] > 0 and cmp_["es_spec_k2_vs_genai_spec_k2"] > 0
@@ -133,8 +161,9 @@ def test_paired_ratio_pairs_generations_of_the_same_repeat():
     import bench
 
     def cfg(tpots):  # per prompt, per repeat: a 10-token generation with this tpot after a 5 ms ttft
-        return {"per_prompt": [{"runs": [{"n_new": 10, "ttft_ms": 5.0, "wall_ms": 5.0 + 9 * t} for t in p]}
-                               for p in tpots]}
+        return {
+            "per_prompt": [{"runs": [{"n_new": 10, "ttft_ms": 5.0, "wall_ms": 5.0 + 9 * t} for t in p]} for p in tpots]
+        }
 
     # repeat 2 ran on a slow host for both: paired ratios are 2, 2, 2 (the pooled medians would say 1)
     es, peer = cfg([[10.0, 40.0, 10.0]]), cfg([[20.0, 80.0, 20.0]])
@@ -146,9 +175,32 @@ def test_paired_ratio_pairs_generations_of_the_same_repeat():
 
 def test_one_process_mode_runs_every_runtime_in_one_worker(tiny_bundle, tmp_path):
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, str(TOOLS / "bench.py"), str(tiny_bundle()), "--prompt-set", "short", "--prompts", "1",
-           "--max-new-tokens", "6", "--repeats", "2", "--k", "2", "--precision", "f32", "--kv-precision", "f32",
-           "--configs", "es_ar,es_spec_k2,genai_ar", "--one-process", "--no-costs", "--json", str(out), "--quiet"]
+    cmd = [
+        sys.executable,
+        str(TOOLS / "bench.py"),
+        str(tiny_bundle()),
+        "--prompt-set",
+        "short",
+        "--prompts",
+        "1",
+        "--max-new-tokens",
+        "6",
+        "--repeats",
+        "2",
+        "--k",
+        "2",
+        "--precision",
+        "f32",
+        "--kv-precision",
+        "f32",
+        "--configs",
+        "es_ar,es_spec_k2,genai_ar",
+        "--one-process",
+        "--no-costs",
+        "--json",
+        str(out),
+        "--quiet",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads(out.read_text())
@@ -167,13 +219,31 @@ def test_a_prompt_set_path_without_ids_keeps_the_run(tiny_bundle, tmp_path):
     prompts.parent.mkdir()
     prompts.write_text('{"prompt": "def f(x):"}\n{"prompt": "import os\\n"}\n')
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, str(TOOLS / "bench.py"), str(tiny_bundle()), "--prompt-set", str(prompts),
-           "--max-new-tokens", "4", "--repeats", "1", "--configs", "es_ar", "--no-costs", "--json", str(out)]
+    cmd = [
+        sys.executable,
+        str(TOOLS / "bench.py"),
+        str(tiny_bundle()),
+        "--prompt-set",
+        str(prompts),
+        "--max-new-tokens",
+        "4",
+        "--repeats",
+        "1",
+        "--configs",
+        "es_ar",
+        "--no-costs",
+        "--json",
+        str(out),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads(out.read_text())["sets"][str(prompts)]
     assert s["prompt_set"]["ids"] == ["set:1", "set:2"]
     assert [p["id"] for p in s["results"]["es_ar"]["per_prompt"]] == ["set:1", "set:2"]
-    r = subprocess.run([sys.executable, str(TOOLS / "bench.py"), str(tiny_bundle()), "--prompt-set",
-                        str(tmp_path / "missing.jsonl")], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(TOOLS / "bench.py"), str(tiny_bundle()), "--prompt-set", str(tmp_path / "missing.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and "not a readable JSON-lines prompt set" in r.stderr and "Traceback" not in r.stderr

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from engine_support import engine_bundle, pipeline
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,9 +30,25 @@ def test_header_compiles_as_plain_c99(tmp_path):
         "  es_stats s; s.accepted_hist[ES_MAX_DRAFT] = 0;\n"
         "  (void)p; (void)c;\n"
         "  return ES_ABI_VERSION + (int)s.accepted_hist[ES_MAX_DRAFT] + (int)ES_FINISH_CALLBACK;\n"
-        "}\n")
-    r = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{HEADER_DIR}", "-c", str(src),
-                        "-o", str(tmp_path / "use.o")], capture_output=True, text=True)
+        "}\n"
+    )
+    r = subprocess.run(
+        [
+            cc,
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            f"-I{HEADER_DIR}",
+            "-c",
+            str(src),
+            "-o",
+            str(tmp_path / "use.o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -45,8 +60,11 @@ def c_build():
         pytest.skip("cmake is not installed")
     key = hashlib.sha1(str(REPO).encode()).hexdigest()[:10]
     build = Path("/tmp") / f"edgespec-c-abi-build-{key}"
-    r = subprocess.run(["cmake", "-S", str(REPO / "runtimes"), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["cmake", "-S", str(REPO / "runtimes"), "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     r = subprocess.run(["cmake", "--build", str(build), "-j2"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -61,8 +79,9 @@ def bundle(tiny_bundle, tmp_path_factory):
 
 
 def test_example_app_streams_the_same_text_as_python(c_build, bundle):
-    r = subprocess.run([str(c_build), str(bundle), "def fib(n):", "24", "draft"], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [str(c_build), str(bundle), "def fib(n):", "24", "draft"], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     expected = pipeline(bundle, "draft").generate("def fib(n):", max_new_tokens=24)
     assert r.stdout == expected.text + "\n"

@@ -16,19 +16,15 @@ import contextlib
 import json
 import math
 import os
-import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
-
-
 from engine_support import engine_bundle, engine_ready, link_tree, pipeline
 from tiny import TEXT, memorize
 
 PROMPT = "def fib(n):"  # a prefix of TEXT whose tokens are a prefix of TEXT's in every vocabulary here
-OTHER_PROMPTS = ("import os\nclass Walker:\n    def __init__(self, root):",
-                 "s = 'Grüße, 世界'  # café 🙂 — naïve")
+OTHER_PROMPTS = ("import os\nclass Walker:\n    def __init__(self, root):", "s = 'Grüße, 世界'  # café 🙂 — naïve")
 
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not engine_ready(), reason="native engine or exporter not built")]
@@ -55,12 +51,14 @@ def _as_drafter(m: dict, name: str) -> dict:
 def tokenizers():
     """The vocabularies: the target's byte-level BPE (512), another byte-level BPE (384, other
     merges) and a Llama-2-style metaspace BPE with byte fallback (500)."""
+    import demo_tokenizers  # tools/, on sys.path from conftest.py
     from tiny import corpus_lines, train_tokenizer
 
-    import demo_tokenizers  # tools/, on sys.path from conftest.py
-
-    return {"bl": train_tokenizer(), "bl384": train_tokenizer(vocab_size=384),
-            "ms": demo_tokenizers.train_metaspace(corpus_lines(), 500)}
+    return {
+        "bl": train_tokenizer(),
+        "bl384": train_tokenizer(vocab_size=384),
+        "ms": demo_tokenizers.train_metaspace(corpus_lines(), 500),
+    }
 
 
 @contextlib.contextmanager
@@ -82,9 +80,8 @@ def bundles(tokenizers, tmp_path_factory):
     byte-level 384, "ms": metaspace, both 32x1; "ms64": metaspace 64x2) and random ones ("xvr",
     "msr"). Derived by manifest: "self" (the target as a cross_vocab drafter of itself) in
     bundle "main", and bundle "ms_target" (the metaspace ms64 as the target, "bl" drafting)."""
-    from tiny import build_tiny
-
     from edgespec.export.api import export_bundle
+    from tiny import build_tiny
 
     work = tmp_path_factory.mktemp("xvocab")
     tok = tokenizers
@@ -99,8 +96,9 @@ def bundles(tokenizers, tmp_path_factory):
             "msr": build_tiny("llama", work / "msr", tokenizer=tok["ms"], seed=8, **small),
         }
         base = work / "exported"
-        man = export_bundle(target, base, list(drafts.values()), weights="fp32", draft_names=list(drafts),
-                            progress=False)
+        man = export_bundle(
+            target, base, list(drafts.values()), weights="fp32", draft_names=list(drafts), progress=False
+        )
     models = {m["name"]: m for m in man["models"]}
     assert all(models[n]["relation"] == {"kind": "cross_vocab"} for n in drafts)
     main = _relink(base, work / "main", list(models.values()) + [_as_drafter(models["target"], "self")])
@@ -120,6 +118,7 @@ def _bookkeeping(st, k: int) -> None:
 
 # ---- byte tables (Python, against the HF tokenizers) -----------------------------------------
 
+
 def _spells(tok, pieces, prefix, texts):
     for s in texts:
         ids = tok(s, add_special_tokens=False)["input_ids"]
@@ -127,10 +126,10 @@ def _spells(tok, pieces, prefix, texts):
 
 
 def test_byte_tables_spell_every_text_as_the_hf_tokenizer_does(tokenizers):
+    from edgespec.export.token_bytes import dummy_prefix, token_table
     from tiny import corpus_lines
 
     from edgespec.bundle import TOKEN_BYTE, TOKEN_SPECIAL, TOKEN_TEXT
-    from edgespec.export.token_bytes import dummy_prefix, token_table
 
     texts = corpus_lines(20_000)[:400] + [TEXT, " x", "  two", "\n\n", "🙂", "a\u00a0b", "tab\there"]
     for name, tok in tokenizers.items():
@@ -160,18 +159,19 @@ def test_byte_tables_spell_every_text_as_the_hf_tokenizer_does(tokenizers):
 def test_byte_tables_of_a_metaspace_pre_tokenizer_and_the_refusal_of_wordpiece():
     """The newer HF Llama/Mistral layout (Metaspace pre-tokenizer and decoder) maps like the
     normalizer layout; a WordPiece tokenizer cannot spell text byte for byte and is refused."""
+    from edgespec.export.token_bytes import dummy_prefix, token_table
     from tiny import corpus_lines
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     from edgespec.errors import ExportError
-    from edgespec.export.token_bytes import dummy_prefix, token_table
 
     t = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
     t.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
     t.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"],
-                                  initial_alphabet=["▁", "\n"], show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], initial_alphabet=["▁", "\n"], show_progress=False
+    )
     t.train_from_iterator(corpus_lines(50_000), trainer)
     tok = PreTrainedTokenizerFast(tokenizer_object=t, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
     kinds, pieces = token_table(tok, len(tok))
@@ -182,15 +182,17 @@ def test_byte_tables_of_a_metaspace_pre_tokenizer_and_the_refusal_of_wordpiece()
     w = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     w.pre_tokenizer = pre_tokenizers.Whitespace()
     w.decoder = decoders.WordPiece()
-    w.train_from_iterator(corpus_lines(20_000), trainers.WordPieceTrainer(vocab_size=200, special_tokens=["[UNK]"],
-                                                                          show_progress=False))
+    w.train_from_iterator(
+        corpus_lines(20_000), trainers.WordPieceTrainer(vocab_size=200, special_tokens=["[UNK]"], show_progress=False)
+    )
     with pytest.raises(ExportError, match="cannot be mapped to bytes"):
         token_table(PreTrainedTokenizerFast(tokenizer_object=w, unk_token="[UNK]"), 200)
 
 
 def test_the_bundle_holds_the_tables_the_runtime_reads(bundles, tokenizers):
-    from edgespec import bundle
     from edgespec.export.token_bytes import token_table
+
+    from edgespec import bundle
 
     b = bundle.load(bundles["main"])
     pairs = ((b.target, tokenizers["bl"]), (b.draft("xv"), tokenizers["bl384"]), (b.draft("ms"), tokenizers["ms"]))
@@ -201,6 +203,7 @@ def test_the_bundle_holds_the_tables_the_runtime_reads(bundles, tokenizers):
 
 
 # ---- greedy: lossless, and exact when the drafter knows the text -------------------------------
+
 
 @pytest.mark.parametrize("draft", ["self", "xv", "ms", "xvr", "msr"])
 def test_greedy_cross_vocab_output_is_the_autoregressive_output(bundles, draft):
@@ -251,8 +254,11 @@ def test_a_metaspace_targets_text_from_its_byte_table_is_the_detokenizers(bundle
     from engine_support import assert_streams_match, without_target_byte_table
 
     slow = without_target_byte_table(bundles["ms_target"], tmp_path / "detok")
-    assert_streams_match(pipeline(bundles["ms_target"], None), pipeline(slow, None),
-                         (PROMPT, *OTHER_PROMPTS, "s = 'Grüße, 世界 🙂'  # café"))
+    assert_streams_match(
+        pipeline(bundles["ms_target"], None),
+        pipeline(slow, None),
+        (PROMPT, *OTHER_PROMPTS, "s = 'Grüße, 世界 🙂'  # café"),
+    )
 
 
 def test_streaming_large_rounds_never_splits_a_character(bundles):
@@ -274,7 +280,11 @@ def test_the_translation_cache_serves_the_steady_state_with_the_same_drafts(bund
     r1, r2, r3 = (pipe.generate(p, max_new_tokens=40, k=3, ignore_eos=True) for p in (PROMPT, PROMPT, OTHER_PROMPTS[1]))
     assert r1.stats.translation_misses > 0 and r2.stats.translation_misses == 0
     assert r2.stats.translation_hits >= r1.stats.translation_hits + r1.stats.translation_misses - 1
-    assert (r2.tokens, r2.stats.drafted, r2.stats.accepted_hist) == (r1.tokens, r1.stats.drafted, r1.stats.accepted_hist)
+    assert (r2.tokens, r2.stats.drafted, r2.stats.accepted_hist) == (
+        r1.tokens,
+        r1.stats.drafted,
+        r1.stats.accepted_hist,
+    )
     assert r3.stats.translation_hits + r3.stats.translation_misses > 0
     pipe.close()
 
@@ -320,6 +330,7 @@ def test_a_cross_vocab_drafter_drafts_on_where_the_text_outgrows_its_context(bun
 
 # ---- sampling: the target's distribution ------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def random_bundle(tiny_bundle, tmp_path_factory):
     """The random llama engine bundle plus "self_xv": the target as a cross_vocab drafter."""
@@ -340,8 +351,10 @@ def test_speculative_sampling_with_a_cross_vocab_drafter_keeps_the_target_distri
     prompt, n = "x = 1\ny = 2\nz = 3\n", 300
 
     def second(pipe, policy):
-        res = [pipe.generate(prompt, max_new_tokens=3, policy=policy, k=1, temperature=1.0, seed=s, ignore_eos=True)
-               for s in range(n)]
+        res = [
+            pipe.generate(prompt, max_new_tokens=3, policy=policy, k=1, temperature=1.0, seed=s, ignore_eos=True)
+            for s in range(n)
+        ]
         return Counter(r.tokens[1] for r in res), sum(r.stats.drafted for r in res), sum(r.stats.accepted for r in res)
 
     (a, _, _), (b, drafted, accepted) = second(plain, "autoregressive"), second(spec, "draft")
@@ -355,6 +368,7 @@ def test_speculative_sampling_with_a_cross_vocab_drafter_keeps_the_target_distri
 
 
 # ---- choosing the drafter, bad bundles ----------------------------------------------------------
+
 
 def test_the_default_drafter_prefers_same_vocab_and_falls_back_to_cross_vocab(bundles, random_bundle):
     from edgespec import Pipeline
@@ -403,9 +417,31 @@ def test_run_draft_xv_from_the_cli(bundles):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "edgespec", "run", str(bundles["main"]), PROMPT, "--draft", "ms",
-                        "--max-new-tokens", "30", "--k", "4", "--precision", "f32", "--kv-precision", "f32",
-                        "--ignore-eos", "--json"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgespec",
+            "run",
+            str(bundles["main"]),
+            PROMPT,
+            "--draft",
+            "ms",
+            "--max-new-tokens",
+            "30",
+            "--k",
+            "4",
+            "--precision",
+            "f32",
+            "--kv-precision",
+            "f32",
+            "--ignore-eos",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads(r.stdout)
     ref = pipeline(bundles["main"], None).generate(PROMPT, max_new_tokens=30, policy="autoregressive", ignore_eos=True)
@@ -430,15 +466,21 @@ def test_the_translation_cache_persists_across_pipelines_and_serves_a_second_pro
     assert first.stats.translation_misses > 0 and first.stats.translation_disk_hits == 0
     files = list(cache.glob("xvocab-*.bin"))
     assert len(files) == 1 and info["file"] == str(files[0])
-    code = (f"from edgespec import Pipeline\n"
-            f"p = Pipeline.load({str(bundles['main'])!r}, draft='ms', precision='f32', kv_precision='f32', "
-            f"translation_cache={str(cache)!r})\n"
-            f"r = p.generate({PROMPT!r}, max_new_tokens=40, k=3, ignore_eos=True)\n"
-            "print(p.info['translation_cache']['loaded'], r.stats.translation_misses, r.stats.translation_disk_hits, r.tokens)\n")
+    code = (
+        f"from edgespec import Pipeline\n"
+        f"p = Pipeline.load({str(bundles['main'])!r}, draft='ms', precision='f32', kv_precision='f32', "
+        f"translation_cache={str(cache)!r})\n"
+        f"r = p.generate({PROMPT!r}, max_new_tokens=40, k=3, ignore_eos=True)\n"
+        "print(p.info['translation_cache']['loaded'], r.stats.translation_misses, r.stats.translation_disk_hits, r.tokens)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     loaded, misses, disk_hits, tokens = out.stdout.split(" ", 3)
-    assert int(loaded) > 0 and int(misses) == 0 and int(disk_hits) == first.stats.translation_hits + first.stats.translation_misses
+    assert (
+        int(loaded) > 0
+        and int(misses) == 0
+        and int(disk_hits) == first.stats.translation_hits + first.stats.translation_misses
+    )
     assert tokens.strip() == str(first.tokens)
     # another drafter of the same target has its own file; no cache: no file
     with Pipeline.load(bundles["main"], draft="xv", translation_cache=cache) as b:
@@ -475,14 +517,16 @@ def test_adapt_teaches_a_random_cross_vocab_drafter_with_the_hybrid_loss(bundles
     """OmniDraft's online adaptation across vocabularies: token-level KL where a drafter token
     spans one target token, sequence-level on the target's text elsewhere; the random metaspace
     drafter then drafts what the target writes on held-out prompts, and stays lossless."""
-    from edgespec import Pipeline
     from edgespec.export.draft import adapt as ad
+
+    from edgespec import Pipeline
 
     bundle = link_tree(bundles["main"], tmp_path / "main")
     prompts = tmp_path / "p.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": TEXT[:n]}) + "\n" for n in range(12, len(TEXT) - 30, 5)))
-    rep = ad.run(bundle, prompts_file=prompts, drafter="msr", steps=100, batch=4, lr=1e-2, max_new_tokens=24,
-                 progress=False)
+    rep = ad.run(
+        bundle, prompts_file=prompts, drafter="msr", steps=100, batch=4, lr=1e-2, max_new_tokens=24, progress=False
+    )
     assert rep["relation"] == "cross_vocab" and rep["token_level"] > 0 and rep["sequence_level"] > 0
     a, b = rep["acceptance"]["msr"], rep["acceptance"]["msr-adapted"]
     assert b["acceptance_rate"] > a["acceptance_rate"] + 0.08 and b["mean_accepted"] > a["mean_accepted"] + 0.2, rep

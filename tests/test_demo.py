@@ -14,14 +14,15 @@ from edgespec import bundle
 from edgespec.demo import demo_models_dir, explain, function_stops, parse_twin_shape
 from edgespec.errors import EdgespecError
 
-needs_demo = pytest.mark.skipif(not (demo_models_dir() / "target" / "config.json").is_file(),
-                                reason="demo weights not built")
+needs_demo = pytest.mark.skipif(
+    not (demo_models_dir() / "target" / "config.json").is_file(), reason="demo weights not built"
+)
 
 
 def cut(text: str, stops: list[str]) -> str:
     """What the runtime keeps of ``text`` under stop strings (text before the first one)."""
     at = [i for i in (text.find(s) for s in stops) if i >= 0]
-    return text[:min(at)] if at else text
+    return text[: min(at)] if at else text
 
 
 def test_a_completion_stops_at_the_first_line_left_of_the_body():
@@ -46,17 +47,43 @@ def test_the_explanation_figures_follow_from_the_stats():
     from edgespec.pipeline import Stats
 
     def stats(**kw):
-        base = dict(ttft_ms=0, tpot_ms=0, tokens_per_s=0, total_ms=0, draft_ms=0, verify_ms=0, other_ms=0, prefill_ms=0,
-                    tokenize_ms=0, callback_ms=0, prompt_tokens=10, generated_tokens=0, target_calls=0, drafted=0,
-                    accepted=0, acceptance_rate=0, mean_accepted=0, kv_compactions=0, final_k=0,
-                    finish_reason="stop_string")
+        base = dict(
+            ttft_ms=0,
+            tpot_ms=0,
+            tokens_per_s=0,
+            total_ms=0,
+            draft_ms=0,
+            verify_ms=0,
+            other_ms=0,
+            prefill_ms=0,
+            tokenize_ms=0,
+            callback_ms=0,
+            prompt_tokens=10,
+            generated_tokens=0,
+            target_calls=0,
+            drafted=0,
+            accepted=0,
+            acceptance_rate=0,
+            mean_accepted=0,
+            kv_compactions=0,
+            final_k=0,
+            finish_reason="stop_string",
+        )
         return Stats(**{**base, **kw})
 
     # plain: 1 prefill + 40 one-token calls of 50 ms; speculative: 20 verify calls of 3 tokens at 100 ms,
     # 40 drafted (1 ms each), 20 accepted: 2 tokens per verify call
     plain = stats(generated_tokens=41, target_calls=41, verify_ms=300 + 40 * 50, prefill_ms=300)
-    spec = stats(generated_tokens=41, target_calls=21, verify_ms=300 + 20 * 100, prefill_ms=300, drafted=40,
-                 accepted=20, draft_ms=40, acceptance_rate=0.5)
+    spec = stats(
+        generated_tokens=41,
+        target_calls=21,
+        verify_ms=300 + 20 * 100,
+        prefill_ms=300,
+        drafted=40,
+        accepted=20,
+        draft_ms=40,
+        acceptance_rate=0.5,
+    )
     f = explain(spec, plain, step_ms=0)
     assert f["decode_step_ms"] == 50 and f["verify_width"] == 3 and f["verify_steps"] == 2
     assert f["tokens_per_verify"] == 2 and f["draft_steps_per_round"] == pytest.approx(0.04)
@@ -73,14 +100,18 @@ def test_bad_twin_shapes_get_a_sentence():
 
 def _demo(*args, cache, timeout=900):
     env = {**os.environ, "EDGESPEC_CACHE": str(cache)}
-    return subprocess.run([sys.executable, "-m", "edgespec", "demo", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "edgespec", "demo", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 @needs_demo
 def test_bad_demo_options_get_one_sentence(tmp_path):
-    for args, match in ((("--k", "0"), "from 1 to 32"), (("--twin-shape", "1,2"), "five positive numbers"),
-                        (("--small", "--twin-shape", "448,6,1024,7,2048"), "drop --twin-shape")):
+    for args, match in (
+        (("--k", "0"), "from 1 to 32"),
+        (("--twin-shape", "1,2"), "five positive numbers"),
+        (("--small", "--twin-shape", "448,6,1024,7,2048"), "drop --twin-shape"),
+    ):
         r = _demo(*args, cache=tmp_path, timeout=120)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
         assert r.stderr.strip().splitlines()[-1].startswith("error: ") and match in r.stderr

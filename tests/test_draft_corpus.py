@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from edgespec.export.draft import corpus
 
 from edgespec.errors import EdgespecError
-from edgespec.export.draft import corpus
 
 FUNC = '''
 def {name}(x, y=1):
@@ -92,9 +92,8 @@ def test_empty_or_missing_corpus_is_a_clear_error(tmp_path):
 
 
 def test_both_demo_tokenizers_convert_to_openvino_and_round_trip_non_ascii():
-    from tiny import corpus_lines
-
     import demo_tokenizers as dt  # tools/, on sys.path from conftest.py
+    from tiny import corpus_lines
 
     text = ["\n".join(corpus_lines(60_000))]
     samples = ["def f(x):\n    return x + 1\n", "s = 'Grüße, 世界 🙂'  # café\n", "  a  b\t\n\nc"]

@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
+from edgespec.export.draft import acceptance, fastdraft, lmtrain, trainstate, vocabtrim
 
 from edgespec.errors import EdgespecError
-from edgespec.export.draft import acceptance, fastdraft, lmtrain, trainstate, vocabtrim
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +32,20 @@ def target(tiny_dir):
 @pytest.fixture(scope="module")
 def stage1(target, tiny_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("d1")
-    rep = fastdraft.pretrain(tiny_corpus, out, target=target, hidden=32, layers=1, steps=40, seq_len=32,
-                             batch_size=8, lr=1e-2, warmup=5, seed=0, log=lambda s: None)
+    rep = fastdraft.pretrain(
+        tiny_corpus,
+        out,
+        target=target,
+        hidden=32,
+        layers=1,
+        steps=40,
+        seq_len=32,
+        batch_size=8,
+        lr=1e-2,
+        warmup=5,
+        seed=0,
+        log=lambda s: None,
+    )
     return out, rep
 
 
@@ -44,9 +56,10 @@ def _torch_greedy(model_dir, prompt, n):
     m = tf.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     tok = tf.AutoTokenizer.from_pretrained(model_dir)
     ids = torch.tensor([tok(prompt)["input_ids"]])
-    out = m.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
-                     pad_token_id=tok.pad_token_id)
-    return out[0, ids.shape[1]:].tolist(), tok
+    out = m.generate(
+        ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id
+    )
+    return out[0, ids.shape[1] :].tolist(), tok
 
 
 def test_stage1_loss_falls_and_writes_a_loadable_drafter(stage1):
@@ -70,7 +83,10 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
         torch.manual_seed(0)
         return tf.LlamaForCausalLM(lmtrain.llama_config(100, 32, 1, ctx=64))
 
-    cfg = lambda steps: lmtrain.TrainConfig(steps=steps, seq_len=16, batch_size=4, lr=1e-2, warmup=2, log_every=1000)
+    def cfg(steps):
+
+        return lmtrain.TrainConfig(steps=steps, seq_len=16, batch_size=4, lr=1e-2, warmup=2, log_every=1000)
+
     full = fresh()
     lmtrain.train(full, data, tmp_path / "a", cfg(12), log=lambda s: None, progress=False)
     part = fresh()
@@ -81,7 +97,6 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     assert any("resuming from step 5" in s for s in logs)
     for (n, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), n
-
 
 
 def test_periodic_held_out_loss_is_logged_and_recorded(tmp_path):
@@ -112,10 +127,20 @@ def test_training_device_names_are_checked():
         with pytest.raises(EdgespecError, match="no CUDA GPU; use --device cpu"):
             lmtrain.resolve_device("cuda")
 
+
 def test_stage2_generates_resumable_shards_and_fine_tunes(target, stage1, tiny_corpus, tmp_path):
     d1, _ = stage1
-    kw = dict(n_sequences=6, prompt_tokens=8, new_tokens=12, gen_batch=3, steps=4, seq_len=16, batch_size=4,
-              kl_weight=0.5, log=lambda s: None)
+    kw = dict(
+        n_sequences=6,
+        prompt_tokens=8,
+        new_tokens=12,
+        gen_batch=3,
+        steps=4,
+        seq_len=16,
+        batch_size=4,
+        kl_weight=0.5,
+        log=lambda s: None,
+    )
     rep = fastdraft.distill(target, d1, tiny_corpus, tmp_path / "d2", **kw)
     shards = sorted((tmp_path / "d2" / fastdraft.GEN_DIR).glob("*.jsonl"))
     assert len(shards) == 2 and rep["recipe"]["n_sequences"] == 6
@@ -163,8 +188,7 @@ def test_trim_keeps_specials_and_top_k_and_maps_to_target_ids(target, stage1, ti
     meta = json.loads((out / vocabtrim.META_FILE).read_text())
     assert meta["original_vocab_size"] == len(tok) and meta["tokenizer_vocab_sha256"] == vocabtrim.vocab_sha256(tok)
     # lossless: the trimmed drafter's speculative output is the target's greedy output
-    fig = acceptance.evaluate(target, out, ["def f(x):", "import os\n"], k=4, max_new_tokens=20,
-                              show_progress=False)
+    fig = acceptance.evaluate(target, out, ["def f(x):", "import os\n"], k=4, max_new_tokens=20, show_progress=False)
     for p, pp in zip(["def f(x):", "import os\n"], fig.per_prompt):
         ref, _ = _torch_greedy(target, p, 20)
         assert pp["output_ids"] == ref[: len(pp["output_ids"])]
@@ -212,9 +236,25 @@ def _cli_in_process(capsys, *args):
 
 def test_cli_bad_corpus_is_one_sentence_without_traceback(target, tmp_path):
     (tmp_path / "empty").mkdir()
-    r = subprocess.run([sys.executable, "-m", "edgespec", "draft", "train", "--stage", "pretrain", "--corpus",
-                        str(tmp_path / "empty"), "--target", str(target), "-o", str(tmp_path / "o")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgespec",
+            "draft",
+            "train",
+            "--stage",
+            "pretrain",
+            "--corpus",
+            str(tmp_path / "empty"),
+            "--target",
+            str(target),
+            "-o",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     _assert_user_error(r, "empty")
     assert not (tmp_path / "o").exists()
 
@@ -222,15 +262,72 @@ def test_cli_bad_corpus_is_one_sentence_without_traceback(target, tmp_path):
 def test_cli_bad_inputs_are_one_sentence(target, stage1, tiny_corpus, tmp_path, capsys):
     d1, _ = stage1
     run = lambda *a: _cli_in_process(capsys, *a)  # noqa: E731
-    _assert_user_error(run("draft", "train", "--stage", "pretrain", "--corpus", str(tmp_path / "nope"),
-                           "--target", str(target), "-o", str(tmp_path / "o")), "does not exist")
-    _assert_user_error(run("draft", "train", "--stage", "pretrain", "--corpus", str(tiny_corpus), "--target",
-                           str(target), "--hidden", "256", "--layers", "4", "--steps", "1", "-o", str(tmp_path / "o")),
-                       "not smaller")
-    _assert_user_error(run("draft", "trim", "--draft", str(d1), "--calibration", str(tiny_corpus), "--keep", "99999",
-                           "-o", str(tmp_path / "t")), "larger than the vocabulary")
-    _assert_user_error(run("draft", "train", "--stage", "distill", "--target", str(target), "--corpus",
-                           str(tiny_corpus), "-o", str(tmp_path / "o3")), "--draft")
+    _assert_user_error(
+        run(
+            "draft",
+            "train",
+            "--stage",
+            "pretrain",
+            "--corpus",
+            str(tmp_path / "nope"),
+            "--target",
+            str(target),
+            "-o",
+            str(tmp_path / "o"),
+        ),
+        "does not exist",
+    )
+    _assert_user_error(
+        run(
+            "draft",
+            "train",
+            "--stage",
+            "pretrain",
+            "--corpus",
+            str(tiny_corpus),
+            "--target",
+            str(target),
+            "--hidden",
+            "256",
+            "--layers",
+            "4",
+            "--steps",
+            "1",
+            "-o",
+            str(tmp_path / "o"),
+        ),
+        "not smaller",
+    )
+    _assert_user_error(
+        run(
+            "draft",
+            "trim",
+            "--draft",
+            str(d1),
+            "--calibration",
+            str(tiny_corpus),
+            "--keep",
+            "99999",
+            "-o",
+            str(tmp_path / "t"),
+        ),
+        "larger than the vocabulary",
+    )
+    _assert_user_error(
+        run(
+            "draft",
+            "train",
+            "--stage",
+            "distill",
+            "--target",
+            str(target),
+            "--corpus",
+            str(tiny_corpus),
+            "-o",
+            str(tmp_path / "o3"),
+        ),
+        "--draft",
+    )
     # tokenizer files that do not belong to the checkpoint (more tokens than embedding rows)
     import shutil
 
@@ -239,25 +336,75 @@ def test_cli_bad_inputs_are_one_sentence(target, stage1, tiny_corpus, tmp_path, 
     bad = tmp_path / "bad"
     shutil.copytree(d1, bad)
     train_tokenizer(900).save_pretrained(bad)
-    _assert_user_error(run("draft", "eval", "--target", str(target), "--draft", str(bad), "--prompts",
-                           str(tiny_corpus / "part0.py"), "-n", "1"), "do not belong")
-    _assert_user_error(run("draft", "train", "--stage", "distill", "--target", str(target), "--draft", str(bad),
-                           "--corpus", str(tiny_corpus), "-o", str(tmp_path / "o2")), "do not belong")
+    _assert_user_error(
+        run(
+            "draft",
+            "eval",
+            "--target",
+            str(target),
+            "--draft",
+            str(bad),
+            "--prompts",
+            str(tiny_corpus / "part0.py"),
+            "-n",
+            "1",
+        ),
+        "do not belong",
+    )
+    _assert_user_error(
+        run(
+            "draft",
+            "train",
+            "--stage",
+            "distill",
+            "--target",
+            str(target),
+            "--draft",
+            str(bad),
+            "--corpus",
+            str(tiny_corpus),
+            "-o",
+            str(tmp_path / "o2"),
+        ),
+        "do not belong",
+    )
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o").exists() and not (tmp_path / "t").exists()
 
 
 def test_cross_vocab_drafter_trains_on_text_and_stays_lossless(target, tiny_corpus, tmp_path):
     import demo_tokenizers  # tools/, on sys.path from conftest.py
-
     from edgespec.export.draft import corpus
 
     tok = demo_tokenizers.train_metaspace(corpus.load_documents(tiny_corpus), 400)
     tok.save_pretrained(tmp_path / "tok")
     d1 = tmp_path / "x1"
-    fastdraft.pretrain(tiny_corpus, d1, tokenizer=tmp_path / "tok", hidden=32, layers=1, steps=20, seq_len=32,
-                       batch_size=8, lr=1e-2, warmup=5, log=lambda s: None)
-    rep = fastdraft.distill(target, d1, tiny_corpus, tmp_path / "x2", n_sequences=4, prompt_tokens=8, new_tokens=12,
-                            gen_batch=4, steps=3, seq_len=16, batch_size=4, log=lambda s: None)
+    fastdraft.pretrain(
+        tiny_corpus,
+        d1,
+        tokenizer=tmp_path / "tok",
+        hidden=32,
+        layers=1,
+        steps=20,
+        seq_len=32,
+        batch_size=8,
+        lr=1e-2,
+        warmup=5,
+        log=lambda s: None,
+    )
+    rep = fastdraft.distill(
+        target,
+        d1,
+        tiny_corpus,
+        tmp_path / "x2",
+        n_sequences=4,
+        prompt_tokens=8,
+        new_tokens=12,
+        gen_batch=4,
+        steps=3,
+        seq_len=16,
+        batch_size=4,
+        log=lambda s: None,
+    )
     assert rep["recipe"]["same_vocab"] is False
     with pytest.raises(EdgespecError, match="kl-weight"):
         fastdraft.distill(target, d1, tiny_corpus, tmp_path / "x3", kl_weight=0.5, log=lambda s: None)

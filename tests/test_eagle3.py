@@ -34,7 +34,9 @@ def e3_bundle(e3_target, e3_head, tmp_path_factory):
     from edgespec.export.api import export_bundle
 
     out = tmp_path_factory.mktemp("e3bundle") / "bundle"
-    man = export_bundle(str(e3_target), str(out), drafts=[str(e3_head)], draft_names=["draft"], weights="fp32", progress=False)
+    man = export_bundle(
+        str(e3_target), str(out), drafts=[str(e3_head)], draft_names=["draft"], weights="fp32", progress=False
+    )
     return out, man
 
 
@@ -79,23 +81,32 @@ def test_bundle_loads_in_python(e3_bundle):
 def test_int8_head_exports(e3_target, e3_head, tmp_path):
     from edgespec.export.api import export_bundle
 
-    man = export_bundle(str(e3_target), str(tmp_path / "b"), drafts=[str(e3_head)], draft_names=["draft"], weights="int8",
-                        progress=False)
+    man = export_bundle(
+        str(e3_target),
+        str(tmp_path / "b"),
+        drafts=[str(e3_head)],
+        draft_names=["draft"],
+        weights="int8",
+        progress=False,
+    )
     head = man["models"][1]
     assert head["weights"]["precision"] == "int8"
     assert head["validation"]["top1_agreement"] >= head["validation"]["threshold"]
 
 
 def test_int4_head_of_the_other_published_name_with_its_own_embedding(e3_target, tmp_path):
+    from edgespec.export.api import export_bundle
     from tiny_eagle3 import build_tiny_eagle3
 
-    from edgespec.export.api import export_bundle
     from edgespec.pipeline import Pipeline
 
-    head = build_tiny_eagle3(e3_target, tmp_path / "head", layer_ids=LAYERS, architecture="Eagle3LlamaForCausalLM",
-                             with_embed=True)
+    head = build_tiny_eagle3(
+        e3_target, tmp_path / "head", layer_ids=LAYERS, architecture="Eagle3LlamaForCausalLM", with_embed=True
+    )
     out = tmp_path / "b"
-    man = export_bundle(str(e3_target), str(out), drafts=[str(head)], draft_names=["draft"], weights="int4", progress=False)
+    man = export_bundle(
+        str(e3_target), str(out), drafts=[str(head)], draft_names=["draft"], weights="int4", progress=False
+    )
     d = man["models"][1]
     assert d["architecture"] == "Eagle3LlamaForCausalLM" and d["relation"]["embedding"] == "own"
     assert d["weights"]["precision"] == "int4" and d["weights"]["group_size"] > 0
@@ -105,42 +116,59 @@ def test_int4_head_of_the_other_published_name_with_its_own_embedding(e3_target,
     assert len(res.tokens) == 12 and res.stats.drafted > 0
 
 
-@pytest.mark.parametrize("broken, words", [
-    (dict(hidden=32), "hidden size 32"),
-    (dict(layer_ids=(0, 2, 4)), "has 4 layers"),
-    (dict(layer_ids=(0, 2)), "three distinct layers"),
-    (dict(with_d2t=False), "no d2t map"),
-    (dict(draft_vocab=600), "more than the target's"),
-])
+@pytest.mark.parametrize(
+    "broken, words",
+    [
+        (dict(hidden=32), "hidden size 32"),
+        (dict(layer_ids=(0, 2, 4)), "has 4 layers"),
+        (dict(layer_ids=(0, 2)), "three distinct layers"),
+        (dict(with_d2t=False), "no d2t map"),
+        (dict(draft_vocab=600), "more than the target's"),
+    ],
+)
 def test_bad_heads_are_refused_with_one_sentence(e3_target, tmp_path, broken, words):
-    from tiny_eagle3 import build_tiny_eagle3
-
     from edgespec.export.api import export_bundle
+    from tiny_eagle3 import build_tiny_eagle3
 
     head = build_tiny_eagle3(e3_target, tmp_path / "head", **({"layer_ids": LAYERS} | broken))
     out = tmp_path / "out"
     with pytest.raises(ExportError) as e:
-        export_bundle(str(e3_target), str(out), drafts=[str(head)], draft_names=["draft"], weights="fp32", progress=False)
+        export_bundle(
+            str(e3_target), str(out), drafts=[str(head)], draft_names=["draft"], weights="fp32", progress=False
+        )
     msg = str(e.value)
     assert words in msg and msg.count(". ") == 0 and "\n" not in msg
     assert not out.exists()
 
 
 def test_head_without_layer_ids_on_a_shallow_target_is_refused(e3_target, tmp_path):
-    from tiny_eagle3 import build_tiny_eagle3
-
     from edgespec.export.api import export_bundle
+    from tiny_eagle3 import build_tiny_eagle3
 
     head = build_tiny_eagle3(e3_target, tmp_path / "head", layer_key=None)
     with pytest.raises(ExportError, match="too few for the default"):
-        export_bundle(str(e3_target), str(tmp_path / "out"), drafts=[str(head)], draft_names=["draft"], weights="fp32", progress=False)
+        export_bundle(
+            str(e3_target),
+            str(tmp_path / "out"),
+            drafts=[str(head)],
+            draft_names=["draft"],
+            weights="fp32",
+            progress=False,
+        )
 
 
 def test_onnx_format_is_refused(e3_target, e3_head, tmp_path):
     from edgespec.export.api import export_bundle
 
     with pytest.raises(ExportError, match="OpenVINO IR only"):
-        export_bundle(str(e3_target), str(tmp_path / "out"), drafts=[str(e3_head)], draft_names=["draft"], format="onnx", progress=False)
+        export_bundle(
+            str(e3_target),
+            str(tmp_path / "out"),
+            drafts=[str(e3_head)],
+            draft_names=["draft"],
+            format="onnx",
+            progress=False,
+        )
 
 
 def test_openvino_genai_runs_the_bundle_in_eagle3_mode(e3_bundle):
@@ -162,8 +190,14 @@ def test_openvino_genai_runs_the_bundle_in_eagle3_mode(e3_bundle):
 
 # ---- the native runtime -------------------------------------------------------------------------
 
-PROMPTS = ("def f(x):", "import os\nclass A:\n", "The quick brown fox", "for i in range(10):\n    print(",
-           "# café naïve", "s = 'Grüße, 世界'\n")
+PROMPTS = (
+    "def f(x):",
+    "import os\nclass A:\n",
+    "The quick brown fox",
+    "for i in range(10):\n    print(",
+    "# café naïve",
+    "s = 'Grüße, 世界'\n",
+)
 BACKENDS = ("openvino-paged", "openvino-stateful")
 
 
@@ -192,9 +226,8 @@ def test_native_greedy_with_the_head_is_plain_decoding(e3_bundle, backend):
 
 @pytest.fixture(scope="module")
 def oracle_bundle(tiny_tokenizer, tmp_path_factory):
-    from tiny_eagle3 import build_oracle_pair
-
     from edgespec.export.api import export_bundle
+    from tiny_eagle3 import build_oracle_pair
 
     work = tmp_path_factory.mktemp("e3oracle")
     target, head = build_oracle_pair(work, tiny_tokenizer)
@@ -248,8 +281,10 @@ def test_speculative_sampling_with_the_head_keeps_the_target_distribution(e3_bun
     prompt, n = "x = 1\ny = 2\nz = 3\n", 300
 
     def second(policy):
-        res = [pipe.generate(prompt, max_new_tokens=3, policy=policy, k=2, temperature=1.5, seed=s, ignore_eos=True)
-               for s in range(n)]
+        res = [
+            pipe.generate(prompt, max_new_tokens=3, policy=policy, k=2, temperature=1.5, seed=s, ignore_eos=True)
+            for s in range(n)
+        ]
         return Counter(r.tokens[1] for r in res), sum(r.stats.drafted for r in res), sum(r.stats.accepted for r in res)
 
     (a, _, _), (b, drafted, accepted) = second("autoregressive"), second("draft")
@@ -283,8 +318,9 @@ def test_openvino_genai_accepts_the_oracle_heads_drafts_in_full(oracle_bundle):
     res = spec.generate([PROMPTS[0]], cfg)
     pm = res.extended_perf_metrics
     assert pm.get_num_draft_tokens() > 0 and pm.get_num_accepted_tokens() == pm.get_num_draft_tokens()
-    ours = _pipe(oracle_bundle, "openvino-paged").generate(PROMPTS[0], max_new_tokens=22, policy="draft", k=3,
-                                                           ignore_eos=True)
+    ours = _pipe(oracle_bundle, "openvino-paged").generate(
+        PROMPTS[0], max_new_tokens=22, policy="draft", k=3, ignore_eos=True
+    )
     assert res.texts[0] == ours.text
 
 
@@ -296,8 +332,24 @@ def test_cli_refuses_a_bad_head_with_one_sentence(e3_target, tmp_path):
 
     head = build_tiny_eagle3(e3_target, tmp_path / "head", layer_ids=(0, 2, 9))
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "edgespec", "export", str(e3_target), "--draft", str(head), "-o", str(out),
-                        "--weights", "fp32"], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgespec",
+            "export",
+            str(e3_target),
+            "--draft",
+            str(head),
+            "-o",
+            str(out),
+            "--weights",
+            "fp32",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     last = [ln for ln in r.stderr.splitlines() if ln.strip()][-1]
     assert last.startswith("error: ") and "reads target layers [0, 2, 9]" in last and "has 4 layers" in last

@@ -14,9 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from edgespec.export.draft import eagle3, fastdraft, trainstate
+from edgespec.export.draft import eagle3, fastdraft, trainstate  # noqa: E402  (after the importorskips)
 
-from edgespec.errors import EdgespecError
+from edgespec.errors import EdgespecError  # noqa: E402  (after the importorskips)
 
 ROOT = Path(__file__).resolve().parent.parent
 EDGESPEC = str(Path(sys.executable).parent / "edgespec")
@@ -49,9 +49,23 @@ def random_head(target):
     return m, head.eval()
 
 
-TRAIN_KW = dict(draft_vocab=128, ttt_steps=3, steps=20, seq_len=32, batch_size=8, lr=1e-2, warmup=2, seed=0,
-                n_sequences=16, prompt_tokens=16, new_tokens=32, gen_batch=16, device="cpu", log_every=2,
-                log=lambda s: None)
+TRAIN_KW = dict(
+    draft_vocab=128,
+    ttt_steps=3,
+    steps=20,
+    seq_len=32,
+    batch_size=8,
+    lr=1e-2,
+    warmup=2,
+    seed=0,
+    n_sequences=16,
+    prompt_tokens=16,
+    new_tokens=32,
+    gen_batch=16,
+    device="cpu",
+    log_every=2,
+    log=lambda s: None,
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +107,9 @@ def test_head_computes_what_optimum_intels_class_computes(random_head, tmp_path)
     assert torch.equal(out.d2t, head.d2t) and int(head.d2t[0]) == 3 and head.t2d[3:203].all() and head.t2d.sum() == 200
     # without the embedding (the target's table): a smaller file; the target's is attached at load
     eagle3.save_head(head, tmp_path / "small", embedding=False, dtype=torch.float16)
-    assert (tmp_path / "small" / "model.safetensors").stat().st_size < (tmp_path / "h" / "model.safetensors").stat().st_size / 2
+    assert (tmp_path / "small" / "model.safetensors").stat().st_size < (
+        tmp_path / "h" / "model.safetensors"
+    ).stat().st_size / 2
     back = eagle3.load_head(tmp_path / "small")
     eagle3.attach_target_embedding(back, m)
     with torch.no_grad():
@@ -109,10 +125,10 @@ def test_training_time_test_is_the_run_time_chain(random_head):
         steps = list(head.ttt_unroll(feats, ids, 4))
         for b in range(2):
             for t in (0, 5, 9):
-                lg, g, past = head(ids[b:b + 1, 1: t + 2], feats[b:b + 1, : t + 1])
+                lg, g, past = head(ids[b : b + 1, 1 : t + 2], feats[b : b + 1, : t + 1])
                 torch.testing.assert_close(lg[0, -1], steps[0][b, t], atol=1e-5, rtol=0)
                 for j in range(1, 4):
-                    lg, g, past = head(ids[b:b + 1, t + j + 1: t + j + 2], g[:, -1:], past=past)
+                    lg, g, past = head(ids[b : b + 1, t + j + 1 : t + j + 2], g[:, -1:], past=past)
                     torch.testing.assert_close(lg[0, -1], steps[j][b, t], atol=1e-5, rtol=0)
 
 
@@ -132,7 +148,9 @@ def test_training_loss_falls_and_the_head_loads(trained, target):
     ids = torch.tensor([[1, 40, 41, 42, 43, 44]])
     feats, _, _ = eagle3.target_features(m, ids, [0, 2, 3])
     with torch.no_grad():
-        torch.testing.assert_close(head(ids, feats)[0], ref(input_ids=ids, hidden_states=feats).logits, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            head(ids, feats)[0], ref(input_ids=ids, hidden_states=feats).logits, atol=1e-5, rtol=0
+        )
     kept = head.d2t + torch.arange(128)
     assert kept.tolist() == sorted(set(kept.tolist())) and head.t2d[kept].all() and int(head.t2d.sum()) == 128
 
@@ -155,8 +173,9 @@ def test_the_trained_head_exports_with_optimum_intel_and_the_ir_computes_the_sam
     mod.LlamaEagle3ForCausalLM = type("LlamaEagle3ForCausalLM", (LlamaEagle3ForCausalLM,), {"__module__": name})
     cfg = transformers.AutoConfig.from_pretrained(out)
     model = mod.LlamaEagle3ForCausalLM.from_pretrained(out, config=cfg, dtype=torch.float32).eval()
-    export_from_model(model, str(tmp_path / "ir"), task="text-generation-with-past", stateful=True,
-                      ov_config=OVConfig(dtype="fp32"))
+    export_from_model(
+        model, str(tmp_path / "ir"), task="text-generation-with-past", stateful=True, ov_config=OVConfig(dtype="fp32")
+    )
     xml = tmp_path / "ir" / "openvino_model.xml"
     model = ov.Core().read_model(xml)
     names = {n for i in model.inputs for n in i.get_names()}
@@ -167,8 +186,13 @@ def test_the_trained_head_exports_with_optimum_intel_and_the_ir_computes_the_sam
     gen = torch.Generator().manual_seed(2)
     ids = torch.randint(3, 500, (1, 7), generator=gen)
     feats = torch.randn(1, 7, 3 * 64, generator=gen)
-    inputs = {"input_ids": ids.numpy(), "hidden_states": feats.numpy(), "attention_mask": np.ones((1, 7), np.int64),
-              "position_ids": np.arange(7)[None], "beam_idx": np.zeros(1, np.int32)}
+    inputs = {
+        "input_ids": ids.numpy(),
+        "hidden_states": feats.numpy(),
+        "attention_mask": np.ones((1, 7), np.int64),
+        "position_ids": np.arange(7)[None],
+        "beam_idx": np.zeros(1, np.int32),
+    }
     res = req.infer({k: v for k, v in inputs.items() if k in names})
     with torch.no_grad():
         want = head(ids, feats)[0].numpy()
@@ -201,8 +225,14 @@ def test_simulation_output_is_the_target_greedy_output(trained, target):
     fig = eagle3.simulate_head(m, tok, head, prompts, k=3, max_new_tokens=20)
     for p, row in zip(prompts, fig.per_prompt):
         ids = torch.tensor([tok(p)["input_ids"]])
-        ref = m.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20, do_sample=False,
-                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)[0, ids.shape[1]:].tolist()
+        ref = m.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=20,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )[0, ids.shape[1] :].tolist()
         assert row["output_ids"] == ref[: len(row["output_ids"])] and len(row["output_ids"]) in (len(ref), 20)
     assert fig.accepted > 0 and 0 < fig.alpha <= 1
     assert fig.generated <= fig.accepted + fig.target_calls  # each call adds its accepted tokens and one of its own
@@ -212,9 +242,29 @@ def test_cli_eval_reports_heads_like_drafters_at_several_k(trained, target, tmp_
     out, _ = trained
     prompts = tmp_path / "p.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ["def f(x):\n", "class A:\n"]))
-    r = subprocess.run([EDGESPEC, "draft", "eval", "--target", str(target), "--draft", str(out), "--k", "2", "--k", "4",
-                        "--prompts", str(prompts), "--max-new-tokens", "12", "--json"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            EDGESPEC,
+            "draft",
+            "eval",
+            "--target",
+            str(target),
+            "--draft",
+            str(out),
+            "--k",
+            "2",
+            "--k",
+            "4",
+            "--prompts",
+            str(prompts),
+            "--max-new-tokens",
+            "12",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert set(rows) == {f"{out} k=2", f"{out} k=4"}
@@ -226,14 +276,22 @@ def test_cli_bad_inputs_are_one_sentence(target, tiny_corpus, tmp_path):
     cases = [
         (["--corpus", str(tiny_corpus)], "needs --target"),
         (["--corpus", str(tiny_corpus), "--target", str(target), "--aux-layers", "1,x,2"], "three comma-separated"),
-        (["--corpus", str(tiny_corpus), "--target", str(target), "--aux-layers", "0,1,9", "--sequences", "2"],
-         "three distinct target layer ids"),
-        (["--corpus", str(tiny_corpus), "--target", str(target), "--draft-vocab", "10", "--coverage", "0.9"],
-         "either --draft-vocab or --coverage"),
+        (
+            ["--corpus", str(tiny_corpus), "--target", str(target), "--aux-layers", "0,1,9", "--sequences", "2"],
+            "three distinct target layer ids",
+        ),
+        (
+            ["--corpus", str(tiny_corpus), "--target", str(target), "--draft-vocab", "10", "--coverage", "0.9"],
+            "either --draft-vocab or --coverage",
+        ),
     ]
     for args, msg in cases:
-        r = subprocess.run([EDGESPEC, "draft", "train", "--method", "eagle3", *args, "-o", str(tmp_path / "o")],
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [EDGESPEC, "draft", "train", "--method", "eagle3", *args, "-o", str(tmp_path / "o")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
     assert not (tmp_path / "o" / "config.json").exists()
 
@@ -242,12 +300,52 @@ def test_torchrun_trains_data_parallel_on_two_cpu_ranks(target, tiny_corpus, tra
     out, _ = trained
     torchrun = str(Path(sys.executable).parent / "torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29517", EDGESPEC, "draft", "train",
-                        "--method", "eagle3", "--target", str(target), "--corpus", str(tiny_corpus),
-                        "--gen-dir", str(out / eagle3.GEN_DIR), "--sequences", "16", "--new-tokens", "32",
-                        "--gen-batch", "16", "--draft-vocab", "128", "--ttt-steps", "2", "--steps", "6",
-                        "--seq-len", "32", "--batch-size", "4", "--eval-prompts", "0", "--device", "cpu",
-                        "-o", str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300, env=env)
+    r = subprocess.run(
+        [
+            torchrun,
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            EDGESPEC,
+            "draft",
+            "train",
+            "--method",
+            "eagle3",
+            "--target",
+            str(target),
+            "--corpus",
+            str(tiny_corpus),
+            "--gen-dir",
+            str(out / eagle3.GEN_DIR),
+            "--sequences",
+            "16",
+            "--new-tokens",
+            "32",
+            "--gen-batch",
+            "16",
+            "--draft-vocab",
+            "128",
+            "--ttt-steps",
+            "2",
+            "--steps",
+            "6",
+            "--seq-len",
+            "32",
+            "--batch-size",
+            "4",
+            "--eval-prompts",
+            "0",
+            "--device",
+            "cpu",
+            "-o",
+            str(tmp_path / "ddp"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "rank 0/2 ready" in r.stderr and "rank 1/2 ready" in r.stderr
     assert r.stderr.count("checkpoint at step 6 written") == 1  # rank 0 alone writes

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from engine_support import engine_bundle, pipeline
 
 
@@ -17,13 +16,26 @@ def bundle(tiny_bundle, tmp_path_factory):
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "edgespec", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "edgespec", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_run_streams_the_text_and_prints_stats(bundle):
-    r = cli("run", bundle, "def fib(n):", "--max-new-tokens", 16, "--precision", "f32", "--kv-precision", "f32",
-            "--k", 3, "--stats")
+    r = cli(
+        "run",
+        bundle,
+        "def fib(n):",
+        "--max-new-tokens",
+        16,
+        "--precision",
+        "f32",
+        "--kv-precision",
+        "f32",
+        "--k",
+        3,
+        "--stats",
+    )
     assert r.returncode == 0, r.stderr
     expected = pipeline(bundle, "draft").generate("def fib(n):", max_new_tokens=16, k=3)
     assert r.stdout == expected.text + "\n"
@@ -31,8 +43,19 @@ def test_run_streams_the_text_and_prints_stats(bundle):
 
 
 def test_run_json_reports_text_tokens_and_stats(bundle):
-    r = cli("run", bundle, "def fib(n):", "--max-new-tokens", 8, "--draft", "none", "--json", "--precision", "f32",
-            "--ignore-eos")
+    r = cli(
+        "run",
+        bundle,
+        "def fib(n):",
+        "--max-new-tokens",
+        8,
+        "--draft",
+        "none",
+        "--json",
+        "--precision",
+        "f32",
+        "--ignore-eos",
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert len(rep["tokens"]) == 8 and rep["draft"] is None
@@ -53,8 +76,27 @@ def test_profile_compares_autoregressive_draft_and_ngram(bundle, tmp_path):
     prompts = tmp_path / "p.json"
     prompts.write_text(json.dumps(["def fib(n):", "x = 1\ny = 2\n"]))
     # --no-save: this module's bundle is shared, and a saved profile would change its pipelines' defaults
-    r = cli("profile", bundle, "--drafts", "self", "--prompts", prompts, "--max-new-tokens", 12, "--repeats", 1,
-            "--k", 3, "--json", "--precision", "f32", "--no-save", "-o", tmp_path / "report", "--quiet")
+    r = cli(
+        "profile",
+        bundle,
+        "--drafts",
+        "self",
+        "--prompts",
+        prompts,
+        "--max-new-tokens",
+        12,
+        "--repeats",
+        1,
+        "--k",
+        3,
+        "--json",
+        "--precision",
+        "f32",
+        "--no-save",
+        "-o",
+        tmp_path / "report",
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)["configs"]
     assert set(rep) == {"openvino/plain", "openvino/self/k3", "openvino/self/adaptive", "openvino/ngram/k4"}

@@ -8,10 +8,10 @@ import os
 import shutil
 
 import pytest
+from engine_support import engine_bundle, pipeline
 
 from edgespec import Pipeline
 from edgespec.errors import BundleError, EdgespecError
-from engine_support import engine_bundle, pipeline
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,9 @@ def test_corrupt_model_file_is_an_error_not_a_crash(bundle, tmp_path):
     manifest["models"] = [m for m in manifest["models"] if m["role"] == "target"]
     (b / "edgespec.json").write_text(json.dumps(manifest))
     (b / "target" / "openvino_model.xml").write_text("<net>garbage")
-    with pytest.raises(BundleError, match=r"^The bundle file target/openvino_model.xml is shorter .*re-export the bundle\.$"):
+    with pytest.raises(
+        BundleError, match=r"^The bundle file target/openvino_model.xml is shorter .*re-export the bundle\.$"
+    ):
         Pipeline.load(b, draft=None)
     # Without the integrity table (an older bundle) OpenVINO reads it: its error is one sentence too.
     del manifest["integrity"]
@@ -110,21 +112,24 @@ def test_text_that_is_not_utf8_is_refused_not_a_crash(bundle):
         assert "not valid UTF-8" in _native.last_error()
         out = ctypes.c_void_p()
         cfg = lib.es_generation_default_config()
-        status = lib.es_generate(pipe._handle(), raw, ctypes.byref(cfg), _native.STREAM_CALLBACK(0), None,
-                                 ctypes.byref(out))
+        status = lib.es_generate(
+            pipe._handle(), raw, ctypes.byref(cfg), _native.STREAM_CALLBACK(0), None, ctypes.byref(out)
+        )
         assert status == 1 and not out.value and "not valid UTF-8" in _native.last_error()
     assert pipe.tokenize("Grüße 🙂") == pipe.tokenize("Grüße 🙂")  # still usable
 
 
 def test_invalid_generation_options_raise_a_sentence(bundle):
     pipe = pipeline(bundle, "draft")
-    for kw, words in [({"max_new_tokens": 0}, "max_new_tokens must be at least 1"),
-                      ({"temperature": -0.5}, "temperature must be"),
-                      ({"top_p": 1.5}, "top_p must be in"),
-                      ({"k": 99}, "k must be -1"),
-                      ({"draft_window": 64}, "draft_window must be 0 .* or at least 128"),
-                      ({"policy": "beam"}, "Unknown policy 'beam'"),
-                      ({"beams": 2}, "Unknown generation option")]:
+    for kw, words in [
+        ({"max_new_tokens": 0}, "max_new_tokens must be at least 1"),
+        ({"temperature": -0.5}, "temperature must be"),
+        ({"top_p": 1.5}, "top_p must be in"),
+        ({"k": 99}, "k must be -1"),
+        ({"draft_window": 64}, "draft_window must be 0 .* or at least 128"),
+        ({"policy": "beam"}, "Unknown policy 'beam'"),
+        ({"beams": 2}, "Unknown generation option"),
+    ]:
         with pytest.raises(EdgespecError, match=words):
             pipe.generate("x", **kw)
     plain = pipeline(bundle, None)
@@ -142,8 +147,16 @@ def test_soak_hundreds_of_generations_keep_memory_flat(bundle):
 
     def burst(n):
         for i in range(n):
-            res = pipe.generate("def fib(n):", max_new_tokens=6, policy=policies[i % 3], k=3, ignore_eos=True,
-                                temperature=0.8 if i % 2 else 0.0, seed=i, stop=["zzz"])
+            res = pipe.generate(
+                "def fib(n):",
+                max_new_tokens=6,
+                policy=policies[i % 3],
+                k=3,
+                ignore_eos=True,
+                temperature=0.8 if i % 2 else 0.0,
+                seed=i,
+                stop=["zzz"],
+            )
             assert len(res.tokens) == 6
 
     burst(60)  # warm up allocator pools

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
 from engine_support import ARCHS, PROMPTS, engine_bundle, link_tree, pipeline
 
 
@@ -85,11 +84,19 @@ def test_paged_and_stateful_backends_give_the_same_tokens_through_many_rollbacks
     stateful = pipeline(bundles[arch], "draft", backend="openvino-stateful")
     # tiny models are far below the auto size limit: the paged ones get their fixed-width copies
     # and (f32 KV cache) send calls of 2..5 tokens to the attention as one-token subsequences
-    for pipe, backend, tw, dw, sw in ((paged, "openvino-paged", [1, 2, 3, 4, 5], [1, 2], [2, 3, 4, 5]),
-                                      (stateful, "openvino-stateful", [], [], [])):
+    for pipe, backend, tw, dw, sw in (
+        (paged, "openvino-paged", [1, 2, 3, 4, 5], [1, 2], [2, 3, 4, 5]),
+        (stateful, "openvino-stateful", [], [], []),
+    ):
         assert pipe.info["target"] == {"backend": backend, "device": "CPU", "fixed_widths": tw, "split_widths": sw}
-        assert pipe.info["draft"] == {"name": "draft", "kind": "same_vocab", "backend": backend, "device": "CPU", "fixed_widths": dw,
-                                      "split_widths": sw}
+        assert pipe.info["draft"] == {
+            "name": "draft",
+            "kind": "same_vocab",
+            "backend": backend,
+            "device": "CPU",
+            "fixed_widths": dw,
+            "split_widths": sw,
+        }
     # "openvino" (the default) picks paged attention on the CPU where the graph converts
     assert pipeline(bundles[arch], None).info["target"]["backend"] == "openvino-paged"
     assert pipeline(bundles[arch], None).info["draft"] is None
@@ -106,8 +113,10 @@ def test_paged_and_stateful_backends_give_the_same_tokens_through_many_rollbacks
     assert drafty.stats.drafted > drafty.stats.accepted  # the random drafter was mostly rejected
     # a second generation on the same pipeline starts clean (the cache tensors are reused)
     again = paged.generate(PROMPTS[0], max_new_tokens=40, policy="draft", k=4, ignore_eos=True)
-    assert again.tokens == stateful.generate(PROMPTS[0], max_new_tokens=40, policy="autoregressive",
-                                             ignore_eos=True).tokens
+    assert (
+        again.tokens
+        == stateful.generate(PROMPTS[0], max_new_tokens=40, policy="autoregressive", ignore_eos=True).tokens
+    )
 
 
 def test_fixed_width_copies_change_no_token_through_rollbacks_and_cache_growth(bundles):
@@ -138,7 +147,9 @@ def test_short_calls_as_one_token_subsequences_change_no_token(bundles):
     from edgespec import Pipeline
 
     split = pipeline(bundles["llama"], "draft")
-    one = Pipeline.load(bundles["llama"], draft="draft", precision="f32", kv_precision="f32", backend="openvino-stateful")
+    one = Pipeline.load(
+        bundles["llama"], draft="draft", precision="f32", kv_precision="f32", backend="openvino-stateful"
+    )
     assert split.info["target"]["split_widths"] == [2, 3, 4, 5]
     assert one.info["target"]["split_widths"] == [] and one.info["draft"]["split_widths"] == []
     prompt = PROMPTS[2]
@@ -180,8 +191,14 @@ def test_autoregressive_engine_equals_transformers_greedy(tiny_dir, tiny_tokeniz
         ids = tok(prompt, return_tensors="pt").input_ids
         assert pipe.tokenize(prompt) == ids[0].tolist()
         with torch.no_grad():
-            hf = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20, do_sample=False,
-                                eos_token_id=2, pad_token_id=0)[0, ids.shape[1]:].tolist()
+            hf = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=20,
+                do_sample=False,
+                eos_token_id=2,
+                pad_token_id=0,
+            )[0, ids.shape[1] :].tolist()
         if hf and hf[-1] == 2:
             hf = hf[:-1]  # the engine reports EOS as the finish reason, not as a token
         assert pipe.generate(prompt, max_new_tokens=20, policy="autoregressive").tokens == hf
@@ -200,8 +217,14 @@ def test_dead_slot_rollback_gives_the_logits_of_a_clean_cache(bundles, arch):
     prefix, rejected, new = (rng.integers(3, 500, size=n).tolist() for n in (9, 4, 3))
 
     def run(req, ids, mask, positions):
-        out = req.infer({"input_ids": np.array([ids]), "attention_mask": np.array([mask]),
-                         "position_ids": np.array([positions]), "beam_idx": np.array([0], dtype=np.int32)})
+        out = req.infer(
+            {
+                "input_ids": np.array([ids]),
+                "attention_mask": np.array([mask]),
+                "position_ids": np.array([positions]),
+                "beam_idx": np.array([0], dtype=np.int32),
+            }
+        )
         return out["logits"][0]
 
     dirty = compiled.create_infer_request()
@@ -236,8 +259,15 @@ def test_trimmed_drafter_ids_are_mapped_back_to_target_ids(bundles, tmp_path):
         os.link(f.resolve(), trim_dir / f.name)
     for name, ids in (("trim_same", np.arange(vocab)), ("trim_scrambled", np.roll(np.arange(vocab), 1))):
         (trim_dir / f"{name}.i32").write_bytes(ids.astype("<i4").tobytes())
-        manifest["models"].append(dict(target, name=name, role="draft", path="trimmed",
-                                       relation={"kind": "trimmed", "id_map": f"{name}.i32", "kept": vocab}))
+        manifest["models"].append(
+            dict(
+                target,
+                name=name,
+                role="draft",
+                path="trimmed",
+                relation={"kind": "trimmed", "id_map": f"{name}.i32", "kept": vocab},
+            )
+        )
     (tmp_path / "edgespec.json").write_text(json.dumps(manifest))
     plain = pipeline(base, None).generate(PROMPTS[1], max_new_tokens=20, ignore_eos=True)
     same = Pipeline.load(tmp_path, draft="trim_same", precision="f32", kv_precision="f32")
@@ -279,24 +309,28 @@ def test_windowed_drafter_slides_over_a_long_context_and_changes_no_token(bundle
 def test_windowed_trimmed_and_sampled_drafting_stays_reproducible(bundles):
     pipe = pipeline(bundles["qwen2"], "draft")
     prompt = "\n".join(PROMPTS) * 4
-    a = pipe.generate(prompt, max_new_tokens=80, policy="draft", k=4, temperature=0.9, seed=7, draft_window=128,
-                      ignore_eos=True)
-    b = pipe.generate(prompt, max_new_tokens=80, policy="draft", k=4, temperature=0.9, seed=7, draft_window=128,
-                      ignore_eos=True)
+    a = pipe.generate(
+        prompt, max_new_tokens=80, policy="draft", k=4, temperature=0.9, seed=7, draft_window=128, ignore_eos=True
+    )
+    b = pipe.generate(
+        prompt, max_new_tokens=80, policy="draft", k=4, temperature=0.9, seed=7, draft_window=128, ignore_eos=True
+    )
     assert a.tokens == b.tokens and len(a.tokens) == 80
 
 
 @pytest.mark.parametrize("window", [128, 160])
-def test_windowed_drafter_proposes_what_the_model_says_on_sinks_plus_recent_tokens(tiny_dir, tiny_tokenizer, bundles,
-                                                                                  window):
+def test_windowed_drafter_proposes_what_the_model_says_on_sinks_plus_recent_tokens(
+    tiny_dir, tiny_tokenizer, bundles, window
+):
     # Which tokens the windowed drafter reads, checked against transformers: with the target as
     # its own drafter and k = 1, a round accepts exactly when the model's argmax on (first 4
     # tokens + the window's recent part, at positions 0, 1, 2, ...) is the target's next token.
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_dir("llama", tokenizer=tiny_tokenizer),
-                                                 torch_dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(
+        tiny_dir("llama", tokenizer=tiny_tokenizer), torch_dtype=torch.float32
+    ).eval()
     pipe = pipeline(bundles["llama"], "self")
     prompt = "\n".join(PROMPTS) * 2
     ids = pipe.tokenize(prompt)

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from engine_support import PROMPTS, engine_bundle, pipeline, with_self_drafter
 
 from edgespec import Pipeline
 from edgespec.errors import BundleError, EdgespecError
-from engine_support import PROMPTS, engine_bundle, pipeline, with_self_drafter
 
 ARCHS = ("llama", "qwen2")
 BACKENDS = ("openvino", "onnxruntime")
@@ -23,9 +23,13 @@ BACKENDS = ("openvino", "onnxruntime")
 @pytest.fixture(scope="module")
 def onnx_bundles(tiny_bundle, tmp_path_factory):
     """fp32 ONNX bundles (target + random drafter "draft" + the target itself as drafter "self")."""
-    return {arch: with_self_drafter(Path(tiny_bundle(arch, drafts=1, weights="fp32", format="onnx")),
-                                    tmp_path_factory.mktemp(f"onnx-{arch}") / "bundle")
-            for arch in ARCHS}
+    return {
+        arch: with_self_drafter(
+            Path(tiny_bundle(arch, drafts=1, weights="fp32", format="onnx")),
+            tmp_path_factory.mktemp(f"onnx-{arch}") / "bundle",
+        )
+        for arch in ARCHS
+    }
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -46,14 +50,18 @@ def test_greedy_speculative_is_autoregressive_on_onnx_bundles(onnx_bundles, arch
     assert long_spec.tokens == long_plain.tokens
     assert long_spec.stats.drafted > long_spec.stats.accepted and long_spec.stats.kv_compactions > 0
     # The target as its own drafter: everything accepted, exact bookkeeping (k = 3, 22 tokens).
-    st = pipeline(onnx_bundles[arch], "self", backend=backend).generate(
-        PROMPTS[0], max_new_tokens=22, policy="draft", k=3, ignore_eos=True).stats
+    st = (
+        pipeline(onnx_bundles[arch], "self", backend=backend)
+        .generate(PROMPTS[0], max_new_tokens=22, policy="draft", k=3, ignore_eos=True)
+        .stats
+    )
     assert st.drafted == st.accepted == 22 - st.target_calls and st.target_calls == 1 + 6
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_onnx_output_equals_openvino_ir_output_and_transformers(tiny_dir, tiny_tokenizer, tiny_bundle,
-                                                               tmp_path_factory, onnx_bundles, arch):
+def test_onnx_output_equals_openvino_ir_output_and_transformers(
+    tiny_dir, tiny_tokenizer, tiny_bundle, tmp_path_factory, onnx_bundles, arch
+):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -65,8 +73,14 @@ def test_onnx_output_equals_openvino_ir_output_and_transformers(tiny_dir, tiny_t
     for prompt in PROMPTS:
         ids = tok(prompt, return_tensors="pt").input_ids
         with torch.no_grad():
-            hf = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20, do_sample=False,
-                                eos_token_id=2, pad_token_id=0)[0, ids.shape[1]:].tolist()
+            hf = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=20,
+                do_sample=False,
+                eos_token_id=2,
+                pad_token_id=0,
+            )[0, ids.shape[1] :].tolist()
         if hf and hf[-1] == 2:
             hf = hf[:-1]  # the engine reports EOS as the finish reason, not as a token
         want = ir.generate(prompt, max_new_tokens=20, policy="autoregressive")
@@ -100,18 +114,37 @@ def test_bad_backend_input_is_a_sentence_not_a_crash(onnx_bundles, tiny_bundle, 
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "edgespec", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "edgespec", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_cli_runs_onnx_bundles_on_onnxruntime_and_names_a_missing_library(onnx_bundles, tmp_path):
     bundle = onnx_bundles["llama"]
-    r = _cli("run", bundle, "def fib(n):", "--backend", "onnxruntime", "--draft", "draft", "--k", 3,
-             "--max-new-tokens", 12, "--ignore-eos", "--json")
+    r = _cli(
+        "run",
+        bundle,
+        "def fib(n):",
+        "--backend",
+        "onnxruntime",
+        "--draft",
+        "draft",
+        "--k",
+        3,
+        "--max-new-tokens",
+        12,
+        "--ignore-eos",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
-    want = pipeline(bundle, "draft", backend="onnxruntime").generate("def fib(n):", max_new_tokens=12, k=3,
-                                                                     ignore_eos=True)
+    want = pipeline(bundle, "draft", backend="onnxruntime").generate(
+        "def fib(n):", max_new_tokens=12, k=3, ignore_eos=True
+    )
     assert got["tokens"] == want.tokens and got["stats"]["drafted"] > 0
     # A missing ONNX Runtime library (a fresh process: the first library loaded serves a process).
     missing = tmp_path / "libonnxruntime.so"

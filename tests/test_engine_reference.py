@@ -62,13 +62,18 @@ def test_speculative_sampling_has_the_target_distribution(temperature, top_k, to
     prompt = [0]
     # Exact target distribution of (t1, t2) given the prompt.
     p1 = ref.sampling_probs(target(prompt)[-1], temperature, top_k, top_p)
-    joint = np.array([[p1[a] * ref.sampling_probs(target(prompt + [a])[-1], temperature, top_k, top_p)[b]
-                       for b in range(V)] for a in range(V)]).ravel()
+    joint = np.array(
+        [
+            [p1[a] * ref.sampling_probs(target(prompt + [a])[-1], temperature, top_k, top_p)[b] for b in range(V)]
+            for a in range(V)
+        ]
+    ).ravel()
     n = 3000
     counts = np.zeros(V * V)
     for seed in range(n):
-        out, _ = ref.generate(target, prompt, 2, draft_logits=draft, k=2, temperature=temperature, top_k=top_k,
-                              top_p=top_p, seed=seed)
+        out, _ = ref.generate(
+            target, prompt, 2, draft_logits=draft, k=2, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
+        )
         counts[out[0] * V + out[1]] += 1
     support = joint > 0
     assert counts[~support].sum() == 0, "a token outside the target's support was emitted"

@@ -9,8 +9,15 @@ import os
 from collections import Counter
 
 import pytest
-
-from engine_support import ARCHS, PROMPTS, assert_streams_match, engine_bundle, link_tree, pipeline, without_target_byte_table
+from engine_support import (
+    ARCHS,
+    PROMPTS,
+    assert_streams_match,
+    engine_bundle,
+    link_tree,
+    pipeline,
+    without_target_byte_table,
+)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +109,10 @@ def test_same_seed_same_sample_and_greedy_ignores_the_seed(pipe):
         b = pipe.generate(PROMPTS[0], policy=policy, **cfg)
         assert a.tokens == b.tokens, policy
         assert pipe.generate(PROMPTS[0], policy=policy, **{**cfg, "seed": 8}).tokens != a.tokens, policy
-    assert pipe.generate(PROMPTS[0], max_new_tokens=10, seed=1).tokens == pipe.generate(PROMPTS[0], max_new_tokens=10, seed=2).tokens
+    assert (
+        pipe.generate(PROMPTS[0], max_new_tokens=10, seed=1).tokens
+        == pipe.generate(PROMPTS[0], max_new_tokens=10, seed=2).tokens
+    )
 
 
 @pytest.mark.parametrize("policy", ["draft", "ngram"])
@@ -118,15 +128,19 @@ def test_speculative_sampling_keeps_the_target_distribution(pipe, policy):
     n = 300
 
     def second_tokens(pol):
-        results = [pipe.generate(prompt, max_new_tokens=3, policy=pol, k=1, temperature=1.0, seed=s, ignore_eos=True)
-                   for s in range(n)]
+        results = [
+            pipe.generate(prompt, max_new_tokens=3, policy=pol, k=1, temperature=1.0, seed=s, ignore_eos=True)
+            for s in range(n)
+        ]
         return Counter(r.tokens[1] for r in results), sum(r.stats.drafted for r in results)
 
     (plain, _), (spec, drafted) = second_tokens("autoregressive"), second_tokens(policy)
     assert drafted > n // 10, "too few rounds drafted anything; the test proves nothing"
     common = [t for t in set(plain) | set(spec) if plain[t] + spec[t] >= 10]
-    rows = [[plain[t] for t in common] + [n - sum(plain[t] for t in common)],
-            [spec[t] for t in common] + [n - sum(spec[t] for t in common)]]
+    rows = [
+        [plain[t] for t in common] + [n - sum(plain[t] for t in common)],
+        [spec[t] for t in common] + [n - sum(spec[t] for t in common)],
+    ]
     if rows[0][-1] + rows[1][-1] == 0:
         rows = [r[:-1] for r in rows]
     _, pval, _, _ = chi2_contingency(rows)
@@ -179,6 +193,7 @@ def test_a_c_callback_returning_1_stops_normally_and_2_cancels(pipe):
         def cb(ptr, size, user):
             calls.append(ctypes.string_at(ptr, size))
             return answer
+
         return _native.STREAM_CALLBACK(cb)
 
     cfg = lib.es_generation_default_config()

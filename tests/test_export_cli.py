@@ -13,8 +13,9 @@ from edgespec import bundle
 
 
 def run_cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "edgespec", "export", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "edgespec", "export", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_one_sentence_error(r, match, out=None):
@@ -52,8 +53,22 @@ def test_cli_exports_cross_vocab_and_trimmed_drafters_with_json(tiny_dir, tiny_t
     target = tiny_dir("llama", tokenizer=tiny_tokenizer)
     cross = tiny_dir("qwen2", tokenizer=train_tokenizer(vocab_size=384), hidden=32, layers=1)
     out = tmp_path / "bundle"
-    r = run_cli(target, "--draft", cross, "--draft", trimmed_draft, "-o", out,
-                "--weights", "int8", "--json", "--draft-name", "xv", "--draft-name", "trim")
+    r = run_cli(
+        target,
+        "--draft",
+        cross,
+        "--draft",
+        trimmed_draft,
+        "-o",
+        out,
+        "--weights",
+        "int8",
+        "--json",
+        "--draft-name",
+        "xv",
+        "--draft-name",
+        "trim",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout)  # stdout holds the JSON and nothing else
     assert [m["name"] for m in summary["models"]] == ["target", "xv", "trim"]
@@ -80,8 +95,13 @@ def test_cli_bad_inputs_get_one_sentence_and_no_output(tiny_dir, tiny_tokenizer,
 
     target = tiny_dir("llama", tokenizer=tiny_tokenizer)
     bert = tmp_path / "bert"
-    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-               architectures=["BertForMaskedLM"]).save_pretrained(bert)
+    BertConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        architectures=["BertForMaskedLM"],
+    ).save_pretrained(bert)
     empty = tmp_path / "empty"
     empty.mkdir()
     prompts = tmp_path / "p.txt"

@@ -31,8 +31,14 @@ def ov_logits(xml, ids, split=None):
     rows, pos = [], 0
     for chunk in (ids[:split], ids[split:]):
         n = len(chunk)
-        res = req.infer({"input_ids": np.array([chunk]), "attention_mask": np.ones((1, pos + n), np.int64),
-                         "position_ids": np.arange(pos, pos + n)[None], "beam_idx": np.zeros(1, np.int32)})
+        res = req.infer(
+            {
+                "input_ids": np.array([chunk]),
+                "attention_mask": np.ones((1, pos + n), np.int64),
+                "position_ids": np.arange(pos, pos + n)[None],
+                "beam_idx": np.zeros(1, np.int32),
+            }
+        )
         rows.append(res[cm.output(0)][0])
         pos += n
     return np.concatenate(rows)
@@ -105,10 +111,13 @@ def test_each_family_exports_to_int4_and_runs(tiny_bundle, tiny_dir, tiny_tokeni
     assert got.shape == (len(ids), t["vocab_size"]) and np.isfinite(got).all()
 
 
-@pytest.mark.parametrize("arch,weights,max_diff,min_agree", [
-    ("llama", "fp16", 0.1, 0.95),
-    ("qwen2", "int8", 1.5, 0.8),
-])
+@pytest.mark.parametrize(
+    "arch,weights,max_diff,min_agree",
+    [
+        ("llama", "fp16", 0.1, 0.95),
+        ("qwen2", "int8", 1.5, 0.8),
+    ],
+)
 def test_fp16_and_int8_logits_match_torch(tiny_bundle, tiny_dir, tiny_tokenizer, arch, weights, max_diff, min_agree):
     b = bundle.load(tiny_bundle(arch, drafts=0, weights=weights))
     src = tiny_dir(arch, tokenizer=tiny_tokenizer)

@@ -6,12 +6,12 @@ import shutil
 
 import numpy as np
 import pytest
-
-from edgespec import registry
-from edgespec.errors import EdgespecError, ExportError
 from edgespec.export import api
 from edgespec.export.openvino_convert import fit_group_size
 from edgespec.export.source import inspect_source
+
+from edgespec import registry
+from edgespec.errors import EdgespecError, ExportError
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +63,24 @@ def test_group_size_falls_back_to_a_divisor_of_every_channel_size():
     assert fit_group_size(-1, [64]) == -1
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(awq=True), "--awq needs calibration text"),
-    (dict(scale_estimation=True), "--scale-estimation needs"),
-    (dict(ratio=0.0), "outside \\(0, 1\\]"),
-    (dict(ratio=1.5), "outside \\(0, 1\\]"),
-    (dict(group_size=0), "--group-size 0 is invalid"),
-    (dict(group_size=-2), "--group-size -2 is invalid"),
-    (dict(weights="fp16", group_size=64), "applies only to INT4"),
-    (dict(weights="int8", sym=True, ratio=0.5), "apply only to INT4"),
-    (dict(weights="fp16", preset="npu"), "use it with --weights int4"),
-    (dict(preset="gpu9"), "Unknown preset"),
-    (dict(format="onnx", awq=True, dataset=["x"]), "NNCF options"),
-    (dict(dataset="/no/such/prompts.txt"), "is not a file"),
-    (dict(min_agreement=2.0), "outside \\[0, 1\\]"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(awq=True), "--awq needs calibration text"),
+        (dict(scale_estimation=True), "--scale-estimation needs"),
+        (dict(ratio=0.0), "outside \\(0, 1\\]"),
+        (dict(ratio=1.5), "outside \\(0, 1\\]"),
+        (dict(group_size=0), "--group-size 0 is invalid"),
+        (dict(group_size=-2), "--group-size -2 is invalid"),
+        (dict(weights="fp16", group_size=64), "applies only to INT4"),
+        (dict(weights="int8", sym=True, ratio=0.5), "apply only to INT4"),
+        (dict(weights="fp16", preset="npu"), "use it with --weights int4"),
+        (dict(preset="gpu9"), "Unknown preset"),
+        (dict(format="onnx", awq=True, dataset=["x"]), "NNCF options"),
+        (dict(dataset="/no/such/prompts.txt"), "is not a file"),
+        (dict(min_agreement=2.0), "outside \\[0, 1\\]"),
+    ],
+)
 def test_conflicting_options_get_one_sentence(kw, match):
     with pytest.raises(ExportError, match=match):
         api.check_options(**kw)
@@ -124,16 +127,26 @@ def test_an_interrupted_export_leaves_no_directory(tiny_dir, tiny_tokenizer, tmp
 
     monkeypatch.setattr(openvino_convert, "export_ir", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        api.export_bundle(tiny_dir("llama", tokenizer=tiny_tokenizer, seed=100, hidden=32, layers=1),
-                          tmp_path / "b", weights="fp32", validate=False, progress=False)
+        api.export_bundle(
+            tiny_dir("llama", tokenizer=tiny_tokenizer, seed=100, hidden=32, layers=1),
+            tmp_path / "b",
+            weights="fp32",
+            validate=False,
+            progress=False,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_directory_that_is_not_a_causal_lm_is_refused(tmp_path):
     from transformers import BertConfig
 
-    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-               architectures=["BertForMaskedLM"]).save_pretrained(tmp_path)
+    BertConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        architectures=["BertForMaskedLM"],
+    ).save_pretrained(tmp_path)
     with pytest.raises(ExportError, match="not a causal language model"):
         inspect_source(tmp_path)
 
@@ -157,8 +170,10 @@ def test_a_pair_whose_checkpoints_are_missing_gets_a_sentence(tmp_path):
 
 def test_a_pair_resolves_from_models_dir(tmp_path, tiny_dir, tiny_tokenizer):
     shutil.copytree(tiny_dir("llama", tokenizer=tiny_tokenizer), tmp_path / "Phi-3-mini-4k-instruct")
-    shutil.copytree(tiny_dir("llama", tokenizer=tiny_tokenizer, seed=100, hidden=32, layers=1),
-                    tmp_path / "Phi-3-mini-FastDraft-50M")
+    shutil.copytree(
+        tiny_dir("llama", tokenizer=tiny_tokenizer, seed=100, hidden=32, layers=1),
+        tmp_path / "Phi-3-mini-FastDraft-50M",
+    )
     target, drafts, names = registry.resolve_pair("phi3-mini-fastdraft", tmp_path)
     assert target.name == "Phi-3-mini-4k-instruct" and [d.name for d in drafts] == ["Phi-3-mini-FastDraft-50M"]
     assert names == ["Phi-3-mini-FastDraft-50M"]  # from the hub id, whatever directory holds it
@@ -174,11 +189,14 @@ def test_the_demo_pair_skips_drafters_not_built_yet(tmp_path, tiny_dir, tiny_tok
     assert target == demo / "target" and drafts == [demo / "draft-xvocab"] and names == ["draft-xvocab"]
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(format="onnx", group_size=-1), "no channel-wise INT4"),
-    (dict(format="onnx", preset="npu"), "use it with --format openvino"),
-    (dict(format="onnx", ratio=0.5), "ONNX INT4 quantizes every MatMul"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(format="onnx", group_size=-1), "no channel-wise INT4"),
+        (dict(format="onnx", preset="npu"), "use it with --format openvino"),
+        (dict(format="onnx", ratio=0.5), "ONNX INT4 quantizes every MatMul"),
+    ],
+)
 def test_onnx_only_refuses_nncf_settings(kw, match):
     with pytest.raises(ExportError, match=match):
         api.check_options(**kw)
@@ -188,7 +206,8 @@ def test_drafters_are_named_after_their_directories():
     assert api.default_draft_names(["models/demo/draft", "x/draft-trimmed/"]) == ["draft", "draft-trimmed"]
     assert api.default_draft_names(["a/draft", "b/draft", "c/draft"]) == ["draft", "draft-2", "draft-3"]
     assert api.default_draft_names(["OpenVINO/Llama-3.1-8B-Instruct-FastDraft-150M"]) == [
-        "Llama-3.1-8B-Instruct-FastDraft-150M"]
+        "Llama-3.1-8B-Instruct-FastDraft-150M"
+    ]
     assert api.default_draft_names(["m/target", "m/my drafter", "m/"]) == ["draft", "my-drafter", "m"]
 
 
@@ -198,13 +217,16 @@ def test_drafters_default_to_int8_under_an_int4_target_else_the_targets_precisio
     assert api.draft_precision("int4", "int4") == "int4" and api.draft_precision("fp32", "int8") == "int8"
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(accuracy_level=4), "use it with --format onnx"),
-    (dict(format="onnx", accuracy_level=5), "outside 0-4"),
-    (dict(format="onnx", weights="fp16", accuracy_level=4), "applies to INT4/INT8 weights"),
-    (dict(draft_weights="int3"), "Unknown drafter weight precision"),
-    (dict(weights="int8", group_size=64), "only to INT4"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(accuracy_level=4), "use it with --format onnx"),
+        (dict(format="onnx", accuracy_level=5), "outside 0-4"),
+        (dict(format="onnx", weights="fp16", accuracy_level=4), "applies to INT4/INT8 weights"),
+        (dict(draft_weights="int3"), "Unknown drafter weight precision"),
+        (dict(weights="int8", group_size=64), "only to INT4"),
+    ],
+)
 def test_drafter_precision_and_accuracy_level_refusals(kw, match):
     with pytest.raises(ExportError, match=match):
         api.check_options(**kw)
@@ -216,10 +238,14 @@ def test_per_role_weights_and_directory_names_are_recorded(tiny_dir, tiny_tokeni
     d1 = tiny_dir("llama", name="draft", tokenizer=tiny_tokenizer, seed=100, hidden=32, layers=1)
     d2 = tmp_path / "other" / "draft"
     shutil.copytree(d1, d2)
-    m = api.export_bundle(target, tmp_path / "b", [d1, d2], weights="int4", draft_weights="int4", validate=False,
-                          progress=False)
+    m = api.export_bundle(
+        target, tmp_path / "b", [d1, d2], weights="int4", draft_weights="int4", validate=False, progress=False
+    )
     assert [(x["name"], x["weights"]["precision"]) for x in m["models"]] == [
-        ("target", "int4"), ("draft", "int4"), ("draft-2", "int4")]
+        ("target", "int4"),
+        ("draft", "int4"),
+        ("draft-2", "int4"),
+    ]
     assert m["export"]["draft_weights"] == "int4"  # the default, INT8, is checked on the tiny_bundle fixture
 
 
@@ -228,14 +254,16 @@ def test_onnx_accuracy_level_reaches_matmulnbits_and_the_manifest(tiny_dir, tiny
     onnx = pytest.importorskip("onnx")
     target = tiny_dir("llama", tokenizer=tiny_tokenizer)
     draft = tiny_dir("llama", name="draft", tokenizer=tiny_tokenizer, seed=100, hidden=32, layers=1)
-    m = api.export_bundle(target, tmp_path / "b", [draft], format="onnx", weights="int4", accuracy_level=4,
-                          validate=False, progress=False)
+    m = api.export_bundle(
+        target, tmp_path / "b", [draft], format="onnx", weights="int4", accuracy_level=4, validate=False, progress=False
+    )
     assert m["export"]["accuracy_level"] == 4
     for entry in m["models"]:
         assert entry["weights"]["accuracy_level"] == 4
         g = onnx.load(str(tmp_path / "b" / entry["path"] / entry["files"]["model"]), load_external_data=False)
-        levels = {a.i for n in g.graph.node if n.op_type == "MatMulNBits" for a in n.attribute
-                  if a.name == "accuracy_level"}
+        levels = {
+            a.i for n in g.graph.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "accuracy_level"
+        }
         assert levels == {4}, entry["name"]
 
 
@@ -243,8 +271,17 @@ def test_data_aware_int4_uses_the_dataset_and_records_the_settings(tiny_dir, tin
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("def fibonacci(n):\nimport os, sys\nfor x in range(10):\n    print(x)  # café\n")
     draft = tiny_dir("llama", tokenizer=tiny_tokenizer, seed=100, hidden=32, layers=1)
-    m = api.export_bundle(draft, tmp_path / "b", weights="int4", awq=True, scale_estimation=True, ratio=0.8,
-                          sym=True, dataset=prompts, progress=False)
+    m = api.export_bundle(
+        draft,
+        tmp_path / "b",
+        weights="int4",
+        awq=True,
+        scale_estimation=True,
+        ratio=0.8,
+        sym=True,
+        dataset=prompts,
+        progress=False,
+    )
     w = m["models"][0]["weights"]
     assert (w["awq"], w["scale_estimation"], w["ratio"], w["sym"], w["group_size"]) == (True, True, 0.8, True, 32)
     assert m["models"][0]["validation"]["prompts"] == 4  # the dataset's prompts validate too

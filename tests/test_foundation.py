@@ -76,12 +76,20 @@ def test_native_two_call_string_query_reports_needed_size():
 
 def _manifest(**over):
     m = {
-        "name": "target", "role": "target", "path": "target", "format": "openvino",
-        "files": {"model": "openvino_model.xml", "tokenizer": "openvino_tokenizer.xml",
-                  "detokenizer": "openvino_detokenizer.xml"},
+        "name": "target",
+        "role": "target",
+        "path": "target",
+        "format": "openvino",
+        "files": {
+            "model": "openvino_model.xml",
+            "tokenizer": "openvino_tokenizer.xml",
+            "detokenizer": "openvino_detokenizer.xml",
+        },
         "weights": {"precision": "int4", "group_size": 128},
-        "vocab_size": 512, "tokenizer": {"vocab_hash": "sha256:00", "size": 512},
-        "special_tokens": {"eos": [2]}, "context_length": 512,
+        "vocab_size": 512,
+        "tokenizer": {"vocab_hash": "sha256:00", "size": 512},
+        "special_tokens": {"eos": [2]},
+        "context_length": 512,
     }
     m.update(over)
     return {"schema_version": 1, "producer": {"name": "edgespec", "version": "0.1.0"}, "models": [m]}

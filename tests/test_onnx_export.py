@@ -115,9 +115,7 @@ def ov_runner(out_dir, outputs):
 
 def prefill_decode_verify(stepper) -> np.ndarray:
     """Logits for PROMPT via prefill(6) + decode(1) + verify(2) on one growing cache."""
-    return np.concatenate(
-        [stepper.step(PROMPT[:6]), stepper.step(PROMPT[6:7]), stepper.step(PROMPT[7:])]
-    )
+    return np.concatenate([stepper.step(PROMPT[:6]), stepper.step(PROMPT[6:7]), stepper.step(PROMPT[7:])])
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -129,9 +127,7 @@ def test_fp32_prefill_and_decode_through_the_kv_cache_match_torch(arch, onnx_mod
     assert got.shape == want.shape == (len(PROMPT), result["io"]["outputs"]["logits"]["shape"][2])
     assert np.abs(got - want).max() < 1e-4
     io = result["io"]
-    assert all(
-        p.shape == (1, io["num_kv_heads"], len(PROMPT), io["head_dim"]) for p in stepper.past
-    )
+    assert all(p.shape == (1, io["num_kv_heads"], len(PROMPT), io["head_dim"]) for p in stepper.past)
 
 
 def test_onnx_logits_runs_prompts_through_the_cache_like_torch(onnx_model, torch_model):
@@ -206,9 +202,7 @@ def fake_quantize(model, bits: int, group: int):
         for module in model.modules():
             if not isinstance(module, (torch.nn.Linear, Conv1D)):
                 continue
-            w = (
-                module.weight if isinstance(module, torch.nn.Linear) else module.weight.T
-            )  # [out, in]
+            w = module.weight if isinstance(module, torch.nn.Linear) else module.weight.T  # [out, in]
             out_f, in_f = w.shape
             blocks = torch.nn.functional.pad(w, (0, -in_f % group)).view(out_f, -1, group)
             lo = blocks.amin(-1, keepdim=True).clamp(max=0)
@@ -257,11 +251,7 @@ def test_quantized_export_is_matmulnbits_and_equals_the_fake_quantized_torch_mod
 def test_fp16_export_keeps_float32_io_and_stays_close_to_torch(onnx_model, torch_model):
     out, result = onnx_model("llama", "fp16")
     sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
-    assert (
-        {i.type for i in sess.get_inputs()[3:]}
-        == {o.type for o in sess.get_outputs()}
-        == {"tensor(float)"}
-    )
+    assert {i.type for i in sess.get_inputs()[3:]} == {o.type for o in sess.get_outputs()} == {"tensor(float)"}
     got = prefill_decode_verify(Stepper(ort_runner(out), result))
     assert np.abs(got - torch_logits(torch_model("llama"), PROMPT)).max() < 0.05
 

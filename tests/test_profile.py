@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from engine_support import with_self_drafter
 
 
 def cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "edgespec", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "edgespec", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 class Ran:
@@ -58,16 +58,35 @@ def prompts(tmp_path_factory):
 @pytest.fixture(scope="module")
 def profiled(bundle, prompts, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "r"
-    r = cli("profile", bundle, "--prompts", prompts, "--max-new-tokens", 8, "--repeats", 2, "--k", "2..3",
-            "--probe", "quick", "--precision", "f32", "--kv-precision", "f32", "-o", out)
+    r = cli(
+        "profile",
+        bundle,
+        "--prompts",
+        prompts,
+        "--max-new-tokens",
+        8,
+        "--repeats",
+        2,
+        "--k",
+        "2..3",
+        "--probe",
+        "quick",
+        "--precision",
+        "f32",
+        "--kv-precision",
+        "f32",
+        "-o",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     return out, json.loads((out / "profile.json").read_text()), r
 
 
 def test_profile_measures_every_configuration_and_the_cost_curve(profiled):
     out, rep, r = profiled
-    names = {"openvino/plain", "openvino/ngram/k4"} | {f"openvino/{d}/{k}" for d in ("draft", "self")
-                                                        for k in ("k2", "k3", "adaptive")}
+    names = {"openvino/plain", "openvino/ngram/k4"} | {
+        f"openvino/{d}/{k}" for d in ("draft", "self") for k in ("k2", "k3", "adaptive")
+    }
     assert set(rep["configs"]) == names
     for name, m in rep["configs"].items():
         assert "error" not in m, (name, m.get("error"))
@@ -130,10 +149,23 @@ def test_run_and_pipeline_load_start_from_the_profile(profiled, bundle, run_cli)
     out = json.loads(r.stdout)
     assert out["draft"] == "self" and out["stats"]["drafted"] == 4 and out["stats"]["target_calls"] == 3  # k=2
     # a flag given on the command line wins; --profile none ignores the file
-    r = run_cli("run", bundle, "def fib(n):", "--max-new-tokens", 7, "--json", "--precision", "f32", "--ignore-eos",
-            "--policy", "autoregressive")
+    r = run_cli(
+        "run",
+        bundle,
+        "def fib(n):",
+        "--max-new-tokens",
+        7,
+        "--json",
+        "--precision",
+        "f32",
+        "--ignore-eos",
+        "--policy",
+        "autoregressive",
+    )
     assert json.loads(r.stdout)["stats"]["drafted"] == 0
-    r = run_cli("run", bundle, "def fib(n):", "--max-new-tokens", 7, "--json", "--precision", "f32", "--profile", "none")
+    r = run_cli(
+        "run", bundle, "def fib(n):", "--max-new-tokens", 7, "--json", "--precision", "f32", "--profile", "none"
+    )
     assert r.stderr == "" and json.loads(r.stdout)["draft"] == "draft"  # the bundle's default drafter
 
     from edgespec import Pipeline
@@ -198,8 +230,12 @@ def test_html_report_renders_in_a_headless_browser(profiled, tmp_path):
     for name in rep["configs"]:
         assert f"<td>{name}</td>" in dom
     png = tmp_path / "shot.png"
-    r = subprocess.run([browser, *flags, "--window-size=1280,2200", f"--screenshot={png}", html.as_uri()],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [browser, *flags, "--window-size=1280,2200", f"--screenshot={png}", html.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
 
 
@@ -216,15 +252,33 @@ def test_ctrl_c_keeps_what_was_measured(bundle, prompts, tmp_path):
             if len(done) == 5:
                 raise KeyboardInterrupt
 
-    m = profile(bundle, ["def fib(n):", "x = 1"], configs, max_new_tokens=6, repeats=3,
-                load_kw={"precision": "f32", "kv_precision": "f32"}, probe_backends=set(), progress=progress)
+    m = profile(
+        bundle,
+        ["def fib(n):", "x = 1"],
+        configs,
+        max_new_tokens=6,
+        repeats=3,
+        load_kw={"precision": "f32", "kv_precision": "f32"},
+        probe_backends=set(),
+        progress=progress,
+    )
     assert m["partial"] and any("interrupted" in n for n in m["notes"])
     assert sum(len(rr) for runs in m["runs"].values() for rr in runs) == 4
     res = summarize(configs, m, 2, {})
     assert res["openvino/plain"]["generations"] >= 1
-    report = {"configs": res, "costs": {}, "partial": True, "device": {"cpu": "x", "isa": [], "ov_device": "CPU"},
-              "bundle": {"path": str(bundle)}, "run": {"prompts": 2, "max_new_tokens": 6, "repeats": 3},
-              "started": "", "finished": "", "edgespec": "0", "recommendation": None, "notes": m["notes"]}
+    report = {
+        "configs": res,
+        "costs": {},
+        "partial": True,
+        "device": {"cpu": "x", "isa": [], "ov_device": "CPU"},
+        "bundle": {"path": str(bundle)},
+        "run": {"prompts": 2, "max_new_tokens": 6, "repeats": 3},
+        "started": "",
+        "finished": "",
+        "edgespec": "0",
+        "recommendation": None,
+        "notes": m["notes"],
+    }
     write_report(report, tmp_path / "partial")
     assert json.loads((tmp_path / "partial" / "profile.json").read_text())["partial"] is True
     assert 'id="partial"' in to_html(report)
@@ -236,19 +290,28 @@ def test_bad_input_is_one_sentence_and_writes_nothing(bundle, prompts, tmp_path,
     (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00bad")
     (tmp_path / "bad.json").write_text("[1, 2")
     (tmp_path / "noid.jsonl").write_text('{"id": "a"}\n')
-    cases += [(["--prompts", tmp_path / "missing.txt"], "does not exist"),
-              (["--prompts", tmp_path / "empty.txt"], "holds no prompts"),
-              (["--prompts", tmp_path / "bin.txt"], "not UTF-8"),
-              (["--prompts", tmp_path / "bad.json"], "not valid JSON"),
-              (["--prompts", tmp_path / "noid.jsonl"], "is not a prompt"),
-              (["--k", "0"], "must lie in 1..32"), (["--k", "40"], "must lie in 1..32"), (["--k", "x"], "--k must be"),
-              (["--drafts", "nope"], "no drafter 'nope'"), (["--backends", "onnxruntime"], "needs an ONNX bundle")]
+    cases += [
+        (["--prompts", tmp_path / "missing.txt"], "does not exist"),
+        (["--prompts", tmp_path / "empty.txt"], "holds no prompts"),
+        (["--prompts", tmp_path / "bin.txt"], "not UTF-8"),
+        (["--prompts", tmp_path / "bad.json"], "not valid JSON"),
+        (["--prompts", tmp_path / "noid.jsonl"], "is not a prompt"),
+        (["--k", "0"], "must lie in 1..32"),
+        (["--k", "40"], "must lie in 1..32"),
+        (["--k", "x"], "--k must be"),
+        (["--drafts", "nope"], "no drafter 'nope'"),
+        (["--backends", "onnxruntime"], "needs an ONNX bundle"),
+    ]
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("x")
     cases.append((["-o", busy], "--force"))
     for args, words in cases:
-        r = run_cli("profile", bundle, "--prompts", prompts, *args) if "--prompts" not in args else run_cli("profile", bundle, *args)
+        r = (
+            run_cli("profile", bundle, "--prompts", prompts, *args)
+            if "--prompts" not in args
+            else run_cli("profile", bundle, *args)
+        )
         assert r.returncode == 2, (args, r.stderr)
         assert words in r.stderr and "Traceback" not in r.stderr and r.stderr.count("\n") == 1, (args, r.stderr)
     assert (busy / "keep.txt").read_text() == "x" and len(list(busy.iterdir())) == 1
@@ -264,8 +327,21 @@ def test_a_bundle_without_drafters_profiles_plain_and_ngram(bundle, prompts, tmp
     for m in manifest["models"]:
         (plain / m["path"]).symlink_to((bundle / m["path"]).resolve(), target_is_directory=True)
     (plain / "edgespec.json").write_text(json.dumps(manifest))
-    r = run_cli("profile", plain, "--prompts", prompts, "--max-new-tokens", 4, "--repeats", 1, "--json", "--quiet",
-            "--no-save", "-o", tmp_path / "rep")
+    r = run_cli(
+        "profile",
+        plain,
+        "--prompts",
+        prompts,
+        "--max-new-tokens",
+        4,
+        "--repeats",
+        1,
+        "--json",
+        "--quiet",
+        "--no-save",
+        "-o",
+        tmp_path / "rep",
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert set(rep["configs"]) == {"openvino/plain", "openvino/ngram/k4"}
@@ -277,8 +353,27 @@ def test_an_onnx_bundle_gets_onnx_runtimes_cost_curve(tiny_bundle, prompts, tmp_
     pytest.importorskip("onnxruntime")
     base = Path(tiny_bundle("llama", drafts=1, weights="int4", format="onnx"))
     b = with_self_drafter(base, tmp_path / "b")
-    r = run_cli("profile", b, "--prompts", prompts, "--backends", "onnxruntime", "--drafts", "self", "--k", 2,
-                "--max-new-tokens", 6, "--repeats", 1, "--json", "--quiet", "--no-save", "-o", tmp_path / "rep")
+    r = run_cli(
+        "profile",
+        b,
+        "--prompts",
+        prompts,
+        "--backends",
+        "onnxruntime",
+        "--drafts",
+        "self",
+        "--k",
+        2,
+        "--max-new-tokens",
+        6,
+        "--repeats",
+        1,
+        "--json",
+        "--quiet",
+        "--no-save",
+        "-o",
+        tmp_path / "rep",
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     curve = rep["costs"]["onnxruntime"]["target"]
@@ -293,10 +388,27 @@ def test_recommendation_needs_a_win_beyond_the_spread_and_accepted_drafts():
     from edgespec.profiling.recommend import recommend
 
     plain = dict(policy="ar", backend="openvino", k=None, tokens_per_s=100.0, speedup=1.0, spread=0.05)
-    spec = dict(policy="draft", backend="openvino", draft="d", k=3, tokens_per_s=180.0, speedup=1.8, spread=0.1,
-                mean_accepted=2.5, acceptance_rate=0.6)
-    lucky = dict(policy="ngram", backend="openvino", k=4, tokens_per_s=300.0, speedup=3.0, spread=0.1,
-                 mean_accepted=1.0, acceptance_rate=0.0)
+    spec = dict(
+        policy="draft",
+        backend="openvino",
+        draft="d",
+        k=3,
+        tokens_per_s=180.0,
+        speedup=1.8,
+        spread=0.1,
+        mean_accepted=2.5,
+        acceptance_rate=0.6,
+    )
+    lucky = dict(
+        policy="ngram",
+        backend="openvino",
+        k=4,
+        tokens_per_s=300.0,
+        speedup=3.0,
+        spread=0.1,
+        mean_accepted=1.0,
+        acceptance_rate=0.0,
+    )
     rec = recommend({"p": plain, "s": spec, "n": lucky})  # n-gram never had a draft accepted: noise
     assert (rec["config"], rec["policy"], rec["draft"], rec["k"]) == ("s", "draft", "d", 3) and "1.80x" in rec["why"]
     rec = recommend({"p": plain, "s": dict(spec, tokens_per_s=105.0)})  # 5 % faster, 10 % spread

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from engine_support import engine_bundle
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,10 +52,31 @@ def test_each_c_example_compiles_and_runs(workdir, tmp_path, i):
     src = tmp_path / "example.c"
     src.write_text(blocks("c")[i])
     exe = tmp_path / "example"
-    r = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{REPO / 'runtimes' / 'include'}", str(src),
-                        str(lib), f"-Wl,-rpath,{lib.parent}", "-o", str(exe)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            cc,
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{REPO / 'runtimes' / 'include'}",
+            str(src),
+            str(lib),
+            f"-Wl,-rpath,{lib.parent}",
+            "-o",
+            str(exe),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([str(exe)], cwd=workdir, capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "LD_LIBRARY_PATH": str(lib.parent)})
+    r = subprocess.run(
+        [str(exe)],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "LD_LIBRARY_PATH": str(lib.parent)},
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"tokens/s, \d+ target calls", r.stdout), r.stdout

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from engine_support import engine_bundle, engine_ready
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lab" / "reliability"))

@@ -11,10 +11,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
-
 from engine_support import PROMPTS, engine_bundle, engine_ready, pipeline
 
 pytestmark = pytest.mark.skipif(not engine_ready(), reason="native library or exporter not available")
@@ -119,10 +117,14 @@ def test_out_of_range_integers_and_bad_text_are_refused_before_c(bundle):
     from edgespec._native import InvalidArgumentError
 
     pipe = pipeline(bundle, None)
-    for kw, words in (({"max_new_tokens": 2**32 + 1}, "max_new_tokens must be between"),
-                      ({"seed": -1}, "seed must be between 0"), ({"k": 2.5}, "k must be a whole number"),
-                      ({"top_k": "many"}, "top_k must be a whole number"), ({"temperature": "hot"}, "temperature must be a number"),
-                      ({"stop": ["\udcff"]}, "stop string is not valid UTF-8")):
+    for kw, words in (
+        ({"max_new_tokens": 2**32 + 1}, "max_new_tokens must be between"),
+        ({"seed": -1}, "seed must be between 0"),
+        ({"k": 2.5}, "k must be a whole number"),
+        ({"top_k": "many"}, "top_k must be a whole number"),
+        ({"temperature": "hot"}, "temperature must be a number"),
+        ({"stop": ["\udcff"]}, "stop string is not valid UTF-8"),
+    ):
         with pytest.raises(InvalidArgumentError, match=words):
             pipe.generate("x", **kw)
     with pytest.raises(InvalidArgumentError, match="prompt is not valid UTF-8"):
@@ -167,8 +169,13 @@ print("finished", res.finish_reason)
 def test_ctrl_c_cancels_the_generation(bundle, mode):
     args = [sys.executable, "-c", _CHILD, mode.split("-")[0], str(bundle)] + (["json"] if mode == "cli-json" else [])
     # SIG_DFL: a test run started in the background may pass SIGINT on ignored (Python keeps it so)
-    r = subprocess.run(args, capture_output=True, text=True, timeout=300,
-                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    r = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert r.returncode == 130, (r.stdout[-500:], r.stderr[-2000:])
     assert "finished" not in r.stdout
     if mode.startswith("cli"):

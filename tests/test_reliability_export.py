@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edgespec.export import leftovers
+from edgespec.export.draft import fastdraft, lmtrain, trainstate
 
 from edgespec import bundle
 from edgespec.errors import EdgespecError
-from edgespec.export import leftovers
-from edgespec.export.draft import fastdraft, lmtrain, trainstate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,8 +49,9 @@ def _cli(capsys, *args) -> subprocess.CompletedProcess:
 
 
 def _export(*args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgespec", "export", *map(str, args)], capture_output=True,
-                          text=True, timeout=600, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "edgespec", "export", *map(str, args)], capture_output=True, text=True, timeout=600, **kw
+    )
 
 
 def _one_sentence(r, *words) -> str:
@@ -79,16 +80,27 @@ def _wait_for(find, proc, timeout=300.0):
 # --------------------------------------------------------------------------- no pickle anywhere
 
 # Calls that unpickle (the patterns are regexes, so this file does not match itself).
-_PICKLE_LOADS = [r"\btorch\.load\s*\(", r"\bpickle\.loads?\s*\(", r"\bUnpickler\s*\(", r"allow_pickle\s*=\s*True",
-                 r"weights_only\s*=\s*False", r"^\s*(import|from)\s+(dill|joblib|cloudpickle|shelve)\b",
-                 r"\bjoblib\.load\s*\(", r"\bread_pickle\s*\(", r"\bmarshal\.loads?\s*\(",
-                 r"from\s+pickle\s+import\s+.*\bload"]
+_PICKLE_LOADS = [
+    r"\btorch\.load\s*\(",
+    r"\bpickle\.loads?\s*\(",
+    r"\bUnpickler\s*\(",
+    r"allow_pickle\s*=\s*True",
+    r"weights_only\s*=\s*False",
+    r"^\s*(import|from)\s+(dill|joblib|cloudpickle|shelve)\b",
+    r"\bjoblib\.load\s*\(",
+    r"\bread_pickle\s*\(",
+    r"\bmarshal\.loads?\s*\(",
+    r"from\s+pickle\s+import\s+.*\bload",
+]
 
 
 def test_no_tracked_python_file_loads_a_pickle():
     files = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True)
-    paths = files.stdout.split() if files.returncode == 0 else [str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py")
-                                                                   if ".venv" not in p.parts and "build" not in p.parts]
+    paths = (
+        files.stdout.split()
+        if files.returncode == 0
+        else [str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py") if ".venv" not in p.parts and "build" not in p.parts]
+    )
     assert len(paths) > 50
     pattern = re.compile("|".join(f"(?:{p})" for p in _PICKLE_LOADS), re.M)
     hits = []
@@ -109,9 +121,33 @@ def corpus(tmp_path_factory):
 
 
 def _train_args(corpus, target, out, *extra):
-    return ("draft", "train", "--stage", "pretrain", "--corpus", corpus, "--target", target, "--hidden", "32",
-            "--layers", "1", "--steps", "2", "--seq-len", "16", "--batch-size", "2", "--eval-prompts", "0",
-            "--device", "cpu", "-o", out, *extra)
+    return (
+        "draft",
+        "train",
+        "--stage",
+        "pretrain",
+        "--corpus",
+        corpus,
+        "--target",
+        target,
+        "--hidden",
+        "32",
+        "--layers",
+        "1",
+        "--steps",
+        "2",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "2",
+        "--eval-prompts",
+        "0",
+        "--device",
+        "cpu",
+        "-o",
+        out,
+        *extra,
+    )
 
 
 def test_a_planted_training_state_is_never_unpickled(tiny_dir, corpus, tmp_path, capsys):
@@ -166,8 +202,14 @@ def test_training_state_is_safetensors_and_resumes(tmp_path):
     assert "model.model.embed_tokens.weight" in keys and "model.lm_head.weight" not in keys  # tied: once
     assert any(k.endswith(".exp_avg_sq") for k in keys)
     logs = []
-    lmtrain.train(model, data, tmp_path, lmtrain.TrainConfig(steps=4, seq_len=16, batch_size=2, lr=1e-2, warmup=1,
-                                                             log_every=1000), progress=False, log=logs.append)
+    lmtrain.train(
+        model,
+        data,
+        tmp_path,
+        lmtrain.TrainConfig(steps=4, seq_len=16, batch_size=2, lr=1e-2, warmup=1, log_every=1000),
+        progress=False,
+        log=logs.append,
+    )
     assert "resuming from step 3" in logs[0] and trainstate.read_meta(tmp_path / lmtrain.STATE)["step"] == 4
     assert not any(p.name.endswith(".tmp") for p in (tmp_path / ".train").iterdir())
 
@@ -230,8 +272,7 @@ def pickle_only(tiny_dir, tmp_path_factory):
 def test_a_pickle_only_checkpoint_is_refused_before_loading(pickle_only, tiny_dir, tmp_path, capsys):
     out = tmp_path / "b"
     r = _cli(capsys, "export", pickle_only, "-o", out)
-    _one_sentence(r, "holds only pickle weights (pytorch_model.bin)", "only safetensors checkpoints",
-                  "save_pretrained")
+    _one_sentence(r, "holds only pickle weights (pytorch_model.bin)", "only safetensors checkpoints", "save_pretrained")
     assert not out.exists() and not list(tmp_path.glob(".b.*"))
     r = _cli(capsys, "draft", "eval", "--target", tiny_dir("llama"), "--draft", pickle_only, "-n", "1")
     _one_sentence(r, "holds only pickle weights", "only safetensors checkpoints")
@@ -242,12 +283,16 @@ def test_a_pickle_only_checkpoint_is_refused_before_loading(pickle_only, tiny_di
 
 # --------------------------------------------------------------------------- killed exports
 
+
 @pytest.mark.slow
 def test_an_export_killed_with_sigkill_is_cleaned_up_by_the_next(tiny_dir, tiny_tokenizer, tmp_path):
     target = tiny_dir("llama", tokenizer=tiny_tokenizer)
     out = tmp_path / "b"
-    p = subprocess.Popen([sys.executable, "-m", "edgespec", "export", str(target), "-o", str(out), "--weights",
-                          "int8"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "edgespec", "export", str(target), "-o", str(out), "--weights", "int8"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     owner = _wait_for(lambda: next(tmp_path.glob(f".b.partial-*/{leftovers.OWNER_FILE}"), None), p)
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -285,6 +330,7 @@ def test_only_partial_directories_of_ended_runs_are_removed(tmp_path):
 
 # --------------------------------------------------------------------------- full disks
 
+
 @pytest.fixture
 def small_disk(tmp_path):
     """An 8 MiB tmpfs (needs root and mount; skipped elsewhere, the file-size test still runs)."""
@@ -321,13 +367,22 @@ def test_a_full_disk_is_one_sentence_before_and_during_export(tiny_dir, tiny_tok
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
 
     filler.unlink()
-    p = subprocess.Popen([sys.executable, "-m", "edgespec", "export", str(target), "-o", str(out), "--weights",
-                          "int8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "edgespec", "export", str(target), "-o", str(out), "--weights", "int8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     _wait_for(lambda: next(small_disk.glob(f".b.partial-*/{leftovers.OWNER_FILE}"), None), p)
     _fill(small_disk)
     _, err = p.communicate(timeout=600)
-    _one_sentence(subprocess.CompletedProcess(p.args, p.returncode, "", err), "Not enough disk space in",
-                  "filled up during the export", "use -o on another disk")
+    _one_sentence(
+        subprocess.CompletedProcess(p.args, p.returncode, "", err),
+        "Not enough disk space in",
+        "filled up during the export",
+        "use -o on another disk",
+    )
     assert [p.name for p in small_disk.iterdir() if p.name != "filler" and not p.name.startswith("torchinductor")] == []
 
 
@@ -346,6 +401,7 @@ def test_a_file_size_limit_during_export_is_one_sentence(tiny_dir, tiny_tokenize
 
 
 # --------------------------------------------------------------------------- numbers and prompt files
+
 
 def test_out_of_range_numbers_are_one_sentence(tiny_dir, corpus, tmp_path, capsys):
     target = tiny_dir("llama")
@@ -384,15 +440,22 @@ def test_bad_profile_prompt_files_are_one_sentence(tmp_path, capsys):
         "blank.txt": b"\n  \n",
         "binary.txt": b"def f():\x00\x01\x02",
         "latin1.txt": "café\n".encode("latin-1"),
-        "bad.json": b"[\"a\", ",
-        "dict.json": b"{\"prompt\": \"a\"}",
-        "bad.jsonl": b"{\"prompt\": \"a\"}\nnot json\n",
-        "noprompt.jsonl": b"{\"text\": \"a\"}\n",
+        "bad.json": b'["a", ',
+        "dict.json": b'{"prompt": "a"}',
+        "bad.jsonl": b'{"prompt": "a"}\nnot json\n',
+        "noprompt.jsonl": b'{"text": "a"}\n',
     }
-    words = {"missing.txt": "does not exist", "empty.txt": "holds no prompts", "blank.txt": "holds no prompts",
-             "binary.txt": "not a text file", "latin1.txt": "not UTF-8 text", "bad.json": "not valid JSON",
-             "dict.json": "JSON list of strings", "bad.jsonl": "line 2 of prompt file",
-             "noprompt.jsonl": "line 1 of prompt file"}
+    words = {
+        "missing.txt": "does not exist",
+        "empty.txt": "holds no prompts",
+        "blank.txt": "holds no prompts",
+        "binary.txt": "not a text file",
+        "latin1.txt": "not UTF-8 text",
+        "bad.json": "not valid JSON",
+        "dict.json": "JSON list of strings",
+        "bad.jsonl": "line 2 of prompt file",
+        "noprompt.jsonl": "line 1 of prompt file",
+    }
     for name, data in files.items():
         if data is not None:
             (tmp_path / name).write_bytes(data)

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from engine_support import engine_bundle, engine_ready, link_tree
 
 from edgespec.errors import BundleError
-from engine_support import engine_bundle, engine_ready, link_tree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lab" / "reliability"))
 
@@ -61,7 +61,10 @@ def test_a_flipped_byte_names_the_file_and_the_fix(bundle, tmp_path):
     data[len(data) // 2] ^= 0xFF
     f.unlink()
     f.write_bytes(bytes(data))
-    with pytest.raises(BundleError, match=r"^The bundle file target/openvino_tokenizer.bin does not match the digest.*re-export the bundle\.$"):
+    with pytest.raises(
+        BundleError,
+        match=r"^The bundle file target/openvino_tokenizer.bin does not match the digest.*re-export the bundle\.$",
+    ):
         Pipeline.load(b)
 
 

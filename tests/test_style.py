@@ -29,18 +29,22 @@ def tracked(*patterns: str) -> list[str]:
 
 
 def test_ruff_finds_nothing():
-    r = subprocess.run([tool("ruff"), "check", "--no-cache", *tracked("*.py")], cwd=REPO, capture_output=True, text=True)
+    r = subprocess.run(
+        [tool("ruff"), "check", "--no-cache", *tracked("*.py")], cwd=REPO, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr
 
 
 def test_ruff_format_changes_nothing():
-    r = subprocess.run([tool("ruff"), "format", "--check", "--no-cache", *tracked("*.py")], cwd=REPO,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [tool("ruff"), "format", "--check", "--no-cache", *tracked("*.py")], cwd=REPO, capture_output=True, text=True
+    )
     assert r.returncode == 0, "run `ruff format` on:\n" + r.stdout[-4000:]
 
 
 def test_clang_format_changes_nothing():
     files = tracked("runtimes/*.cpp", "runtimes/*.hpp", "runtimes/*.h", "runtimes/*.c")
-    r = subprocess.run([tool("clang-format"), "--style=file", "--dry-run", "-Werror", *files], cwd=REPO,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [tool("clang-format"), "--style=file", "--dry-run", "-Werror", *files], cwd=REPO, capture_output=True, text=True
+    )
     assert r.returncode == 0, "run `clang-format -i` on:\n" + r.stderr[-4000:]

@@ -11,8 +11,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from edgespec.errors import EdgespecError  # noqa: E402
 from edgespec.export.twin import head_positions, layer_positions, parameter_count, widen_llama  # noqa: E402
+
+from edgespec.errors import EdgespecError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,9 +85,25 @@ def test_impossible_shapes_are_refused_with_a_sentence(source):
 def test_build_twin_cli_writes_a_checkpoint_that_reloads_equal(source, tmp_path):
     path, small = source
     out = tmp_path / "twin"
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "build_twin.py"), "--from", str(path), "--hidden", "128",
-                        "--layers", "3", "--intermediate", "192", "-o", str(out)],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "build_twin.py"),
+            "--from",
+            str(path),
+            "--hidden",
+            "128",
+            "--layers",
+            "3",
+            "--intermediate",
+            "192",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "check: max |logit difference|" in r.stdout
     twin = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
@@ -151,9 +168,27 @@ def test_build_twin_cli_widens_a_head_beside_the_twin(tiny_dir, tmp_path):
     small, _ = fastdraft.load_model(path)
     head = eagle3.new_head(small, torch.arange(3, 103).numpy(), [0, 2, 3], seed=2)
     eagle3.save_head(head, tmp_path / "head")
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "build_twin.py"), "--from", str(path), "--hidden", "128",
-                        "--layers", "6", "--intermediate", "256", "--head", str(tmp_path / "head"),
-                        "-o", str(tmp_path / "twin")], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "build_twin.py"),
+            "--from",
+            str(path),
+            "--hidden",
+            "128",
+            "--layers",
+            "6",
+            "--intermediate",
+            "256",
+            "--head",
+            str(tmp_path / "head"),
+            "-o",
+            str(tmp_path / "twin"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "check: head logits twin vs source" in r.stdout
     wide = eagle3.load_head(tmp_path / "twin-head")

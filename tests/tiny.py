@@ -19,8 +19,18 @@ def corpus_lines(max_chars: int = 400_000) -> list[str]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     text: list[str] = []
     total = 0
-    for name in ("textwrap.py", "string.py", "heapq.py", "bisect.py", "fnmatch.py", "colorsys.py",
-                 "shlex.py", "glob.py", "keyword.py", "calendar.py"):
+    for name in (
+        "textwrap.py",
+        "string.py",
+        "heapq.py",
+        "bisect.py",
+        "fnmatch.py",
+        "colorsys.py",
+        "shlex.py",
+        "glob.py",
+        "keyword.py",
+        "calendar.py",
+    ):
         p = stdlib / name
         if p.is_file():
             for line in p.read_text(encoding="utf-8").splitlines():
@@ -42,14 +52,18 @@ def train_tokenizer(vocab_size: int = 512, kind: str = "byte_level"):
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                      show_progress=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
     else:
         raise ValueError(kind)
     tok.train_from_iterator(corpus_lines(), trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>", pad_token="<unk>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<unk>"
+    )
 
 
 def config_for(arch: str, vocab_size: int, hidden: int = 64, layers: int = 2, ctx: int = 512):
@@ -57,25 +71,50 @@ def config_for(arch: str, vocab_size: int, hidden: int = 64, layers: int = 2, ct
 
     common = dict(vocab_size=vocab_size, bos_token_id=1, eos_token_id=2, pad_token_id=0)
     if arch == "llama":
-        return tf.LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=ctx,
-                              tie_word_embeddings=False, **common)
+        return tf.LlamaConfig(
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=ctx,
+            tie_word_embeddings=False,
+            **common,
+        )
     if arch == "qwen2":
-        return tf.Qwen2Config(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=ctx,
-                              tie_word_embeddings=True, **common)
+        return tf.Qwen2Config(
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=ctx,
+            tie_word_embeddings=True,
+            **common,
+        )
     if arch == "phi3":
-        return tf.Phi3Config(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                             num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=ctx,
-                             original_max_position_embeddings=ctx, tie_word_embeddings=False,
-                             pad_token_id=0, bos_token_id=1, eos_token_id=2, vocab_size=vocab_size)
+        return tf.Phi3Config(
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=ctx,
+            original_max_position_embeddings=ctx,
+            tie_word_embeddings=False,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            vocab_size=vocab_size,
+        )
     if arch == "gpt2":
         return tf.GPT2Config(n_embd=hidden, n_layer=layers, n_head=4, n_positions=ctx, **common)
     raise ValueError(f"unknown tiny arch {arch!r}")
 
 
-def build_tiny(arch: str, out: Path, vocab_size: int = 512, seed: int = 0, hidden: int = 64,
-               layers: int = 2, tokenizer=None) -> Path:
+def build_tiny(
+    arch: str, out: Path, vocab_size: int = 512, seed: int = 0, hidden: int = 64, layers: int = 2, tokenizer=None
+) -> Path:
     """Write a tiny random HF causal LM + tokenizer to ``out`` and return it."""
     import torch
     import transformers as tf
@@ -96,8 +135,10 @@ def build_tiny(arch: str, out: Path, vocab_size: int = 512, seed: int = 0, hidde
 
 # A text a tiny model can learn by heart in seconds: a target that writes it is predictable, so a
 # drafter can learn it too (cross-vocabulary and adaptation tests).
-TEXT = ('def fib(n):\n    """Return the n-th Fibonacci number (café, Grüße, 世界 🙂)."""\n'
-        '    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n')
+TEXT = (
+    'def fib(n):\n    """Return the n-th Fibonacci number (café, Grüße, 世界 🙂)."""\n'
+    "    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n"
+)
 
 
 def memorize(src: Path, out: Path, text: str = TEXT, steps: int = 400) -> Path:

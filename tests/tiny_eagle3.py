@@ -33,10 +33,22 @@ def draft_vocabulary(target_vocab: int, draft_vocab: int, seed: int = 0) -> list
     return sorted(keep + rest.tolist())
 
 
-def build_tiny_eagle3(target_dir, out, *, layer_ids=(0, 2, 3), draft_vocab: int | None = 256, seed: int = 7,
-                      hidden: int | None = None, heads: int = 4, kv_heads: int = 2, with_d2t: bool = True,
-                      with_embed: bool = False, layer_key: str = "eagle_config",
-                      architecture: str = "LlamaForCausalLMEagle3", std: float = 0.2) -> Path:
+def build_tiny_eagle3(
+    target_dir,
+    out,
+    *,
+    layer_ids=(0, 2, 3),
+    draft_vocab: int | None = 256,
+    seed: int = 7,
+    hidden: int | None = None,
+    heads: int = 4,
+    kv_heads: int = 2,
+    with_d2t: bool = True,
+    with_embed: bool = False,
+    layer_key: str = "eagle_config",
+    architecture: str = "LlamaForCausalLMEagle3",
+    std: float = 0.2,
+) -> Path:
     """Write a random EAGLE-3 head for the HF Llama checkpoint at ``target_dir`` to ``out``.
 
     draft_vocab=None keeps the whole target vocabulary (d2t all zeros). layer_key "eagle_config"
@@ -127,7 +139,6 @@ def build_oracle_pair(out, tokenizer, layer_ids=(0, 2, 3), scale: float = 12.0) 
     import torch
     import transformers as tf
     from safetensors.torch import load_file, save_file
-
     from tiny import build_tiny
 
     out = Path(out)
@@ -161,17 +172,23 @@ def build_oracle_pair(out, tokenizer, layer_ids=(0, 2, 3), scale: float = 12.0) 
     k[:, 0] = scale
     vw = torch.zeros(kv_heads * head_dim, 2 * h)
     vw[:half, :half] = torch.eye(half)  # + input_layernorm(e), lower half
-    vw[:half, h:h + half] = -torch.eye(half)  # - hidden_norm(h), lower half
+    vw[:half, h : h + half] = -torch.eye(half)  # - hidden_norm(h), lower half
     o = torch.zeros(h, heads * head_dim)
     # q heads 0, 1 read kv head 0 (dims 0..15 of v), heads 2, 3 read kv head 1 (dims 16..31)
     o[:head_dim, :head_dim] = torch.eye(head_dim)
-    o[head_dim:2 * head_dim, 2 * head_dim:3 * head_dim] = torch.eye(head_dim)
+    o[head_dim : 2 * head_dim, 2 * head_dim : 3 * head_dim] = torch.eye(head_dim)
     sd = model.state_dict()
-    t.update({
-        "fc.weight": fc, "midlayer.self_attn.q_proj.weight": q, "midlayer.self_attn.k_proj.weight": k,
-        "midlayer.self_attn.v_proj.weight": vw, "midlayer.self_attn.o_proj.weight": o,
-        "midlayer.mlp.down_proj.weight": torch.zeros_like(t["midlayer.mlp.down_proj.weight"]),
-        "norm.weight": sd["model.norm.weight"].clone(), "lm_head.weight": sd["lm_head.weight"].clone(),
-    })
+    t.update(
+        {
+            "fc.weight": fc,
+            "midlayer.self_attn.q_proj.weight": q,
+            "midlayer.self_attn.k_proj.weight": k,
+            "midlayer.self_attn.v_proj.weight": vw,
+            "midlayer.self_attn.o_proj.weight": o,
+            "midlayer.mlp.down_proj.weight": torch.zeros_like(t["midlayer.mlp.down_proj.weight"]),
+            "norm.weight": sd["model.norm.weight"].clone(),
+            "lm_head.weight": sd["lm_head.weight"].clone(),
+        }
+    )
     save_file({key: val.contiguous() for key, val in t.items()}, str(hd / "model.safetensors"))
     return tdir, hd

@@ -27,14 +27,20 @@ def main() -> int:
     ap.add_argument("--target-vocab", type=int, default=16000)
     ap.add_argument("--xvocab", type=int, default=8000)
     ap.add_argument("--no-check", action="store_true", help="skip the openvino-tokenizers round trip")
-    ap.add_argument("--library-only", action="store_true",
-                    help="leave out the library's tests, IDLE and lib2to3 (added to the training split by default)")
-    ap.add_argument("--only", choices=["tok-target", "tok-xvocab"], default=None,
-                    help="rebuild only this tokenizer (the corpus files are rewritten identically)")
+    ap.add_argument(
+        "--library-only",
+        action="store_true",
+        help="leave out the library's tests, IDLE and lib2to3 (added to the training split by default)",
+    )
+    ap.add_argument(
+        "--only",
+        choices=["tok-target", "tok-xvocab"],
+        default=None,
+        help="rebuild only this tokenizer (the corpus files are rewritten identically)",
+    )
     a = ap.parse_args()
 
     import demo_tokenizers as dt  # beside this script
-
     from edgespec.export.draft import corpus
 
     split = corpus.build_split(a.stdlib, include_extra=not a.library_only)
@@ -44,21 +50,36 @@ def main() -> int:
     prompts = corpus.extract_prompts(split.heldout)
     h_prompts = corpus.write_jsonl(a.prompts, prompts)
     manifest = {
-        "source": str(a.stdlib or corpus.stdlib_root()), "python": sys.version.split()[0],
+        "source": str(a.stdlib or corpus.stdlib_root()),
+        "python": sys.version.split()[0],
         "train_only_dirs": [] if a.library_only else list(corpus.TRAIN_ONLY_DIRS),
-        "data_sha256": split.sha256(), "train_jsonl_sha256": h_train, "heldout_jsonl_sha256": h_held,
-        "prompts_sha256": h_prompts, "n_prompts": len(prompts),
-        "train_files": [p for p, _ in split.train], "heldout_files": [p for p, _ in split.heldout],
-        "train_chars": sum(len(t) for _, t in split.train), "heldout_chars": sum(len(t) for _, t in split.heldout),
+        "data_sha256": split.sha256(),
+        "train_jsonl_sha256": h_train,
+        "heldout_jsonl_sha256": h_held,
+        "prompts_sha256": h_prompts,
+        "n_prompts": len(prompts),
+        "train_files": [p for p, _ in split.train],
+        "heldout_files": [p for p, _ in split.heldout],
+        "train_chars": sum(len(t) for _, t in split.train),
+        "heldout_chars": sum(len(t) for _, t in split.heldout),
     }
     (cdir / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    print(f"corpus: {len(split.train)} train files ({manifest['train_chars']/1e6:.1f} M chars), "
-          f"{len(split.heldout)} held-out files, {len(prompts)} prompts; data sha256 {manifest['data_sha256'][:16]}")
+    print(
+        f"corpus: {len(split.train)} train files ({manifest['train_chars'] / 1e6:.1f} M chars), "
+        f"{len(split.heldout)} held-out files, {len(prompts)} prompts; data sha256 {manifest['data_sha256'][:16]}"
+    )
 
     texts = [t for _, t in split.train]
-    samples = ["def f(x):\n    return x + 1\n", "s = 'Grüße, 世界 🙂'  # café naïve\n",
-               "    \tindented\n\n\nclass A:\n    pass", prompts[0]["prompt"] if prompts else "x"]
-    for name, fn, size in (("tok-target", dt.train_byte_level, a.target_vocab), ("tok-xvocab", dt.train_metaspace, a.xvocab)):
+    samples = [
+        "def f(x):\n    return x + 1\n",
+        "s = 'Grüße, 世界 🙂'  # café naïve\n",
+        "    \tindented\n\n\nclass A:\n    pass",
+        prompts[0]["prompt"] if prompts else "x",
+    ]
+    for name, fn, size in (
+        ("tok-target", dt.train_byte_level, a.target_vocab),
+        ("tok-xvocab", dt.train_metaspace, a.xvocab),
+    ):
         if a.only and name != a.only:
             continue
         tok = fn(texts, size)

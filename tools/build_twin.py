@@ -26,8 +26,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-                    "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "generation_config.json")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "generation_config.json",
+)
 
 
 def main(argv=None) -> int:
@@ -38,8 +47,12 @@ def main(argv=None) -> int:
     ap.add_argument("--intermediate", type=int, required=True)
     ap.add_argument("--kv-heads", type=int, default=None, help="default: keep the source's query heads per kv head")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--context", type=int, default=None,
-                    help="max_position_embeddings of the twin (default: the source's), e.g. for ~2k-token prompts")
+    ap.add_argument(
+        "--context",
+        type=int,
+        default=None,
+        help="max_position_embeddings of the twin (default: the source's), e.g. for ~2k-token prompts",
+    )
     ap.add_argument("--head", type=Path, default=None, help="an EAGLE-3 head of the source to widen as well")
     ap.add_argument("--head-out", type=Path, default=None, help="where the widened head goes (default: OUT-head)")
     ap.add_argument("-o", "--out", type=Path, required=True)
@@ -47,24 +60,25 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     import torch
+    from edgespec.export.twin import parameter_count, widen_llama
     from transformers import AutoModelForCausalLM
 
     from edgespec.errors import EdgespecError
-    from edgespec.export.twin import parameter_count, widen_llama
 
     t0 = time.perf_counter()
     src = AutoModelForCausalLM.from_pretrained(a.src, dtype=torch.float32).eval()
     try:
-        twin = widen_llama(src, a.hidden, a.layers, a.intermediate, kv_heads=a.kv_heads, seed=a.seed,
-                           context=a.context)
+        twin = widen_llama(src, a.hidden, a.layers, a.intermediate, kv_heads=a.kv_heads, seed=a.seed, context=a.context)
     except EdgespecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     n0, n1 = parameter_count(src.config), parameter_count(twin.config)
-    print(f"twin: {n0 / 1e6:.1f}M -> {n1 / 1e6:.1f}M parameters (hidden {src.config.hidden_size}->{a.hidden}, "
-          f"layers {src.config.num_hidden_layers}->{a.layers}, intermediate {src.config.intermediate_size}->"
-          f"{a.intermediate}, heads {twin.config.num_attention_heads}/{twin.config.num_key_value_heads} kv) "
-          f"in {time.perf_counter() - t0:.0f} s")
+    print(
+        f"twin: {n0 / 1e6:.1f}M -> {n1 / 1e6:.1f}M parameters (hidden {src.config.hidden_size}->{a.hidden}, "
+        f"layers {src.config.num_hidden_layers}->{a.layers}, intermediate {src.config.intermediate_size}->"
+        f"{a.intermediate}, heads {twin.config.num_attention_heads}/{twin.config.num_key_value_heads} kv) "
+        f"in {time.perf_counter() - t0:.0f} s"
+    )
     if a.check:
         gen = torch.Generator().manual_seed(1)
         ids = torch.randint(0, src.config.vocab_size, (2, 48), generator=gen)
@@ -73,8 +87,10 @@ def main(argv=None) -> int:
         diff = (la - lb).abs().max().item()
         rel = diff / max(la.abs().max().item(), 1e-9)
         top1 = (la.argmax(-1) == lb.argmax(-1)).float().mean().item()
-        print(f"check: max |logit difference| twin vs source {diff:.2e} ({rel:.1e} of the largest logit), "
-              f"top-1 agreement {top1:.3f} (fp32)")
+        print(
+            f"check: max |logit difference| twin vs source {diff:.2e} ({rel:.1e} of the largest logit), "
+            f"top-1 agreement {top1:.3f} (fp32)"
+        )
         if rel > 1e-4 or top1 < 0.99:
             print("error: the twin does not reproduce the source's logits", file=sys.stderr)
             return 1
@@ -92,10 +108,22 @@ def main(argv=None) -> int:
     for name in _TOKENIZER_FILES:
         if (a.src / name).is_file() and not (a.out / name).exists():
             shutil.copy2(a.src / name, a.out / name)
-    (a.out / "twin.json").write_text(json.dumps({
-        "source": str(a.src.resolve()), "source_parameters": n0, "parameters": n1, "seed": a.seed,
-        "hidden": a.hidden, "layers": a.layers, "intermediate": a.intermediate,
-        "kv_heads": twin.config.num_key_value_heads, "context": twin.config.max_position_embeddings}, indent=1))
+    (a.out / "twin.json").write_text(
+        json.dumps(
+            {
+                "source": str(a.src.resolve()),
+                "source_parameters": n0,
+                "parameters": n1,
+                "seed": a.seed,
+                "hidden": a.hidden,
+                "layers": a.layers,
+                "intermediate": a.intermediate,
+                "kv_heads": twin.config.num_key_value_heads,
+                "context": twin.config.max_position_embeddings,
+            },
+            indent=1,
+        )
+    )
     if wide_head is not None:
         from edgespec.export.draft import eagle3
 
@@ -111,17 +139,26 @@ def main(argv=None) -> int:
 def _widen_head(a, src, twin):
     """The widened head and where it goes, after comparing its logits with the small head's."""
     import torch
-
     from edgespec.export.draft import eagle3
     from edgespec.export.twin import widen_eagle3
 
     head = eagle3.load_head(a.head)
     eagle3.attach_target_embedding(head, src)
-    wide = widen_eagle3(head, a.hidden, a.intermediate, src.config.num_hidden_layers, a.layers, kv_heads=a.kv_heads,
-                        seed=a.seed, context=a.context)
+    wide = widen_eagle3(
+        head,
+        a.hidden,
+        a.intermediate,
+        src.config.num_hidden_layers,
+        a.layers,
+        kv_heads=a.kv_heads,
+        seed=a.seed,
+        context=a.context,
+    )
     out = a.head_out or a.out.with_name(a.out.name + "-head")
-    print(f"head: {eagle3.head_weight_params(head) / 1e6:.1f}M -> {eagle3.head_weight_params(wide) / 1e6:.1f}M "
-          f"parameters per call, target layers {eagle3.aux_layers_of(head.config)} -> {eagle3.aux_layers_of(wide.config)}")
+    print(
+        f"head: {eagle3.head_weight_params(head) / 1e6:.1f}M -> {eagle3.head_weight_params(wide) / 1e6:.1f}M "
+        f"parameters per call, target layers {eagle3.aux_layers_of(head.config)} -> {eagle3.aux_layers_of(wide.config)}"
+    )
     if a.check:
         ids = torch.randint(0, src.config.vocab_size, (2, 48), generator=torch.Generator().manual_seed(2))
         fa, _, _ = eagle3.target_features(src, ids, eagle3.aux_layers_of(head.config))

@@ -14,7 +14,7 @@ openvino-tokenizers reproduces), ids 0/1/2 = ``<unk>``/``<s>``/``</s>``.
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from collections.abc import Iterable
 
 SPECIALS = ["<unk>", "<s>", "</s>"]
 # GPT-2's pre-tokenizer pattern with "▁" for the space (used to cut training pieces only).
@@ -25,11 +25,18 @@ def _wrap(tok):
     from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                       special_tokens=[("<s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>", pad_token="<unk>", add_bos_token=True,
-                                   clean_up_tokenization_spaces=False)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<unk>",
+        add_bos_token=True,
+        clean_up_tokenization_spaces=False,
+    )
 
 
 def train_byte_level(texts: Iterable[str], vocab_size: int = 16000):
@@ -39,9 +46,12 @@ def train_byte_level(texts: Iterable[str], vocab_size: int = 16000):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     return _wrap(tok)
 
@@ -68,9 +78,13 @@ def train_metaspace(texts: Iterable[str], vocab_size: int = 8000, limit_alphabet
     # a word ("not▁"): token boundaries fall where the byte-level target's do, which is what
     # cross-vocabulary drafting needs to line both up.
     t0.pre_tokenizer = pre_tokenizers.Split(Regex(TRAIN_PIECES), behavior="isolated")
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size - n_bytes, special_tokens=SPECIALS,
-                                  limit_alphabet=limit_alphabet, initial_alphabet=["▁", "\n"],
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size - n_bytes,
+        special_tokens=SPECIALS,
+        limit_alphabet=limit_alphabet,
+        initial_alphabet=["▁", "\n"],
+        show_progress=False,
+    )
     t0.train_from_iterator(_line_pieces(texts), trainer=trainer)
     model = json.loads(t0.to_str())["model"]
     trained = sorted(model["vocab"].items(), key=lambda kv: kv[1])
@@ -81,13 +95,13 @@ def train_metaspace(texts: Iterable[str], vocab_size: int = 8000, limit_alphabet
         if piece not in vocab:
             vocab[piece] = len(vocab)
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True,
-                               fuse_unk=True))
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.add_special_tokens(SPECIALS)
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     tok.pre_tokenizer = None
-    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                     decoders.Strip(" ", 1, 0)])
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
     return _wrap(tok)
 
 

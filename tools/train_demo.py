@@ -41,16 +41,23 @@ def main() -> int:
     ap.add_argument("--ctx", type=int, default=TARGET_ARCH["ctx"], help="context length (max positions)")
     ap.add_argument("--eval-every", type=int, default=0, help="log the held-out loss every N steps")
     ap.add_argument("--data", type=Path, default=DEMO)
-    ap.add_argument("--init", type=Path, default=None,
-                    help="start from this HF checkpoint's weights (a continuation run) instead of random init")
-    ap.add_argument("--stop-after", type=int, default=None,
-                    help="end this run at that step (checkpoint kept), as the recorded demo run was interrupted")
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this HF checkpoint's weights (a continuation run) instead of random init",
+    )
+    ap.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="end this run at that step (checkpoint kept), as the recorded demo run was interrupted",
+    )
     ap.add_argument("-o", "--out", type=Path, default=DEMO / "target")
     a = ap.parse_args()
 
     import torch
     import transformers as tf
-
     from edgespec.export.draft import corpus, lmtrain
 
     torch.set_num_threads(a.threads)
@@ -72,23 +79,50 @@ def main() -> int:
         model.load_state_dict(tf.LlamaForCausalLM.from_pretrained(a.init, dtype=torch.float32).state_dict())
         print(f"initialised from {a.init}", flush=True)
     n = sum(p.numel() for p in model.parameters())
-    print(f"target params {n/1e6:.2f} M", flush=True)
+    print(f"target params {n / 1e6:.2f} M", flush=True)
     if a.what == "bench":
-        cfg = lmtrain.TrainConfig(steps=3, seq_len=a.seq_len, batch_size=a.batch_size, lr=a.lr, warmup=1,
-                                  log_every=1, checkpoint_every_s=1e9, threads=a.threads)
+        cfg = lmtrain.TrainConfig(
+            steps=3,
+            seq_len=a.seq_len,
+            batch_size=a.batch_size,
+            lr=a.lr,
+            warmup=1,
+            log_every=1,
+            checkpoint_every_s=1e9,
+            threads=a.threads,
+        )
         t = time.time()
         lmtrain.train(model, data, Path("/tmp/edgespec-bench-target"), cfg, progress=False)
         dt = (time.time() - t) / 3
         print(f"{dt:.2f} s/step, {a.batch_size * a.seq_len / dt:.0f} tok/s")
         import shutil
+
         shutil.rmtree("/tmp/edgespec-bench-target", ignore_errors=True)
         return 0
-    cfg = lmtrain.TrainConfig(steps=a.steps, seq_len=a.seq_len, batch_size=a.batch_size, lr=a.lr, warmup=a.warmup,
-                              seed=a.seed, threads=a.threads, checkpoint_every_s=150, log_every=10,
-                              device=lmtrain.resolve_device(a.device), eval_every=a.eval_every)
+    cfg = lmtrain.TrainConfig(
+        steps=a.steps,
+        seq_len=a.seq_len,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        warmup=a.warmup,
+        seed=a.seed,
+        threads=a.threads,
+        checkpoint_every_s=150,
+        log_every=10,
+        device=lmtrain.resolve_device(a.device),
+        eval_every=a.eval_every,
+    )
     t = time.time()
-    summary = lmtrain.train(model, data, a.out, cfg, eval_data=held_ids, progress=False,
-                            log=lambda s: print(s, flush=True), stop_after=a.stop_after)
+    summary = lmtrain.train(
+        model,
+        data,
+        a.out,
+        cfg,
+        eval_data=held_ids,
+        progress=False,
+        log=lambda s: print(s, flush=True),
+        stop_after=a.stop_after,
+    )
     if summary["steps"] < a.steps:
         print(f"stopped at step {summary['steps']} (--stop-after); re-run to continue", flush=True)
         return 0
@@ -104,8 +138,13 @@ def main() -> int:
     return 0
 
 
-PUBLISH = {"target": DEMO / "target", "draft-stage1": DEMO / "draft-s1", "draft": DEMO / "draft",
-           "draft-trimmed": DEMO / "draft-trimmed", "draft-xvocab": DEMO / "draft-xvocab"}
+PUBLISH = {
+    "target": DEMO / "target",
+    "draft-stage1": DEMO / "draft-s1",
+    "draft": DEMO / "draft",
+    "draft-trimmed": DEMO / "draft-trimmed",
+    "draft-xvocab": DEMO / "draft-xvocab",
+}
 MODELS = ROOT / "models" / "demo"
 
 
@@ -115,7 +154,6 @@ def publish() -> int:
 
     import torch
     import transformers as tf
-
     from edgespec.export.draft import lmtrain
 
     for name, src in PUBLISH.items():
@@ -148,7 +186,6 @@ def publish_head(src, dst) -> None:
     import json
 
     import transformers as tf
-
     from edgespec.export.draft import eagle3
 
     if not (src / "config.json").is_file():
@@ -156,8 +193,9 @@ def publish_head(src, dst) -> None:
         return
     head = eagle3.load_head(src)
     meta = json.loads((src / eagle3.META_FILE).read_text())
-    eagle3.save_head(head, dst, tf.AutoTokenizer.from_pretrained(src), meta=meta,
-                     dtype=__import__("torch").float16, embedding=False)
+    eagle3.save_head(
+        head, dst, tf.AutoTokenizer.from_pretrained(src), meta=meta, dtype=__import__("torch").float16, embedding=False
+    )
     size = sum(f.stat().st_size for f in dst.iterdir())
     print(f"head-eagle3: {size / 1e6:.1f} MB -> {dst} (step {meta['step']})")
 
@@ -165,19 +203,28 @@ def publish_head(src, dst) -> None:
 def figures(n_prompts: int, k: int) -> int:
     """Held-out loss (per token and per character), acceptance figures at k, sample completions."""
     import torch
-    import transformers as tf
-
     from edgespec.export.draft import acceptance, corpus, fastdraft, lmtrain
 
     fastdraft.quiet_transformers()
     held = corpus.load_documents(DEMO / "corpus" / "heldout.jsonl")
     n_chars = sum(len(d) for d in held)
     prompts = acceptance.default_prompts(n_prompts)
-    out = {"k": k, "n_prompts": len(prompts), "prompts_file": "models/demo/prompts_heldout.jsonl",
-           "prompts_sha256": __import__("hashlib").sha256((MODELS / "prompts_heldout.jsonl").read_bytes()).hexdigest(),
-           "models": {}, "acceptance": {}, "samples": []}
-    dirs = {"target": MODELS / "target", "draft-stage1": DEMO / "draft-s1", "draft": MODELS / "draft",
-            "draft-trimmed": MODELS / "draft-trimmed", "draft-xvocab": MODELS / "draft-xvocab"}
+    out = {
+        "k": k,
+        "n_prompts": len(prompts),
+        "prompts_file": "models/demo/prompts_heldout.jsonl",
+        "prompts_sha256": __import__("hashlib").sha256((MODELS / "prompts_heldout.jsonl").read_bytes()).hexdigest(),
+        "models": {},
+        "acceptance": {},
+        "samples": [],
+    }
+    dirs = {
+        "target": MODELS / "target",
+        "draft-stage1": DEMO / "draft-s1",
+        "draft": MODELS / "draft",
+        "draft-trimmed": MODELS / "draft-trimmed",
+        "draft-xvocab": MODELS / "draft-xvocab",
+    }
     for name, d in dirs.items():
         if not (d / "config.json").is_file():
             continue
@@ -187,7 +234,9 @@ def figures(n_prompts: int, k: int) -> int:
         if ids is not None:
             n = min(len(ids) - 1, 256 * 200)
             loss = lmtrain.eval_loss(m, ids[: n + 1], seq=256, max_windows=200)
-            rec.update(heldout_loss=round(loss, 4), heldout_nats_per_char=round(loss * len(ids) / n_chars, 4))  # approx.
+            rec.update(
+                heldout_loss=round(loss, 4), heldout_nats_per_char=round(loss * len(ids) / n_chars, 4)
+            )  # approx.
         out["models"][name] = rec
         print(name, rec, flush=True)
         if name != "target":
@@ -197,9 +246,10 @@ def figures(n_prompts: int, k: int) -> int:
     target, ttok = fastdraft.load_model(dirs["target"])
     for p in prompts[:3]:
         ids = torch.tensor([ttok(p)["input_ids"]])
-        g = target.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=96, do_sample=False,
-                            pad_token_id=ttok.pad_token_id)
-        out["samples"].append({"prompt": p, "completion": ttok.decode(g[0, ids.shape[1]:], skip_special_tokens=True)})
+        g = target.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=96, do_sample=False, pad_token_id=ttok.pad_token_id
+        )
+        out["samples"].append({"prompt": p, "completion": ttok.decode(g[0, ids.shape[1] :], skip_special_tokens=True)})
     lmtrain.write_json(MODELS / "figures.json", out)
     print(json.dumps(out["acceptance"], indent=1))
     return 0

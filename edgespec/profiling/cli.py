@@ -37,9 +37,9 @@ def parse_ks(value: str, max_k: int) -> tuple[list[int], bool]:
 def bundle_backends(bundle, wanted: str) -> tuple[list[str], set[str]]:
     """(backends to profile, those the cost probe can time) for --backends auto|LIST: an OpenVINO IR
     bundle runs on openvino; an ONNX bundle on onnxruntime (where its library loads) and openvino."""
-    from ..pipeline import BACKENDS, _ort_library
-
     import importlib.util
+
+    from ..pipeline import BACKENDS, _ort_library
 
     fmt = bundle.target.raw["format"]
     runnable = ["openvino"] if fmt == "openvino" else (["onnxruntime"] if _ort_library() else []) + ["openvino"]
@@ -53,14 +53,18 @@ def bundle_backends(bundle, wanted: str) -> tuple[list[str], set[str]]:
         if b not in BACKENDS:
             raise EdgespecError(f"--backends: unknown backend {b!r}; use auto or a list of {', '.join(BACKENDS)}.")
         if b == "onnxruntime" and fmt != "onnx":
-            raise EdgespecError("--backends onnxruntime needs an ONNX bundle (edgespec export --format onnx); "
-                                "this one is OpenVINO IR.")
+            raise EdgespecError(
+                "--backends onnxruntime needs an ONNX bundle (edgespec export --format onnx); this one is OpenVINO IR."
+            )
         if b in ("openvino-paged", "openvino-stateful") and fmt != "openvino":
             raise EdgespecError(f"--backends {b} needs an OpenVINO IR bundle; this one is ONNX.")
     if not names:
         raise EdgespecError("--backends is empty; pass auto or a list like openvino,onnxruntime.")
-    return names, {b for b in names if (b in ("openvino", "openvino-paged") and fmt == "openvino")
-                   or (b == "onnxruntime" and ort_probe)}
+    return names, {
+        b
+        for b in names
+        if (b in ("openvino", "openvino-paged") and fmt == "openvino") or (b == "onnxruntime" and ort_probe)
+    }
 
 
 def resolve_bundle(arg: str) -> Path:
@@ -76,41 +80,101 @@ def resolve_bundle(arg: str) -> Path:
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.argument("bundle")
-    @click.option("--prompts", "prompts_file", type=click.Path(path_type=Path), default=None,
-                  help="Prompts: a .json list, a .jsonl file (objects with \"prompt\") or text, one per line "
-                       "(default: three short code prompts).")
-    @click.option("--drafts", default="all", show_default=True,
-                  help="Drafters to profile: all, none, or a comma list of the bundle's drafter names.")
-    @click.option("--backends", default="auto", show_default=True,
-                  help="auto (every backend the bundle runs on) or a comma list: openvino, openvino-paged, "
-                       "openvino-stateful, onnxruntime.")
-    @click.option("--k", "k", default="2..4", show_default=True,
-                  help="Draft lengths to measure: a range (1..8), a list (2,4) or auto; adaptive k is always "
-                       "measured too.")
+    @click.option(
+        "--prompts",
+        "prompts_file",
+        type=click.Path(path_type=Path),
+        default=None,
+        help='Prompts: a .json list, a .jsonl file (objects with "prompt") or text, one per line '
+        "(default: three short code prompts).",
+    )
+    @click.option(
+        "--drafts",
+        default="all",
+        show_default=True,
+        help="Drafters to profile: all, none, or a comma list of the bundle's drafter names.",
+    )
+    @click.option(
+        "--backends",
+        default="auto",
+        show_default=True,
+        help="auto (every backend the bundle runs on) or a comma list: openvino, openvino-paged, "
+        "openvino-stateful, onnxruntime.",
+    )
+    @click.option(
+        "--k",
+        "k",
+        default="2..4",
+        show_default=True,
+        help="Draft lengths to measure: a range (1..8), a list (2,4) or auto; adaptive k is always measured too.",
+    )
     @click.option("--ngram-k", type=click.IntRange(1, 32), default=4, show_default=True, help="n-gram draft length.")
     @click.option("--max-new-tokens", type=click.IntRange(1, 4096), default=64, show_default=True)
-    @click.option("--repeats", type=click.IntRange(1, 100), default=3, show_default=True,
-                  help="Timed runs per prompt and configuration (median and spread).")
-    @click.option("--probe", "probe_effort", type=click.Choice(["full", "quick", "off"]), default="full",
-                  show_default=True,
-                  help="Per-call cost probe: full (8 calls a figure in 6 rounds, per pass), quick (3 in 2: large "
-                       "models on slow machines), off (no cost curve, no ideal speedup or efficiency).")
+    @click.option(
+        "--repeats",
+        type=click.IntRange(1, 100),
+        default=3,
+        show_default=True,
+        help="Timed runs per prompt and configuration (median and spread).",
+    )
+    @click.option(
+        "--probe",
+        "probe_effort",
+        type=click.Choice(["full", "quick", "off"]),
+        default="full",
+        show_default=True,
+        help="Per-call cost probe: full (8 calls a figure in 6 rounds, per pass), quick (3 in 2: large "
+        "models on slow machines), off (no cost curve, no ideal speedup or efficiency).",
+    )
     @click.option("--device", default="CPU", show_default=True, help="Target device: CPU, GPU, NPU, AUTO.")
-    @click.option("--precision", type=click.Choice(["f32", "f16", "bf16"]), default=None,
-                  help="Inference precision hint (default: the device's).")
-    @click.option("--kv-precision", type=click.Choice(["f32", "f16", "bf16", "u8"]), default=None,
-                  help="KV-cache precision (default: the device's).")
+    @click.option(
+        "--precision",
+        type=click.Choice(["f32", "f16", "bf16"]),
+        default=None,
+        help="Inference precision hint (default: the device's).",
+    )
+    @click.option(
+        "--kv-precision",
+        type=click.Choice(["f32", "f16", "bf16", "u8"]),
+        default=None,
+        help="KV-cache precision (default: the device's).",
+    )
     @click.option("--threads", type=click.IntRange(0, 1024), default=0, help="Inference threads (0 = device default).")
     @click.option("--fixed-shapes", type=click.Choice(list(_FIXED_SHAPES)), default="auto", show_default=True)
-    @click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), default=None,
-                  help="Report directory (profile.json, profile.csv, profile.html) "
-                       "[default: BUNDLE/profiles/<device-key>-report, replaced each run].")
+    @click.option(
+        "-o",
+        "--output",
+        "out_dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Report directory (profile.json, profile.csv, profile.html) "
+        "[default: BUNDLE/profiles/<device-key>-report, replaced each run].",
+    )
     @click.option("--force", is_flag=True, help="Replace a non-empty --output directory.")
     @click.option("--no-save", is_flag=True, help="Do not save the recommendation beside the bundle.")
     @click.option("--json", "as_json", is_flag=True, help="Print the JSON report to stdout.")
     @click.option("--quiet", is_flag=True, help="No progress bar.")
-    def profile(bundle, prompts_file, drafts, backends, k, ngram_k, max_new_tokens, repeats, probe_effort, device,
-                precision, kv_precision, threads, fixed_shapes, out_dir, force, no_save, as_json, quiet):
+    def profile(
+        bundle,
+        prompts_file,
+        drafts,
+        backends,
+        k,
+        ngram_k,
+        max_new_tokens,
+        repeats,
+        probe_effort,
+        device,
+        precision,
+        kv_precision,
+        threads,
+        fixed_shapes,
+        out_dir,
+        force,
+        no_save,
+        as_json,
+        quiet,
+    ):
         """Measure which backend, drafter and k pay on this device, and recommend one.
 
         \b
@@ -121,10 +185,26 @@ def register(cli: click.Group) -> None:
         BUNDLE/profiles/ for this device: `edgespec run` and Pipeline.load start from it.
         Ctrl-C writes what was measured so far (no recommendation is saved)."""
         code = run_profile_command(
-            bundle=bundle, prompts_file=prompts_file, drafts=drafts, backends=backends, k=k, ngram_k=ngram_k,
-            max_new_tokens=max_new_tokens, repeats=repeats, probe_effort=probe_effort, device=device, precision=precision,
-            kv_precision=kv_precision, threads=threads, fixed_shapes=fixed_shapes, out_dir=out_dir, force=force,
-            save=not no_save, as_json=as_json, quiet=quiet)
+            bundle=bundle,
+            prompts_file=prompts_file,
+            drafts=drafts,
+            backends=backends,
+            k=k,
+            ngram_k=ngram_k,
+            max_new_tokens=max_new_tokens,
+            repeats=repeats,
+            probe_effort=probe_effort,
+            device=device,
+            precision=precision,
+            kv_precision=kv_precision,
+            threads=threads,
+            fixed_shapes=fixed_shapes,
+            out_dir=out_dir,
+            force=force,
+            save=not no_save,
+            as_json=as_json,
+            quiet=quiet,
+        )
         if code:
             raise click.exceptions.Exit(code)
 
@@ -136,11 +216,28 @@ def _check_out_dir(out: Path, force: bool) -> None:
         raise EdgespecError(f"{out} exists and is not empty; pass --force to replace it or another --output.")
 
 
-def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str, k: str, ngram_k: int,
-                        max_new_tokens: int, repeats: int, probe_effort: str, device: str, precision, kv_precision,
-                        threads: int,
-                        fixed_shapes: str, out_dir: Path | None, force: bool, save: bool, as_json: bool,
-                        quiet: bool) -> int:
+def run_profile_command(
+    *,
+    bundle: str,
+    prompts_file,
+    drafts: str,
+    backends: str,
+    k: str,
+    ngram_k: int,
+    max_new_tokens: int,
+    repeats: int,
+    probe_effort: str,
+    device: str,
+    precision,
+    kv_precision,
+    threads: int,
+    fixed_shapes: str,
+    out_dir: Path | None,
+    force: bool,
+    save: bool,
+    as_json: bool,
+    quiet: bool,
+) -> int:
     """The profile command's work (every input checked before anything is measured); returns the
     exit code (130 after Ctrl-C, with the partial report written)."""
     from rich.console import Console
@@ -169,8 +266,10 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
         chosen = [x.strip() for x in drafts.split(",") if x.strip()]
         unknown = [x for x in chosen if x not in names]
         if unknown:
-            raise EdgespecError(f"--drafts: the bundle has no drafter {unknown[0]!r} (it has: "
-                                f"{', '.join(names) or 'none'}); pass all, none or some of those.")
+            raise EdgespecError(
+                f"--drafts: the bundle has no drafter {unknown[0]!r} (it has: "
+                f"{', '.join(names) or 'none'}); pass all, none or some of those."
+            )
     back, probe_backends = bundle_backends(b, backends)
     if probe_effort == "off":
         probe_backends = set()
@@ -181,29 +280,46 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
     _check_out_dir(out, force or default_out)
     notes = []
     if not b.drafts:
-        notes.append("the bundle has no drafter: profiled plain decoding and n-gram only "
-                     "(add one with edgespec export --draft)")
+        notes.append(
+            "the bundle has no drafter: profiled plain decoding and n-gram only (add one with edgespec export --draft)"
+        )
     elif not chosen:
         notes.append("--drafts none: profiled plain decoding and n-gram only")
     unprobed = [x for x in back if x not in probe_backends]
     if probe_effort == "off":
         notes.append("--probe off: no per-call costs, so no cost curve, ideal speedup or efficiency")
     elif unprobed:
-        notes.append("the per-call cost probe times OpenVINO IR, and ONNX graphs on ONNX Runtime; "
-                     + ", ".join(unprobed) + " on this bundle has no per-call costs here, so no ideal speedup or "
-                     "efficiency for it")
+        notes.append(
+            "the per-call cost probe times OpenVINO IR, and ONNX graphs on ONNX Runtime; "
+            + ", ".join(unprobed)
+            + " on this bundle has no per-call costs here, so no ideal speedup or "
+            "efficiency for it"
+        )
     rel = {d.name: d.relation for d in b.drafts}
     configs = plan(back, [(n, rel[n]) for n in chosen], ks, adaptive and bool(chosen), ngram_k)
-    load_kw = {"device": device, "precision": precision, "kv_precision": kv_precision, "threads": threads,
-               "fixed_shapes": _FIXED_SHAPES[fixed_shapes]}
+    load_kw = {
+        "device": device,
+        "precision": precision,
+        "kv_precision": kv_precision,
+        "threads": threads,
+        "fixed_shapes": _FIXED_SHAPES[fixed_shapes],
+    }
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    n_probes = sum(max(1, len({c.draft for c in configs if c.backend == x and c.draft})) for x in back
-                   if x in probe_backends)  # one probe per drafter (or the target alone) per backend
+    n_probes = sum(
+        max(1, len({c.draft for c in configs if c.backend == x and c.draft})) for x in back if x in probe_backends
+    )  # one probe per drafter (or the target alone) per backend
     total = n_probes * (1 + repeats) + len(configs) * (1 + repeats * len(prompts))
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=con, disable=quiet, transient=True)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=con,
+        disable=quiet,
+        transient=True,
+    )
     started = stamp()
     with bar:
         task = bar.add_task("starting", total=total)
@@ -223,30 +339,67 @@ def run_profile_command(*, bundle: str, prompts_file, drafts: str, backends: str
             tok = lengths.__getitem__
         except Exception:  # noqa: BLE001 - lengths then come from characters (~3.2 per token)
             pass
-        measured = profile(path, prompts, configs, max_new_tokens=max_new_tokens, repeats=repeats, load_kw=load_kw,
-                           probe_backends=probe_backends, progress=tick, prompt_tokens=tok,
-                           probe_effort="full" if probe_effort == "off" else probe_effort)
+        measured = profile(
+            path,
+            prompts,
+            configs,
+            max_new_tokens=max_new_tokens,
+            repeats=repeats,
+            load_kw=load_kw,
+            probe_backends=probe_backends,
+            progress=tick,
+            prompt_tokens=tok,
+            probe_effort="full" if probe_effort == "off" else probe_effort,
+        )
     sizes = {None: _weight_bytes(b.target)} | {d.name: _weight_bytes(d) for d in b.drafts}
     results = summarize(configs, measured, len(prompts), sizes)
     from .runs import cost_curves
 
     rec = None if measured["partial"] else recommend(results)
     report = {
-        "edgespec": __version__, "started": started, "finished": stamp(),
-        "partial": measured["partial"], "device": ident, "device_key": key,
-        "bundle": {"path": str(path.resolve()), "identity": bundle_identity(path),
-                   "models": {m.name: {"role": m.role, "relation": m.relation, "format": m.raw["format"],
-                                       "precision": (m.raw.get("weights") or {}).get("precision"),
-                                       "weight_bytes": sizes.get(None if m.role == "target" else m.name)}
-                              for m in b.models}},
-        "run": {"prompts": len(prompts), "prompt_tokens": [tok(p) for p in prompts] if tok else None,
-                "max_new_tokens": max_new_tokens, "repeats": repeats, "k": ks, "adaptive": adaptive,
-                "ngram_k": ngram_k, "probe": probe_effort, "backends": back, "drafts": chosen, "device": device,
-                "precision": precision,
-                "kv_precision": kv_precision, "threads": threads, "fixed_shapes": fixed_shapes,
-                "probe_context": measured["context"]},
-        "costs": cost_curves(measured), "configs": results, "recommendation": rec,
-        "notes": notes + measured["notes"], "process_peak_rss_mb": measured["process_peak_rss_mb"],
+        "edgespec": __version__,
+        "started": started,
+        "finished": stamp(),
+        "partial": measured["partial"],
+        "device": ident,
+        "device_key": key,
+        "bundle": {
+            "path": str(path.resolve()),
+            "identity": bundle_identity(path),
+            "models": {
+                m.name: {
+                    "role": m.role,
+                    "relation": m.relation,
+                    "format": m.raw["format"],
+                    "precision": (m.raw.get("weights") or {}).get("precision"),
+                    "weight_bytes": sizes.get(None if m.role == "target" else m.name),
+                }
+                for m in b.models
+            },
+        },
+        "run": {
+            "prompts": len(prompts),
+            "prompt_tokens": [tok(p) for p in prompts] if tok else None,
+            "max_new_tokens": max_new_tokens,
+            "repeats": repeats,
+            "k": ks,
+            "adaptive": adaptive,
+            "ngram_k": ngram_k,
+            "probe": probe_effort,
+            "backends": back,
+            "drafts": chosen,
+            "device": device,
+            "precision": precision,
+            "kv_precision": kv_precision,
+            "threads": threads,
+            "fixed_shapes": fixed_shapes,
+            "probe_context": measured["context"],
+        },
+        "costs": cost_curves(measured),
+        "configs": results,
+        "recommendation": rec,
+        "notes": notes + measured["notes"],
+        "process_peak_rss_mb": measured["process_peak_rss_mb"],
     }
     saved = None
     if rec and save:
@@ -271,8 +424,11 @@ def _weight_bytes(m) -> int | None:
     w = (m.raw.get("weights") or {}).get("bytes")
     if w:
         return int(w)
-    return sum(p.stat().st_size for p in m.dir.glob("*.bin")) or sum(p.stat().st_size for p in m.dir.glob("*.onnx*")) \
+    return (
+        sum(p.stat().st_size for p in m.dir.glob("*.bin"))
+        or sum(p.stat().st_size for p in m.dir.glob("*.onnx*"))
         or None
+    )
 
 
 def _print_summary(con, report: dict, out: Path) -> None:
@@ -281,12 +437,25 @@ def _print_summary(con, report: dict, out: Path) -> None:
     for backend, c in report["costs"].items():
         t = c.get("target")
         if t and t.get("steps"):
-            con.print(f"{backend}: one target call over n tokens, in decode steps (T(1) = {t['T_ar_ms']:.2f} ms, "
-                      f"context {c['context']}): " + ", ".join(f"{n}: {v:.2f}" for n, v in t["steps"].items()))
-    table = Table(title=f"edgespec profile: {report['run']['prompts']} prompts, {report['run']['max_new_tokens']} new "
-                        f"tokens, median of {report['run']['repeats']}")
-    cols = ("tokens_per_s", "speedup", "spread", "acceptance_rate", "mean_accepted", "ideal_speedup", "efficiency",
-            "efficiency_loop", "other_share")
+            con.print(
+                f"{backend}: one target call over n tokens, in decode steps (T(1) = {t['T_ar_ms']:.2f} ms, "
+                f"context {c['context']}): " + ", ".join(f"{n}: {v:.2f}" for n, v in t["steps"].items())
+            )
+    table = Table(
+        title=f"edgespec profile: {report['run']['prompts']} prompts, {report['run']['max_new_tokens']} new "
+        f"tokens, median of {report['run']['repeats']}"
+    )
+    cols = (
+        "tokens_per_s",
+        "speedup",
+        "spread",
+        "acceptance_rate",
+        "mean_accepted",
+        "ideal_speedup",
+        "efficiency",
+        "efficiency_loop",
+        "other_share",
+    )
     table.add_column("configuration")
     for col in cols:
         table.add_column(col, justify="right")

@@ -14,14 +14,35 @@ import time
 from typing import Any
 
 METRIC_KEYS = (
-    "tokens_per_s", "ttft_ms", "tpot_ms", "speedup", "acceptance_rate", "mean_accepted",
-    "target_calls", "drafted", "accepted", "draft_ms", "verify_ms", "other_ms", "other_share",
-    "ideal_speedup", "efficiency", "mbsu", "peak_rss_mb", "n_new", "agree", "peer", "vs_peer",
-    "decode_tokens_per_s", "decode_speedup", "vs_peer_decode", "decode_speedup_paired", "vs_peer_decode_paired",
-    "ideal_speedup_loop", "efficiency_loop",
+    "tokens_per_s",
+    "ttft_ms",
+    "tpot_ms",
+    "speedup",
+    "acceptance_rate",
+    "mean_accepted",
+    "target_calls",
+    "drafted",
+    "accepted",
+    "draft_ms",
+    "verify_ms",
+    "other_ms",
+    "other_share",
+    "ideal_speedup",
+    "efficiency",
+    "mbsu",
+    "peak_rss_mb",
+    "n_new",
+    "agree",
+    "peer",
+    "vs_peer",
+    "decode_tokens_per_s",
+    "decode_speedup",
+    "vs_peer_decode",
+    "decode_speedup_paired",
+    "vs_peer_decode_paired",
+    "ideal_speedup_loop",
+    "efficiency_loop",
 )
-
-
 
 
 # GenOut keys besides text, tokens, n_new, wall_ms, ttft_ms (None where a runtime has no such figure)
@@ -34,8 +55,11 @@ def timed_generate(pipe, prompt: str, cfg: dict) -> dict:
     around generate(), ttft_ms to the first streamed chunk, the native stats beside. cfg: policy
     (ar | draft | ngram), k (None: adaptive), max_new_tokens, ignore_eos, k_max, draft_window."""
     policy = cfg["policy"]
-    kw: dict[str, Any] = {"max_new_tokens": int(cfg["max_new_tokens"]), "policy": _POLICY[policy],
-                          "ignore_eos": bool(cfg.get("ignore_eos"))}
+    kw: dict[str, Any] = {
+        "max_new_tokens": int(cfg["max_new_tokens"]),
+        "policy": _POLICY[policy],
+        "ignore_eos": bool(cfg.get("ignore_eos")),
+    }
     if policy != "ar":
         kw["k"] = "auto" if cfg.get("k") is None else int(cfg["k"])
     if cfg.get("k_max"):
@@ -53,9 +77,15 @@ def timed_generate(pipe, prompt: str, cfg: dict) -> dict:
     res = pipe.generate(prompt, streamer=streamer, **kw)
     wall = (time.perf_counter() - t0) * 1e3
     st = res.stats
-    out = {"text": res.text, "tokens": [int(t) for t in res.tokens], "n_new": int(st.generated_tokens),
-           "wall_ms": wall, "ttft_ms": (first - t0) * 1e3 if first is not None else None,
-           "ttft_native_ms": float(st.ttft_ms), "total_ms": float(st.total_ms)}
+    out = {
+        "text": res.text,
+        "tokens": [int(t) for t in res.tokens],
+        "n_new": int(st.generated_tokens),
+        "wall_ms": wall,
+        "ttft_ms": (first - t0) * 1e3 if first is not None else None,
+        "ttft_native_ms": float(st.ttft_ms),
+        "total_ms": float(st.total_ms),
+    }
     for key in STAT_KEYS:
         out[key] = float(getattr(st, key))
     out["native_stats"] = {k: v for k, v in st.to_dict().items() if k != "accepted_hist"}
@@ -214,8 +244,6 @@ def config_metrics(cfg, per_prompt: list[list[dict]], costs: dict | None, sizes:
     elif cfg.policy == "ar":
         m["mbsu"] = 1.0
     return m
-
-
 
 
 def _run_tpot(o: dict, first: str = "ttft_ms") -> float | None:

@@ -41,11 +41,15 @@ def paged_inputs(ids, past: int, block: int, split: bool) -> dict:
     per = 1 if split else m  # new tokens per subsequence
     starts = [past + j * per for j in range(m // per)]  # positions before each subsequence
     nbs = [(s + per + block - 1) // block for s in starts]
-    return {"input_ids": np.asarray(ids, dtype=np.int64), "position_ids": np.arange(past, past + m, dtype=np.int64),
-            "past_lens": np.array(starts, np.int32), "subsequence_begins": np.arange(0, m + 1, per, dtype=np.int32),
-            "block_indices_begins": np.concatenate([[0], np.cumsum(nbs)]).astype(np.int32),
-            "block_indices": np.concatenate([np.arange(x, dtype=np.int32) for x in nbs]),
-            "max_context_len": np.array(past + m, np.int32)}
+    return {
+        "input_ids": np.asarray(ids, dtype=np.int64),
+        "position_ids": np.arange(past, past + m, dtype=np.int64),
+        "past_lens": np.array(starts, np.int32),
+        "subsequence_begins": np.arange(0, m + 1, per, dtype=np.int32),
+        "block_indices_begins": np.concatenate([[0], np.cumsum(nbs)]).astype(np.int32),
+        "block_indices": np.concatenate([np.arange(x, dtype=np.int32) for x in nbs]),
+        "max_context_len": np.array(past + m, np.int32),
+    }
 
 
 LOGITS_ROWS = "es_logits_rows"  # the input edgespec adds to a graph: how many last rows of logits to compute
@@ -69,14 +73,16 @@ def with_logits_slice(model):
             hidden = node.input_value(0)
             rows = ops.parameter([1], ov.Type.i64, name=LOGITS_ROWS)
             rows.output(0).get_tensor().set_names({LOGITS_ROWS})
-            sl = ops.slice(hidden, ops.negative(rows), np.array([np.iinfo(np.int64).max]), np.array([1]),
-                           np.array([0]))
+            sl = ops.slice(hidden, ops.negative(rows), np.array([np.iinfo(np.int64).max]), np.array([1]), np.array([0]))
             node.input(0).replace_source_output(sl.output(0))
             model.add_parameters([rows])
             model.validate_nodes_and_infer_types()
             break
-        srcs = [node.input_value(i).get_node() for i in range(node.get_input_size())
-                if node.input_value(i).get_node().get_type_name() != "Constant"]
+        srcs = [
+            node.input_value(i).get_node()
+            for i in range(node.get_input_size())
+            if node.input_value(i).get_node().get_type_name() != "Constant"
+        ]
         node = srcs[0] if len(srcs) == 1 else None
     return model
 
@@ -106,7 +112,7 @@ class CostProbe:
     call's, not Python's (infer(dict) converts inputs and copies outputs: 0.3-0.5 ms more per call
     on the demo pair, lab/experiments/probe_call_overhead.py)."""
 
-    def __init__(self, bundle: Path, spec: dict, target_of: "CostProbe | None" = None):
+    def __init__(self, bundle: Path, spec: dict, target_of: CostProbe | None = None):
         """spec: device, draft_name, backend, threads, precision, kv_precision, ov_config,
         fixed_shapes, and optionally engine_info (the ``info`` of a Pipeline loaded with the same
         options, which saves loading one to learn its call widths). target_of: a probe of the same
@@ -119,8 +125,11 @@ class CostProbe:
         self.device = spec.get("device", "CPU")
         self.widths, self.split = widths, split = self._engine_widths(bundle, spec)
         # per model: ({None: dynamic compile, w: fixed-width compile}, widths sent as subsequences)
-        self.models = {"target": target_of.models["target"] if target_of is not None else
-                       (self._compile(self.tdir, widths["target"]), set(split["target"]))}
+        self.models = {
+            "target": target_of.models["target"]
+            if target_of is not None
+            else (self._compile(self.tdir, widths["target"]), set(split["target"]))
+        }
         self.draft_paged, self._read_compile = False, None  # the drafter's prompt-read compile, made on first use
         if self.ddir is not None:
             self.models["draft"] = (self._compile(self.ddir, widths["draft"]), set(split["draft"]))
@@ -137,15 +146,26 @@ class CostProbe:
             return {"target": [], "draft": []}, {"target": [], "draft": []}
         info = spec.get("engine_info")
         if info is None:
-            p = Pipeline.load(str(bundle), device=spec.get("device", "CPU"), draft=spec.get("draft_name") or "auto",
-                              threads=int(spec.get("threads") or 0), fixed_shapes=spec.get("fixed_shapes"),
-                              profile=False)
+            p = Pipeline.load(
+                str(bundle),
+                device=spec.get("device", "CPU"),
+                draft=spec.get("draft_name") or "auto",
+                threads=int(spec.get("threads") or 0),
+                fixed_shapes=spec.get("fixed_shapes"),
+                profile=False,
+            )
             info = p.info
             p.close()
-        return ({"target": list(info["target"].get("fixed_widths") or []),
-                 "draft": list((info.get("draft") or {}).get("fixed_widths") or [])},
-                {"target": list(info["target"].get("split_widths") or []),
-                 "draft": list((info.get("draft") or {}).get("split_widths") or [])})
+        return (
+            {
+                "target": list(info["target"].get("fixed_widths") or []),
+                "draft": list((info.get("draft") or {}).get("fixed_widths") or []),
+            },
+            {
+                "target": list(info["target"].get("split_widths") or []),
+                "draft": list((info.get("draft") or {}).get("split_widths") or []),
+            },
+        )
 
     def _paged_model(self, d: Path):
         """(the model read from d in its paged-attention form, True), or (as it is, False) where it
@@ -197,8 +217,9 @@ class CostProbe:
             past, block = 0, 32
             if paged:  # one sequence: blocks 0, 1, 2, ... of caches sized for everything fed below
                 caches = [i for i in compiled.inputs if "cache." in i.get_any_name()]
-                block = next(i.get_partial_shape()[2].get_length() for i in caches
-                             if i.get_any_name().startswith("value_cache."))
+                block = next(
+                    i.get_partial_shape()[2].get_length() for i in caches if i.get_any_name().startswith("value_cache.")
+                )
                 blocks = budget // block + 2
                 for i in caches:
                     dims = [i.get_partial_shape()[j].get_length() for j in range(1, 4)]
@@ -251,8 +272,9 @@ class CostProbe:
                     out[n].extend(feed(n, ctx) for _ in range(calls))
             return out
 
-        def pattern_costs(ks: list[int]) -> tuple[dict[int, list[float]], dict[int, list[list[float]]],
-                                                     dict[int, list[float]]]:
+        def pattern_costs(
+            ks: list[int],
+        ) -> tuple[dict[int, list[float]], dict[int, list[list[float]]], dict[int, list[float]]]:
             """The same calls in a speculative loop's order at each fixed k, at the context ``ctx``:
             one target call over k + 1 tokens, then the drafter's k calls, round after round. Each
             model's calls then follow the other model's, as in every draft-model loop (edgespec's
@@ -271,7 +293,7 @@ class CostProbe:
             drf: dict[int, list[list[float]]] = {k: [[] for _ in range(k)] for k in ks}
             two: dict[int, list[float]] = {k: [] for k in ks}
             for r in range(rounds):
-                for k in (ks if r % 2 == 0 else ks[::-1]):
+                for k in ks if r % 2 == 0 else ks[::-1]:
                     for j in range(2 * calls + 1):
                         v = tfeed(k + 1, ctx)
                         w = 1 + j % 2
@@ -288,8 +310,9 @@ class CostProbe:
             the last row of logits only, as edgespec's drafter reads the prompt at its first round
             (a compile of its own, with edgespec's logits slice). Median of three after one."""
             if self._read_compile is None:  # once per probe, not once per pass
-                self._read_compile = self.core.compile_model(with_logits_slice(self._paged_model(self.ddir)[0]),
-                                                             self.device, self.props)
+                self._read_compile = self.core.compile_model(
+                    with_logits_slice(self._paged_model(self.ddir)[0]), self.device, self.props
+                )
             feed = feeder(({None: self._read_compile}, set()), max(lengths) + 1)
             out = {}
             for n in lengths:
@@ -310,15 +333,25 @@ class CostProbe:
         if "draft" in self.models:
             samples["T_draft_ms"] = model_costs(self.models["draft"], [1])[1]
         med = {k: float(np.median(v)) for k, v in samples.items()}
-        out = {"T_ar_ms": med["T_ar_ms"], "T_verify_ms": {str(n): med[str(n)] for n in cfg["n_values"]},
-               "T_draft_ms": med.get("T_draft_ms"), "calls_per_figure": calls * rounds, "fixed_widths": self.widths,
-               "split_widths": self.split}
+        out = {
+            "T_ar_ms": med["T_ar_ms"],
+            "T_verify_ms": {str(n): med[str(n)] for n in cfg["n_values"]},
+            "T_draft_ms": med.get("T_draft_ms"),
+            "calls_per_figure": calls * rounds,
+            "fixed_widths": self.widths,
+            "split_widths": self.split,
+        }
         ks = sorted({int(k) for k in cfg.get("draft_k") or [] if int(k) > 0})
         if "draft" in self.models and ks:
             ver, drf, two = pattern_costs(ks)
-            out["pattern"] = {str(k): {"T_verify_ms": float(np.median(ver[k])),
-                                       "T_draft_ms": [float(np.median(x)) for x in drf[k]],
-                                       "T_draft_first2_ms": float(np.median(two[k]))} for k in ks}
+            out["pattern"] = {
+                str(k): {
+                    "T_verify_ms": float(np.median(ver[k])),
+                    "T_draft_ms": [float(np.median(x)) for x in drf[k]],
+                    "T_draft_first2_ms": float(np.median(two[k])),
+                }
+                for k in ks
+            }
         reads = sorted({int(n) for n in cfg.get("draft_reads") or [] if int(n) > 0})
         if "draft" in self.models and reads and self.draft_paged:
             out["T_draft_read_ms"] = {str(n): v for n, v in read_costs(reads).items()}
@@ -353,8 +386,7 @@ class OrtCallTimer:
     def _feeds(self, ids, past_len: int) -> dict:
         np = self.np
         m = len(ids)
-        f = {"input_ids": np.asarray(ids, np.int64)[None],
-             "attention_mask": np.ones((1, past_len + m), np.int64)}
+        f = {"input_ids": np.asarray(ids, np.int64)[None], "attention_mask": np.ones((1, past_len + m), np.int64)}
         if "position_ids" in self.inputs:
             f["position_ids"] = np.arange(past_len, past_len + m, dtype=np.int64)[None]
         return f
@@ -370,8 +402,9 @@ class OrtCallTimer:
         outs = self.sess.run(None, f)
         names = [o.name for o in self.sess.get_outputs()]
         present = {names[i]: outs[i] for i in range(len(names)) if names[i].startswith("present.")}
-        self.cache[ctx] = [self.ort.OrtValue.ortvalue_from_numpy(present["present." + n[len("past_key_values."):]])
-                           for n in self.past]
+        self.cache[ctx] = [
+            self.ort.OrtValue.ortvalue_from_numpy(present["present." + n[len("past_key_values.") :]]) for n in self.past
+        ]
 
     def call(self, ctx: int, m: int, binding_cache: dict) -> float:
         """ms of one call over m new tokens after ctx past positions (bound buffers, as the runtime)."""
@@ -405,18 +438,21 @@ class OrtCostProbe:
     prefill of ``context`` tokens, back to back after an untimed call of its width, T_ar in a block
     of its own, the other widths interleaved by round."""
 
-    def __init__(self, bundle: Path, spec: dict, target_of: "OrtCostProbe | None" = None):
+    def __init__(self, bundle: Path, spec: dict, target_of: OrtCostProbe | None = None):
         mf = json.loads((bundle / "edgespec.json").read_text())
         models = {m["name"]: m for m in mf["models"]}
         target = next(m for m in mf["models"] if m["role"] == "target")
         threads = int(spec.get("threads") or 0)
-        self.target = target_of.target if target_of is not None else \
-            OrtCallTimer(bundle / target["path"] / target["files"]["model"], threads)
+        self.target = (
+            target_of.target
+            if target_of is not None
+            else OrtCallTimer(bundle / target["path"] / target["files"]["model"], threads)
+        )
         d = models.get(spec.get("draft_name") or "")
         self.draft = OrtCallTimer(bundle / d["path"] / d["files"]["model"], threads) if d else None
 
     @staticmethod
-    def _costs(timer: "OrtCallTimer", ctx: int, ns: list[int], calls: int, rounds: int) -> dict[int, list[float]]:
+    def _costs(timer: OrtCallTimer, ctx: int, ns: list[int], calls: int, rounds: int) -> dict[int, list[float]]:
         timer.prefill(ctx)
         bindings: dict = {}
         for n in ns:
@@ -433,11 +469,17 @@ class OrtCostProbe:
 
         ctx, calls, rounds = int(cfg["context"]), int(cfg.get("calls", 4)), int(cfg.get("rounds", 2))
         ns = sorted({int(n) for n in cfg["n_values"]} - {1})
-        t = {**self._costs(self.target, ctx, [1], calls, rounds),
-             **(self._costs(self.target, ctx, ns, calls, rounds) if ns else {})}
+        t = {
+            **self._costs(self.target, ctx, [1], calls, rounds),
+            **(self._costs(self.target, ctx, ns, calls, rounds) if ns else {}),
+        }
         med = {n: float(np.median(v)) for n, v in t.items()}
-        out = {"T_ar_ms": med[1], "T_verify_ms": {str(n): med[int(n)] for n in cfg["n_values"]},
-               "T_draft_ms": None, "calls_per_figure": calls * rounds}
+        out = {
+            "T_ar_ms": med[1],
+            "T_verify_ms": {str(n): med[int(n)] for n in cfg["n_values"]},
+            "T_draft_ms": None,
+            "calls_per_figure": calls * rounds,
+        }
         if self.draft is not None:
             out["T_draft_ms"] = float(np.median(self._costs(self.draft, ctx, [1], calls, rounds)[1]))
         return out

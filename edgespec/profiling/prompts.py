@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import EdgespecError
 
 DEFAULT_PROMPTS = [
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
     "import os\n\n\ndef walk(root):\n    for dirpath, dirnames, filenames in os.walk(root):\n",
     "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
 ]
@@ -19,7 +19,7 @@ def _prompt_of(item, where: str) -> str:
     if isinstance(item, dict):
         item = item.get("prompt")
     if not isinstance(item, str) or not item.strip():
-        raise EdgespecError(f"{where} is not a prompt: give a non-empty string or an object with a \"prompt\" string.")
+        raise EdgespecError(f'{where} is not a prompt: give a non-empty string or an object with a "prompt" string.')
     return item
 
 
@@ -49,9 +49,11 @@ def read_prompts(path: Path | None) -> list[str]:
         try:
             items = json.loads(text)
         except json.JSONDecodeError as e:
-            raise EdgespecError(f"{path} is not valid JSON (line {e.lineno}: {e.msg}); fix it or pass plain text.") from None
+            raise EdgespecError(
+                f"{path} is not valid JSON (line {e.lineno}: {e.msg}); fix it or pass plain text."
+            ) from None
         if not isinstance(items, list):
-            raise EdgespecError(f"{path} must hold a JSON list of prompts (strings or objects with \"prompt\").")
+            raise EdgespecError(f'{path} must hold a JSON list of prompts (strings or objects with "prompt").')
         prompts = [_prompt_of(x, f"Item {i + 1} of {path}") for i, x in enumerate(items)]
     elif path.suffix.lower() == ".jsonl":
         prompts = []
@@ -61,7 +63,9 @@ def read_prompts(path: Path | None) -> list[str]:
             try:
                 item = json.loads(line)
             except json.JSONDecodeError as e:
-                raise EdgespecError(f"Line {i} of {path} is not valid JSON ({e.msg}); fix it or pass plain text.") from None
+                raise EdgespecError(
+                    f"Line {i} of {path} is not valid JSON ({e.msg}); fix it or pass plain text."
+                ) from None
             prompts.append(_prompt_of(item, f"Line {i} of {path}"))
     else:
         prompts = [line for line in text.splitlines() if line.strip()]

@@ -27,8 +27,17 @@ FORMAT = 1  # the saved file's layout version
 
 # CPU features that decide which kernels OpenVINO and ONNX Runtime pick for INT4/INT8 matmuls
 # (VNNI: int8 dot products; AMX: tile matmuls; AVX-512: wider vectors)
-_ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16",
-              "amx_int8")
+_ISA_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
 
 
 def device_identity(device: str = "CPU") -> dict:
@@ -75,9 +84,16 @@ def save_recommendation(bundle: str | os.PathLike, recommendation: dict, ident: 
     from .. import __version__
 
     path = profile_path(bundle, ident)
-    doc = {"format": FORMAT, "device": ident, "device_key": device_key(ident), "bundle": bundle_identity(bundle),
-           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "edgespec": __version__, "report": report,
-           "recommendation": recommendation}
+    doc = {
+        "format": FORMAT,
+        "device": ident,
+        "device_key": device_key(ident),
+        "bundle": bundle_identity(bundle),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "edgespec": __version__,
+        "report": report,
+        "recommendation": recommendation,
+    }
     try:
         path.parent.mkdir(exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -86,8 +102,10 @@ def save_recommendation(bundle: str | os.PathLike, recommendation: dict, ident: 
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users of the bundle
         os.replace(tmp, path)
     except OSError as e:
-        raise EdgespecError(f"Cannot save the recommendation in {path.parent} ({e.strerror}); make the bundle "
-                            "directory writable or pass --no-save.") from None
+        raise EdgespecError(
+            f"Cannot save the recommendation in {path.parent} ({e.strerror}); make the bundle "
+            "directory writable or pass --no-save."
+        ) from None
     return path
 
 
@@ -111,8 +129,9 @@ def _describe(rec: dict) -> str:
     return f"{how} on {rec['backend']}"
 
 
-def load_recommendation(bundle: str | os.PathLike, device: str = "CPU",
-                        path: str | os.PathLike | None = None) -> ProfileMatch:
+def load_recommendation(
+    bundle: str | os.PathLike, device: str = "CPU", path: str | os.PathLike | None = None
+) -> ProfileMatch:
     """The recommendation `edgespec profile` saved for this device and this bundle.
 
     ``recommendation`` is a dict {"backend", "draft" (a drafter name or None), "policy"
@@ -131,8 +150,10 @@ def load_recommendation(bundle: str | os.PathLike, device: str = "CPU",
         others = sorted((Path(bundle) / PROFILES_DIR).glob("*.json")) if (Path(bundle) / PROFILES_DIR).is_dir() else []
         note = None
         if others:
-            note = (f"profile: not using {others[0]}: it was measured on another device "
-                    f"({_device_line(others[0])}); run `edgespec profile` on this one")
+            note = (
+                f"profile: not using {others[0]}: it was measured on another device "
+                f"({_device_line(others[0])}); run `edgespec profile` on this one"
+            )
         return ProfileMatch(None, None, note)
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
@@ -144,8 +165,10 @@ def load_recommendation(bundle: str | os.PathLike, device: str = "CPU",
         return ProfileMatch(None, None, f"profile: not using {p}: it is not readable; run `edgespec profile` again")
     why = None
     if saved_dev != ident:
-        why = (f"it was measured on another device ({saved_dev.get('cpu')}, {saved_dev.get('ov_device')}; this one "
-               f"is {ident['cpu']}, {ident['ov_device']})")
+        why = (
+            f"it was measured on another device ({saved_dev.get('cpu')}, {saved_dev.get('ov_device')}; this one "
+            f"is {ident['cpu']}, {ident['ov_device']})"
+        )
     elif saved_bundle != bundle_identity(bundle):
         why = "it was measured on another build of this bundle (its manifest changed)"
     if why:
@@ -184,21 +207,38 @@ def recommend(configs: dict[str, dict]) -> dict | None:
     gain = best["tokens_per_s"] / base["tokens_per_s"] if base is not None else None
     if base is not None and best is not base and gain < 1.0 + margin:
         best_name, best = base_name, base
-        why = (f"No speculative configuration beat plain decoding by more than "
-               + (f"the run-to-run spread ({100 * margin:.0f}%)" if spread is not None else
-                  f"{100 * margin:.0f}% (one repeat: no spread measured)")
-               + f" on these prompts, so plain decoding on {best['backend']}.")
+        why = (
+            "No speculative configuration beat plain decoding by more than "
+            + (
+                f"the run-to-run spread ({100 * margin:.0f}%)"
+                if spread is not None
+                else f"{100 * margin:.0f}% (one repeat: no spread measured)"
+            )
+            + f" on these prompts, so plain decoding on {best['backend']}."
+        )
     elif best["policy"] == "ar":
         why = f"Plain decoding on {best['backend']} was the fastest of {len(ok)} configurations."
     else:
         acc = best.get("acceptance_rate")
-        why = (f"{best_name} ran at {gain or best['speedup']:.2f}x the best plain decoding's tokens/s on these prompts"
-               + (f" (acceptance {100 * acc:.0f}%, {best.get('mean_accepted') or 0:.2f} tokens per target call)"
-                  if acc is not None else "")
-               + f", the fastest of {len(ok)} configurations"
-               + (f" (run-to-run spread {100 * spread:.0f}%)." if spread is not None else "."))
+        why = (
+            f"{best_name} ran at {gain or best['speedup']:.2f}x the best plain decoding's tokens/s on these prompts"
+            + (
+                f" (acceptance {100 * acc:.0f}%, {best.get('mean_accepted') or 0:.2f} tokens per target call)"
+                if acc is not None
+                else ""
+            )
+            + f", the fastest of {len(ok)} configurations"
+            + (f" (run-to-run spread {100 * spread:.0f}%)." if spread is not None else ".")
+        )
     policy = {"ar": "autoregressive", "draft": "draft", "ngram": "ngram"}[best["policy"]]
     k = None if policy == "autoregressive" else ("auto" if best["k"] is None else int(best["k"]))
-    return {"config": best_name, "backend": best["backend"], "draft": best.get("draft") if policy == "draft" else None,
-            "policy": policy, "k": k, "why": why, "speedup": best.get("speedup"),
-            "tokens_per_s": best["tokens_per_s"]}
+    return {
+        "config": best_name,
+        "backend": best["backend"],
+        "draft": best.get("draft") if policy == "draft" else None,
+        "policy": policy,
+        "k": k,
+        "why": why,
+        "speedup": best.get("speedup"),
+        "tokens_per_s": best["tokens_per_s"],
+    }

@@ -14,9 +14,10 @@ import platform
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .metrics import config_metrics, median_costs, relative_metrics, timed_generate
 
@@ -39,8 +40,9 @@ class RunConfig:
         return {"policy": self.policy, "k": self.k, "max_new_tokens": max_new_tokens, "ignore_eos": True}
 
 
-def plan(backends: list[str], drafts: list[tuple[str, str]], ks: list[int], adaptive: bool,
-         ngram_k: int) -> list[RunConfig]:
+def plan(
+    backends: list[str], drafts: list[tuple[str, str]], ks: list[int], adaptive: bool, ngram_k: int
+) -> list[RunConfig]:
     """The configurations of a profile: per backend, plain decoding, each drafter (name, relation)
     at each k (and adaptive), and n-gram."""
     out = []
@@ -73,9 +75,19 @@ def _spread(runs_by_repeat: list[list[dict]]) -> tuple[list[float], float | None
 PROBE_EFFORT = {"full": {"calls": 8, "rounds": 6}, "quick": {"calls": 3, "rounds": 2}}
 
 
-def profile(bundle: Path, prompts: list[str], configs: list[RunConfig], *, max_new_tokens: int, repeats: int,
-            load_kw: dict, probe_backends: set[str], progress: Callable[[str, int], None] | None = None,
-            prompt_tokens: Callable[[str], int] | None = None, probe_effort: str = "full") -> dict:
+def profile(
+    bundle: Path,
+    prompts: list[str],
+    configs: list[RunConfig],
+    *,
+    max_new_tokens: int,
+    repeats: int,
+    load_kw: dict,
+    probe_backends: set[str],
+    progress: Callable[[str, int], None] | None = None,
+    prompt_tokens: Callable[[str], int] | None = None,
+    probe_effort: str = "full",
+) -> dict:
     """Measure; returns {"costs", "configs", "partial", "notes", "process_peak_rss_mb"}.
 
     load_kw: Pipeline.load's device options (device, precision, kv_precision, threads,
@@ -108,15 +120,23 @@ def profile(bundle: Path, prompts: list[str], configs: list[RunConfig], *, max_n
     context = int(statistics.mean(lengths) + max_new_tokens / 2)
     ks = sorted({c.k for c in configs if c.policy == "draft" and c.k})
     longest = int(max(lengths)) + 2
-    reads = [2 ** i for i in range(4, max(5, (longest - 1).bit_length()) + 1)]
-    probe_cfg = {"context": context, "n_values": list(CURVE_WIDTHS), "draft_k": ks, "draft_reads": reads,
-                 **PROBE_EFFORT[probe_effort]}
+    reads = [2**i for i in range(4, max(5, (longest - 1).bit_length()) + 1)]
+    probe_cfg = {
+        "context": context,
+        "n_values": list(CURVE_WIDTHS),
+        "draft_k": ks,
+        "draft_reads": reads,
+        **PROBE_EFFORT[probe_effort],
+    }
 
     def probe_pass() -> None:
         for key, pr in probes.items():
             tick(f"per-call costs ({key[0]}{', ' + key[1] if key[1] else ''})", 0)
-            cfg = probe_cfg if key == next(k for k in probes if k[0] == key[0]) else \
-                dict(probe_cfg, n_values=sorted({1} | {k + 1 for k in ks}))  # the curve once per backend
+            cfg = (
+                probe_cfg
+                if key == next(k for k in probes if k[0] == key[0])
+                else dict(probe_cfg, n_values=sorted({1} | {k + 1 for k in ks}))
+            )  # the curve once per backend
             try:
                 passes.setdefault(key, []).append(pr.measure(cfg))
             except Exception as e:  # noqa: BLE001 - a probe failure is reported, the runs go on
@@ -135,13 +155,21 @@ def profile(bundle: Path, prompts: list[str], configs: list[RunConfig], *, max_n
                 pipes[key] = None
                 notes.append(f"{key[0]} with drafter {key[1] or 'none'} did not load: {e}")
             if pipes[key] is not None and key[0] in probe_backends:
-                spec = {"device": load_kw.get("device", "CPU"), "draft_name": key[1], "backend": key[0],
-                        "threads": load_kw.get("threads"), "precision": load_kw.get("precision"),
-                        "kv_precision": load_kw.get("kv_precision"), "fixed_shapes": load_kw.get("fixed_shapes"),
-                        "engine_info": pipes[key].info}
+                spec = {
+                    "device": load_kw.get("device", "CPU"),
+                    "draft_name": key[1],
+                    "backend": key[0],
+                    "threads": load_kw.get("threads"),
+                    "precision": load_kw.get("precision"),
+                    "kv_precision": load_kw.get("kv_precision"),
+                    "fixed_shapes": load_kw.get("fixed_shapes"),
+                    "engine_info": pipes[key].info,
+                }
                 first = next((pr for k, pr in probes.items() if k[0] == key[0]), None)
                 try:
-                    probes[key] = (OrtCostProbe if key[0] == "onnxruntime" else CostProbe)(bundle, spec, target_of=first)
+                    probes[key] = (OrtCostProbe if key[0] == "onnxruntime" else CostProbe)(
+                        bundle, spec, target_of=first
+                    )
                 except Exception as e:  # noqa: BLE001
                     notes.append(f"the cost probe could not compile {key[0]} / {key[1] or 'target'}: {e}")
         probe_pass()
@@ -183,10 +211,19 @@ def profile(bundle: Path, prompts: list[str], configs: list[RunConfig], *, max_n
     costs: dict[tuple[str, str | None], dict] = {}
     for key, ps in passes.items():
         if ps:
-            costs[key] = dict(median_costs(ps), context=context, passes=len(ps),
-                              T_ar_ms_by_pass=[x["T_ar_ms"] for x in ps])
-    return {"costs": costs, "runs": runs, "errors": errors, "partial": partial, "notes": notes, "context": context,
-            "pipe_key": pipe_key, "process_peak_rss_mb": peak_rss_mb()}
+            costs[key] = dict(
+                median_costs(ps), context=context, passes=len(ps), T_ar_ms_by_pass=[x["T_ar_ms"] for x in ps]
+            )
+    return {
+        "costs": costs,
+        "runs": runs,
+        "errors": errors,
+        "partial": partial,
+        "notes": notes,
+        "context": context,
+        "pipe_key": pipe_key,
+        "process_peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def summarize(configs: list[RunConfig], measured: dict, n_prompts: int, sizes: dict[str | None, int]) -> dict:
@@ -206,10 +243,19 @@ def summarize(configs: list[RunConfig], measured: dict, n_prompts: int, sizes: d
             hist += [0] * (len(h) - len(hist))
             for j, v in enumerate(h):
                 hist[j] += int(v)
-        m.update(backend=c.backend, policy=c.policy, k=c.k, draft=c.draft, relation=c.relation,
-                 tokens_per_s_by_repeat=tps, spread=spread, accepted_hist=hist,
-                 generations=sum(len(rr) for rr in by_repeat), prompts_measured=sum(1 for pp in per_prompt if pp),
-                 peak_rss_mb=measured["process_peak_rss_mb"])
+        m.update(
+            backend=c.backend,
+            policy=c.policy,
+            k=c.k,
+            draft=c.draft,
+            relation=c.relation,
+            tokens_per_s_by_repeat=tps,
+            spread=spread,
+            accepted_hist=hist,
+            generations=sum(len(rr) for rr in by_repeat),
+            prompts_measured=sum(1 for pp in per_prompt if pp),
+            peak_rss_mb=measured["process_peak_rss_mb"],
+        )
         if c.name in measured["errors"]:
             m["error"] = measured["errors"][c.name]
         out[c.name] = m
@@ -226,14 +272,22 @@ def cost_curves(measured: dict) -> dict:
         b = out.setdefault(backend, {"context": c["context"], "drafters": {}})
         if "target" not in b and len(c["T_verify_ms"]) >= len(CURVE_WIDTHS):
             t1 = c["T_ar_ms"]
-            b["target"] = {"T_ar_ms": t1, "T_ms": c["T_verify_ms"],
-                           "steps": {n: v / t1 for n, v in c["T_verify_ms"].items()} if t1 else None,
-                           "passes": c["passes"], "T_ar_ms_by_pass": c["T_ar_ms_by_pass"],
-                           "fixed_widths": c.get("fixed_widths"), "split_widths": c.get("split_widths")}
+            b["target"] = {
+                "T_ar_ms": t1,
+                "T_ms": c["T_verify_ms"],
+                "steps": {n: v / t1 for n, v in c["T_verify_ms"].items()} if t1 else None,
+                "passes": c["passes"],
+                "T_ar_ms_by_pass": c["T_ar_ms_by_pass"],
+                "fixed_widths": c.get("fixed_widths"),
+                "split_widths": c.get("split_widths"),
+            }
         if draft is not None and c.get("T_draft_ms") is not None:
-            b["drafters"][draft] = {"T_draft_ms": c["T_draft_ms"], "pattern": c.get("pattern"),
-                                    "T_draft_read_ms": c.get("T_draft_read_ms"),
-                                    "steps": c["T_draft_ms"] / c["T_ar_ms"] if c["T_ar_ms"] else None}
+            b["drafters"][draft] = {
+                "T_draft_ms": c["T_draft_ms"],
+                "pattern": c.get("pattern"),
+                "T_draft_read_ms": c.get("T_draft_read_ms"),
+                "steps": c["T_draft_ms"] / c["T_ar_ms"] if c["T_ar_ms"] else None,
+            }
     return out
 
 

@@ -73,8 +73,13 @@ class Figures:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("per_prompt")
-        d.update(acceptance_rate=round(self.acceptance_rate, 4), alpha=round(self.alpha, 4), mean_accepted=round(self.mean_accepted, 4),
-                 mbsu=round(self.mbsu, 4), size_ratio=round(self.s_draft / self.s_target, 4) if self.s_target else None)
+        d.update(
+            acceptance_rate=round(self.acceptance_rate, 4),
+            alpha=round(self.alpha, 4),
+            mean_accepted=round(self.mean_accepted, 4),
+            mbsu=round(self.mbsu, 4),
+            size_ratio=round(self.s_draft / self.s_target, 4) if self.s_target else None,
+        )
         return d
 
 
@@ -159,8 +164,19 @@ def drafter_kind(draft_dir: Path, draft_tok, target_tok) -> str:
     return "cross"
 
 
-def simulate(target, target_tok, draft, draft_tok, prompts: list[str], *, k: int = 4, max_new_tokens: int = 64,
-             kind: str = "same", id_map=None, progress=None) -> Figures:
+def simulate(
+    target,
+    target_tok,
+    draft,
+    draft_tok,
+    prompts: list[str],
+    *,
+    k: int = 4,
+    max_new_tokens: int = 64,
+    kind: str = "same",
+    id_map=None,
+    progress=None,
+) -> Figures:
     """Greedy speculative decoding of every prompt; returns the counters (see module docstring)."""
     import numpy as np
 
@@ -170,8 +186,13 @@ def simulate(target, target_tok, draft, draft_tok, prompts: list[str], *, k: int
     eos = target_tok.eos_token_id
     inv = None
     if kind == "trimmed":
-        inv = np.full(max(len(target_tok), int(id_map.max()) + 1), int(np.nonzero(id_map == target_tok.unk_token_id)[0][0])
-                      if (id_map == target_tok.unk_token_id).any() else 0, dtype=np.int64)
+        inv = np.full(
+            max(len(target_tok), int(id_map.max()) + 1),
+            int(np.nonzero(id_map == target_tok.unk_token_id)[0][0])
+            if (id_map == target_tok.unk_token_id).any()
+            else 0,
+            dtype=np.int64,
+        )
         inv[id_map] = np.arange(len(id_map))
     for p in prompts:
         tc, dc = _Cache(target), _Cache(draft)
@@ -203,8 +224,15 @@ def simulate(target, target_tok, draft, draft_tok, prompts: list[str], *, k: int
         fig.drafted += drafted
         fig.accepted += accepted
         fig.rejected_rounds += rejected
-        fig.per_prompt.append({"generated": gen, "target_calls": calls, "accepted": accepted, "drafted": drafted,
-                               "output_ids": seq[n_prompt:]})
+        fig.per_prompt.append(
+            {
+                "generated": gen,
+                "target_calls": calls,
+                "accepted": accepted,
+                "drafted": drafted,
+                "output_ids": seq[n_prompt:],
+            }
+        )
         if progress:
             progress()
     return fig
@@ -230,7 +258,7 @@ def _propose(dc: _Cache, seq: list[int], k: int, kind: str, inv, id_map, draft_t
     head = draft_tok.decode(ctx, skip_special_tokens=True)
     if not full.startswith(head) or len(full) == len(head):
         return []
-    props = target_tok(full[len(head):], add_special_tokens=False)["input_ids"][:k]
+    props = target_tok(full[len(head) :], add_special_tokens=False)["input_ids"][:k]
     if new and new[-1] == draft_tok.eos_token_id and len(props) < k:
         props.append(target_tok.eos_token_id)
     return props
@@ -255,8 +283,16 @@ def draft_step_ms(draft, n_ctx: int = 128, steps: int = 32) -> float:
     return statistics.median(times)
 
 
-def evaluate(target_dir: Path, draft_dir: Path, prompts: list[str], *, k: int = 4, max_new_tokens: int = 64,
-             timing: bool = False, show_progress: bool = True) -> Figures:
+def evaluate(
+    target_dir: Path,
+    draft_dir: Path,
+    prompts: list[str],
+    *,
+    k: int = 4,
+    max_new_tokens: int = 64,
+    timing: bool = False,
+    show_progress: bool = True,
+) -> Figures:
     """Load both checkpoints and run :func:`simulate`; the drafter kind is detected from the files."""
     target, target_tok = _load(target_dir)
     draft, draft_tok = _load(draft_dir)
@@ -270,8 +306,18 @@ def evaluate(target_dir: Path, draft_dir: Path, prompts: list[str], *, k: int = 
             from tqdm import tqdm
 
             bar = tqdm(total=len(prompts), desc=f"acceptance k={k}", unit="prompt")
-    fig = simulate(target, target_tok, draft, draft_tok, prompts, k=k, max_new_tokens=max_new_tokens, kind=kind,
-                   id_map=id_map, progress=(bar.update if bar else None))
+    fig = simulate(
+        target,
+        target_tok,
+        draft,
+        draft_tok,
+        prompts,
+        k=k,
+        max_new_tokens=max_new_tokens,
+        kind=kind,
+        id_map=id_map,
+        progress=(bar.update if bar else None),
+    )
     if bar:
         bar.close()
     if timing:

@@ -34,13 +34,14 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from edgespec.bundle import MANIFEST, TOKEN_BYTES, integrity_table, load as load_bundle, validate_manifest
+from edgespec.bundle import MANIFEST, TOKEN_BYTES, integrity_table, validate_manifest
+from edgespec.bundle import load as load_bundle
 from edgespec.errors import EdgespecError
 
 LOG_FILE = "adapt-log.jsonl"
@@ -65,16 +66,21 @@ def read_log(path: str | os.PathLike) -> list[Sample]:
     p = Path(path)
     f = p / LOG_FILE if p.is_dir() else p
     if not f.is_file():
-        raise AdaptError(f"No adaptation log at {f}; record one with `edgespec run --adapt-log {p}` "
-                         "or pass --prompts FILE.")
+        raise AdaptError(
+            f"No adaptation log at {f}; record one with `edgespec run --adapt-log {p}` or pass --prompts FILE."
+        )
     out = []
     for line in f.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(rec, dict) and isinstance(rec.get("prompt"), str) and isinstance(rec.get("output"), str) \
-                and rec["output"]:
+        if (
+            isinstance(rec, dict)
+            and isinstance(rec.get("prompt"), str)
+            and isinstance(rec.get("output"), str)
+            and rec["output"]
+        ):
             out.append(Sample(rec["prompt"], rec["output"]))
     if not out:
         raise AdaptError(f"The adaptation log {f} holds no complete record; generate with --adapt-log first.")
@@ -85,7 +91,7 @@ def read_prompts(path: str | os.PathLike) -> list[str]:
     """Prompts from a JSONL file (one {"prompt": ...} object a line)."""
     f = Path(path)
     if not f.is_file():
-        raise AdaptError(f"The prompts file {f} does not exist; pass a JSONL file with one {{\"prompt\": ...}} a line.")
+        raise AdaptError(f'The prompts file {f} does not exist; pass a JSONL file with one {{"prompt": ...}} a line.')
     try:
         text = f.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -97,17 +103,20 @@ def read_prompts(path: str | os.PathLike) -> list[str]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            raise AdaptError(f"Line {i} of {f} is not JSON; each line must be an object like {{\"prompt\": \"...\"}}.") from None
+            raise AdaptError(
+                f'Line {i} of {f} is not JSON; each line must be an object like {{"prompt": "..."}}.'
+            ) from None
         if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not rec["prompt"]:
-            raise AdaptError(f"Line {i} of {f} has no non-empty \"prompt\" string; each line needs one.")
+            raise AdaptError(f'Line {i} of {f} has no non-empty "prompt" string; each line needs one.')
         prompts.append(rec["prompt"])
     if not prompts:
-        raise AdaptError(f"The prompts file {f} holds no prompt; add lines like {{\"prompt\": \"def f(x):\"}}.")
+        raise AdaptError(f'The prompts file {f} holds no prompt; add lines like {{"prompt": "def f(x):"}}.')
     return prompts
 
 
 def split(samples: list[Sample], heldout: float) -> tuple[list[Sample], list[Sample]]:
     """(adaptation, held-out) by a hash of each prompt: stable across runs and orders."""
+
     def h(s: Sample) -> float:
         return int(hashlib.sha256(s.prompt.encode("utf-8", "surrogatepass")).hexdigest()[:8], 16) / 2**32
 
@@ -122,8 +131,13 @@ def data_hash(samples: list[Sample]) -> str:
     return "sha256:" + d.hexdigest()
 
 
-def target_outputs(bundle: Path, prompts: list[str], max_new_tokens: int, progress: Callable[[int], None] | None = None,
-                   drafter: str | None = "auto") -> list[Sample]:
+def target_outputs(
+    bundle: Path,
+    prompts: list[str],
+    max_new_tokens: int,
+    progress: Callable[[int], None] | None = None,
+    drafter: str | None = "auto",
+) -> list[Sample]:
     """What the target writes for each prompt (greedy; speculation only makes it faster)."""
     from edgespec import Pipeline
 
@@ -193,8 +207,16 @@ def _top(p: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
     return idx.astype(np.int64), (q / q.sum()).astype(np.float32)
 
 
-def same_vocab_examples(samples: list[Sample], target_tok, teacher: Teacher, context: int, id_map: np.ndarray | None,
-                        keep: int = 64, progress=None, input_fallback: int = 0) -> list[Example]:
+def same_vocab_examples(
+    samples: list[Sample],
+    target_tok,
+    teacher: Teacher,
+    context: int,
+    id_map: np.ndarray | None,
+    keep: int = 64,
+    progress=None,
+    input_fallback: int = 0,
+) -> list[Example]:
     """KD examples for a drafter that reads and writes target ids (id_map: a trimmed drafter's
     logit index -> target id; its inputs go through the inverse map, target ids it dropped read as
     input_fallback)."""
@@ -235,8 +257,17 @@ def vocab_bridge(target_pieces: list[bytes], draft_pieces: list[bytes]) -> np.nd
     return np.array([by_bytes.get(b, -1) if b else -1 for b in target_pieces], dtype=np.int64)
 
 
-def cross_vocab_examples(samples: list[Sample], target_tok, draft_tok, teacher: Teacher, bridge: np.ndarray,
-                         context: int, keep: int = 64, min_mass: float = 0.5, progress=None) -> tuple[list[Example], dict]:
+def cross_vocab_examples(
+    samples: list[Sample],
+    target_tok,
+    draft_tok,
+    teacher: Teacher,
+    bridge: np.ndarray,
+    context: int,
+    keep: int = 64,
+    min_mass: float = 0.5,
+    progress=None,
+) -> tuple[list[Example], dict]:
     """OmniDraft's hybrid: token-level KL where a drafter token spans exactly one target token's
     characters (and the target's distribution keeps at least min_mass on tokens the drafter can
     spell the same), sequence-level cross-entropy on the drafter's own tokens elsewhere."""
@@ -292,14 +323,22 @@ def _tensors(ex: Example):
         idx = np.zeros((len(ex.soft), keep), dtype=np.int64)
         w = np.zeros((len(ex.soft), keep), dtype=np.float32)
         for r, (_, i, p) in enumerate(ex.soft):
-            idx[r, :len(i)], w[r, :len(p)] = i, p
+            idx[r, : len(i)], w[r, : len(p)] = i, p
         soft = (torch.tensor([pos for pos, _, _ in ex.soft]), torch.from_numpy(idx), torch.from_numpy(w))
     hard = (torch.tensor([p for p, _ in ex.hard]), torch.tensor([t for _, t in ex.hard])) if ex.hard else None
     return torch.tensor([ex.input_ids]), soft, hard
 
 
-def finetune(model, examples: list[Example], steps: int, lr: float, batch: int, seed: int = 0,
-             progress: Callable[[float], None] | None = None, hard_weight: float = 0.5) -> list[float]:
+def finetune(
+    model,
+    examples: list[Example],
+    steps: int,
+    lr: float,
+    batch: int,
+    seed: int = 0,
+    progress: Callable[[float], None] | None = None,
+    hard_weight: float = 0.5,
+) -> list[float]:
     """Full fine-tuning of a torch causal LM on the examples' labels; returns the mean loss per
     label and step. A soft label is the target's distribution (cross-entropy to it, i.e. KL up to
     the target's entropy) plus hard_weight times the cross-entropy of its most likely token, the
@@ -313,7 +352,9 @@ def finetune(model, examples: list[Example], steps: int, lr: float, batch: int, 
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     warm = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * s / steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * s / steps))
+    )
     losses = []
     order: list[int] = []
     for _ in range(steps):
@@ -359,7 +400,9 @@ def _unique_name(bundle, base: str) -> str:
     return name
 
 
-def add_drafter(bundle_dir: Path, parent: str, hf_dir: Path, name: str, adaptation: dict, progress: bool = True) -> dict:
+def add_drafter(
+    bundle_dir: Path, parent: str, hf_dir: Path, name: str, adaptation: dict, progress: bool = True
+) -> dict:
     """Convert hf_dir (the adapted parent) with the parent's weight precision and add it to the
     bundle as drafter `name` with the parent's relation. Atomic: the bundle is as it was until
     the manifest is replaced in one rename."""
@@ -374,8 +417,15 @@ def add_drafter(bundle_dir: Path, parent: str, hf_dir: Path, name: str, adaptati
     try:
         # The drafter alone, exported as the "target" of a one-model bundle, then renamed: the
         # bundle's own target is not touched (it may be large, and its source need not be here).
-        sub = export_bundle(hf_dir, work / "x", [], weights=weights, format=par.raw["format"],
-                            validate=rel["kind"] != "trimmed", progress=progress)
+        sub = export_bundle(
+            hf_dir,
+            work / "x",
+            [],
+            weights=weights,
+            format=par.raw["format"],
+            validate=rel["kind"] != "trimmed",
+            progress=progress,
+        )
         entry = dict(sub["models"][0])
         src = work / "x" / entry["path"]
         for extra in (TOKEN_BYTES, "trim_id_map.i32"):
@@ -383,8 +433,9 @@ def add_drafter(bundle_dir: Path, parent: str, hf_dir: Path, name: str, adaptati
                 shutil.copy2(par.dir / extra, src / extra)
         if "token_bytes" in par.raw["files"]:
             entry["files"] = dict(entry["files"], token_bytes=par.raw["files"]["token_bytes"])
-        entry.update(name=name, role="draft", path=name, relation=rel, source=par.raw.get("source", ""),
-                     adaptation=adaptation)
+        entry.update(
+            name=name, role="draft", path=name, relation=rel, source=par.raw.get("source", ""), adaptation=adaptation
+        )
         manifest = json.loads(json.dumps(bundle.manifest))
         manifest["models"].append(entry)
         validate_manifest(manifest)
@@ -430,8 +481,9 @@ def remove_stale_work(bundle_dir: Path) -> list[Path]:
 # ---- measuring it ------------------------------------------------------------------------------
 
 
-def acceptance(bundle_dir: Path, drafters: list[str], samples: list[Sample], k: int, max_new_tokens: int,
-               progress=None) -> dict[str, dict]:
+def acceptance(
+    bundle_dir: Path, drafters: list[str], samples: list[Sample], k: int, max_new_tokens: int, progress=None
+) -> dict[str, dict]:
     """acceptance_rate and mean_accepted of each drafter on the samples' prompts, greedy at fixed
     k, through the runtime itself (the same loop users run)."""
     from edgespec import Pipeline
@@ -448,8 +500,12 @@ def acceptance(bundle_dir: Path, drafters: list[str], samples: list[Sample], k: 
                 generated += r.stats.generated_tokens
                 if progress:
                     progress(1)
-        figures[name] = {"acceptance_rate": accepted / drafted if drafted else 0.0,
-                         "mean_accepted": generated / calls if calls else 0.0, "k": k, "prompts": len(samples)}
+        figures[name] = {
+            "acceptance_rate": accepted / drafted if drafted else 0.0,
+            "mean_accepted": generated / calls if calls else 0.0,
+            "k": k,
+            "prompts": len(samples),
+        }
     return figures
 
 
@@ -464,20 +520,41 @@ def timer() -> Callable[[], float]:
 def _source_dir(parent, source: Path | None) -> Path:
     src = Path(source) if source is not None else Path(parent.raw.get("source", ""))
     if source is None and not src.is_dir():
-        raise AdaptError(f"Drafter {parent.name!r} was exported from {src}, which is not here; pass its Hugging Face "
-                         "checkpoint with --source DIR.")
+        raise AdaptError(
+            f"Drafter {parent.name!r} was exported from {src}, which is not here; pass its Hugging Face "
+            "checkpoint with --source DIR."
+        )
     if not src.is_dir() or not (src / "config.json").is_file():
-        raise AdaptError(f"{src} is not a Hugging Face checkpoint directory (no config.json); pass the drafter's "
-                         "checkpoint with --source DIR.")
+        raise AdaptError(
+            f"{src} is not a Hugging Face checkpoint directory (no config.json); pass the drafter's "
+            "checkpoint with --source DIR."
+        )
     if not any(src.glob("*.safetensors")):
-        raise AdaptError(f"{src} has no .safetensors weights; only safetensors checkpoints are loaded (pickle files "
-                         "can run code): convert it with transformers' save_pretrained(safe_serialization=True).")
+        raise AdaptError(
+            f"{src} has no .safetensors weights; only safetensors checkpoints are loaded (pickle files "
+            "can run code): convert it with transformers' save_pretrained(safe_serialization=True)."
+        )
     return src
 
 
-def run(bundle: str | os.PathLike, *, log_dir=None, prompts_file=None, drafter: str | None = None, source=None,
-        steps: int = 200, batch: int = 8, lr: float = 3e-4, heldout: float = 0.2, max_new_tokens: int = 128,
-        k: int = 4, name: str | None = None, seed: int = 0, keep: int = 64, progress: bool = True) -> dict:
+def run(
+    bundle: str | os.PathLike,
+    *,
+    log_dir=None,
+    prompts_file=None,
+    drafter: str | None = None,
+    source=None,
+    steps: int = 200,
+    batch: int = 8,
+    lr: float = 3e-4,
+    heldout: float = 0.2,
+    max_new_tokens: int = 128,
+    k: int = 4,
+    name: str | None = None,
+    seed: int = 0,
+    keep: int = 64,
+    progress: bool = True,
+) -> dict:
     """Adapt a drafter of `bundle` (see the module docstring); returns the figures."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -492,18 +569,28 @@ def run(bundle: str | os.PathLike, *, log_dir=None, prompts_file=None, drafter: 
         raise AdaptError(f"The bundle {bundle} has no drafter to adapt; export one with `edgespec export --draft`.")
     kind = parent.relation
     if kind not in ("same_vocab", "trimmed", "cross_vocab"):
-        raise AdaptError(f"Drafter {parent.name!r} is a {kind} drafter; adapt works on same_vocab, trimmed and "
-                         "cross_vocab drafters.")
+        raise AdaptError(
+            f"Drafter {parent.name!r} is a {kind} drafter; adapt works on same_vocab, trimmed and cross_vocab drafters."
+        )
     if b.target.raw["format"] != "openvino":
-        raise AdaptError("adapt reads the target's distributions from its OpenVINO IR; this bundle's target is "
-                         f"{b.target.raw['format']}: export one with --format openvino for adaptation.")
+        raise AdaptError(
+            "adapt reads the target's distributions from its OpenVINO IR; this bundle's target is "
+            f"{b.target.raw['format']}: export one with --format openvino for adaptation."
+        )
     src = _source_dir(parent, source)
     name = name or _unique_name(b, f"{parent.name}-adapted")
     if any(m.name == name for m in b.models):
         raise AdaptError(f"The bundle already has a model named {name!r}; pass another --name.")
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeElapsedColumn(), console=con, disable=not progress)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=con,
+        disable=not progress,
+    )
     with bar:
         if log_dir is not None:
             samples = read_log(log_dir)
@@ -513,8 +600,10 @@ def run(bundle: str | os.PathLike, *, log_dir=None, prompts_file=None, drafter: 
             samples = target_outputs(bundle, prompts, max_new_tokens, lambda n: bar.advance(task, n))
         train, held = split(samples, heldout)
         if not train or not held:
-            raise AdaptError(f"{len(samples)} sample(s) are too few to split into adaptation and held-out parts; "
-                             "give at least 10 prompts.")
+            raise AdaptError(
+                f"{len(samples)} sample(s) are too few to split into adaptation and held-out parts; "
+                "give at least 10 prompts."
+            )
 
         import torch
         import transformers as tf
@@ -532,25 +621,52 @@ def run(bundle: str | os.PathLike, *, log_dir=None, prompts_file=None, drafter: 
         if kind == "cross_vocab":
             from edgespec.bundle import read_token_bytes
 
-            bridge = vocab_bridge(read_token_bytes(b.target.file("token_bytes"))[1],
-                                  read_token_bytes(parent.file("token_bytes"))[1])
-            examples, split_counts = cross_vocab_examples(train, target_tok, draft_tok, teacher, bridge, context, keep,
-                                                          progress=adv)
+            bridge = vocab_bridge(
+                read_token_bytes(b.target.file("token_bytes"))[1], read_token_bytes(parent.file("token_bytes"))[1]
+            )
+            examples, split_counts = cross_vocab_examples(
+                train, target_tok, draft_tok, teacher, bridge, context, keep, progress=adv
+            )
         else:
             id_map = np.fromfile(parent.dir / "trim_id_map.i32", dtype="<i4") if kind == "trimmed" else None
-            examples = same_vocab_examples(train, target_tok, teacher, context, id_map, keep, progress=adv,
-                                           input_fallback=int(parent.raw["relation"].get("input_fallback", 0)))
+            examples = same_vocab_examples(
+                train,
+                target_tok,
+                teacher,
+                context,
+                id_map,
+                keep,
+                progress=adv,
+                input_fallback=int(parent.raw["relation"].get("input_fallback", 0)),
+            )
         del teacher
         task = bar.add_task("fine-tuning", total=steps, info="")
         clock = timer()
-        losses = finetune(model, examples, steps, lr, batch, seed,
-                          progress=lambda loss: bar.update(task, advance=1, info=f"loss {loss:.3f}"))
+        losses = finetune(
+            model,
+            examples,
+            steps,
+            lr,
+            batch,
+            seed,
+            progress=lambda loss: bar.update(task, advance=1, info=f"loss {loss:.3f}"),
+        )
         train_s = clock()
 
-    adaptation = {"parent": parent.name, "data": data_hash(train), "samples": len(train), "steps": steps,
-                  "batch": batch, "lr": lr, "method": "full fine-tuning",
-                  "loss": "kd" if kind != "cross_vocab" else "hybrid", "first_loss": losses[0], "last_loss": losses[-1],
-                  "seconds": round(train_s, 1), **split_counts}
+    adaptation = {
+        "parent": parent.name,
+        "data": data_hash(train),
+        "samples": len(train),
+        "steps": steps,
+        "batch": batch,
+        "lr": lr,
+        "method": "full fine-tuning",
+        "loss": "kd" if kind != "cross_vocab" else "hybrid",
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+        "seconds": round(train_s, 1),
+        **split_counts,
+    }
     hf_dir = bundle / f".adapt-{name}-hf-{os.getpid()}"
     try:
         model.save_pretrained(hf_dir, safe_serialization=True)
@@ -562,10 +678,26 @@ def run(bundle: str | os.PathLike, *, log_dir=None, prompts_file=None, drafter: 
         entry = add_drafter(bundle, parent.name, hf_dir, name, adaptation, progress=progress)
     finally:
         shutil.rmtree(hf_dir, ignore_errors=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=con, disable=not progress) as bar2:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=con,
+        disable=not progress,
+    ) as bar2:
         task = bar2.add_task("acceptance before and after", total=2 * len(held))
         figures = acceptance(bundle, [parent.name, name], held, k, max_new_tokens, lambda n: bar2.advance(task, n))
-    return {"parent": parent.name, "name": name, "relation": kind, "entry": entry["path"], "train_samples": len(train),
-            "heldout_prompts": len(held), "steps": steps, "train_seconds": round(train_s, 1), "losses": losses[:: max(1, steps // 20)],
-            "acceptance": figures, **split_counts}
+    return {
+        "parent": parent.name,
+        "name": name,
+        "relation": kind,
+        "entry": entry["path"],
+        "train_samples": len(train),
+        "heldout_prompts": len(held),
+        "steps": steps,
+        "train_seconds": round(train_s, 1),
+        "losses": losses[:: max(1, steps // 20)],
+        "acceptance": figures,
+        **split_counts,
+    }

@@ -115,8 +115,9 @@ def build_split(root: Path | None = None, include_extra: bool = False) -> SplitC
     return SplitCorpus(train, held)
 
 
-def extract_prompts(docs: list[tuple[str, str]], max_prompts: int = 64, min_body_lines: int = 3,
-                    max_prompt_chars: int = 700) -> list[dict]:
+def extract_prompts(
+    docs: list[tuple[str, str]], max_prompts: int = 64, min_body_lines: int = 3, max_prompt_chars: int = 700
+) -> list[dict]:
     """Function signature + docstring prompts (the model writes the body), from ``docs``.
 
     Methods are dedented to column 0 so that every prompt reads as a top-level function. One
@@ -141,7 +142,7 @@ def extract_prompts(docs: list[tuple[str, str]], max_prompts: int = 64, min_body
             body_start, body_end = node.body[1].lineno, node.end_lineno
             if body_end - body_start + 1 < min_body_lines:
                 continue
-            src = "".join(lines[node.lineno - 1: ds.end_lineno])
+            src = "".join(lines[node.lineno - 1 : ds.end_lineno])
             prompt = textwrap.dedent(src)
             if len(prompt) > max_prompt_chars or "\t" in prompt:
                 continue
@@ -149,9 +150,10 @@ def extract_prompts(docs: list[tuple[str, str]], max_prompts: int = 64, min_body
             # body's indentation itself. (Ending in "\n    " would leave a whitespace token
             # that BPE tokenizers never produce mid-text, and the model would start off-track.)
             prompt = prompt.rstrip("\n")
-            ref = textwrap.dedent("".join(lines[body_start - 1: body_end]))
-            found.append({"id": f"{module_name(rel)}:{node.name}:{node.lineno}", "prompt": prompt,
-                          "reference": ref[:1500]})
+            ref = textwrap.dedent("".join(lines[body_start - 1 : body_end]))
+            found.append(
+                {"id": f"{module_name(rel)}:{node.name}:{node.lineno}", "prompt": prompt, "reference": ref[:1500]}
+            )
         found.sort(key=lambda d: int(d["id"].rsplit(":", 1)[1]))
         if found:
             per_file.append(found)
@@ -181,7 +183,9 @@ def load_prompts(path: Path) -> list[dict]:
     try:
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise EdgespecError(f"cannot read prompt file {path} ({e.__class__.__name__}); pass a readable UTF-8 file.")
+        raise EdgespecError(
+            f"cannot read prompt file {path} ({e.__class__.__name__}); pass a readable UTF-8 file."
+        ) from None
     rows = []
     for n, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
@@ -191,7 +195,9 @@ def load_prompts(path: Path) -> list[dict]:
                 r = json.loads(line)
                 rows.append(r if isinstance(r, dict) else {"prompt": str(r)})
             except json.JSONDecodeError:
-                raise EdgespecError(f"{path}:{n} is not valid JSON; each line must be an object with a \"prompt\".")
+                raise EdgespecError(
+                    f'{path}:{n} is not valid JSON; each line must be an object with a "prompt".'
+                ) from None
         else:
             rows.append({"prompt": line})
     rows = [r for r in rows if isinstance(r.get("prompt"), str) and r["prompt"]]
@@ -204,9 +210,14 @@ def load_documents(path: Path) -> list[str]:
     """The documents of a corpus given as a directory or a file (see the module docstring)."""
     path = Path(path)
     if not path.exists():
-        raise EdgespecError(f"corpus {path} does not exist; pass a directory of text/Python files or a .jsonl/.txt file.")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".py", ".txt", ".md", ".jsonl")) \
-        if path.is_dir() else [path]
+        raise EdgespecError(
+            f"corpus {path} does not exist; pass a directory of text/Python files or a .jsonl/.txt file."
+        )
+    files = (
+        sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".py", ".txt", ".md", ".jsonl"))
+        if path.is_dir()
+        else [path]
+    )
     docs: list[str] = []
     for f in files:
         try:
@@ -214,7 +225,9 @@ def load_documents(path: Path) -> list[str]:
         except (OSError, UnicodeDecodeError) as e:
             if path.is_dir():
                 continue
-            raise EdgespecError(f"cannot read corpus file {f} ({e.__class__.__name__}); it must be UTF-8 text.")
+            raise EdgespecError(
+                f"cannot read corpus file {f} ({e.__class__.__name__}); it must be UTF-8 text."
+            ) from None
         if f.suffix == ".jsonl":
             for n, line in enumerate(raw.splitlines(), 1):
                 if not line.strip():
@@ -222,7 +235,9 @@ def load_documents(path: Path) -> list[str]:
                 try:
                     r = json.loads(line)
                 except json.JSONDecodeError:
-                    raise EdgespecError(f"{f}:{n} is not valid JSON; a .jsonl corpus needs one {{\"text\": ...}} per line.")
+                    raise EdgespecError(
+                        f'{f}:{n} is not valid JSON; a .jsonl corpus needs one {{"text": ...}} per line.'
+                    ) from None
                 t = r.get("text") if isinstance(r, dict) else None
                 if isinstance(t, str) and t.strip():
                     docs.append(t)

@@ -86,8 +86,10 @@ def aux_layers_of(config) -> list[int]:
     ec = getattr(config, "eagle_config", None) or {}
     ids = ec.get("eagle_aux_hidden_state_layer_ids")
     if not ids or len(ids) != 3:
-        raise EdgespecError("the head's config.json lacks eagle_config.eagle_aux_hidden_state_layer_ids (three "
-                            "target layer ids); it is not an EAGLE-3 head this tool can run.")
+        raise EdgespecError(
+            "the head's config.json lacks eagle_config.eagle_aux_hidden_state_layer_ids (three "
+            "target layer ids); it is not an EAGLE-3 head this tool can run."
+        )
     return [int(i) for i in ids]
 
 
@@ -103,13 +105,25 @@ def head_config(tcfg, draft_vocab_size: int, aux_layers: list[int], intermediate
         kw["rope_parameters"] = dict(tcfg.rope_parameters)
     elif getattr(tcfg, "rope_theta", None):
         kw["rope_theta"] = tcfg.rope_theta
-    cfg = tf.LlamaConfig(vocab_size=tcfg.vocab_size, hidden_size=h, num_hidden_layers=1, num_attention_heads=nh,
-                         num_key_value_heads=getattr(tcfg, "num_key_value_heads", None) or nh, head_dim=d,
-                         intermediate_size=intermediate or tcfg.intermediate_size,
-                         hidden_act=getattr(tcfg, "hidden_act", "silu"), rms_norm_eps=tcfg.rms_norm_eps,
-                         max_position_embeddings=tcfg.max_position_embeddings, tie_word_embeddings=False,
-                         bos_token_id=tcfg.bos_token_id, eos_token_id=tcfg.eos_token_id,
-                         pad_token_id=getattr(tcfg, "pad_token_id", None), attention_bias=False, mlp_bias=False, **kw)
+    cfg = tf.LlamaConfig(
+        vocab_size=tcfg.vocab_size,
+        hidden_size=h,
+        num_hidden_layers=1,
+        num_attention_heads=nh,
+        num_key_value_heads=getattr(tcfg, "num_key_value_heads", None) or nh,
+        head_dim=d,
+        intermediate_size=intermediate or tcfg.intermediate_size,
+        hidden_act=getattr(tcfg, "hidden_act", "silu"),
+        rms_norm_eps=tcfg.rms_norm_eps,
+        max_position_embeddings=tcfg.max_position_embeddings,
+        tie_word_embeddings=False,
+        bos_token_id=tcfg.bos_token_id,
+        eos_token_id=tcfg.eos_token_id,
+        pad_token_id=getattr(tcfg, "pad_token_id", None),
+        attention_bias=False,
+        mlp_bias=False,
+        **kw,
+    )
     cfg.architectures = [ARCHS[0]]
     cfg.draft_vocab_size = int(draft_vocab_size)
     cfg.target_hidden_size = h
@@ -187,8 +201,11 @@ def save_head(head, out: Path, tok=None, meta: dict | None = None, dtype=None, e
         shutil.rmtree(tmp)
     tmp.mkdir()
     dtype = dtype or torch.float32
-    sd = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous().cpu()
-          for k, v in head.state_dict().items() if embedding or k != "embed_tokens.weight"}
+    sd = {
+        k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous().cpu()
+        for k, v in head.state_dict().items()
+        if embedding or k != "embed_tokens.weight"
+    }
     save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     cfg = head.config
     cfg.torch_dtype = str(dtype).removeprefix("torch.")
@@ -214,14 +231,18 @@ class layer_outputs:
         base = getattr(model, "model", None)
         blocks = getattr(base, "layers", None)
         if blocks is None:
-            raise EdgespecError(f"cannot find the decoder layers of this {model.__class__.__name__}; EAGLE-3 heads "
-                                "support Llama/Qwen2-family targets.")
+            raise EdgespecError(
+                f"cannot find the decoder layers of this {model.__class__.__name__}; EAGLE-3 heads "
+                "support Llama/Qwen2-family targets."
+            )
         self.blocks, self.layers, self.out, self.handles = blocks, list(layers), {}, []
 
     def __enter__(self):
         for i in self.layers:
+
             def hook(mod, args, out, i=i):
                 self.out[i] = out[0] if isinstance(out, tuple) else out
+
             self.handles.append(self.blocks[i].register_forward_hook(hook))
         return self
 
@@ -312,13 +333,37 @@ def choose_vocab(seqs, tok, vocab_size: int, keep: int | None, coverage: float |
     return kept, float(counts[kept].sum() / max(1, counts.sum()))
 
 
-def train(target: Path, corpus: Path, out: Path, *, draft_vocab: int | None = None, coverage: float | None = None,
-          aux_layers: list[int] | None = None, intermediate: int | None = None, ttt_steps: int = 5,
-          steps: int = 1000, seq_len: int = 256, batch_size: int = 16, lr: float = 1e-3, warmup: int = 50,
-          seed: int = 0, n_sequences: int = 512, prompt_tokens: int = 64, new_tokens: int = 192, gen_batch: int = 16,
-          temperature: float = 0.8, gen_dir: Path | None = None, threads: int | None = None, device: str = "auto",
-          eval_prompts: list[str] | None = None, k: int = 4, checkpoint_every_s: float = 180.0, log_every: int = 10,
-          log: Callable[[str], None] = _log, stop_after: int | None = None) -> dict | None:
+def train(
+    target: Path,
+    corpus: Path,
+    out: Path,
+    *,
+    draft_vocab: int | None = None,
+    coverage: float | None = None,
+    aux_layers: list[int] | None = None,
+    intermediate: int | None = None,
+    ttt_steps: int = 5,
+    steps: int = 1000,
+    seq_len: int = 256,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    warmup: int = 50,
+    seed: int = 0,
+    n_sequences: int = 512,
+    prompt_tokens: int = 64,
+    new_tokens: int = 192,
+    gen_batch: int = 16,
+    temperature: float = 0.8,
+    gen_dir: Path | None = None,
+    threads: int | None = None,
+    device: str = "auto",
+    eval_prompts: list[str] | None = None,
+    k: int = 4,
+    checkpoint_every_s: float = 180.0,
+    log_every: int = 10,
+    log: Callable[[str], None] = _log,
+    stop_after: int | None = None,
+) -> dict | None:
     """Train an EAGLE-3 head for ``target`` (see the module docstring); returns the report, or None
     when ``stop_after`` ended the run early (the checkpoint is kept; re-run to continue)."""
     import torch
@@ -354,8 +399,17 @@ def train(target: Path, corpus: Path, out: Path, *, draft_vocab: int | None = No
     if n_sequences > 0:
         if rank == 0:
             prompts = corpus_prompts(docs, ttok, n_sequences, prompt_tokens, seed)
-            generate_shards(tmodel, ttok, prompts, gen_dir, new_tokens=new_tokens, batch_size=gen_batch,
-                            temperature=temperature, seed=seed, log=say)
+            generate_shards(
+                tmodel,
+                ttok,
+                prompts,
+                gen_dir,
+                new_tokens=new_tokens,
+                batch_size=gen_batch,
+                temperature=temperature,
+                seed=seed,
+                log=say,
+            )
         _barrier(world)
         rows = read_shards(gen_dir)
         data = token_stream([r["prompt_ids"] + r["ids"] for r in rows], ttok.eos_token_id)
@@ -368,8 +422,10 @@ def train(target: Path, corpus: Path, out: Path, *, draft_vocab: int | None = No
         rows, emitted = [], [data]
     gen_s = time.time() - t0
     if len(data) < seq_len + 2:
-        raise EdgespecError(f"the training text holds only {len(data)} tokens, fewer than one window of {seq_len}; "
-                            "use more --sequences (or corpus text) or a smaller --seq-len.")
+        raise EdgespecError(
+            f"the training text holds only {len(data)} tokens, fewer than one window of {seq_len}; "
+            "use more --sequences (or corpus text) or a smaller --seq-len."
+        )
 
     # 2. the draft vocabulary
     kept, covered = choose_vocab(emitted, ttok, tmodel.config.vocab_size, draft_vocab, coverage)
@@ -378,28 +434,47 @@ def train(target: Path, corpus: Path, out: Path, *, draft_vocab: int | None = No
     head = new_head(tmodel, kept, aux, intermediate, seed=seed).to(device)
     n_train = sum(p.numel() for p in head.parameters() if p.requires_grad)
     source = f"{len(rows)} target continuations" if n_sequences > 0 else "corpus text"
-    say(f"eagle3: head {n_train / 1e6:.2f} M trainable params (draft vocabulary {len(kept)} of "
+    say(
+        f"eagle3: head {n_train / 1e6:.2f} M trainable params (draft vocabulary {len(kept)} of "
         f"{tmodel.config.vocab_size}, covering {covered:.4f} of the training tokens), target layers {aux}, "
         f"{source} ({len(data):,} tokens), {steps} steps of {batch_size}x{seq_len}, "
-        f"{ttt_steps} TTT steps" + (f", {world} ranks" if world > 1 else ""))
+        f"{ttt_steps} TTT steps" + (f", {world} ranks" if world > 1 else "")
+    )
     if world > 1:
         log(f"eagle3: rank {rank}/{world} ready on {device}")
 
     # 3. training
-    cfg = lmtrain.TrainConfig(steps=steps, seq_len=seq_len, batch_size=batch_size, lr=lr, warmup=warmup, seed=seed,
-                              threads=threads, device=device, checkpoint_every_s=checkpoint_every_s,
-                              log_every=log_every)
+    cfg = lmtrain.TrainConfig(
+        steps=steps,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        seed=seed,
+        threads=threads,
+        device=device,
+        checkpoint_every_s=checkpoint_every_s,
+        log_every=log_every,
+    )
     opt = torch.optim.AdamW(lmtrain._param_groups(head, cfg.weight_decay), lr=lr, betas=(0.9, 0.95), eps=1e-8)
     state_path = out / STATE
     step, history = 0, []
-    settings = {"seq_len": seq_len, "ttt_steps": ttt_steps, "vocab_sha256": vocab_hash, "aux_layers": aux,
-                "n_params": n_train, "batch_size": batch_size}
+    settings = {
+        "seq_len": seq_len,
+        "ttt_steps": ttt_steps,
+        "vocab_sha256": vocab_hash,
+        "aux_layers": aux,
+        "n_params": n_train,
+        "batch_size": batch_size,
+    }
     if state_path.is_file():
         meta = trainstate.read_meta(state_path)
         if meta.get("settings") != settings:
-            raise EdgespecError(f"the checkpoint in {out} was made with other settings (draft vocabulary, target "
-                                "layers, sequence length, TTT steps or batch size); use another output directory "
-                                "or the same settings.")
+            raise EdgespecError(
+                f"the checkpoint in {out} was made with other settings (draft vocabulary, target "
+                "layers, sequence length, TTT steps or batch size); use another output directory "
+                "or the same settings."
+            )
         trainstate.load_state(state_path, head, opt, device="cpu")
         head.to(device)
         step, history = meta["step"], meta.get("history", [])
@@ -409,17 +484,40 @@ def train(target: Path, corpus: Path, out: Path, *, draft_vocab: int | None = No
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(model, device_ids=[local_rank] if device.startswith("cuda") else None)
-    recipe = {"method": "eagle3", "target": str(target_dir), "corpus": str(corpus),
-              "corpus_sha256": corpus_mod.text_sha256(docs), "n_sequences": len(rows),
-              "prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "temperature": temperature, "steps": steps,
-              "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "warmup": warmup, "seed": seed,
-              "ttt_steps": ttt_steps, "aux_layers": aux, "draft_vocab_size": len(kept),
-              "vocab_coverage": round(covered, 6), "device": device, "world_size": world,
-              "data_tokens": len(data)}
+    recipe = {
+        "method": "eagle3",
+        "target": str(target_dir),
+        "corpus": str(corpus),
+        "corpus_sha256": corpus_mod.text_sha256(docs),
+        "n_sequences": len(rows),
+        "prompt_tokens": prompt_tokens,
+        "new_tokens": new_tokens,
+        "temperature": temperature,
+        "steps": steps,
+        "seq_len": seq_len,
+        "batch_size": batch_size,
+        "lr": lr,
+        "warmup": warmup,
+        "seed": seed,
+        "ttt_steps": ttt_steps,
+        "aux_layers": aux,
+        "draft_vocab_size": len(kept),
+        "vocab_coverage": round(covered, 6),
+        "device": device,
+        "world_size": world,
+        "data_tokens": len(data),
+    }
 
     def report(done: bool) -> dict:
-        return {"method": "eagle3", "complete": done, "step": step, "params_trainable": n_train,
-                "recipe": recipe, "generation_s": round(gen_s, 1), "history_tail": history[-5:]}
+        return {
+            "method": "eagle3",
+            "complete": done,
+            "step": step,
+            "params_trainable": n_train,
+            "recipe": recipe,
+            "generation_s": round(gen_s, 1),
+            "history_tail": history[-5:],
+        }
 
     def checkpoint(done: bool = False) -> None:
         if rank != 0:
@@ -452,12 +550,22 @@ def train(target: Path, corpus: Path, out: Path, *, draft_vocab: int | None = No
         ema = lv if ema is None else 0.95 * ema + 0.05 * lv
         if step % cfg.log_every == 0 or step == end:
             tps = tokens / max(1e-9, time.time() - t_run)
-            history.append({"step": step, "loss": round(lv, 4), "loss_ema": round(ema, 4),
-                            "top1_per_ttt_step": [round(a, 3) for a in agree], "tokens_per_s": round(tps, 1),
-                            "lr": lmtrain.lr_at(step - 1, cfg), "time": time.time()})
+            history.append(
+                {
+                    "step": step,
+                    "loss": round(lv, 4),
+                    "loss_ema": round(ema, 4),
+                    "top1_per_ttt_step": [round(a, 3) for a in agree],
+                    "tokens_per_s": round(tps, 1),
+                    "lr": lmtrain.lr_at(step - 1, cfg),
+                    "time": time.time(),
+                }
+            )
             if bar is None:
-                say(f"step {step}/{steps} loss {lv:.4f} (ema {ema:.4f}) top-1 by TTT step "
-                    f"{' '.join(f'{a:.2f}' for a in agree)} {tps:.0f} tok/s")
+                say(
+                    f"step {step}/{steps} loss {lv:.4f} (ema {ema:.4f}) top-1 by TTT step "
+                    f"{' '.join(f'{a:.2f}' for a in agree)} {tps:.0f} tok/s"
+                )
         if bar is not None:
             bar.set_postfix(loss=f"{ema:.3f}", top1=f"{agree[0]:.2f}")
             bar.update(1)
@@ -477,8 +585,10 @@ def train(target: Path, corpus: Path, out: Path, *, draft_vocab: int | None = No
         head.eval()
         fig = simulate_head(tmodel.cpu(), ttok, head.cpu(), eval_prompts, k=k)
         rep["acceptance"] = fig.to_dict()
-        say(f"acceptance vs target at k={k}: alpha {fig.alpha:.3f}, acceptance_rate {fig.acceptance_rate:.3f}, "
-            f"mean_accepted {fig.mean_accepted:.3f} ({len(eval_prompts)} prompts)")
+        say(
+            f"acceptance vs target at k={k}: alpha {fig.alpha:.3f}, acceptance_rate {fig.acceptance_rate:.3f}, "
+            f"mean_accepted {fig.mean_accepted:.3f} ({len(eval_prompts)} prompts)"
+        )
     if rank == 0:
         lmtrain.write_json(out / META_FILE, rep)
     return rep
@@ -508,8 +618,9 @@ class HeadContext:
         n = len(seq) - 1
         if n > self.n:
             with torch.no_grad():
-                self.logits, self.g, self.past = head(torch.tensor([seq[self.n + 1: n + 1]]), feats[:, self.n: n],
-                                                      past=self.past)
+                self.logits, self.g, self.past = head(
+                    torch.tensor([seq[self.n + 1 : n + 1]]), feats[:, self.n : n], past=self.past
+                )
             self.n = n
 
 
@@ -537,8 +648,7 @@ def propose(head, feats, seq: list[int], k: int, ctx: HeadContext | None = None)
     return out
 
 
-def simulate_head(target, tok, head, prompts: list[str], *, k: int = 4, max_new_tokens: int = 64,
-                  progress=None):
+def simulate_head(target, tok, head, prompts: list[str], *, k: int = 4, max_new_tokens: int = 64, progress=None):
     """Greedy speculative decoding with an EAGLE-3 head; figures as :func:`acceptance.simulate`.
 
     The target's first call (the prompt) yields the first token and the features the head needs,
@@ -562,7 +672,7 @@ def simulate_head(target, tok, head, prompts: list[str], *, k: int = 4, max_new_
             props = propose(head, tc.feats, seq, k, ctx)
             logits = tc.logits_after(seq + props)
             calls += 1
-            choice = logits[logits.shape[0] - len(props) - 1:].argmax(-1).tolist()
+            choice = logits[logits.shape[0] - len(props) - 1 :].argmax(-1).tolist()
             n_acc = 0
             while n_acc < len(props) and props[n_acc] == choice[n_acc]:
                 n_acc += 1
@@ -580,32 +690,54 @@ def simulate_head(target, tok, head, prompts: list[str], *, k: int = 4, max_new_
         fig.drafted += drafted
         fig.accepted += accepted
         fig.rejected_rounds += rejected
-        fig.per_prompt.append({"generated": gen, "target_calls": calls, "accepted": accepted, "drafted": drafted,
-                               "output_ids": seq[n_prompt:]})
+        fig.per_prompt.append(
+            {
+                "generated": gen,
+                "target_calls": calls,
+                "accepted": accepted,
+                "drafted": drafted,
+                "output_ids": seq[n_prompt:],
+            }
+        )
         if progress:
             progress()
     return fig
 
 
-def evaluate_head(target_dir: Path, head_dir: Path, prompts: list[str], *, k: int = 4, max_new_tokens: int = 64,
-                  show_progress: bool = True):
+def evaluate_head(
+    target_dir: Path,
+    head_dir: Path,
+    prompts: list[str],
+    *,
+    k: int = 4,
+    max_new_tokens: int = 64,
+    show_progress: bool = True,
+):
     """Load a target and a head and run :func:`simulate_head`."""
     target, tok = load_model(Path(target_dir), "target")
     head = load_head(head_dir)
-    if head.config.vocab_size != target.config.vocab_size or head.config.target_hidden_size != target.config.hidden_size:
-        raise EdgespecError(f"the head {head_dir} was made for another target (vocabulary {head.config.vocab_size}, "
-                            f"hidden {head.config.target_hidden_size}) than {target_dir}.")
+    if (
+        head.config.vocab_size != target.config.vocab_size
+        or head.config.target_hidden_size != target.config.hidden_size
+    ):
+        raise EdgespecError(
+            f"the head {head_dir} was made for another target (vocabulary {head.config.vocab_size}, "
+            f"hidden {head.config.target_hidden_size}) than {target_dir}."
+        )
     if max(aux_layers_of(head.config)) >= target.config.num_hidden_layers:
-        raise EdgespecError(f"the head {head_dir} reads target layers {aux_layers_of(head.config)}, but {target_dir} "
-                            f"has {target.config.num_hidden_layers}.")
+        raise EdgespecError(
+            f"the head {head_dir} reads target layers {aux_layers_of(head.config)}, but {target_dir} "
+            f"has {target.config.num_hidden_layers}."
+        )
     attach_target_embedding(head, target)
     bar = None
     if show_progress and sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=len(prompts), desc=f"acceptance k={k}", unit="prompt")
-    fig = simulate_head(target, tok, head, prompts, k=k, max_new_tokens=max_new_tokens,
-                        progress=(bar.update if bar else None))
+    fig = simulate_head(
+        target, tok, head, prompts, k=k, max_new_tokens=max_new_tokens, progress=(bar.update if bar else None)
+    )
     if bar:
         bar.close()
     return fig

@@ -36,7 +36,7 @@ class _Attention(nn.Module):
         h = config.hidden_size
         self.n_heads, self.n_kv = config.num_attention_heads, config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or h // self.n_heads
-        self.scale = self.head_dim ** -0.5
+        self.scale = self.head_dim**-0.5
         self.q_proj = nn.Linear(2 * h, self.n_heads * self.head_dim, bias=False)
         self.k_proj = nn.Linear(2 * h, self.n_kv * self.head_dim, bias=False)
         self.v_proj = nn.Linear(2 * h, self.n_kv * self.head_dim, bias=False)
@@ -83,8 +83,10 @@ class Eagle3Head(nn.Module):
         """q, k, v ([B, heads, T, d], RoPE applied) of the tokens ``input_ids`` with stream ``x``."""
         a = self.midlayer.self_attn
         b, t, _ = x.shape
-        u = torch.cat((self.midlayer.input_layernorm(self.embed_tokens(input_ids).to(x.dtype)),
-                       self.midlayer.hidden_norm(x)), dim=-1)
+        u = torch.cat(
+            (self.midlayer.input_layernorm(self.embed_tokens(input_ids).to(x.dtype)), self.midlayer.hidden_norm(x)),
+            dim=-1,
+        )
         q = a.q_proj(u).view(b, t, a.n_heads, a.head_dim).transpose(1, 2)
         k = a.k_proj(u).view(b, t, a.n_kv, a.head_dim).transpose(1, 2)
         v = a.v_proj(u).view(b, t, a.n_kv, a.head_dim).transpose(1, 2)
@@ -124,8 +126,9 @@ class Eagle3Head(nn.Module):
         if past is not None:
             k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
         mask = torch.ones(t, n_past + t, dtype=torch.bool, device=x.device).tril(n_past)
-        attn = nn.functional.scaled_dot_product_attention(q, a.expand_kv(k), a.expand_kv(v), attn_mask=mask,
-                                                          scale=a.scale)
+        attn = nn.functional.scaled_dot_product_attention(
+            q, a.expand_kv(k), a.expand_kv(v), attn_mask=mask, scale=a.scale
+        )
         g = self._finish(x, attn)
         return self.logits(g), g, (k, v)
 
@@ -151,7 +154,7 @@ class Eagle3Head(nn.Module):
         k0 = v0 = None
         own_k, own_v = [], []
         for j in range(steps):
-            ids = torch.nn.functional.pad(input_ids[:, j + 1:], (0, j + 1))
+            ids = torch.nn.functional.pad(input_ids[:, j + 1 :], (0, j + 1))
             q, k, v = self._qkv(ids, x, pos + j)
             if j == 0:
                 k0, v0 = a.expand_kv(k), a.expand_kv(v)
@@ -179,14 +182,14 @@ class Eagle3Head(nn.Module):
         dev = features.device
         total, wsum, agree = 0.0, 0.0, []
         for j, lg in enumerate(self.ttt_unroll(features, input_ids, steps)):
-            tl = torch.nn.functional.pad(target_logits[:, j + 1:], (0, 0, 0, j + 1)).float()
-            ok = torch.nn.functional.pad(target_ok[:, j + 1:], (0, j + 1))
+            tl = torch.nn.functional.pad(target_logits[:, j + 1 :], (0, 0, 0, j + 1)).float()
+            ok = torch.nn.functional.pad(target_ok[:, j + 1 :], (0, j + 1))
             ok = ok & (torch.arange(t, device=dev) < t - 1 - j)[None]
             n = ok.sum().clamp(min=1)
             lg = lg.float()
             lp = torch.log_softmax(tl, -1)
             kl = (lp.exp() * (lp - torch.log_softmax(lg, -1))).sum(-1)
-            total = total + decay ** j * (kl * ok).sum() / n
-            wsum += decay ** j
+            total = total + decay**j * (kl * ok).sum() / n
+            wsum += decay**j
             agree.append(((lg.argmax(-1) == tl.argmax(-1)) & ok).sum().item() / max(1, int(ok.sum())))
         return total / wsum, agree

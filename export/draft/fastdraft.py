@@ -23,8 +23,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from edgespec.errors import EdgespecError
 
@@ -58,8 +58,10 @@ def load_tokenizer(path: Path):
     try:
         return tf.AutoTokenizer.from_pretrained(path)
     except Exception as e:
-        raise EdgespecError(f"no usable tokenizer in {path} ({e.__class__.__name__}); it needs tokenizer.json "
-                            "or tokenizer files saved by transformers.")
+        raise EdgespecError(
+            f"no usable tokenizer in {path} ({e.__class__.__name__}); it needs tokenizer.json "
+            "or tokenizer files saved by transformers."
+        ) from None
 
 
 def load_model(path: Path, what: str = "model"):
@@ -75,7 +77,7 @@ def load_model(path: Path, what: str = "model"):
     try:
         model = tf.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True)
     except Exception as e:
-        raise EdgespecError(f"cannot load the {what} in {path} ({e.__class__.__name__}: {str(e)[:160]}).")
+        raise EdgespecError(f"cannot load the {what} in {path} ({e.__class__.__name__}: {str(e)[:160]}).") from None
     model.eval()
     check_tokenizer_fits(model, tok, path)
     return model, tok
@@ -86,8 +88,10 @@ def check_tokenizer_fits(model, tok, path: Path) -> None:
     if (Path(path) / "trim_id_map.i32").is_file():
         return  # a trimmed drafter keeps the full tokenizer; its rows are the kept ids (see vocabtrim)
     if len(tok) > rows:
-        raise EdgespecError(f"the tokenizer in {path} has {len(tok)} tokens but the checkpoint's embedding has only "
-                            f"{rows} rows; the tokenizer files do not belong to this checkpoint.")
+        raise EdgespecError(
+            f"the tokenizer in {path} has {len(tok)} tokens but the checkpoint's embedding has only "
+            f"{rows} rows; the tokenizer files do not belong to this checkpoint."
+        )
 
 
 def _progress(total: int, desc: str):
@@ -98,13 +102,33 @@ def _progress(total: int, desc: str):
     return None
 
 
-def pretrain(corpus: Path, out: Path, *, tokenizer: Path | None = None, target: Path | None = None,
-             hidden: int = 256, layers: int = 2, heads: int | None = None, intermediate: int | None = None,
-             steps: int = 1000, seq_len: int = 256, batch_size: int = 16, lr: float = 2e-3, warmup: int = 50,
-             seed: int = 0, threads: int | None = None, eval_corpus: Path | None = None,
-             eval_prompts: list[str] | None = None, k: int = 4, cache_dir: Path | None = None,
-             log: Callable[[str], None] = _log, stop_after: int | None = None, device: str = "cpu",
-             ctx: int | None = None, checkpoint_every_s: float = 180.0) -> dict | None:
+def pretrain(
+    corpus: Path,
+    out: Path,
+    *,
+    tokenizer: Path | None = None,
+    target: Path | None = None,
+    hidden: int = 256,
+    layers: int = 2,
+    heads: int | None = None,
+    intermediate: int | None = None,
+    steps: int = 1000,
+    seq_len: int = 256,
+    batch_size: int = 16,
+    lr: float = 2e-3,
+    warmup: int = 50,
+    seed: int = 0,
+    threads: int | None = None,
+    eval_corpus: Path | None = None,
+    eval_prompts: list[str] | None = None,
+    k: int = 4,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = _log,
+    stop_after: int | None = None,
+    device: str = "cpu",
+    ctx: int | None = None,
+    checkpoint_every_s: float = 180.0,
+) -> dict | None:
     """Stage 1: train a drafter from scratch on ``corpus``; returns the summary written to OUT."""
     import torch
     import transformers as tf
@@ -116,8 +140,9 @@ def pretrain(corpus: Path, out: Path, *, tokenizer: Path | None = None, target: 
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    cfg_m = lmtrain.llama_config(len(tok), hidden, layers, heads=heads, intermediate=intermediate,
-                                 ctx=max(ctx or 512, seq_len))
+    cfg_m = lmtrain.llama_config(
+        len(tok), hidden, layers, heads=heads, intermediate=intermediate, ctx=max(ctx or 512, seq_len)
+    )
     cfg_m.bos_token_id, cfg_m.eos_token_id = tok.bos_token_id, tok.eos_token_id
     cfg_m.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     model = tf.LlamaForCausalLM(cfg_m)
@@ -127,11 +152,21 @@ def pretrain(corpus: Path, out: Path, *, tokenizer: Path | None = None, target: 
     cache = Path(cache_dir) if cache_dir else out / ".train" / "tokens"
     data = lmtrain.tokenize_documents(tok, docs, cache)
     eval_data = lmtrain.tokenize_documents(tok, corpus_mod.load_documents(eval_corpus), cache) if eval_corpus else None
-    cfg = lmtrain.TrainConfig(steps=steps, seq_len=seq_len, batch_size=batch_size, lr=lr, warmup=warmup, seed=seed,
-                              threads=threads, device=lmtrain.resolve_device(device),
-                              checkpoint_every_s=checkpoint_every_s)
-    log(f"stage 1: drafter {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, {len(data):,} tokens, "
-        f"{steps} steps of {batch_size}x{seq_len}")
+    cfg = lmtrain.TrainConfig(
+        steps=steps,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        seed=seed,
+        threads=threads,
+        device=lmtrain.resolve_device(device),
+        checkpoint_every_s=checkpoint_every_s,
+    )
+    log(
+        f"stage 1: drafter {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, {len(data):,} tokens, "
+        f"{steps} steps of {batch_size}x{seq_len}"
+    )
     t0 = time.time()
     summary = lmtrain.train(model, data, out, cfg, eval_data=eval_data, log=log, stop_after=stop_after)
     if summary["steps"] < steps:
@@ -139,12 +174,26 @@ def pretrain(corpus: Path, out: Path, *, tokenizer: Path | None = None, target: 
     summary["wall_s_this_run"] = round(time.time() - t0, 1)
     model.generation_config.do_sample = False
     lmtrain.save_hf(model, tok, out)
-    report = {"stage": "pretrain", "params": sum(p.numel() for p in model.parameters()),
-              "recipe": {"corpus": str(corpus), "corpus_sha256": corpus_mod.text_sha256(docs), "hidden": hidden,
-                         "layers": layers, "steps": steps, "seq_len": seq_len, "batch_size": batch_size, "lr": lr,
-                         "warmup": warmup, "seed": seed, "tokenizer": str(tokenizer or target),
-                         "context": cfg_m.max_position_embeddings, "device": cfg.device},
-              "train": summary}
+    report = {
+        "stage": "pretrain",
+        "params": sum(p.numel() for p in model.parameters()),
+        "recipe": {
+            "corpus": str(corpus),
+            "corpus_sha256": corpus_mod.text_sha256(docs),
+            "hidden": hidden,
+            "layers": layers,
+            "steps": steps,
+            "seq_len": seq_len,
+            "batch_size": batch_size,
+            "lr": lr,
+            "warmup": warmup,
+            "seed": seed,
+            "tokenizer": str(tokenizer or target),
+            "context": cfg_m.max_position_embeddings,
+            "device": cfg.device,
+        },
+        "train": summary,
+    }
     if target is not None and eval_prompts:
         report["acceptance"] = _acceptance(Path(target), out, eval_prompts, k, log)
     lmtrain.write_json(out / "edgespec_draft.json", report)
@@ -162,8 +211,10 @@ def _check_smaller_than_target(draft_model, target: Path) -> None:
     nt = sum(p.numel() for p in tmodel.parameters())
     nd = sum(p.numel() for p in draft_model.parameters())
     if nd >= nt:
-        raise EdgespecError(f"the drafter ({nd / 1e6:.1f} M parameters) is not smaller than its target "
-                            f"({nt / 1e6:.1f} M); a drafter must be much cheaper than the target to speed it up.")
+        raise EdgespecError(
+            f"the drafter ({nd / 1e6:.1f} M parameters) is not smaller than its target "
+            f"({nt / 1e6:.1f} M); a drafter must be much cheaper than the target to speed it up."
+        )
 
 
 def _acceptance(target: Path, draft: Path, prompts: list[str], k: int, log) -> dict:
@@ -172,8 +223,10 @@ def _acceptance(target: Path, draft: Path, prompts: list[str], k: int, log) -> d
     t = time.time()
     fig = evaluate(target, draft, prompts, k=k)
     d = fig.to_dict()
-    log(f"acceptance vs target at k={k}: acceptance_rate {d['acceptance_rate']:.3f}, "
-        f"mean_accepted {d['mean_accepted']:.3f}, mbsu {d['mbsu']:.3f} ({len(prompts)} prompts, {time.time() - t:.0f} s)")
+    log(
+        f"acceptance vs target at k={k}: acceptance_rate {d['acceptance_rate']:.3f}, "
+        f"mean_accepted {d['mean_accepted']:.3f}, mbsu {d['mbsu']:.3f} ({len(prompts)} prompts, {time.time() - t:.0f} s)"
+    )
     return d
 
 
@@ -195,7 +248,7 @@ def corpus_prompts(docs: list[str], tok, n: int, prompt_tokens: int, seed: int) 
         if not lines:
             continue
         start = 0 if rng.random() < 0.1 else lines[int(rng.integers(len(lines)))]
-        ids = tok(d[start: start + prompt_tokens * 8])["input_ids"][: prompt_tokens]
+        ids = tok(d[start : start + prompt_tokens * 8])["input_ids"][:prompt_tokens]
         if len(ids) >= max(4, prompt_tokens // 2):
             out.append(ids)
     if not out:
@@ -203,9 +256,18 @@ def corpus_prompts(docs: list[str], tok, n: int, prompt_tokens: int, seed: int) 
     return out
 
 
-def generate_shards(target, tok, prompts: list[list[int]], gen_dir: Path, *, new_tokens: int = 192,
-                    batch_size: int = 16, temperature: float = 0.8, seed: int = 0,
-                    log: Callable[[str], None] = _log) -> list[Path]:
+def generate_shards(
+    target,
+    tok,
+    prompts: list[list[int]],
+    gen_dir: Path,
+    *,
+    new_tokens: int = 192,
+    batch_size: int = 16,
+    temperature: float = 0.8,
+    seed: int = 0,
+    log: Callable[[str], None] = _log,
+) -> list[Path]:
     """Target continuations of ``prompts``, one shard per batch; existing shards are kept (resume).
 
     Even-numbered batches decode greedily, odd-numbered ones sample at ``temperature``.
@@ -225,24 +287,33 @@ def generate_shards(target, tok, prompts: list[list[int]], gen_dir: Path, *, new
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     t0 = time.time()
     for i, b in enumerate(todo):
-        batch = prompts[b * batch_size: (b + 1) * batch_size]
+        batch = prompts[b * batch_size : (b + 1) * batch_size]
         width = max(len(p) for p in batch)
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch])  # left padding
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch])
         sample = b % 2 == 1
         torch.manual_seed(seed * 100003 + b)
         with torch.no_grad(), lmtrain.autocast(dev.type):
-            out = target.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=new_tokens, do_sample=sample,
-                                  temperature=temperature if sample else None, top_p=0.95 if sample else None,
-                                  top_k=0 if sample else None, pad_token_id=pad, eos_token_id=tok.eos_token_id)
+            out = target.generate(
+                input_ids=ids.to(dev),
+                attention_mask=mask.to(dev),
+                max_new_tokens=new_tokens,
+                do_sample=sample,
+                temperature=temperature if sample else None,
+                top_p=0.95 if sample else None,
+                top_k=0 if sample else None,
+                pad_token_id=pad,
+                eos_token_id=tok.eos_token_id,
+            )
         rows = []
         for p, o in zip(batch, out[:, width:].cpu().tolist()):
             if tok.eos_token_id in o:
                 o = o[: o.index(tok.eos_token_id) + 1]
             else:
                 o = [t for t in o if t != pad] if pad == tok.eos_token_id else o
-            rows.append({"prompt_ids": p, "ids": o, "sampled": sample,
-                         "text": tok.decode(p + o, skip_special_tokens=True)})
+            rows.append(
+                {"prompt_ids": p, "ids": o, "sampled": sample, "text": tok.decode(p + o, skip_special_tokens=True)}
+            )
         tmp = shards[b].with_name(f".{shards[b].name}.{os.getpid()}.tmp")
         with removed_on_error(tmp):
             tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -273,12 +344,34 @@ def token_stream(seqs: list[list[int]], eos: int):
     return np.asarray(stream, dtype=np.int32)
 
 
-def distill(target: Path, draft: Path, corpus: Path, out: Path, *, n_sequences: int = 512, prompt_tokens: int = 64,
-            new_tokens: int = 192, gen_batch: int = 16, temperature: float = 0.8, steps: int = 300,
-            seq_len: int = 256, batch_size: int = 16, lr: float = 5e-4, warmup: int = 20, kl_weight: float = 0.0,
-            seed: int = 0, threads: int | None = None, gen_dir: Path | None = None, eval_prompts: list[str] | None = None,
-            eval_corpus: Path | None = None, k: int = 4, log: Callable[[str], None] = _log,
-            stop_after: int | None = None, device: str = "cpu", checkpoint_every_s: float = 180.0) -> dict | None:
+def distill(
+    target: Path,
+    draft: Path,
+    corpus: Path,
+    out: Path,
+    *,
+    n_sequences: int = 512,
+    prompt_tokens: int = 64,
+    new_tokens: int = 192,
+    gen_batch: int = 16,
+    temperature: float = 0.8,
+    steps: int = 300,
+    seq_len: int = 256,
+    batch_size: int = 16,
+    lr: float = 5e-4,
+    warmup: int = 20,
+    kl_weight: float = 0.0,
+    seed: int = 0,
+    threads: int | None = None,
+    gen_dir: Path | None = None,
+    eval_prompts: list[str] | None = None,
+    eval_corpus: Path | None = None,
+    k: int = 4,
+    log: Callable[[str], None] = _log,
+    stop_after: int | None = None,
+    device: str = "cpu",
+    checkpoint_every_s: float = 180.0,
+) -> dict | None:
     """Stage 2: target-generated data, then fine-tuning of the drafter in ``draft``; writes ``out``."""
     import torch
 
@@ -293,17 +386,30 @@ def distill(target: Path, draft: Path, corpus: Path, out: Path, *, n_sequences: 
         raise EdgespecError(f"{draft} is a trimmed drafter; distil the untrimmed drafter and trim afterwards.")
     same_vocab = dtok.get_vocab() == ttok.get_vocab()
     if sum(p.numel() for p in dmodel.parameters()) >= sum(p.numel() for p in target.parameters()):
-        raise EdgespecError("the drafter is not smaller than its target; a drafter must be much cheaper than the target.")
+        raise EdgespecError(
+            "the drafter is not smaller than its target; a drafter must be much cheaper than the target."
+        )
     if kl_weight > 0 and not same_vocab:
-        raise EdgespecError("--kl-weight needs a drafter with the target's vocabulary; this drafter has its own "
-                            "tokenizer (it learns from the generated text instead).")
+        raise EdgespecError(
+            "--kl-weight needs a drafter with the target's vocabulary; this drafter has its own "
+            "tokenizer (it learns from the generated text instead)."
+        )
     out = Path(out)
     gen_dir = Path(gen_dir) if gen_dir else out / GEN_DIR
     docs = corpus_mod.load_documents(corpus)
     prompts = corpus_prompts(docs, ttok, n_sequences, prompt_tokens, seed)
     t0 = time.time()
-    generate_shards(target, ttok, prompts, gen_dir, new_tokens=new_tokens, batch_size=gen_batch,
-                    temperature=temperature, seed=seed, log=log)
+    generate_shards(
+        target,
+        ttok,
+        prompts,
+        gen_dir,
+        new_tokens=new_tokens,
+        batch_size=gen_batch,
+        temperature=temperature,
+        seed=seed,
+        log=log,
+    )
     gen_s = time.time() - t0
     rows = read_shards(gen_dir)
     # One stream: <s> prompt+continuation </s> ... (target ids, or the text re-tokenized for the drafter).
@@ -312,28 +418,48 @@ def distill(target: Path, draft: Path, corpus: Path, out: Path, *, n_sequences: 
     else:
         seqs = [dtok(r["text"])["input_ids"] for r in rows]
     data = token_stream(seqs, dtok.eos_token_id)
-    log(f"stage 2: {len(rows)} target sequences ({len(data):,} drafter tokens, generated in {gen_s:.0f} s), "
-        f"fine-tuning {steps} steps" + (f" with KL weight {kl_weight}" if kl_weight else ""))
+    log(
+        f"stage 2: {len(rows)} target sequences ({len(data):,} drafter tokens, generated in {gen_s:.0f} s), "
+        f"fine-tuning {steps} steps" + (f" with KL weight {kl_weight}" if kl_weight else "")
+    )
     loss_fn = None
     if kl_weight > 0:
+
         def loss_fn(model, batch):
             x, y = batch[:, :-1], batch[:, 1:]
             logits = model(input_ids=x).logits
             ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
             with torch.no_grad():
                 tlog = target(input_ids=x).logits
-            kl = torch.nn.functional.kl_div(torch.log_softmax(logits, -1), torch.log_softmax(tlog, -1),
-                                            log_target=True, reduction="batchmean") / x.shape[1]
+            kl = (
+                torch.nn.functional.kl_div(
+                    torch.log_softmax(logits, -1), torch.log_softmax(tlog, -1), log_target=True, reduction="batchmean"
+                )
+                / x.shape[1]
+            )
             return (1 - kl_weight) * ce + kl_weight * kl
+
     dmodel.train()
-    cfg = lmtrain.TrainConfig(steps=steps, seq_len=min(seq_len, max(8, len(data) - 2)), batch_size=batch_size, lr=lr,
-                              warmup=warmup, seed=seed, threads=threads, device=device,
-                              checkpoint_every_s=checkpoint_every_s)
+    cfg = lmtrain.TrainConfig(
+        steps=steps,
+        seq_len=min(seq_len, max(8, len(data) - 2)),
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        seed=seed,
+        threads=threads,
+        device=device,
+        checkpoint_every_s=checkpoint_every_s,
+    )
     t1 = time.time()
-    eval_data = (lmtrain.tokenize_documents(dtok, corpus_mod.load_documents(eval_corpus), out / ".train" / "tokens")
-                 if eval_corpus else None)
-    summary = lmtrain.train(dmodel, data, out, cfg, loss_fn=loss_fn, log=log, eval_data=eval_data,
-                            stop_after=stop_after)
+    eval_data = (
+        lmtrain.tokenize_documents(dtok, corpus_mod.load_documents(eval_corpus), out / ".train" / "tokens")
+        if eval_corpus
+        else None
+    )
+    summary = lmtrain.train(
+        dmodel, data, out, cfg, loss_fn=loss_fn, log=log, eval_data=eval_data, stop_after=stop_after
+    )
     if summary["steps"] < steps:
         return None
     summary["wall_s_this_run"] = round(time.time() - t1, 1)
@@ -344,13 +470,31 @@ def distill(target: Path, draft: Path, corpus: Path, out: Path, *, n_sequences: 
     h = hashlib.sha256()
     for f in sorted(gen_dir.glob("*.jsonl")):
         h.update(f.read_bytes())
-    report = {"stage": "distill", "params": sum(p.numel() for p in dmodel.parameters()),
-              "recipe": {"target": str(target_dir), "draft": str(draft), "corpus": str(corpus),
-                         "n_sequences": len(rows), "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
-                         "temperature": temperature, "steps": steps, "seq_len": seq_len, "batch_size": batch_size,
-                         "lr": lr, "kl_weight": kl_weight, "seed": seed, "generated_sha256": h.hexdigest(),
-                         "same_vocab": same_vocab, "device": device},
-              "generation_s": round(gen_s, 1), "train": summary, "stage1": prev}
+    report = {
+        "stage": "distill",
+        "params": sum(p.numel() for p in dmodel.parameters()),
+        "recipe": {
+            "target": str(target_dir),
+            "draft": str(draft),
+            "corpus": str(corpus),
+            "n_sequences": len(rows),
+            "prompt_tokens": prompt_tokens,
+            "new_tokens": new_tokens,
+            "temperature": temperature,
+            "steps": steps,
+            "seq_len": seq_len,
+            "batch_size": batch_size,
+            "lr": lr,
+            "kl_weight": kl_weight,
+            "seed": seed,
+            "generated_sha256": h.hexdigest(),
+            "same_vocab": same_vocab,
+            "device": device,
+        },
+        "generation_s": round(gen_s, 1),
+        "train": summary,
+        "stage1": prev,
+    }
     if eval_prompts:
         report["acceptance"] = _acceptance(target_dir, out, eval_prompts, k, log)
     lmtrain.write_json(out / "edgespec_draft.json", report)

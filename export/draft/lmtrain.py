@@ -25,9 +25,9 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from edgespec.errors import EdgespecError
 
@@ -123,7 +123,7 @@ def batch_at(data, step: int, seed: int, batch: int, seq: int):
 
     rng = np.random.default_rng([seed, step])
     starts = rng.integers(0, len(data) - seq - 1, size=batch)
-    x = np.stack([data[s: s + seq + 1] for s in starts]).astype(np.int64)
+    x = np.stack([data[s : s + seq + 1] for s in starts]).astype(np.int64)
     return torch.from_numpy(x)
 
 
@@ -147,12 +147,15 @@ def eval_loss(model, data, seq: int = 256, max_windows: int = 64, batch: int = 8
     tot, cnt = 0.0, 0
     with torch.no_grad():
         for i in range(0, n, batch):
-            rows = [torch.from_numpy(data[j * seq: j * seq + seq + 1].astype("int64")) for j in range(i, min(n, i + batch))]
+            rows = [
+                torch.from_numpy(data[j * seq : j * seq + seq + 1].astype("int64")) for j in range(i, min(n, i + batch))
+            ]
             x = torch.stack(rows).to(dev)
             with autocast(dev.type):
                 out = model(input_ids=x[:, :-1])
-            loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]).float(),
-                                                     x[:, 1:].reshape(-1), reduction="sum")
+            loss = torch.nn.functional.cross_entropy(
+                out.logits.reshape(-1, out.logits.shape[-1]).float(), x[:, 1:].reshape(-1), reduction="sum"
+            )
             tot += loss.item()
             cnt += x[:, 1:].numel()
     model.train(was)
@@ -165,14 +168,17 @@ def _stderr(msg: str) -> None:
 
 def remove_leftovers(directory: Path, pattern: str, log: Callable[[str], None]) -> None:
     """Remove the temporary files matching ``pattern`` that killed runs left in ``directory``."""
+
     def writer(p: Path) -> int | None:
         m = _TMP_PID.match(p.name)
         return int(m.group(1)) if m else None
 
     gone = remove_stale_files(directory, pattern, writer)
     if gone:
-        log(f"removed {len(gone)} partial file{'s' if len(gone) > 1 else ''} left by an interrupted run "
-            f"({', '.join(p.name for p in gone)})")
+        log(
+            f"removed {len(gone)} partial file{'s' if len(gone) > 1 else ''} left by an interrupted run "
+            f"({', '.join(p.name for p in gone)})"
+        )
 
 
 def _rng_state() -> dict:
@@ -231,9 +237,19 @@ def save_hf(model, tok, out: Path, extra_files: dict[str, str] | None = None, dt
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: Callable | None = None,
-          batch_fn: Callable | None = None, log: Callable[[str], None] = print, progress: bool = True,
-          stop_after: int | None = None) -> dict:
+def train(
+    model,
+    data,
+    out: Path,
+    cfg: TrainConfig,
+    *,
+    eval_data=None,
+    loss_fn: Callable | None = None,
+    batch_fn: Callable | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict:
     """Train ``model`` on the token stream ``data`` for ``cfg.steps`` steps; resumes from ``out``.
 
     ``loss_fn(model, batch) -> loss`` overrides plain next-token cross-entropy (distillation);
@@ -256,26 +272,41 @@ def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: 
     if state_path.is_file():
         meta = trainstate.read_meta(state_path)
         if meta.get("format") != _STATE_FORMAT or meta.get("version") != _STATE_VERSION:
-            raise EdgespecError(f"training checkpoint {state_path} was not written by this trainer; delete "
-                                f"{state_path.parent} to start over.")
+            raise EdgespecError(
+                f"training checkpoint {state_path} was not written by this trainer; delete "
+                f"{state_path.parent} to start over."
+            )
         if meta.get("config", {}).get("seq_len") != cfg.seq_len or meta.get("n_params") != _n_params(model):
-            raise EdgespecError(f"the checkpoint in {out} was made with other settings (model size or sequence "
-                                "length); use another output directory or the same settings.")
+            raise EdgespecError(
+                f"the checkpoint in {out} was made with other settings (model size or sequence "
+                "length); use another output directory or the same settings."
+            )
         try:
             trainstate.load_state(state_path, model, opt, device)
             _set_rng_state(meta["rng"])
         except (KeyError, ValueError, RuntimeError) as e:
-            raise EdgespecError(f"training checkpoint {state_path} does not fit this model ({e.__class__.__name__}); "
-                                f"delete {state_path.parent} to start over.") from None
+            raise EdgespecError(
+                f"training checkpoint {state_path} does not fit this model ({e.__class__.__name__}); "
+                f"delete {state_path.parent} to start over."
+            ) from None
         step, history = int(meta["step"]), meta.get("history", [])
         log(f"resuming from step {step} ({state_path})")
     if data is not None and batch_fn is None and len(data) < cfg.seq_len + 2:
-        raise EdgespecError(f"the corpus has only {len(data)} tokens, fewer than one training window of "
-                            f"{cfg.seq_len}; use a larger corpus or a smaller --seq-len.")
+        raise EdgespecError(
+            f"the corpus has only {len(data)} tokens, fewer than one training window of "
+            f"{cfg.seq_len}; use a larger corpus or a smaller --seq-len."
+        )
 
     def save():
-        meta = {"format": _STATE_FORMAT, "version": _STATE_VERSION, "step": step, "config": asdict(cfg),
-                "n_params": _n_params(model), "history": history, "rng": _rng_state()}
+        meta = {
+            "format": _STATE_FORMAT,
+            "version": _STATE_VERSION,
+            "step": step,
+            "config": asdict(cfg),
+            "n_params": _n_params(model),
+            "history": history,
+            "rng": _rng_state(),
+        }
         with removed_on_error(state_path.with_name(f".{state_path.name}.{os.getpid()}.tmp")):
             trainstate.save_state(state_path, model, opt, meta)
 
@@ -296,8 +327,9 @@ def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: 
         with autocast(device):
             if loss_fn is None:
                 logits = model(input_ids=batch[:, :-1]).logits
-                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
-                                                         batch[:, 1:].reshape(-1))
+                loss = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1)
+                )
             else:
                 loss = loss_fn(model, batch)
         opt.zero_grad(set_to_none=True)
@@ -311,10 +343,20 @@ def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: 
         ema = lv if ema is None else 0.95 * ema + 0.05 * lv
         if step % cfg.log_every == 0 or step == cfg.steps:
             tps = tok0 / max(1e-9, time.time() - t0)
-            history.append({"step": step, "loss": round(lv, 4), "loss_ema": round(ema, 4), "tokens_per_s": round(tps, 1),
-                            "lr": lr_at(step - 1, cfg), "time": time.time()})
+            history.append(
+                {
+                    "step": step,
+                    "loss": round(lv, 4),
+                    "loss_ema": round(ema, 4),
+                    "tokens_per_s": round(tps, 1),
+                    "lr": lr_at(step - 1, cfg),
+                    "time": time.time(),
+                }
+            )
             if bar is None:
-                log(f"step {step}/{cfg.steps} loss {lv:.4f} (ema {ema:.4f}) lr {lr_at(step - 1, cfg):.2e} {tps:.0f} tok/s")
+                log(
+                    f"step {step}/{cfg.steps} loss {lv:.4f} (ema {ema:.4f}) lr {lr_at(step - 1, cfg):.2e} {tps:.0f} tok/s"
+                )
         if cfg.eval_every and eval_data is not None and step % cfg.eval_every == 0 and step < cfg.steps:
             hl = eval_loss(model, eval_data, seq=min(cfg.seq_len, 256))
             history.append({"step": step, "heldout_loss": round(hl, 4), "time": time.time()})
@@ -338,12 +380,13 @@ def train(model, data, out: Path, cfg: TrainConfig, *, eval_data=None, loss_fn: 
 def check_config(cfg: TrainConfig) -> None:
     """One sentence for a setting outside its range (the CLI names the flag; this guards the API)."""
     for name, value, ok, want in (
-            ("steps", cfg.steps, cfg.steps >= 1, "at least 1"),
-            ("seq_len", cfg.seq_len, cfg.seq_len >= 2, "at least 2"),
-            ("batch_size", cfg.batch_size, cfg.batch_size >= 1, "at least 1"),
-            ("lr", cfg.lr, math.isfinite(cfg.lr) and cfg.lr > 0, "a positive number"),
-            ("warmup", cfg.warmup, cfg.warmup >= 0, "0 or more"),
-            ("seed", cfg.seed, cfg.seed >= 0, "0 or more")):
+        ("steps", cfg.steps, cfg.steps >= 1, "at least 1"),
+        ("seq_len", cfg.seq_len, cfg.seq_len >= 2, "at least 2"),
+        ("batch_size", cfg.batch_size, cfg.batch_size >= 1, "at least 1"),
+        ("lr", cfg.lr, math.isfinite(cfg.lr) and cfg.lr > 0, "a positive number"),
+        ("warmup", cfg.warmup, cfg.warmup >= 0, "0 or more"),
+        ("seed", cfg.seed, cfg.seed >= 0, "0 or more"),
+    ):
         if not ok:
             raise EdgespecError(f"training {name} must be {want} (got {value}).")
 
@@ -352,8 +395,10 @@ def refuse_legacy_state(out: Path) -> None:
     """A pickled ``state.pt`` of an older edgespec is never loaded: say how to start over."""
     legacy = Path(out) / LEGACY_STATE
     if legacy.is_file():
-        raise EdgespecError(f"{legacy} is a training checkpoint in the old pickle format, which edgespec no longer "
-                            f"loads because unpickling can run code; delete {legacy.parent} to start over.")
+        raise EdgespecError(
+            f"{legacy} is a training checkpoint in the old pickle format, which edgespec no longer "
+            f"loads because unpickling can run code; delete {legacy.parent} to start over."
+        )
 
 
 def _n_params(model) -> int:
@@ -371,17 +416,35 @@ def _param_groups(model, wd: float):
     return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def llama_config(vocab_size: int, hidden: int, layers: int, heads: int | None = None, kv_heads: int | None = None,
-                 intermediate: int | None = None, ctx: int = 512, tie: bool = True):
+def llama_config(
+    vocab_size: int,
+    hidden: int,
+    layers: int,
+    heads: int | None = None,
+    kv_heads: int | None = None,
+    intermediate: int | None = None,
+    ctx: int = 512,
+    tie: bool = True,
+):
     """A LlamaConfig for a small model (ids 0/1/2 = unk/bos/eos as in the demo tokenizers)."""
     import transformers as tf
 
     heads = heads or max(1, hidden // 64)
-    return tf.LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-                          num_attention_heads=heads, num_key_value_heads=kv_heads or heads,
-                          intermediate_size=intermediate or (8 * hidden // 3 + 63) // 64 * 64,
-                          max_position_embeddings=ctx, tie_word_embeddings=tie, rope_theta=10000.0,
-                          bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.02)
+    return tf.LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads or heads,
+        intermediate_size=intermediate or (8 * hidden // 3 + 63) // 64 * 64,
+        max_position_embeddings=ctx,
+        tie_word_embeddings=tie,
+        rope_theta=10000.0,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        initializer_range=0.02,
+    )
 
 
 def write_json(path: Path, obj) -> None:

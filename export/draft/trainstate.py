@@ -46,7 +46,9 @@ def read_meta(path: Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             return json.loads((f.metadata() or {})["meta"])
     except Exception as e:
-        raise EdgespecError(f"training checkpoint {path} is unreadable ({e.__class__.__name__}); delete it to start over.")
+        raise EdgespecError(
+            f"training checkpoint {path} is unreadable ({e.__class__.__name__}); delete it to start over."
+        ) from None
 
 
 def load_state(path: Path, model, optimizer, device: str = "cpu") -> dict:
@@ -62,8 +64,10 @@ def load_state(path: Path, model, optimizer, device: str = "cpu") -> dict:
             kind, rest = key.split(".", 1)
             if kind == "model":
                 if rest not in params or list(params[rest].shape) != list(f.get_slice(key).get_shape()):
-                    raise EdgespecError(f"the checkpoint {path} belongs to another model ({rest}); use another "
-                                        "output directory or the same settings.")
+                    raise EdgespecError(
+                        f"the checkpoint {path} belongs to another model ({rest}); use another "
+                        "output directory or the same settings."
+                    )
                 with __import__("torch").no_grad():
                     params[rest].copy_(f.get_tensor(key))
             else:

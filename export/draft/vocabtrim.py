@@ -96,7 +96,7 @@ def build_trimmed(model, kept):
     m.set_input_embeddings(new_emb)
     if head is not None:
         new_head = torch.nn.Linear(h, k, bias=head.bias is not None)
-        new_head.weight.data = (new_emb.weight.data if tied else head.weight.data[idx].clone())
+        new_head.weight.data = new_emb.weight.data if tied else head.weight.data[idx].clone()
         if head.bias is not None:
             new_head.bias.data = head.bias.data[idx].clone()
         m.set_output_embeddings(new_head)
@@ -114,8 +114,9 @@ def build_trimmed(model, kept):
     return m
 
 
-def calibration_texts(target_dir: Path | None, calibration: Path | None, n_sequences: int,
-                      new_tokens: int = 128, seed: int = 0, log=_log) -> list[str]:
+def calibration_texts(
+    target_dir: Path | None, calibration: Path | None, n_sequences: int, new_tokens: int = 128, seed: int = 0, log=_log
+) -> list[str]:
     if calibration is not None:
         return corpus_mod.load_documents(calibration)
     import torch
@@ -130,16 +131,33 @@ def calibration_texts(target_dir: Path | None, calibration: Path | None, n_seque
         n = min(bs, n_sequences - b)
         ids = torch.full((n, 1), ttok.bos_token_id)
         with torch.no_grad():
-            out = target.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
-                                  do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                                  pad_token_id=ttok.pad_token_id, eos_token_id=ttok.eos_token_id)
+            out = target.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=new_tokens,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                pad_token_id=ttok.pad_token_id,
+                eos_token_id=ttok.eos_token_id,
+            )
         texts += ttok.batch_decode(out[:, 1:], skip_special_tokens=True)
         log(f"calibration: {b + n}/{n_sequences} target sequences ({time.time() - t0:.0f} s)")
     return texts
 
 
-def trim(draft_dir: Path, out: Path, *, target: Path | None = None, calibration: Path | None = None,
-         keep: int | None = None, coverage: float | None = None, n_sequences: int = 128, log=_log) -> dict:
+def trim(
+    draft_dir: Path,
+    out: Path,
+    *,
+    target: Path | None = None,
+    calibration: Path | None = None,
+    keep: int | None = None,
+    coverage: float | None = None,
+    n_sequences: int = 128,
+    log=_log,
+) -> dict:
     """Write the trimmed drafter of ``draft_dir`` into ``out`` (atomically); returns the report."""
     import numpy as np
 
@@ -153,26 +171,36 @@ def trim(draft_dir: Path, out: Path, *, target: Path | None = None, calibration:
 
         ttok = tf.AutoTokenizer.from_pretrained(target)
         if ttok.get_vocab() != tok.get_vocab():
-            raise EdgespecError(f"the drafter in {draft_dir} has another vocabulary than the target {target}; "
-                                "VocabTrim needs a same-vocabulary drafter (use it as a cross-vocabulary drafter instead).")
+            raise EdgespecError(
+                f"the drafter in {draft_dir} has another vocabulary than the target {target}; "
+                "VocabTrim needs a same-vocabulary drafter (use it as a cross-vocabulary drafter instead)."
+            )
     if keep is not None and keep > v:
         raise EdgespecError(f"--keep {keep} is larger than the vocabulary ({v} tokens); choose K <= {v}.")
     texts = calibration_texts(target, calibration, n_sequences, log=log)
     counts = count_tokens(tok, texts, v)
-    specials = list(tok.all_special_ids) + [model.config.bos_token_id, model.config.eos_token_id,
-                                           model.config.pad_token_id]
+    specials = list(tok.all_special_ids) + [
+        model.config.bos_token_id,
+        model.config.eos_token_id,
+        model.config.pad_token_id,
+    ]
     kept = choose_keep(counts, [s for s in specials if isinstance(s, int)], keep=keep, coverage=coverage)
     covered = float(counts[kept].sum() / counts.sum())
     trimmed = build_trimmed(model, kept)
     src_hash = hashlib.sha256()
     for f in sorted(draft_dir.glob("*.safetensors")):
         src_hash.update(f.read_bytes())
-    report = {"keep": int(len(kept)), "coverage": round(covered, 6), "original_vocab_size": int(v),
-              "tokenizer_vocab_sha256": vocab_sha256(tok), "calibration_tokens": int(counts.sum()),
-              "calibration": str(calibration) if calibration else f"{n_sequences} sequences sampled from {target}",
-              "source": {"draft": str(draft_dir), "weights_sha256": src_hash.hexdigest()},
-              "id_map": {"file": MAP_FILE, "dtype": "int32-le", "meaning": "entry i = target id of trimmed id i"},
-              "inputs": "target id -> trimmed id; ids outside the kept set map to the trimmed <unk>"}
+    report = {
+        "keep": int(len(kept)),
+        "coverage": round(covered, 6),
+        "original_vocab_size": int(v),
+        "tokenizer_vocab_sha256": vocab_sha256(tok),
+        "calibration_tokens": int(counts.sum()),
+        "calibration": str(calibration) if calibration else f"{n_sequences} sequences sampled from {target}",
+        "source": {"draft": str(draft_dir), "weights_sha256": src_hash.hexdigest()},
+        "id_map": {"file": MAP_FILE, "dtype": "int32-le", "meaning": "entry i = target id of trimmed id i"},
+        "inputs": "target id -> trimmed id; ids outside the kept set map to the trimmed <unk>",
+    }
     from edgespec.bundle import atomic_directory
 
     with atomic_directory(out, force=True) as tmp:  # nothing half-written, the old OUT kept until done

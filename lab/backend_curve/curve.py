@@ -85,18 +85,31 @@ def accuracy_level_bundle(onnx_bundle: Path, level: int) -> Path:
 
 
 def report(samples: dict, ctxs: list[int], ns: list[int], a, threads: int, rounds_done: int) -> None:
-    out = {"threads": threads, "accuracy_level": a.accuracy_level, "rounds": rounds_done, "calls": a.calls,
-           "curves": {}}
+    out = {
+        "threads": threads,
+        "accuracy_level": a.accuracy_level,
+        "rounds": rounds_done,
+        "calls": a.calls,
+        "curves": {},
+    }
     for b in ("openvino", "onnxruntime"):
         for c in ctxs:
             ms = {n: statistics.median(samples[(b, c, n)]) for n in ns}
-            out["curves"][f"{b}@{c}"] = {"T_ms": ms, "steps": {n: v / ms[1] for n, v in ms.items()},
-                                         "spread_T1": (max(samples[(b, c, 1)]) - min(samples[(b, c, 1)])) / ms[1]}
-    lines = ["| backend @ context | T(1) ms | " + " | ".join(f"T({n})/T(1)" for n in ns if n > 1) + " | spread T(1) |",
-             "|---|---|" + "---|" * (len(ns) - 1) + "---|"]
+            out["curves"][f"{b}@{c}"] = {
+                "T_ms": ms,
+                "steps": {n: v / ms[1] for n, v in ms.items()},
+                "spread_T1": (max(samples[(b, c, 1)]) - min(samples[(b, c, 1)])) / ms[1],
+            }
+    lines = [
+        "| backend @ context | T(1) ms | " + " | ".join(f"T({n})/T(1)" for n in ns if n > 1) + " | spread T(1) |",
+        "|---|---|" + "---|" * (len(ns) - 1) + "---|",
+    ]
     for k, v in out["curves"].items():
-        lines.append(f"| {k} | {v['T_ms'][1]:.1f} | " + " | ".join(f"{v['steps'][n]:.2f}" for n in ns if n > 1)
-                     + f" | {100 * v['spread_T1']:.0f}% |")
+        lines.append(
+            f"| {k} | {v['T_ms'][1]:.1f} | "
+            + " | ".join(f"{v['steps'][n]:.2f}" for n in ns if n > 1)
+            + f" | {100 * v['spread_T1']:.0f}% |"
+        )
     print(f"after {rounds_done} round(s):\n" + "\n".join(lines), flush=True)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
@@ -140,8 +153,7 @@ def main(argv=None) -> int:
                 else:
                     for n in ns:
                         ort_p.call(c, n, bindings)  # untimed: the first call of a width
-                        samples[(b, c, n)].append(statistics.median(ort_p.call(c, n, bindings)
-                                                                    for _ in range(a.calls)))
+                        samples[(b, c, n)].append(statistics.median(ort_p.call(c, n, bindings) for _ in range(a.calls)))
         print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
         report(samples, ctxs, ns, a, threads, r + 1)  # after every round: an interrupted run keeps its rounds
     return 0

@@ -1,5 +1,6 @@
 """Shared by the one-process A/B experiments (backend_ab.py, paired_ab.py): arguments, warm-up, and
 generations alternated repeat by repeat with paired decode-speed ratios."""
+
 import json
 import statistics
 import sys
@@ -30,7 +31,7 @@ def alternate(runs, prompt: str, n: int, reps: int, rotate: int, extra=lambda o:
     tpot = {name: [] for name, _, _ in runs}
     ttft = {name: [] for name, _, _ in runs}
     for rep in range(reps):
-        order = runs[rep % rotate:] + runs[:rep % rotate]
+        order = runs[rep % rotate :] + runs[: rep % rotate]
         for name, r, c in order:
             o = r.generate(prompt, dict(c, max_new_tokens=n, ignore_eos=True))
             tpot[name].append((o["wall_ms"] - o["ttft_ms"]) / (o["n_new"] - 1))
@@ -46,8 +47,13 @@ def paired(a: list, b: list) -> tuple[float, list]:
     return statistics.median(ratios), [round(p, 2) for p in ratios]
 
 
-CONFIGS = {"ar": dict(policy="ar"), "k2": dict(policy="draft", k=2), "k4": dict(policy="draft", k=4),
-           "adaptive": dict(policy="draft", k=None), "ngram": dict(policy="ngram", k=4)}
+CONFIGS = {
+    "ar": dict(policy="ar"),
+    "k2": dict(policy="draft", k=2),
+    "k4": dict(policy="draft", k=4),
+    "adaptive": dict(policy="draft", k=None),
+    "ngram": dict(policy="ngram", k=4),
+}
 
 
 def two_pipelines(base: str, base_runner, new: str, new_runner, configs: dict = CONFIGS) -> None:
@@ -58,9 +64,12 @@ def two_pipelines(base: str, base_runner, new: str, new_runner, configs: dict = 
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 64
     reps = int(sys.argv[4]) if len(sys.argv) > 4 else 4
     n_prompts = int(sys.argv[5]) if len(sys.argv) > 5 else 4
-    runs = [(f"{name}_{side}", r, c) for name, c in configs.items()
-            for side, r in ((base, base_runner), (new, new_runner))]
-    prompts = [json.loads(x)["prompt"] for x in (ROOT / "prompts" / f"{which}.jsonl").read_text().splitlines()[:n_prompts]]
+    runs = [
+        (f"{name}_{side}", r, c) for name, c in configs.items() for side, r in ((base, base_runner), (new, new_runner))
+    ]
+    prompts = [
+        json.loads(x)["prompt"] for x in (ROOT / "prompts" / f"{which}.jsonl").read_text().splitlines()[:n_prompts]
+    ]
     res = {name: [] for name, _, _ in runs}
     for p in prompts:
         tpot, _ = alternate(runs, p, n, reps, rotate=2)

@@ -3,6 +3,7 @@
 An empty property list is the runtime's default (u8 KV, 2 threads, LATENCY). Prints per variant the median
 per-call ms for 1/3/5-token calls and the paired ratio against the first variant (> 1: faster than it).
 """
+
 import statistics
 import sys
 import time
@@ -38,7 +39,9 @@ def call(r, ids, past):
 rng = np.random.default_rng(0)
 prompt = [int(x) for x in rng.integers(100, 16000, ctx)]
 for name, r in reqs.items():
-    t = time.perf_counter(); call(r, prompt, 0); print(f"prefill {ctx}, {name}: {time.perf_counter() - t:.2f} s", flush=True)
+    t = time.perf_counter()
+    call(r, prompt, 0)
+    print(f"prefill {ctx}, {name}: {time.perf_counter() - t:.2f} s", flush=True)
 res: dict = {}
 agree: dict = {}
 names = list(reqs)
@@ -49,9 +52,18 @@ for i in range(calls):
         order = names if i % 2 == 0 else names[::-1]
         outs = {}
         for name in order:
-            t = time.perf_counter(); outs[name] = call(reqs[name], ids, past); res.setdefault((name, n), []).append(time.perf_counter() - t)
+            t = time.perf_counter()
+            outs[name] = call(reqs[name], ids, past)
+            res.setdefault((name, n), []).append(time.perf_counter() - t)
         for name in names[1:]:
-            agree.setdefault(name, []).append(float((outs[name].reshape(-1, outs[name].shape[-1]).argmax(-1) == outs[names[0]].reshape(-1, outs[name].shape[-1]).argmax(-1)).mean()))
+            agree.setdefault(name, []).append(
+                float(
+                    (
+                        outs[name].reshape(-1, outs[name].shape[-1]).argmax(-1)
+                        == outs[names[0]].reshape(-1, outs[name].shape[-1]).argmax(-1)
+                    ).mean()
+                )
+            )
         past += 1
 base = names[0]
 for n in (1, 3, 5):

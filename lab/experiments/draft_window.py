@@ -4,6 +4,7 @@ generation with a single k=1 round), windows interleaved prompt by prompt:
     .venv/bin/python lab/experiments/draft_window.py BUNDLE [max_new_tokens] [windows] [k] [repeats]
 windows: comma list, 0 = the drafter's whole context (default '0,1024,512,256'); k: fixed k or -1 (adaptive).
 """
+
 import json
 import statistics
 import sys
@@ -29,14 +30,27 @@ for rep in range(repeats):
             s = r.stats
             one = pipe.generate(prompt, max_new_tokens=3, ignore_eos=True, policy="draft", k=1, draft_window=w)
             catchup[w].append(one.stats.draft_ms)
-            res[w].append(dict(acc=s.accepted / max(s.drafted, 1), draft=s.draft_ms / max(s.drafted, 1), tpot=s.tpot_ms,
-                               ttft=s.ttft_ms, ar=ref.stats.tpot_ms, same=r.tokens == ref.tokens, ptok=s.prompt_tokens))
-print(f"{len(prompts)} prompts ({min(x['ptok'] for x in res[windows[0]])}-{max(x['ptok'] for x in res[windows[0]])} tokens) x {repeats}, k={k}, {n} new tokens")
+            res[w].append(
+                dict(
+                    acc=s.accepted / max(s.drafted, 1),
+                    draft=s.draft_ms / max(s.drafted, 1),
+                    tpot=s.tpot_ms,
+                    ttft=s.ttft_ms,
+                    ar=ref.stats.tpot_ms,
+                    same=r.tokens == ref.tokens,
+                    ptok=s.prompt_tokens,
+                )
+            )
+print(
+    f"{len(prompts)} prompts ({min(x['ptok'] for x in res[windows[0]])}-{max(x['ptok'] for x in res[windows[0]])} tokens) x {repeats}, k={k}, {n} new tokens"
+)
 base = windows[0]
 for w in windows:
     rows = res[w]
     med = lambda key: statistics.median(x[key] for x in rows)  # noqa: E731
     paired = statistics.median(b["tpot"] / x["tpot"] for x, b in zip(rows, res[base]))
-    print(f"window {w:5d}: acceptance {med('acc'):.3f}  draft ms/token {med('draft'):.2f}  tpot {med('tpot'):.2f} ms "
-          f"(AR {med('ar'):.2f})  ttft {med('ttft'):.0f} ms  speed vs window {base}: {paired:.3f}  "
-          f"same as AR: {all(x['same'] for x in rows)}  prompt catch-up {statistics.median(catchup[w]):.1f} ms")
+    print(
+        f"window {w:5d}: acceptance {med('acc'):.3f}  draft ms/token {med('draft'):.2f}  tpot {med('tpot'):.2f} ms "
+        f"(AR {med('ar'):.2f})  ttft {med('ttft'):.0f} ms  speed vs window {base}: {paired:.3f}  "
+        f"same as AR: {all(x['same'] for x in rows)}  prompt catch-up {statistics.median(catchup[w]):.1f} ms"
+    )

@@ -6,6 +6,7 @@ Prints efficiency, efficiency_pattern (the formula on calls timed in the loop's 
 drafter's calls right after the target's) and efficiency_loop, and the shares of the loop ideal's
 time that the two other terms take: the drafter's two-token first calls after rounds that
 accepted everything, and its read of the prompt (which edgespec makes after the first token)."""
+
 import gzip
 import json
 import sys
@@ -26,6 +27,8 @@ for path in sys.argv[1:]:
             t = bench.loop_ideal_terms(runs, k, c["pattern"][str(k)], c["T_draft_read_ms"])
             base, catch, read = t["rounds_ms"], t["catchup_ms"], t["read_ms"]
             total = base + catch + read
-            print(f"{Path(path).name} [{name}] k={k}: efficiency {m['efficiency']:.2f}, efficiency_pattern "
-                  f"{m['efficiency_pattern']:.2f}, efficiency_loop {m['efficiency_loop']:.2f}; of the loop ideal's time: "
-                  f"two-token catch-ups {100 * catch / total:+.1f} %, the drafter's prompt read {100 * read / total:.1f} %")
+            print(
+                f"{Path(path).name} [{name}] k={k}: efficiency {m['efficiency']:.2f}, efficiency_pattern "
+                f"{m['efficiency_pattern']:.2f}, efficiency_loop {m['efficiency_loop']:.2f}; of the loop ideal's time: "
+                f"two-token catch-ups {100 * catch / total:+.1f} %, the drafter's prompt read {100 * read / total:.1f} %"
+            )

@@ -18,6 +18,7 @@ Prints the median ms of the 1st, 2nd and 3rd call after each. `sweep` against `s
 separates the two readings of the first call's extra cost: the drafter's weights evicted from the
 CPU caches by the target, or the drafter's threads (and, on a VM, its vCPUs) idle while the target
 runs; on the 2-core reference VM all three cost about the same, and more than `target`."""
+
 import os
 import statistics
 import sys
@@ -36,15 +37,17 @@ target_xml, draft_xml = f"{bundle}/target/openvino_model.xml", f"{bundle}/draft/
 target_mb = os.path.getsize(target_xml.replace(".xml", ".bin")) / 2**20
 sweep_mb = float(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4] else 2 * target_mb
 variants = {"base": {}}
-for v in (sys.argv[5].split(";") if len(sys.argv) > 5 and sys.argv[5] else []):
+for v in sys.argv[5].split(";") if len(sys.argv) > 5 and sys.argv[5] else []:
     vname, _, spec = v.partition("=")
     variants[vname] = dict(p.split(":", 1) for p in spec.split(",") if p)
 core = ov.Core()
 props = {"KV_CACHE_PRECISION": "u8", "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": 2}
 blocks = (ctx + 64) // 32 + 2
 base_target = paged_request(core, target_xml, props, blocks)
-targets = {v: paged_request(core, target_xml, {**props, **p}, blocks) if "EXCLUSIVE_ASYNC_REQUESTS" in p else base_target
-           for v, p in variants.items()}
+targets = {
+    v: paged_request(core, target_xml, {**props, **p}, blocks) if "EXCLUSIVE_ASYNC_REQUESTS" in p else base_target
+    for v, p in variants.items()
+}
 drafts = {v: paged_request(core, draft_xml, {**props, **p}, blocks) for v, p in variants.items()}
 vocab = int(core.read_model(target_xml).output("logits").get_partial_shape()[2].get_length())
 rng = np.random.default_rng(0)
@@ -84,7 +87,7 @@ names = ["drafter", "target", "sleep", "spin", "sweep", "sweep-small"]
 cases = [(v, n) for v in variants for n in names]
 res = {c: [[], [], []] for c in cases}
 for r in range(rounds):
-    for v, n in cases[r % len(cases):] + cases[:r % len(cases)]:
+    for v, n in cases[r % len(cases) :] + cases[: r % len(cases)]:
         draft = drafts[v]
         set_paged_inputs(draft, [7], ctx)
         before(n, draft, targets[v])
@@ -94,8 +97,10 @@ for r in range(rounds):
             t = time.perf_counter()
             draft.infer()
             res[v, n][j].append((time.perf_counter() - t) * 1e3)
-print(f"ctx {ctx}, {rounds} rounds; a 3-token verify {verify_s * 1e3:.2f} ms; sweep {sweep_mb:.0f} MB "
-      f"(target weights {target_mb:.0f} MB)")
+print(
+    f"ctx {ctx}, {rounds} rounds; a 3-token verify {verify_s * 1e3:.2f} ms; sweep {sweep_mb:.0f} MB "
+    f"(target weights {target_mb:.0f} MB)"
+)
 for v, n in cases:
     m = [statistics.median(x) for x in res[v, n]]
     print(f"{v:>6} after {n:>11}: drafter call 1 {m[0]:.3f} ms, 2 {m[1]:.3f}, 3 {m[2]:.3f}")

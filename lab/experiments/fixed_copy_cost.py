@@ -3,6 +3,7 @@
 Pipeline.load of BUNDLE with fixed_shapes False and True, alternated, 3 times each (median seconds).
 With MODEL.xml (e.g. a 1B twin target): compile time and resident memory of its dynamic-shape
 paged form, then of one copy with the input width fixed to 3 (plain OpenVINO, one process)."""
+
 import statistics
 import sys
 import time
@@ -44,5 +45,7 @@ if len(sys.argv) > 2:
         before, t0 = rss_mb(), time.perf_counter()
         compiled = core.compile_model(c, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
         keep += [compiled, compiled.create_infer_request()]
-        print(f"{'dynamic' if width is None else f'width {width}'}: compile {time.perf_counter() - t0:.1f} s, "
-              f"+{rss_mb() - before:.0f} MB resident")
+        print(
+            f"{'dynamic' if width is None else f'width {width}'}: compile {time.perf_counter() - t0:.1f} s, "
+            f"+{rss_mb() - before:.0f} MB resident"
+        )

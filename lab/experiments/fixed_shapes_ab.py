@@ -3,6 +3,7 @@ compile each (fixed_shapes=False), in ONE process: two pipelines, generations al
 per-repeat decode-speed ratios at AR, k=2, k=4, adaptive k and n-gram:
     .venv/bin/python lab/experiments/fixed_shapes_ab.py BUNDLE [short|long] [max_new_tokens] [repeats] [prompts]
 """
+
 import sys
 
 from ab_lib import SPEC, EdgespecRunner, two_pipelines

@@ -4,6 +4,7 @@ and an autoregressive generation's decode step, with fixed-width copies on and o
 runtime default and u8:
     .venv/bin/python lab/experiments/long_verify_calls.py BUNDLE [prompts]
 Compare with lab/bench.py's probe (T_verify(3), T_ar at the long set's context)."""
+
 import json
 import sys
 from pathlib import Path
@@ -22,7 +23,9 @@ for kv in (None, "u8"):
         for pr in prompts:
             s = p.generate(pr, max_new_tokens=64, k=2, policy="draft", ignore_eos=True).stats
             a = p.generate(pr, max_new_tokens=64, policy="autoregressive", ignore_eos=True).stats
-            out.append(f"verify {(s.verify_ms - s.prefill_ms) / (s.target_calls - 1):.2f} ms, "
-                       f"decode {(a.verify_ms - a.prefill_ms) / (a.target_calls - 1):.2f} ms")
+            out.append(
+                f"verify {(s.verify_ms - s.prefill_ms) / (s.target_calls - 1):.2f} ms, "
+                f"decode {(a.verify_ms - a.prefill_ms) / (a.target_calls - 1):.2f} ms"
+            )
         print(f"kv {kv or 'default'}, fixed_shapes {fixed}: " + "; ".join(out), flush=True)
         p.close()

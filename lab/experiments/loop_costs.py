@@ -7,6 +7,7 @@
    thread (GenAI-streamer-like, = Pipeline.generate(streamer=)), and Pipeline.stream() (a queue
    to another thread). Rounds are interleaved; medians over 5 rounds.
 """
+
 import ctypes
 import statistics
 import sys
@@ -39,8 +40,10 @@ prompt = "def foo(x):\n    return"
 cfg = lib.es_generation_default_config()
 cfg.max_new_tokens, cfg.ignore_eos, cfg.policy = tokens, 1, _native.POLICIES["autoregressive"]
 kept: list = []
-callbacks = {"trivial": _native.STREAM_CALLBACK(lambda p, n, u: 0),
-             "append on this thread": _native.STREAM_CALLBACK(lambda p, n, u: kept.append(ctypes.string_at(p, n)) or 0)}
+callbacks = {
+    "trivial": _native.STREAM_CALLBACK(lambda p, n, u: 0),
+    "append on this thread": _native.STREAM_CALLBACK(lambda p, n, u: kept.append(ctypes.string_at(p, n)) or 0),
+}
 
 
 def direct(cb) -> float:

@@ -5,6 +5,7 @@ req.infer(dict, share_inputs=True, share_outputs=True), and as a bare req.infer(
 written in place beforehand (what the native runtime does), interleaved call by call, median ms:
     .venv/bin/python lab/experiments/probe_call_overhead.py BUNDLE [ctx] [calls] [model]
 """
+
 import statistics
 import sys
 import time
@@ -42,7 +43,9 @@ for w in (1, 3):
         r = compiles[w].create_infer_request()
         caches = [i for i in dyn.inputs if "cache." in i.get_any_name()]
         for i in caches:
-            t = ov.Tensor(i.get_element_type(), [ctx // 32 + 4] + [i.get_partial_shape()[j].get_length() for j in range(1, 4)])
+            t = ov.Tensor(
+                i.get_element_type(), [ctx // 32 + 4] + [i.get_partial_shape()[j].get_length() for j in range(1, 4)]
+            )
             r.set_tensor(i.get_any_name(), t)
         reqs[mode] = r
     # one-token subsequences (edgespec's layout), context ctx, same call repeated (cache rows rewritten)
@@ -61,4 +64,8 @@ for w in (1, 3):
                 r.infer()
             if i >= 3:
                 t[mode].append((time.perf_counter() - t0) * 1e3)
-    print(f"{xml.parent.name}, width {w}, context {ctx}: " + ", ".join(f"{mode} {statistics.median(v):.3f} ms" for mode, v in t.items()), flush=True)
+    print(
+        f"{xml.parent.name}, width {w}, context {ctx}: "
+        + ", ".join(f"{mode} {statistics.median(v):.3f} ms" for mode, v in t.items()),
+        flush=True,
+    )

@@ -4,18 +4,23 @@ it with the verify widths 2, 3, 5, 6 (as lab/bench.py did before session 12: cfg
 or in a block of its own (as it does now), and edgespec's own time per decode call in a plain
 generation ((verify_ms - prefill_ms) / (target_calls - 1)) on the same prompts.
     .venv/bin/python lab/experiments/probe_vs_loop_decode.py BUNDLE [short|long] [ROUNDS]"""
+
 import json
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import edgespec  # noqa: E402
 from bench_runners import CostRunner  # noqa: E402
+
+import edgespec  # noqa: E402
 
 bundle, pset = Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "short"
 rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 6
-rows = [json.loads(x) for x in (Path(__file__).resolve().parents[1] / "prompts" / f"{pset}.jsonl").read_text().splitlines()[:4]]
+rows = [
+    json.loads(x)
+    for x in (Path(__file__).resolve().parents[1] / "prompts" / f"{pset}.jsonl").read_text().splitlines()[:4]
+]
 ctx = int(statistics.mean(r.get("tokens", len(r["prompt"]) / 3.2) for r in rows) + 32)
 probe = CostRunner(bundle, {"draft_name": "draft"})
 pipe = edgespec.Pipeline.load(str(bundle), draft="draft")

@@ -8,6 +8,7 @@ repeats of verify ms per call ((verify_ms - prefill_ms) / (target_calls - 1)), d
 round (draft_ms / (target_calls - 1)), tpot, target calls and other_ms:
     .venv/bin/python lab/experiments/split_inloop_calls.py BUNDLE [short|long] [prompts] [repeats] [k,...]
 """
+
 import json
 import os
 import statistics
@@ -49,5 +50,12 @@ for rep in range(reps):
                 r["other"].append(s.other_ms)
 for k in ks:
     med = {side: {m: statistics.median(v) for m, v in rows[(side, k)].items()} for side in pipes}
-    print(f"{which} k={k}: " + "; ".join(f"{side}: verify {m['verify']:.2f} ms/call, drafter {m['draft']:.2f} ms/round, "
-                                         f"tpot {m['tpot']:.2f}, target calls {m['calls']:.0f}, other {m['other']:.2f} ms" for side, m in med.items()), flush=True)
+    print(
+        f"{which} k={k}: "
+        + "; ".join(
+            f"{side}: verify {m['verify']:.2f} ms/call, drafter {m['draft']:.2f} ms/round, "
+            f"tpot {m['tpot']:.2f}, target calls {m['calls']:.0f}, other {m['other']:.2f} ms"
+            for side, m in med.items()
+        ),
+        flush=True,
+    )

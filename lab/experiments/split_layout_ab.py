@@ -9,6 +9,7 @@ multi-token call after the prefill), k=2, k=4, k=7 (8-token verify calls), adapt
 split_max: the widest call the split side sends as subsequences (default: the runtime's, 5; give 8
 for its k=7 calls to go that way too).
 """
+
 import os
 import sys
 

@@ -13,6 +13,7 @@ Patterns per round (each is one drafting round's catch-up + next call):
 With TARGET_BETWEEN=1 the target runs a 3-token verify before each pattern's round, as in the loop.
 Patterns interleave round by round; only infer() is timed (inputs set before the clock starts).
 Prints the median ms of each call position."""
+
 import statistics
 import sys
 import time
@@ -54,7 +55,11 @@ blocks = (ctx + 64) // 32 + 2
 dxml = bundle / "draft" / "openvino_model.xml"
 dyn = paged(dxml)
 caches = caches_for(dyn, blocks)
-reqs = {"dyn": dyn.create_infer_request(), 1: paged(dxml, 1).create_infer_request(), 2: paged(dxml, 2).create_infer_request()}
+reqs = {
+    "dyn": dyn.create_infer_request(),
+    1: paged(dxml, 1).create_infer_request(),
+    2: paged(dxml, 2).create_infer_request(),
+}
 for r in reqs.values():
     for name, t in caches.items():
         r.set_tensor(name, t)
@@ -74,12 +79,16 @@ if target is not None:
     set_paged_inputs(target, prompt, 0)
     target.infer()
 
-patterns = {"dyn 2,1": [("dyn", 2), ("dyn", 1)], "sta 2,1": [(2, 2), (1, 1)],
-            "dyn 1,1": [("dyn", 1), ("dyn", 1)], "sta 1,1": [(1, 1), (1, 1)]}
+patterns = {
+    "dyn 2,1": [("dyn", 2), ("dyn", 1)],
+    "sta 2,1": [(2, 2), (1, 1)],
+    "dyn 1,1": [("dyn", 1), ("dyn", 1)],
+    "sta 1,1": [(1, 1), (1, 1)],
+}
 times = {p: [[], []] for p in patterns}
 names = list(patterns)
 for r in range(rounds + 2):
-    for p in (names if r % 2 == 0 else names[::-1]):
+    for p in names if r % 2 == 0 else names[::-1]:
         if target is not None:
             set_paged_inputs(target, [int(x) for x in rng.integers(3, vocab, 3)], ctx, rows=3)
             target.infer()

@@ -3,6 +3,7 @@
     .venv/bin/python lab/experiments/threads_calls.py MODEL.xml CTX ROUNDS N_TOKENS [THREADS,...]
 Prints the median per-call ms of each thread count and the paired ratio against the first.
 """
+
 import statistics
 import sys
 import time

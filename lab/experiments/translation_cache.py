@@ -46,16 +46,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         runs = []
         for label in ("cold", "warm"):
-            out = subprocess.run([sys.executable, "-c", CHILD, bundle, cache, str(n), str(m), str(prompts)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, bundle, cache, str(n), str(m), str(prompts)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
         cold, warm = runs
         per_miss = cold["ms"] / max(cold["misses"], 1)
         for label, r in zip(("cold", "warm"), runs):
             total = r["hits"] + r["misses"]
-            print(f"{label}: loaded {r['loaded']} entries, hit rate {r['hits'] / max(total, 1):.3f} "
-                  f"({r['hits']} of {total}), disk hits {r['disk']}, tokenizer time on misses {r['ms']:.1f} ms, "
-                  f"saved by disk hits ~{r['disk'] * per_miss:.1f} ms")
+            print(
+                f"{label}: loaded {r['loaded']} entries, hit rate {r['hits'] / max(total, 1):.3f} "
+                f"({r['hits']} of {total}), disk hits {r['disk']}, tokenizer time on misses {r['ms']:.1f} ms, "
+                f"saved by disk hits ~{r['disk'] * per_miss:.1f} ms"
+            )
         print("same tokens in both runs:", cold["tokens"] == warm["tokens"])
 
 

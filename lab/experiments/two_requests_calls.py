@@ -4,6 +4,7 @@ Calls alternate 1 and 2 tokens (a drafter's step and its catch-up after a fully 
 over the same cache tensors, through: one request; two requests of one compiled model; requests of
 two compiled models; and, for reference, one request fed 1 token every call. Prints the median and
 mean ms per infer() (inputs set before the clock starts)."""
+
 import statistics
 import sys
 import time
@@ -29,19 +30,22 @@ for r in (b_same, b_other):  # one cache, as a drafter's two requests would shar
 rng = np.random.default_rng(0)
 
 
-
-
-set_paged_inputs(a, list(range(ctx)), 0); a.infer()
-variants = {"one request, 1 and 2 tokens": ((1, a), (2, a)),
-            "two requests of one compiled model": ((1, a), (2, b_same)),
-            "requests of two compiled models": ((1, a), (2, b_other)),
-            "one request, 1 token every call": ((1, a), (1, a))}
+set_paged_inputs(a, list(range(ctx)), 0)
+a.infer()
+variants = {
+    "one request, 1 and 2 tokens": ((1, a), (2, a)),
+    "two requests of one compiled model": ((1, a), (2, b_same)),
+    "requests of two compiled models": ((1, a), (2, b_other)),
+    "one request, 1 token every call": ((1, a), (1, a)),
+}
 times: dict = {k: [] for k in variants}
 for i in range(rounds):
     for name, calls in variants.items():
         for _ in range(4):
             for n, r in calls:
                 set_paged_inputs(r, [int(x) for x in rng.integers(0, 1000, n)], ctx - 2)
-                t0 = time.perf_counter(); r.infer(); times[name].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                r.infer()
+                times[name].append(time.perf_counter() - t0)
 for name, t in times.items():
     print(f"{name:>36}: {1000 * statistics.median(t):.3f} ms median, {1000 * statistics.mean(t):.3f} mean")

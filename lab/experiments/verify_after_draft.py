@@ -8,6 +8,7 @@ Cases, interleaved round by round (inputs set before the clock starts; only infe
   draft-loop    those K drafter calls, summed.
 Prints the medians and verify-loop / ar, the ratio that the loop's own timers show as
 T_call_inloop(k) / T_call_inloop(ar) in lab/bench.py."""
+
 import os
 import statistics
 import sys
@@ -46,7 +47,7 @@ def timed(r, tokens, past, rows):
 res = {n: [] for n in ("ar", "verify-alone", "verify-loop", "draft-loop")}
 cases = ["ar", "alone", "loop"]
 for i in range(rounds):
-    for c in cases[i % 3:] + cases[:i % 3]:
+    for c in cases[i % 3 :] + cases[: i % 3]:
         if c == "ar":
             timed(ar, ids[:1], ctx, 1)
             res["ar"].append(timed(ar, ids[:1], ctx, 1))
@@ -59,5 +60,7 @@ for i in range(rounds):
             res["verify-loop"].append(timed(target, ids, ctx, k + 1))
 m = {n: statistics.median(v) for n, v in res.items()}
 print(f"ctx {ctx}, k {k}, {rounds} rounds: " + ", ".join(f"{n} {v:.3f} ms" for n, v in m.items()))
-print(f"verify-alone / ar {m['verify-alone'] / m['ar']:.2f}, verify-loop / ar {m['verify-loop'] / m['ar']:.2f}, "
-      f"verify-loop / verify-alone {m['verify-loop'] / m['verify-alone']:.2f}")
+print(
+    f"verify-alone / ar {m['verify-alone'] / m['ar']:.2f}, verify-loop / ar {m['verify-loop'] / m['ar']:.2f}, "
+    f"verify-loop / verify-alone {m['verify-loop'] / m['verify-alone']:.2f}"
+)

@@ -13,6 +13,7 @@ the two layouts at f32 precision with an f32 KV cache (they must agree).
     .venv/bin/python lab/experiments/verify_as_sequences.py BUNDLE [contexts] [calls] [model] [widths]
 contexts: comma-separated (default 200,1000,1800); model: target (default) or a drafter name;
 widths: comma-separated call widths (default 2,3,5)."""
+
 import statistics
 import sys
 import time
@@ -54,7 +55,9 @@ class Seq:
         self.reqs = {w: c.create_infer_request() for w, c in cms.items()}
         self.fixed = fixed
         caches = [i for i in cms[None].inputs if "cache." in i.get_any_name()]
-        self.block = next(i.get_partial_shape()[2].get_length() for i in caches if i.get_any_name().startswith("value_cache."))
+        self.block = next(
+            i.get_partial_shape()[2].get_length() for i in caches if i.get_any_name().startswith("value_cache.")
+        )
         nb = budget // self.block + 2
         for i in caches:
             t = ov.Tensor(i.get_element_type(), [nb] + [i.get_partial_shape()[j].get_length() for j in range(1, 4)])
@@ -85,7 +88,9 @@ for ctx in contexts[:1]:
         _, b = s.call(ids, ctx, True)
         worst = max(worst, float(np.abs(a - b).max()))
         same = bool((a.reshape(n, -1).argmax(-1) == b.reshape(n, -1).argmax(-1)).all())
-        print(f"f32, context {ctx}, width {n}: max |logit difference| one vs split {np.abs(a - b).max():.2e}, argmax same {same}")
+        print(
+            f"f32, context {ctx}, width {n}: max |logit difference| one vs split {np.abs(a - b).max():.2e}, argmax same {same}"
+        )
 
 # A u8 KV cache quantizes keys by channel: every write re-quantizes the whole block it lands in,
 # and the CPU plugin does that per subsequence, in parallel, so one-token subsequences sharing a
@@ -107,8 +112,11 @@ for kv in ("f16", "u8"):
                 s.call(ids, ctx, split)
                 out.append(s.call(nxt, ctx + n, False)[1])
             worst[n] = max(worst[n], float(np.abs(out[0] - out[1]).max()))
-    print(f"KV {kv}, context {ctx}: max |next-step logit difference| one vs split, 5 trials: "
-          + ", ".join(f"w{n} {d:.2e}" for n, d in worst.items()), flush=True)
+    print(
+        f"KV {kv}, context {ctx}: max |next-step logit difference| one vs split, 5 trials: "
+        + ", ".join(f"w{n} {d:.2e}" for n, d in worst.items()),
+        flush=True,
+    )
 
 fast = compiles({"INFERENCE_NUM_THREADS": 2, "PERFORMANCE_HINT": "LATENCY"})
 for fixed in (True, False):
@@ -132,5 +140,7 @@ for fixed in (True, False):
         med = {k: statistics.median(v) for k, v in t.items()}
         parts = [f"decode {med[('decode', False)]:.2f}"]
         for n in widths:
-            parts.append(f"w{n} one {med[(n, False)]:.2f} / split {med[(n, True)]:.2f} ({med[(n, False)] / med[(n, True)]:.2f}x)")
+            parts.append(
+                f"w{n} one {med[(n, False)]:.2f} / split {med[(n, True)]:.2f} ({med[(n, False)] / med[(n, True)]:.2f}x)"
+            )
         print(f"{'fixed' if fixed else 'dynamic'} compiles, context {ctx}: " + ", ".join(parts) + " ms", flush=True)

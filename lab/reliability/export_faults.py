@@ -115,8 +115,9 @@ def kill_export(a, target, draft) -> None:
     for i in range(a.runs):
         shutil.rmtree(out, ignore_errors=True)
         before = partials(out)
-        p = subprocess.Popen(cli(*export_args(target, draft, out)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             text=True)
+        p = subprocess.Popen(
+            cli(*export_args(target, draft, out)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         at = random.uniform(0.5, full_s)
         time.sleep(at)
         finished = p.poll() is not None
@@ -125,8 +126,11 @@ def kill_export(a, target, draft) -> None:
         left = partials(out)
         new = [d for d in left if d not in before]
         killed_with_partial += bool(new)
-        print(f"  run {i + 1}: kill at {at:.1f} s{' (already finished)' if finished else ''}: "
-              f"{len(new)} new partial, {len(left)} partial in all", flush=True)
+        print(
+            f"  run {i + 1}: kill at {at:.1f} s{' (already finished)' if finished else ''}: "
+            f"{len(new)} new partial, {len(left)} partial in all",
+            flush=True,
+        )
         check(not out.exists() or bundle_loads(out), "kill-export: nothing at -o, or a complete bundle")
         gone = [d for d in before if not d.exists()]
         if gone:
@@ -138,14 +142,44 @@ def kill_export(a, target, draft) -> None:
         check(f"removed {len(left)} partial director" in r.stderr, "kill-export: the next export says what it removed")
     check(partials(out) == [], "kill-export: no partial directory after the next export")
     COUNTS["kill-export: kills that left a partial directory"] = killed_with_partial
-    print(f"kill-export: {killed_with_partial}/{a.runs} kills left a partial directory; the next export removed "
-          f"{len(left)} and succeeded", flush=True)
+    print(
+        f"kill-export: {killed_with_partial}/{a.runs} kills left a partial directory; the next export removed "
+        f"{len(left)} and succeeded",
+        flush=True,
+    )
 
 
 def train_args(target, corpus, out, steps):
-    return ["draft", "train", "--stage", "pretrain", "--corpus", corpus, "--tokenizer", target, "--hidden", "32",
-            "--layers", "1", "--steps", str(steps), "--seq-len", "16", "--batch-size", "4", "--eval-prompts", "0",
-            "--device", "cpu", "--threads", "1", "--checkpoint-every", "0", "-o", out]
+    return [
+        "draft",
+        "train",
+        "--stage",
+        "pretrain",
+        "--corpus",
+        corpus,
+        "--tokenizer",
+        target,
+        "--hidden",
+        "32",
+        "--layers",
+        "1",
+        "--steps",
+        str(steps),
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "4",
+        "--eval-prompts",
+        "0",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--checkpoint-every",
+        "0",
+        "-o",
+        out,
+    ]
 
 
 def saved_step(out: Path) -> int | None:
@@ -160,13 +194,18 @@ def saved_step(out: Path) -> int | None:
 
 
 def temp_files(out: Path) -> list[Path]:
-    return sorted(out.glob(".train/.*.tmp")) + sorted(out.parent.glob(f".{out.name}.save-*")) + \
-        sorted(out.glob(".train/tokens/.tokens-*.npy"))
+    return (
+        sorted(out.glob(".train/.*.tmp"))
+        + sorted(out.parent.glob(f".{out.name}.save-*"))
+        + sorted(out.glob(".train/tokens/.tokens-*.npy"))
+    )
 
 
 def checkpoint_whole(out: Path) -> bool:
     """No half-written HF checkpoint: config.json (moved in last) only beside the weights and tokenizer."""
-    return not (out / "config.json").exists() or all((out / f).is_file() for f in ("model.safetensors", "tokenizer.json"))
+    return not (out / "config.json").exists() or all(
+        (out / f).is_file() for f in ("model.safetensors", "tokenizer.json")
+    )
 
 
 def kill_train(a, target, corpus) -> None:
@@ -175,22 +214,26 @@ def kill_train(a, target, corpus) -> None:
     out.parent.mkdir(parents=True)
     steps = a.train_steps
     t = time.time()
-    p = subprocess.Popen(cli(*train_args(target, corpus, out, steps)), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        cli(*train_args(target, corpus, out, steps)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_for(lambda: saved_step(out) is not None, p)
     t_first = time.time()
     check(p.wait() == 0, "kill-train: baseline training succeeds")
     train_s = time.time() - t_first
     shutil.rmtree(out)
-    print(f"kill-train: a whole run of {steps} steps takes {time.time() - t:.1f} s, {train_s:.1f} s of it after the "
-          f"first save; {a.runs} runs killed at uniform(0, {2 * train_s / a.runs:.1f} s) after their first save",
-          flush=True)
+    print(
+        f"kill-train: a whole run of {steps} steps takes {time.time() - t:.1f} s, {train_s:.1f} s of it after the "
+        f"first save; {a.runs} runs killed at uniform(0, {2 * train_s / a.runs:.1f} s) after their first save",
+        flush=True,
+    )
     resumed_ok = 0
     for i in range(a.runs):
         prev = saved_step(out)
         tmp_before = temp_files(out)
-        p = subprocess.Popen(cli(*train_args(target, corpus, out, steps)), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            cli(*train_args(target, corpus, out, steps)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         wait_for(lambda: saved_step(out) not in (None, prev), p)  # this run is training and saving
         at = random.uniform(0, 2 * train_s / a.runs)  # the runs share the training between them
         time.sleep(at)
@@ -209,9 +252,12 @@ def kill_train(a, target, corpus) -> None:
             now = None
             check(False, f"kill-train: the saved state loads ({e})")
         check(checkpoint_whole(out), "kill-train: no half-written checkpoint at -o")
-        print(f"  run {i + 1}: kill {at:.1f} s after its first save{' (already finished)' if finished else ''}: "
-              f"saved step {prev} -> {now}, "
-              f"{len(temp_files(out))} temporary files left", flush=True)
+        print(
+            f"  run {i + 1}: kill {at:.1f} s after its first save{' (already finished)' if finished else ''}: "
+            f"saved step {prev} -> {now}, "
+            f"{len(temp_files(out))} temporary files left",
+            flush=True,
+        )
     r = subprocess.run(cli(*train_args(target, corpus, out, steps)), capture_output=True, text=True)
     check(r.returncode == 0 and (out / "edgespec_draft.json").is_file(), "kill-train: the last run completes")
     check(temp_files(out) == [], "kill-train: no temporary files at the end")
@@ -227,8 +273,9 @@ class Tmpfs:
 
     def __enter__(self) -> Path:
         self.path.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.size}", "tmpfs", str(self.path)],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={self.size}", "tmpfs", str(self.path)], capture_output=True, text=True
+        )
         if r.returncode:
             raise RuntimeError(f"mount -t tmpfs failed ({r.stderr.strip()})")
         return self.path
@@ -267,14 +314,21 @@ def disk_export(a, target, draft) -> None:
         out = disk / "b"
         filler = fill(disk, leave=256 * 1024)
         r = subprocess.run(cli(*export_args(target, draft, out)), capture_output=True, text=True, env=env)
-        check(one_sentence(r.returncode, r.stderr, "Not enough disk space", "needs about"),
-              "disk-export: a full disk before the export is one sentence")
+        check(
+            one_sentence(r.returncode, r.stderr, "Not enough disk space", "needs about"),
+            "disk-export: a full disk before the export is one sentence",
+        )
         check(others(disk) == [], "disk-export: nothing written before the refusal")
         for i in range(a.runs):
             filler.unlink()
             shutil.rmtree(out, ignore_errors=True)
-            p = subprocess.Popen(cli(*export_args(target, draft, out)), stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, text=True, env=env)
+            p = subprocess.Popen(
+                cli(*export_args(target, draft, out)),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
             wait_for(lambda: any(disk.glob(".b.partial-*/.edgespec-owner.json")), p)
             at = random.uniform(0, 5)
             time.sleep(at)
@@ -284,8 +338,10 @@ def disk_export(a, target, draft) -> None:
             if p.returncode == 0:
                 check(bundle_loads(out), "disk-export: an export that finished first is complete")
             else:
-                check(one_sentence(p.returncode, err, "Not enough disk space", "filled up during the export"),
-                      "disk-export: a disk filling up during the export is one sentence")
+                check(
+                    one_sentence(p.returncode, err, "Not enough disk space", "filled up during the export"),
+                    "disk-export: a disk filling up during the export is one sentence",
+                )
                 check(others(disk) == [], "disk-export: nothing left after a full disk")
 
 
@@ -296,8 +352,13 @@ def disk_train(a, target, corpus) -> None:
         for i in range(a.runs):
             shutil.rmtree(out, ignore_errors=True)
             (disk / "filler").unlink(missing_ok=True)
-            p = subprocess.Popen(cli(*train_args(target, corpus, out, a.train_steps)), stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, text=True, env=env)
+            p = subprocess.Popen(
+                cli(*train_args(target, corpus, out, a.train_steps)),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
             wait_for(lambda: (out / ".train").is_dir(), p)
             at = random.uniform(0, 3)
             time.sleep(at)
@@ -307,8 +368,10 @@ def disk_train(a, target, corpus) -> None:
             if p.returncode == 0:
                 check((out / "edgespec_draft.json").is_file(), "disk-train: a run that finished first is complete")
                 continue
-            check(one_sentence(p.returncode, err, "Not enough disk space", "during training"),
-                  "disk-train: a disk filling up during training is one sentence")
+            check(
+                one_sentence(p.returncode, err, "Not enough disk space", "during training"),
+                "disk-train: a disk filling up during training is one sentence",
+            )
             try:
                 step = saved_step(out)
                 check(True, "disk-train: the last saved state still loads")
@@ -317,8 +380,9 @@ def disk_train(a, target, corpus) -> None:
                 check(False, f"disk-train: the last saved state still loads ({e})")
             check(temp_files(out) == [] and checkpoint_whole(out), "disk-train: no temporary or half-written files")
             filler.unlink()
-            r = subprocess.run(cli(*train_args(target, corpus, out, a.train_steps)), capture_output=True,
-                               text=True, env=env)
+            r = subprocess.run(
+                cli(*train_args(target, corpus, out, a.train_steps)), capture_output=True, text=True, env=env
+            )
             resumed = step is None or f"resuming from step {step}" in r.stderr
             check(r.returncode == 0 and resumed, "disk-train: once freed, training resumes and completes")
 
@@ -359,9 +423,13 @@ def main() -> int:
     if a.target:
         target, draft = a.target, a.draft
     t0 = time.time()
-    for name, fn, args in (("kill-export", kill_export, (target, draft)), ("kill-train", kill_train, (target, corpus)),
-                           ("disk-export", disk_export, (target, draft)), ("disk-train", disk_train, (target, corpus)),
-                           ("fsize", fsize, (target, draft, corpus))):
+    for name, fn, args in (
+        ("kill-export", kill_export, (target, draft)),
+        ("kill-train", kill_train, (target, corpus)),
+        ("disk-export", disk_export, (target, draft)),
+        ("disk-train", disk_train, (target, corpus)),
+        ("fsize", fsize, (target, draft, corpus)),
+    ):
         if a.what in ("all", name):
             print(f"== {name}", flush=True)
             try:

@@ -15,9 +15,9 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 MANIFEST = "edgespec.json"
 
@@ -25,7 +25,7 @@ MANIFEST = "edgespec.json"
 @dataclass
 class Case:
     name: str
-    kind: str            # flip | truncate | append | manifest | integrity | json | escape | legacy
+    kind: str  # flip | truncate | append | manifest | integrity | json | escape | legacy
     apply: Callable[[Path, Path], None]  # (case dir, canary dir)
     escape: bool = False  # the case points outside the bundle: a clean load is a finding
 
@@ -53,6 +53,7 @@ def _set(path: list, value, role: str = "target"):
         for key in path[:-1]:
             node = node.setdefault(key, {})
         node[path[-1]] = value
+
     return edit
 
 
@@ -62,6 +63,7 @@ def _delete(path: list, role: str = "target"):
         for key in path[:-1]:
             node = node[key]
         node.pop(path[-1], None)
+
     return edit
 
 
@@ -89,58 +91,104 @@ def cases(base: Path, seed: int = 0) -> list[Case]:
                 i = at(len(data))
                 data[i] ^= 0xFF
             _replace(d / rel, bytes(data))
+
         return apply
 
     def cut(rel, size):
         def apply(d, _c):
             data = (d / rel).read_bytes()
-            _replace(d / rel, data[:size(len(data))])
+            _replace(d / rel, data[: size(len(data))])
+
         return apply
 
     def append(rel):
         def apply(d, _c):
             _replace(d / rel, (d / rel).read_bytes() + bytes(rng.randrange(256) for _ in range(16)))
+
         return apply
 
     for rel in files:
-        for where, at in (("first", lambda n: 0), ("middle", lambda n: n // 2),
-                          ("random", lambda n, r=rng.random(): int(r * n) % n), ("last", lambda n: n - 1)):
+        for where, at in (
+            ("first", lambda n: 0),
+            ("middle", lambda n: n // 2),
+            ("random", lambda n, r=rng.random(): int(r * n) % n),
+            ("last", lambda n: n - 1),
+        ):
             out.append(Case(f"flip {where} byte of {rel}", "flip", flip(rel, at)))
-        for how, size in (("empty", lambda n: 0), ("half", lambda n: n // 2), ("one byte short", lambda n: max(0, n - 1))):
+        for how, size in (
+            ("empty", lambda n: 0),
+            ("half", lambda n: n // 2),
+            ("one byte short", lambda n: max(0, n - 1)),
+        ):
             out.append(Case(f"truncate {rel} ({how})", "truncate", cut(rel, size)))
         out.append(Case(f"append 16 bytes to {rel}", "append", append(rel)))
 
     def man(name, edit, kind="manifest"):
         out.append(Case(name, kind, lambda d, _c, e=edit: _edit_manifest(d, e)))
 
-    roles = ["target"] + (["draft"] if any(m["role"] == "draft" for m in json.loads((base / MANIFEST).read_text())["models"]) else [])
+    roles = ["target"] + (
+        ["draft"] if any(m["role"] == "draft" for m in json.loads((base / MANIFEST).read_text())["models"]) else []
+    )
     for role in roles:
-        for key in (["name"], ["role"], ["path"], ["format"], ["files"], ["files", "model"], ["files", "tokenizer"],
-                    ["files", "detokenizer"], ["files", "token_bytes"], ["vocab_size"], ["context_length"],
-                    ["special_tokens"], ["special_tokens", "eos"], ["special_tokens", "bos"], ["tokenizer"], ["weights"],
-                    ["relation"]):
+        for key in (
+            ["name"],
+            ["role"],
+            ["path"],
+            ["format"],
+            ["files"],
+            ["files", "model"],
+            ["files", "tokenizer"],
+            ["files", "detokenizer"],
+            ["files", "token_bytes"],
+            ["vocab_size"],
+            ["context_length"],
+            ["special_tokens"],
+            ["special_tokens", "eos"],
+            ["special_tokens", "bos"],
+            ["tokenizer"],
+            ["weights"],
+            ["relation"],
+        ):
             man(f"{role}: remove {'.'.join(key)}", _delete(key, role))
-        for key, values in ((["vocab_size"], ["64", None, [], {}, True, -1, 0, 2.5, 1e300, 2**63, 2**40]),
-                            (["context_length"], ["512", None, -1, 0, 1, 2.5, 1e300, 2**63, 2**40]),
-                            (["path"], [5, None, "", ".", "nonexistent"]),
-                            (["files", "model"], [7, "", "nonexistent.xml", "openvino_model.bin", "openvino_tokenizer.xml",
-                                                  "config.json"]),
-                            (["files", "tokenizer"], ["openvino_detokenizer.xml", "openvino_model.xml", "config.json", 3]),
-                            (["files", "detokenizer"], ["openvino_tokenizer.xml", "openvino_model.xml"]),
-                            (["special_tokens", "eos"], ["x", [1e300], [-5], [10**9], 7, [None]]),
-                            (["special_tokens", "bos"], [10**9, -7, "x", 2**62]),
-                            (["format"], ["onnx", "gguf", 1]),
-                            (["name"], ["", 5, "a/b"])):
+        for key, values in (
+            (["vocab_size"], ["64", None, [], {}, True, -1, 0, 2.5, 1e300, 2**63, 2**40]),
+            (["context_length"], ["512", None, -1, 0, 1, 2.5, 1e300, 2**63, 2**40]),
+            (["path"], [5, None, "", ".", "nonexistent"]),
+            (
+                ["files", "model"],
+                [7, "", "nonexistent.xml", "openvino_model.bin", "openvino_tokenizer.xml", "config.json"],
+            ),
+            (["files", "tokenizer"], ["openvino_detokenizer.xml", "openvino_model.xml", "config.json", 3]),
+            (["files", "detokenizer"], ["openvino_tokenizer.xml", "openvino_model.xml"]),
+            (["special_tokens", "eos"], ["x", [1e300], [-5], [10**9], 7, [None]]),
+            (["special_tokens", "bos"], [10**9, -7, "x", 2**62]),
+            (["format"], ["onnx", "gguf", 1]),
+            (["name"], ["", 5, "a/b"]),
+        ):
             for v in values:
                 man(f"{role}: {'.'.join(key)} = {json.dumps(v)[:40]}", _set(key, v, role))
     if "draft" in roles:
-        for v in ({"kind": "bogus"}, {"kind": "trimmed"}, {"kind": "trimmed", "id_map": "config.json"},
-                  {"kind": "cross_vocab"}, {"kind": "trimmed", "id_map": "openvino_model.bin", "input_fallback": -3}, "x"):
+        for v in (
+            {"kind": "bogus"},
+            {"kind": "trimmed"},
+            {"kind": "trimmed", "id_map": "config.json"},
+            {"kind": "cross_vocab"},
+            {"kind": "trimmed", "id_map": "openvino_model.bin", "input_fallback": -3},
+            "x",
+        ):
             man(f"draft: relation = {json.dumps(v)}", _set(["relation"], v, "draft"))
         man("draft: role = target (two targets)", _set(["role"], "target", "draft"))
     man("target: role = draft (no target)", _set(["role"], "draft", "target"))
-    for key, v in (("schema_version", 2), ("schema_version", "1"), ("schema_version", None), ("models", []),
-                   ("models", {}), ("models", "x"), ("models", [5]), ("producer", 5)):
+    for key, v in (
+        ("schema_version", 2),
+        ("schema_version", "1"),
+        ("schema_version", None),
+        ("models", []),
+        ("models", {}),
+        ("models", "x"),
+        ("models", [5]),
+        ("producer", 5),
+    ):
         man(f"top: {key} = {json.dumps(v)}", lambda m, k=key, v=v: m.__setitem__(k, v))
     for key in ("schema_version", "models", "producer"):
         man(f"top: remove {key}", lambda m, k=key: m.pop(k, None))
@@ -150,6 +198,7 @@ def cases(base: Path, seed: int = 0) -> list[Case]:
         def apply(m):
             if "integrity" in m:
                 edit(m["integrity"])
+
         return apply
 
     def first_file(t, suffix=".bin"):
@@ -160,16 +209,33 @@ def cases(base: Path, seed: int = 0) -> list[Case]:
         ("chunk_bytes = 1", lambda t: t.__setitem__("chunk_bytes", 1)),
         ("files = []", lambda t: t.__setitem__("files", [])),
         ("files = {}", lambda t: t.__setitem__("files", {})),
-        ("a size off by one", lambda t: t["files"][first_file(t)].__setitem__("size", t["files"][first_file(t)]["size"] + 1)),
+        (
+            "a size off by one",
+            lambda t: t["files"][first_file(t)].__setitem__("size", t["files"][first_file(t)]["size"] + 1),
+        ),
         ("a size negative", lambda t: t["files"][first_file(t)].__setitem__("size", -1)),
         ("a size 1e300", lambda t: t["files"][first_file(t)].__setitem__("size", 1e300)),
-        ("a digest changed", lambda t: t["files"][first_file(t)].__setitem__("blake2b", ["0" * 64] * len(t["files"][first_file(t)]["blake2b"]))),
+        (
+            "a digest changed",
+            lambda t: t["files"][first_file(t)].__setitem__(
+                "blake2b", ["0" * 64] * len(t["files"][first_file(t)]["blake2b"])
+            ),
+        ),
         ("a digest malformed", lambda t: t["files"][first_file(t)].__setitem__("blake2b", ["xyz"])),
         ("a digest list missing", lambda t: t["files"][first_file(t)].pop("blake2b")),
         ("an extra digest", lambda t: t["files"][first_file(t)]["blake2b"].append("0" * 64)),
-        ("the tokenizer .bin unlisted", lambda t: t["files"].pop(next(k for k in sorted(t["files"]) if k.endswith("openvino_tokenizer.bin")))),
-        ("the model .xml unlisted", lambda t: t["files"].pop(next(k for k in sorted(t["files"]) if k.endswith("openvino_model.xml")))),
-        ("a listed file missing", lambda t: t["files"].__setitem__("target/missing.bin", {"size": 1, "blake2b": ["0" * 64]})),
+        (
+            "the tokenizer .bin unlisted",
+            lambda t: t["files"].pop(next(k for k in sorted(t["files"]) if k.endswith("openvino_tokenizer.bin"))),
+        ),
+        (
+            "the model .xml unlisted",
+            lambda t: t["files"].pop(next(k for k in sorted(t["files"]) if k.endswith("openvino_model.xml"))),
+        ),
+        (
+            "a listed file missing",
+            lambda t: t["files"].__setitem__("target/missing.bin", {"size": 1, "blake2b": ["0" * 64]}),
+        ),
         ("an entry with ..", lambda t: t["files"].__setitem__("../outside.bin", {"size": 1, "blake2b": ["0" * 64]})),
         ("an absolute entry", lambda t: t["files"].__setitem__("/etc/hostname", {"size": 1, "blake2b": ["0" * 64]})),
         ("integrity = 5", lambda t: t.clear()),
@@ -178,14 +244,23 @@ def cases(base: Path, seed: int = 0) -> list[Case]:
 
     # malformed JSON
     def raw(data):
-        return lambda d, _c: _replace(d / MANIFEST, data if isinstance(data, bytes) else data((d / MANIFEST).read_bytes()))
+        return lambda d, _c: _replace(
+            d / MANIFEST, data if isinstance(data, bytes) else data((d / MANIFEST).read_bytes())
+        )
 
-    for name, data in (("empty", b""), ("null", b"null"), ("a list", b"[]"), ("cut in half", lambda b: b[: len(b) // 2]),
-                       ("invalid UTF-8", lambda b: b.replace(b'"target"', b'"t\xff\xfeget"', 1)),
-                       ("100000 nested lists", b"[" * 100000 + b"]" * 100000), ("a BOM first", lambda b: b"\xef\xbb\xbf" + b),
-                       ("a NUL inside", lambda b: b.replace(b'"models"', b'"mod\x00els"', 1)),
-                       ("10 MB of spaces", lambda b: b + b" " * (10 << 20)), ("a number 1e99999", lambda b: b.replace(b'"schema_version": 1', b'"schema_version": 1e99999', 1)),
-                       ("trailing garbage", lambda b: b + b"}{")):
+    for name, data in (
+        ("empty", b""),
+        ("null", b"null"),
+        ("a list", b"[]"),
+        ("cut in half", lambda b: b[: len(b) // 2]),
+        ("invalid UTF-8", lambda b: b.replace(b'"target"', b'"t\xff\xfeget"', 1)),
+        ("100000 nested lists", b"[" * 100000 + b"]" * 100000),
+        ("a BOM first", lambda b: b"\xef\xbb\xbf" + b),
+        ("a NUL inside", lambda b: b.replace(b'"models"', b'"mod\x00els"', 1)),
+        ("10 MB of spaces", lambda b: b + b" " * (10 << 20)),
+        ("a number 1e99999", lambda b: b.replace(b'"schema_version": 1', b'"schema_version": 1e99999', 1)),
+        ("trailing garbage", lambda b: b + b"}{"),
+    ):
         out.append(Case(f"manifest JSON: {name}", "json", raw(data)))
 
     # paths that leave the bundle: each points at a working copy outside (the canary)
@@ -195,18 +270,34 @@ def cases(base: Path, seed: int = 0) -> list[Case]:
     def rel_to_canary(d: Path, c: Path) -> str:
         return os.path.relpath(c, d)
 
-    escape("target path = ../canary/target", lambda d, c: _edit_manifest(d, _set(["path"], f"{rel_to_canary(d, c)}/target")))
+    escape(
+        "target path = ../canary/target",
+        lambda d, c: _edit_manifest(d, _set(["path"], f"{rel_to_canary(d, c)}/target")),
+    )
     escape("target path = absolute canary", lambda d, c: _edit_manifest(d, _set(["path"], str(c / "target"))))
-    escape("target path = target/../../canary/target",
-           lambda d, c: _edit_manifest(d, _set(["path"], f"target/../{rel_to_canary(d, c)}/target")))
-    for key, fname in (("model", "openvino_model.xml"), ("tokenizer", "openvino_tokenizer.xml"),
-                       ("detokenizer", "openvino_detokenizer.xml"), ("token_bytes", "token_bytes.bin")):
-        escape(f"files.{key} = ../ to the canary",
-               lambda d, c, k=key, f=fname: _edit_manifest(d, _set(["files", k], f"../{rel_to_canary(d, c)}/target/{f}")))
-        escape(f"files.{key} = absolute canary", lambda d, c, k=key, f=fname: _edit_manifest(d, _set(["files", k], str(c / "target" / f))))
+    escape(
+        "target path = target/../../canary/target",
+        lambda d, c: _edit_manifest(d, _set(["path"], f"target/../{rel_to_canary(d, c)}/target")),
+    )
+    for key, fname in (
+        ("model", "openvino_model.xml"),
+        ("tokenizer", "openvino_tokenizer.xml"),
+        ("detokenizer", "openvino_detokenizer.xml"),
+        ("token_bytes", "token_bytes.bin"),
+    ):
+        escape(
+            f"files.{key} = ../ to the canary",
+            lambda d, c, k=key, f=fname: _edit_manifest(d, _set(["files", k], f"../{rel_to_canary(d, c)}/target/{f}")),
+        )
+        escape(
+            f"files.{key} = absolute canary",
+            lambda d, c, k=key, f=fname: _edit_manifest(d, _set(["files", k], str(c / "target" / f))),
+        )
     escape("files.model = /etc/passwd", lambda d, c: _edit_manifest(d, _set(["files", "model"], "/etc/passwd")))
-    escape("files.tokenizer = ../../../../../../etc/passwd",
-           lambda d, c: _edit_manifest(d, _set(["files", "tokenizer"], "../../../../../../etc/passwd")))
+    escape(
+        "files.tokenizer = ../../../../../../etc/passwd",
+        lambda d, c: _edit_manifest(d, _set(["files", "tokenizer"], "../../../../../../etc/passwd")),
+    )
 
     def link_dir(d, c):
         shutil.rmtree(d / "target")
@@ -216,6 +307,7 @@ def cases(base: Path, seed: int = 0) -> list[Case]:
         def apply(d, c):
             (d / "target" / name).unlink()
             os.symlink(c / "target" / name, d / "target" / name)
+
         return apply
 
     def link_manifest(d, c):
@@ -223,20 +315,31 @@ def cases(base: Path, seed: int = 0) -> list[Case]:
         os.symlink(c / MANIFEST, d / MANIFEST)
 
     escape("target/ is a symlink to the canary", link_dir)
-    for name in ("openvino_model.xml", "openvino_model.bin", "openvino_tokenizer.xml", "openvino_tokenizer.bin",
-                 "openvino_detokenizer.bin", "token_bytes.bin"):
+    for name in (
+        "openvino_model.xml",
+        "openvino_model.bin",
+        "openvino_tokenizer.xml",
+        "openvino_tokenizer.bin",
+        "openvino_detokenizer.bin",
+        "token_bytes.bin",
+    ):
         if (base / "target" / name).is_file():
             escape(f"target/{name} is a symlink to the canary", link_file(name))
     escape("edgespec.json is a symlink to the canary's", link_manifest)
     if "draft" in roles:
-        escape("draft: id_map = ../ to /etc/passwd", lambda d, c: _edit_manifest(d, _set(
-            ["relation"], {"kind": "trimmed", "id_map": "../../../../../../../etc/passwd"}, "draft")))
+        escape(
+            "draft: id_map = ../ to /etc/passwd",
+            lambda d, c: _edit_manifest(
+                d, _set(["relation"], {"kind": "trimmed", "id_map": "../../../../../../../etc/passwd"}, "draft")
+            ),
+        )
 
     # bundles exported before the integrity table: the checks the runtime makes without digests
     def legacy(then):
         def apply(d, c):
             _edit_manifest(d, lambda m: m.pop("integrity", None))
             then(d, c)
+
         return apply
 
     for rel in files:

@@ -50,8 +50,14 @@ sys.path.insert(0, str(HERE))
 def one_sentence(msg: str) -> bool:
     """A user-facing answer: one line, ends like a sentence, no traceback or OpenVINO source location."""
     msg = msg.strip()
-    return bool(msg) and "\n" not in msg and msg.endswith((".", ".)")) and "Traceback" not in msg \
-        and "Exception from src" not in msg and len(msg) < 800
+    return (
+        bool(msg)
+        and "\n" not in msg
+        and msg.endswith((".", ".)"))
+        and "Traceback" not in msg
+        and "Exception from src" not in msg
+        and len(msg) < 800
+    )
 
 
 def default_bundle() -> Path:
@@ -62,6 +68,7 @@ def default_bundle() -> Path:
 
 # -- fuzz -----------------------------------------------------------------------------------------
 
+
 class Worker:
     """A lab/reliability/worker.py process; restarted after a crash or a hang."""
 
@@ -70,8 +77,14 @@ class Worker:
 
     def run(self, case_dir: Path, timeout: float) -> dict:
         if self.proc is None or self.proc.poll() is not None:
-            self.proc = subprocess.Popen([sys.executable, str(HERE / "worker.py")], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+            self.proc = subprocess.Popen(
+                [sys.executable, str(HERE / "worker.py")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+            )
         result: dict = {}
 
         def talk():
@@ -107,11 +120,20 @@ class Worker:
             self.proc = None
 
 
-QUICK_FUZZ = ("flip middle byte of target/openvino_tokenizer.bin", "truncate target/openvino_model.bin (half)",
-              "flip random byte of target/openvino_model.xml", "target: vocab_size = 1e300",
-              "target: special_tokens.bos = 1000000000", "integrity: a digest changed", "manifest JSON: 100000 nested lists",
-              "files.tokenizer = ../ to the canary", "target/ is a symlink to the canary",
-              "target/openvino_model.bin is a symlink to the canary", "files.model = /etc/passwd", "top: models = []")
+QUICK_FUZZ = (
+    "flip middle byte of target/openvino_tokenizer.bin",
+    "truncate target/openvino_model.bin (half)",
+    "flip random byte of target/openvino_model.xml",
+    "target: vocab_size = 1e300",
+    "target: special_tokens.bos = 1000000000",
+    "integrity: a digest changed",
+    "manifest JSON: 100000 nested lists",
+    "files.tokenizer = ../ to the canary",
+    "target/ is a symlink to the canary",
+    "target/openvino_model.bin is a symlink to the canary",
+    "files.model = /etc/passwd",
+    "top: models = []",
+)
 
 
 def fuzz(bundle: Path, quick: bool, limit: int | None, timeout: float, seed: int, log=print) -> dict:
@@ -135,8 +157,10 @@ def fuzz(bundle: Path, quick: bool, limit: int | None, timeout: float, seed: int
             r["read_outside"] = case.escape and r["outcome"] == "ok"
             rows.append(r)
             bad = r["outcome"] in ("crash", "hang", "unexpected") or not r["one_sentence"] or r["read_outside"]
-            log(f"[{i + 1}/{len(all_cases)}] {'FINDING ' if bad else ''}{case.name}: {r['outcome']} "
-                f"{r.get('message', '')[:160]}")
+            log(
+                f"[{i + 1}/{len(all_cases)}] {'FINDING ' if bad else ''}{case.name}: {r['outcome']} "
+                f"{r.get('message', '')[:160]}"
+            )
             shutil.rmtree(d, ignore_errors=True)
     finally:
         worker.stop()
@@ -152,12 +176,18 @@ def fuzz(bundle: Path, quick: bool, limit: int | None, timeout: float, seed: int
         "read_outside": sum(r["read_outside"] for r in rows),
         "by_kind": {k: sum(r["kind"] == k for r in rows) for k in sorted({r["kind"] for r in rows})},
     }
-    summary["pass"] = not (summary["crashes"] or summary["hangs"] or summary["unexpected"] or summary["not_one_sentence"]
-                           or summary["read_outside"])
+    summary["pass"] = not (
+        summary["crashes"]
+        or summary["hangs"]
+        or summary["unexpected"]
+        or summary["not_one_sentence"]
+        or summary["read_outside"]
+    )
     return {"summary": summary, "rows": rows}
 
 
 # -- abi --------------------------------------------------------------------------------------------
+
 
 def library() -> Path:
     from edgespec import _native
@@ -172,12 +202,28 @@ def build_abi_misuse(out_dir: Path) -> Path:
         raise SystemExit("error: no C compiler (cc) found; install one to build the C ABI misuse program.")
     lib = library()
     exe = out_dir / "abi_misuse"
-    cmd = [cc, "-std=c99", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-O1",
-           f"-I{REPO / 'runtimes' / 'include'}", str(HERE / "abi_misuse.c"), "-o", str(exe), str(lib),
-           f"-Wl,-rpath,{lib.parent}", "-lpthread", "-lm"]
+    cmd = [
+        cc,
+        "-std=c99",
+        "-D_POSIX_C_SOURCE=200809L",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-O1",
+        f"-I{REPO / 'runtimes' / 'include'}",
+        str(HERE / "abi_misuse.c"),
+        "-o",
+        str(exe),
+        str(lib),
+        f"-Wl,-rpath,{lib.parent}",
+        "-lpthread",
+        "-lm",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        raise SystemExit(f"error: building abi_misuse failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}")
+        raise SystemExit(
+            f"error: building abi_misuse failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}"
+        )
     return exe
 
 
@@ -191,8 +237,13 @@ def abi(bundle: Path, timeout: float, log=print, exe: Path | None = None) -> dic
         first = 0
         cancel_ms = []
         while first < total:
-            proc = subprocess.Popen([str(exe), str(bundle), str(first)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, env={**os.environ, "TMPDIR": str(work)})
+            proc = subprocess.Popen(
+                [str(exe), str(bundle), str(first)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "TMPDIR": str(work)},
+            )
             current = [first]
 
             def read():
@@ -202,11 +253,18 @@ def abi(bundle: Path, timeout: float, log=print, exe: Path | None = None) -> dic
                     elif line.startswith("cancel_ms="):
                         cancel_ms.append(float(line.split("=")[1]))
                     elif line.startswith("case "):
-                        m = re.match(r"case (\d+) (\S+): (ok|FAIL) status=(-?\d+) ms=([\d.]+) msg=(.*)", line.rstrip("\n"))
+                        m = re.match(
+                            r"case (\d+) (\S+): (ok|FAIL) status=(-?\d+) ms=([\d.]+) msg=(.*)", line.rstrip("\n")
+                        )
                         if m:
                             i = int(m[1])
-                            rows[i] = {"case": m[2], "outcome": "ok" if m[3] == "ok" else "wrong_answer",
-                                       "status": int(m[4]), "ms": float(m[5]), "message": m[6]}
+                            rows[i] = {
+                                "case": m[2],
+                                "outcome": "ok" if m[3] == "ok" else "wrong_answer",
+                                "status": int(m[4]),
+                                "ms": float(m[5]),
+                                "message": m[6],
+                            }
                             log(f"[{i + 1}/{total}] {m[2]}: {m[3]} status={m[4]} {m[6][:140]}")
                             current[0] = i + 1
 
@@ -224,8 +282,12 @@ def abi(bundle: Path, timeout: float, log=print, exe: Path | None = None) -> dic
                 continue
             t.join(5)
             if proc.returncode < 0 or (current[0] < total and current[0] not in rows):
-                rows[current[0]] = {"case": f"#{current[0]}", "outcome": "crash", "returncode": proc.returncode,
-                                    "stderr": proc.stderr.read()[-400:]}
+                rows[current[0]] = {
+                    "case": f"#{current[0]}",
+                    "outcome": "crash",
+                    "returncode": proc.returncode,
+                    "stderr": proc.stderr.read()[-400:],
+                }
                 log(f"[{current[0] + 1}/{total}] FINDING: crash ({proc.returncode})")
                 first = current[0] + 1
             else:
@@ -247,6 +309,7 @@ def abi(bundle: Path, timeout: float, log=print, exe: Path | None = None) -> dic
 
 # -- soak -------------------------------------------------------------------------------------------
 
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -264,8 +327,15 @@ def soak(bundle: Path, generations: int, log=print, max_new_tokens: int = 16) ->
     kinds = {"generate": 0, "stream_dropped": 0, "cancelled": 0}
     t0 = time.perf_counter()
     for i in range(1, generations + 1):
-        cfg = dict(max_new_tokens=max_new_tokens, policy=policies[i % len(policies)], k="auto" if i % 3 else 3,
-                   temperature=0.0 if i % 2 else 0.8, seed=i, stop=["\n\n\n"] if i % 5 == 0 else None, ignore_eos=i % 4 != 0)
+        cfg = dict(
+            max_new_tokens=max_new_tokens,
+            policy=policies[i % len(policies)],
+            k="auto" if i % 3 else 3,
+            temperature=0.0 if i % 2 else 0.8,
+            seed=i,
+            stop=["\n\n\n"] if i % 5 == 0 else None,
+            ignore_eos=i % 4 != 0,
+        )
         prompt = prompts[i % len(prompts)]
         if i % 10 == 0:  # a stream dropped after its first chunk
             for _ in pipe.stream(prompt, **cfg):
@@ -289,15 +359,22 @@ def soak(bundle: Path, generations: int, log=print, max_new_tokens: int = 16) ->
     base = curve.get(100)
     end = curve.get(max(curve)) if curve else None
     growth = (end - base) / base * 100 if base and end else None
-    return {"summary": {"generations": generations, "rss_mb_at_100": base, "rss_mb_at_end": end,
-                        "growth_pct_100_to_end": round(growth, 2) if growth is not None else None, "kinds": kinds,
-                        "pass": growth is not None and growth < 2.0},
-            "curve": curve}
+    return {
+        "summary": {
+            "generations": generations,
+            "rss_mb_at_100": base,
+            "rss_mb_at_end": end,
+            "growth_pct_100_to_end": round(growth, 2) if growth is not None else None,
+            "kinds": kinds,
+            "pass": growth is not None and growth < 2.0,
+        },
+        "curve": curve,
+    }
 
 
 # -- cancel -----------------------------------------------------------------------------------------
 
-_CHILD = r'''
+_CHILD = r"""
 import os, sys, time
 from edgespec import Pipeline
 mode, bundle = sys.argv[1], sys.argv[2]
@@ -316,15 +393,21 @@ except KeyboardInterrupt:
     print("interrupted", file=sys.stderr, flush=True)
     sys.exit(130)
 sys.exit(0)
-'''
+"""
 
 
 def _sigint_after_ready(cmd: list[str], ready: str, delay: float = 0.3, timeout: float = 300) -> dict:
     """Start cmd, wait for `ready` on stdout (then `delay` s more), send SIGINT, time the exit."""
     # A process started in the background may inherit SIGINT ignored (Python then leaves it so):
     # the child gets the default disposition, as from a terminal.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     t_start = time.perf_counter()
     got = threading.Event()
 
@@ -362,9 +445,14 @@ def _sigint_after_ready(cmd: list[str], ready: str, delay: float = 0.3, timeout:
     secs = time.perf_counter() - t0
     time.sleep(0.2)
     err = "\n".join(line for _, line in err_lines).strip()
-    return {"seconds_to_message": round(err_lines[0][0] - t0, 3) if err_lines else None,
-            "seconds_to_exit": round(secs, 3), "returncode": proc.returncode, "stderr": err[-300:],
-            "stderr_lines": len(err.splitlines()), "ran_s": round(t0 - t_start, 1)}
+    return {
+        "seconds_to_message": round(err_lines[0][0] - t0, 3) if err_lines else None,
+        "seconds_to_exit": round(secs, 3),
+        "returncode": proc.returncode,
+        "stderr": err[-300:],
+        "stderr_lines": len(err.splitlines()),
+        "ran_s": round(t0 - t_start, 1),
+    }
 
 
 def cancel(bundle: Path, log=print) -> dict:
@@ -374,12 +462,25 @@ def cancel(bundle: Path, log=print) -> dict:
     out: dict = {}
     edgespec = [sys.executable, "-m", "edgespec"]
     out["sigint_edgespec_run"] = _sigint_after_ready(
-        edgespec + ["run", str(bundle), "def fib(n):", "--max-new-tokens", "100000", "--ignore-eos", "--policy", "autoregressive"], "")
+        edgespec
+        + [
+            "run",
+            str(bundle),
+            "def fib(n):",
+            "--max-new-tokens",
+            "100000",
+            "--ignore-eos",
+            "--policy",
+            "autoregressive",
+        ],
+        "",
+    )
     log(f"SIGINT to edgespec run: {out['sigint_edgespec_run']}")
     for mode in ("streamer", "plain", "stream"):
         key = f"sigint_python_{mode}"
-        out[key] = _sigint_after_ready([sys.executable, "-c", _CHILD, mode, str(bundle)], "READY",
-                                       delay=1.0 if mode == "plain" else 0.3)
+        out[key] = _sigint_after_ready(
+            [sys.executable, "-c", _CHILD, mode, str(bundle)], "READY", delay=1.0 if mode == "plain" else 0.3
+        )
         log(f"SIGINT to Python in {mode}: {out[key]}")
 
     pipe = Pipeline.load(bundle)
@@ -433,23 +534,28 @@ def cancel(bundle: Path, log=print) -> dict:
     # it adds OpenVINO's teardown, reported as seconds_to_exit.
     worst = [v.get("seconds_to_message") for k, v in out.items() if k.startswith("sigint") and isinstance(v, dict)]
     worst += times + closes
-    ok_exit = all(isinstance(v, dict) and v.get("returncode") == 130 and v.get("stderr_lines") == 1
-                  for k, v in out.items() if k.startswith("sigint"))
-    out["summary"] = {"worst_s": max(x for x in worst if x is not None) if worst else None,
-                      "all_exit_130_one_line": ok_exit,
-                      "pass": ok_exit and all(x is not None and x < 1.0 for x in worst)}
+    ok_exit = all(
+        isinstance(v, dict) and v.get("returncode") == 130 and v.get("stderr_lines") == 1
+        for k, v in out.items()
+        if k.startswith("sigint")
+    )
+    out["summary"] = {
+        "worst_s": max(x for x in worst if x is not None) if worst else None,
+        "all_exit_130_one_line": ok_exit,
+        "pass": ok_exit and all(x is not None and x < 1.0 for x in worst),
+    }
     return out
 
 
 # -- loadtime ---------------------------------------------------------------------------------------
 
-_LOAD = r'''
+_LOAD = r"""
 import sys, time
 from edgespec import Pipeline
 t0 = time.perf_counter()
 Pipeline.load(sys.argv[1], verify=sys.argv[2] == "1").close()
 print(time.perf_counter() - t0)
-'''
+"""
 
 
 def loadtime(bundle: Path, repeats: int, log=print) -> dict:
@@ -457,17 +563,29 @@ def loadtime(bundle: Path, repeats: int, log=print) -> dict:
 
     times: dict[str, list[float]] = {"verify": [], "sizes_only": []}
     for i in range(repeats):
-        for name, flag in (("verify", "1"), ("sizes_only", "0")) if i % 2 == 0 else (("sizes_only", "0"), ("verify", "1")):
-            r = subprocess.run([sys.executable, "-c", _LOAD, str(bundle), flag], capture_output=True, text=True, check=True)
+        for name, flag in (
+            (("verify", "1"), ("sizes_only", "0")) if i % 2 == 0 else (("sizes_only", "0"), ("verify", "1"))
+        ):
+            r = subprocess.run(
+                [sys.executable, "-c", _LOAD, str(bundle), flag], capture_output=True, text=True, check=True
+            )
             times[name].append(round(float(r.stdout.strip().splitlines()[-1]), 3))
         log(f"repeat {i + 1}: verify {times['verify'][-1]} s, sizes only {times['sizes_only'][-1]} s")
     med = {k: statistics.median(v) for k, v in times.items()}
     size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
-    return {"summary": {"median_s": med, "ratio": round(med["verify"] / med["sizes_only"], 3), "bundle_mb": round(size / 2**20, 1),
-                        "pass": True}, "times": times}
+    return {
+        "summary": {
+            "median_s": med,
+            "ratio": round(med["verify"] / med["sizes_only"], 3),
+            "bundle_mb": round(size / 2**20, 1),
+            "pass": True,
+        },
+        "times": times,
+    }
 
 
 # -- main -------------------------------------------------------------------------------------------
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -22,11 +22,16 @@ static int on_text(const char *text_delta, size_t len, void *user_data) {
 
 static const char *finish_name(es_finish_reason r) {
     switch (r) {
-        case ES_FINISH_EOS: return "eos";
-        case ES_FINISH_STOP_STRING: return "stop_string";
-        case ES_FINISH_MAX_TOKENS: return "max_tokens";
-        case ES_FINISH_CONTEXT: return "context";
-        case ES_FINISH_CALLBACK: return "callback";
+        case ES_FINISH_EOS:
+            return "eos";
+        case ES_FINISH_STOP_STRING:
+            return "stop_string";
+        case ES_FINISH_MAX_TOKENS:
+            return "max_tokens";
+        case ES_FINISH_CONTEXT:
+            return "context";
+        case ES_FINISH_CALLBACK:
+            return "callback";
     }
     return "?";
 }
@@ -72,10 +77,9 @@ int main(int argc, char **argv) {
             "chunks=%zu tokens=%zu generated_tokens=%lld target_calls=%lld drafted=%lld accepted=%lld "
             "acceptance_rate=%.3f mean_accepted=%.3f ttft_ms=%.2f tpot_ms=%.3f tokens_per_s=%.1f "
             "draft_ms=%.2f verify_ms=%.2f other_ms=%.2f finish_reason=%s draft=%s\n",
-            chunks, n_tokens, (long long)stats.generated_tokens, (long long)stats.target_calls,
-            (long long)stats.drafted, (long long)stats.accepted, stats.acceptance_rate, stats.mean_accepted,
-            stats.ttft_ms, stats.tpot_ms, stats.tokens_per_s, stats.draft_ms, stats.verify_ms, stats.other_ms,
-            finish_name(stats.finish_reason), es_pipeline_draft_name(pipe));
+            chunks, n_tokens, (long long)stats.generated_tokens, (long long)stats.target_calls, (long long)stats.drafted,
+            (long long)stats.accepted, stats.acceptance_rate, stats.mean_accepted, stats.ttft_ms, stats.tpot_ms, stats.tokens_per_s,
+            stats.draft_ms, stats.verify_ms, stats.other_ms, finish_name(stats.finish_reason), es_pipeline_draft_name(pipe));
 
     es_result_free(result);
     es_pipeline_free(pipe);

@@ -30,13 +30,13 @@ extern "C" {
 #endif
 
 #if defined(_WIN32)
-#  ifdef EDGESPEC_BUILDING_LIBRARY
-#    define ES_API __declspec(dllexport)
-#  else
-#    define ES_API __declspec(dllimport)
-#  endif
+#ifdef EDGESPEC_BUILDING_LIBRARY
+#define ES_API __declspec(dllexport)
 #else
-#  define ES_API __attribute__((visibility("default")))
+#define ES_API __declspec(dllimport)
+#endif
+#else
+#define ES_API __attribute__((visibility("default")))
 #endif
 
 /* ABI version: bumped on any incompatible change of this header. */
@@ -73,7 +73,6 @@ ES_API es_status es_available_devices(char *buf, size_t *size);
  * that fails on this thread. */
 ES_API const char *es_last_error(void);
 
-
 /* ------------------------------------------------------------------------------------------ */
 /* Pipelines: load a bundle, generate text.                                                    */
 /* ------------------------------------------------------------------------------------------ */
@@ -92,57 +91,57 @@ typedef struct es_result es_result;
 /* How a pipeline is loaded. Get the defaults with es_pipeline_default_params() and change
  * fields; strings are borrowed for the duration of es_pipeline_load() only. */
 typedef struct es_pipeline_params {
-    const char *device;               /* target device: "CPU", "GPU", "GPU.1", "NPU", "AUTO" (default "CPU") */
-    const char *draft_device;         /* drafter device; NULL = same as device */
-    const char *draft;                /* drafter name from the bundle; NULL = the default: the first
-                                         same_vocab or trimmed drafter, else the first cross_vocab
-                                         drafter the bundle has token byte tables for, else none;
-                                         "none" = load no drafter (autoregressive / n-gram only) */
-    const char *precision;            /* inference precision hint "f32", "f16", "bf16"; NULL = device default */
-    const char *kv_precision;         /* KV-cache precision "f32", "f16", "bf16", "u8"; NULL = device default */
-    int32_t num_threads;              /* inference threads per model; 0 = device default */
-    const char *tokenizers_extension; /* path of libopenvino_tokenizers; NULL = $EDGESPEC_TOKENIZERS_EXTENSION,
-                                         else found beside libopenvino (the openvino-tokenizers wheel) */
-    const char *backend;              /* inference backend of the models (tokenizers always run on OpenVINO):
-                                         NULL / "openvino" = OpenVINO, any device, OpenVINO IR and ONNX bundles
-                                         (IR models run with paged attention on the CPU when OpenVINO can convert
-                                         them -- rollback is then a length change -- else as the stateful graph);
-                                         "openvino-paged" / "openvino-stateful" = IR bundles, one of the two forced
-                                         (paged fails the load with ES_ERR_BUNDLE when the graph does not convert);
-                                         "onnxruntime" = ONNX Runtime's CPU provider, ONNX bundles only, device
-                                         "CPU" only; precision / kv_precision must stay NULL or "f32" (the graph's
-                                         own types are used) and num_threads sets intra_op_num_threads.
-                                         ONNX Runtime is loaded at run time (no link-time dependency): see ort_library */
-    const char *ort_library;          /* "onnxruntime" backend: path of libonnxruntime (.so/.dylib/.dll); NULL =
-                                         $EDGESPEC_ORT_LIBRARY, else the system's library search. The first library
-                                         loaded serves the whole process. A missing or too old (< 1.13) library
-                                         fails the load with ES_ERR_IO and a message naming the path. */
-    int32_t fixed_shapes;             /* fixed-width copies of models run with paged attention on the CPU:
-                                         OpenVINO runs a graph with a dynamic input shape through shape
-                                         inference at every node on every call, which costs a small model
-                                         about as much as its arithmetic. A copy compiled with its input width
-                                         fixed serves the loop's most frequent calls: the target's 1..5-token
-                                         calls (decode, verify at k <= 4) and the drafter's 1- and 2-token calls.
-                                         All copies share one KV cache. Each holds the model's weights again
-                                         and compiles at load. -1 = auto (default): models whose weights are
-                                         at most 64 MiB (drafters, small targets); 0 = none; 1 = every model.
-                                         es_pipeline_info lists the widths each model got. */
-    int32_t verify;                   /* bundle integrity (ABI 5): exports record every file's size and BLAKE2b
-                                         digests in edgespec.json. 1 (default) = check the sizes and digests of the
-                                         files the pipeline reads before OpenVINO reads them (all cores hash
-                                         64 MiB pieces in parallel); 0 = sizes only. A mismatch fails the load with
-                                         ES_ERR_BUNDLE naming the file. Bundles exported before the digests
-                                         existed load unchecked (es_pipeline_info says "integrity": "none"). */
+    const char *device;                /* target device: "CPU", "GPU", "GPU.1", "NPU", "AUTO" (default "CPU") */
+    const char *draft_device;          /* drafter device; NULL = same as device */
+    const char *draft;                 /* drafter name from the bundle; NULL = the default: the first
+                                          same_vocab or trimmed drafter, else the first cross_vocab
+                                          drafter the bundle has token byte tables for, else none;
+                                          "none" = load no drafter (autoregressive / n-gram only) */
+    const char *precision;             /* inference precision hint "f32", "f16", "bf16"; NULL = device default */
+    const char *kv_precision;          /* KV-cache precision "f32", "f16", "bf16", "u8"; NULL = device default */
+    int32_t num_threads;               /* inference threads per model; 0 = device default */
+    const char *tokenizers_extension;  /* path of libopenvino_tokenizers; NULL = $EDGESPEC_TOKENIZERS_EXTENSION,
+                                          else found beside libopenvino (the openvino-tokenizers wheel) */
+    const char *backend;               /* inference backend of the models (tokenizers always run on OpenVINO):
+                                          NULL / "openvino" = OpenVINO, any device, OpenVINO IR and ONNX bundles
+                                          (IR models run with paged attention on the CPU when OpenVINO can convert
+                                          them -- rollback is then a length change -- else as the stateful graph);
+                                          "openvino-paged" / "openvino-stateful" = IR bundles, one of the two forced
+                                          (paged fails the load with ES_ERR_BUNDLE when the graph does not convert);
+                                          "onnxruntime" = ONNX Runtime's CPU provider, ONNX bundles only, device
+                                          "CPU" only; precision / kv_precision must stay NULL or "f32" (the graph's
+                                          own types are used) and num_threads sets intra_op_num_threads.
+                                          ONNX Runtime is loaded at run time (no link-time dependency): see ort_library */
+    const char *ort_library;           /* "onnxruntime" backend: path of libonnxruntime (.so/.dylib/.dll); NULL =
+                                          $EDGESPEC_ORT_LIBRARY, else the system's library search. The first library
+                                          loaded serves the whole process. A missing or too old (< 1.13) library
+                                          fails the load with ES_ERR_IO and a message naming the path. */
+    int32_t fixed_shapes;              /* fixed-width copies of models run with paged attention on the CPU:
+                                          OpenVINO runs a graph with a dynamic input shape through shape
+                                          inference at every node on every call, which costs a small model
+                                          about as much as its arithmetic. A copy compiled with its input width
+                                          fixed serves the loop's most frequent calls: the target's 1..5-token
+                                          calls (decode, verify at k <= 4) and the drafter's 1- and 2-token calls.
+                                          All copies share one KV cache. Each holds the model's weights again
+                                          and compiles at load. -1 = auto (default): models whose weights are
+                                          at most 64 MiB (drafters, small targets); 0 = none; 1 = every model.
+                                          es_pipeline_info lists the widths each model got. */
+    int32_t verify;                    /* bundle integrity (ABI 5): exports record every file's size and BLAKE2b
+                                          digests in edgespec.json. 1 (default) = check the sizes and digests of the
+                                          files the pipeline reads before OpenVINO reads them (all cores hash
+                                          64 MiB pieces in parallel); 0 = sizes only. A mismatch fails the load with
+                                          ES_ERR_BUNDLE naming the file. Bundles exported before the digests
+                                          existed load unchecked (es_pipeline_info says "integrity": "none"). */
     const char *translation_cache_dir; /* cross_vocab drafters: where the translation cache persists
                                          across processes (one file per drafter/target pair, keyed by
                                          both tokenizers). NULL = $EDGESPEC_CACHE/translation, else
                                          $XDG_CACHE_HOME/edgespec/translation, else
                                          ~/.cache/edgespec/translation; "" = keep it in memory only.
                                          A corrupt file is ignored (es_pipeline_info says so). */
-    const char *adapt_log_dir;        /* opt-in: after each generation append {prompt, output, drafter} as a JSON
-                                         line to DIR/adapt-log.jsonl (created private, 0700), the data
-                                         `edgespec adapt` fine-tunes drafters on; bounded at 64 MiB (the oldest
-                                         half is dropped). NULL = no log (the default): nothing is recorded. */
+    const char *adapt_log_dir;         /* opt-in: after each generation append {prompt, output, drafter} as a JSON
+                                          line to DIR/adapt-log.jsonl (created private, 0700), the data
+                                          `edgespec adapt` fine-tunes drafters on; bounded at 64 MiB (the oldest
+                                          half is dropped). NULL = no log (the default): nothing is recorded. */
 } es_pipeline_params;
 
 /* Defaults: device "CPU", fixed_shapes -1, verify 1, everything else NULL / 0. */
@@ -218,36 +217,36 @@ typedef enum es_finish_reason {
 
 /* One generation's settings. Get the defaults with es_generation_default_config(). */
 typedef struct es_generation_config {
-    int32_t max_new_tokens;      /* >= 1 (default 128) */
-    es_policy policy;            /* default ES_POLICY_AUTO */
-    int32_t k;                   /* draft tokens per round: 1..ES_MAX_DRAFT fixed, -1 = adaptive (default -1): each round
-                                    verifies the number of drafted tokens (0..k_max; 0 = a plain step) with the most
-                                    expected tokens per ms, from the target-call costs the pipeline has measured and
-                                    either the drafter's calibrated confidence in each token (drafter models) or the
-                                    acceptance history (n-gram, cross-vocabulary). Sampling (temperature > 0)
-                                    never schedules from timings, so a seed reproduces its sample: k moves from
-                                    the generation's own acceptance history (+1 after a round accepted in full,
-                                    -1 after one that accepted less than half) */
-    int32_t k_max;               /* upper bound of adaptive k, 1..ES_MAX_DRAFT (default 8) */
-    float temperature;           /* 0 = greedy (default); > 0 = sampling */
-    int32_t top_k;               /* sampling: keep the k most likely tokens; 0 = all (default) */
-    float top_p;                 /* sampling: nucleus mass in (0, 1] (default 1) */
-    uint64_t seed;               /* sampling RNG seed (default 0); same seed and settings, same output
-                                    (on the same device and precision) */
-    int32_t ignore_eos;          /* nonzero: do not stop at EOS tokens */
-    float draft_stop_prob;       /* a drafter stops a round early when its top-1 probability falls
-                                    below this; 0 = never (default) */
-    const char *const *stop;     /* stop strings (borrowed during es_generate), or NULL */
-    size_t n_stop;               /* number of stop strings */
-    int32_t draft_window;        /* the most context tokens a drafter model reads, in its own tokens: its first 4
-                                    (attention sinks) and the latest ones (a cross-vocabulary drafter: the
-                                    latest text, re-tokenized from a word start). When a round
-                                    would overflow the window, the drafter re-reads the latest draft_window / 2
-                                    tokens after the sinks, so its per-token cost stays that of a short context
-                                    however long the prompt. The target always reads everything: the output
-                                    does not change, only which tokens are proposed. 0 = as many as the
-                                    drafter's own context length holds (then a drafter keeps drafting past its
-                                    context length the same way); else >= ES_MIN_DRAFT_WINDOW (default 1024) */
+    int32_t max_new_tokens;  /* >= 1 (default 128) */
+    es_policy policy;        /* default ES_POLICY_AUTO */
+    int32_t k;               /* draft tokens per round: 1..ES_MAX_DRAFT fixed, -1 = adaptive (default -1): each round
+                                verifies the number of drafted tokens (0..k_max; 0 = a plain step) with the most
+                                expected tokens per ms, from the target-call costs the pipeline has measured and
+                                either the drafter's calibrated confidence in each token (drafter models) or the
+                                acceptance history (n-gram, cross-vocabulary). Sampling (temperature > 0)
+                                never schedules from timings, so a seed reproduces its sample: k moves from
+                                the generation's own acceptance history (+1 after a round accepted in full,
+                                -1 after one that accepted less than half) */
+    int32_t k_max;           /* upper bound of adaptive k, 1..ES_MAX_DRAFT (default 8) */
+    float temperature;       /* 0 = greedy (default); > 0 = sampling */
+    int32_t top_k;           /* sampling: keep the k most likely tokens; 0 = all (default) */
+    float top_p;             /* sampling: nucleus mass in (0, 1] (default 1) */
+    uint64_t seed;           /* sampling RNG seed (default 0); same seed and settings, same output
+                                (on the same device and precision) */
+    int32_t ignore_eos;      /* nonzero: do not stop at EOS tokens */
+    float draft_stop_prob;   /* a drafter stops a round early when its top-1 probability falls
+                                below this; 0 = never (default) */
+    const char *const *stop; /* stop strings (borrowed during es_generate), or NULL */
+    size_t n_stop;           /* number of stop strings */
+    int32_t draft_window;    /* the most context tokens a drafter model reads, in its own tokens: its first 4
+                                (attention sinks) and the latest ones (a cross-vocabulary drafter: the
+                                latest text, re-tokenized from a word start). When a round
+                                would overflow the window, the drafter re-reads the latest draft_window / 2
+                                tokens after the sinks, so its per-token cost stays that of a short context
+                                however long the prompt. The target always reads everything: the output
+                                does not change, only which tokens are proposed. 0 = as many as the
+                                drafter's own context length holds (then a drafter keeps drafting past its
+                                context length the same way); else >= ES_MIN_DRAFT_WINDOW (default 1024) */
 } es_generation_config;
 
 /* Defaults as documented on each field. */
@@ -298,13 +297,13 @@ typedef struct es_stats {
     int64_t accepted;
     double acceptance_rate;
     double mean_accepted;
-    int64_t kv_compactions;      /* times dead KV slots were compacted away (all models) */
-    int32_t final_k;             /* the draft length of the last round (adaptive k moves it; 0 = a plain step) */
+    int64_t kv_compactions; /* times dead KV slots were compacted away (all models) */
+    int32_t final_k;        /* the draft length of the last round (adaptive k moves it; 0 = a plain step) */
     es_finish_reason finish_reason;
     int64_t accepted_hist[ES_MAX_DRAFT + 1];
     double draft_prefill_ms;
     int64_t draft_prefill_tokens;
-    int64_t translation_hits;      /* cross_vocab drafters: translation cache hits and misses */
+    int64_t translation_hits; /* cross_vocab drafters: translation cache hits and misses */
     int64_t translation_misses;
     int64_t translation_disk_hits; /* of the hits, those on entries read from the saved cache file */
     double translation_ms;         /* time spent tokenizing on misses */
@@ -320,8 +319,8 @@ typedef struct es_stats {
  * ES_ERR_CANCELLED (the callback returned 2, or es_cancel), ES_ERR_BUSY (another call runs on the
  * pipeline, or this is called from its own stream callback), ES_ERR_BUNDLE (the tokenizer produced
  * an id outside the model's vocabulary: the bundle's tokenizer does not belong to its model). */
-ES_API es_status es_generate(es_pipeline *pipeline, const char *prompt, const es_generation_config *config,
-                             es_stream_callback callback, void *user_data, es_result **out);
+ES_API es_status es_generate(es_pipeline *pipeline, const char *prompt, const es_generation_config *config, es_stream_callback callback,
+                             void *user_data, es_result **out);
 
 /* The generated text (NUL-terminated UTF-8, EOS and text from a stop string on excluded).
  * Valid until es_result_free. NULL for a NULL result. */

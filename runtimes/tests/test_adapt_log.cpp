@@ -24,12 +24,13 @@ int main() {
     const std::string root = mkdtemp(tmpl);
     const std::string dir = root + "/a/b";
     AdaptLog log(dir, 4096);
-    struct stat st {};
+    struct stat st{};
     CHECK(::stat(dir.c_str(), &st) == 0 && (st.st_mode & 0777) == 0700, "the directory is created private");
     log.record("def f(x):\n\t\"q\"", "    return x\n", "draft", 0.f);
     std::string text = slurp(log.file());
-    CHECK(text == "{\"v\": 1, \"prompt\": \"def f(x):\\n\\t\\\"q\\\"\", \"output\": \"    return x\\n\", \"drafter\": \"draft\", "
-                  "\"temperature\": 0}\n",
+    CHECK(text ==
+              "{\"v\": 1, \"prompt\": \"def f(x):\\n\\t\\\"q\\\"\", \"output\": \"    return x\\n\", \"drafter\": \"draft\", "
+              "\"temperature\": 0}\n",
           "one escaped JSON line: %s", text.c_str());
     for (int i = 0; i < 200; ++i) log.record("prompt " + std::to_string(i), std::string(40, 'x'), "", 0.7f);
     text = slurp(log.file());

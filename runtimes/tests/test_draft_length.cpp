@@ -14,7 +14,6 @@
 using es::CallCosts;
 using es::DraftLengthController;
 
-
 // Expected tokens per ms of drafting k with per-token acceptance a (the true optimum).
 static int best_k(double a, double t_draft, const std::function<double(int)> &t_verify, int k_max) {
     int best = 0;
@@ -29,8 +28,8 @@ static int best_k(double a, double t_draft, const std::function<double(int)> &t_
 }
 
 // Runs `rounds` rounds; returns the controller's k at the end and counts the ks it used.
-static int simulate(DraftLengthController &c, double a, double t_draft, const std::function<double(int)> &t_verify,
-                    int rounds, unsigned seed, int *visits = nullptr) {
+static int simulate(DraftLengthController &c, double a, double t_draft, const std::function<double(int)> &t_verify, int rounds,
+                    unsigned seed, int *visits = nullptr) {
     std::mt19937 rng(seed);
     std::uniform_real_distribution<double> u(0, 1);
     for (int r = 0; r < rounds; ++r) {
@@ -149,14 +148,16 @@ int main() {
         int verified_late = 0;
         for (int r = 0; r < 300; ++r) {
             std::vector<float> conf;
-            do conf.push_back(0.95f); while (c.more(conf));
+            do conf.push_back(0.95f);
+            while (c.more(conf));
             int j = c.select(conf), acc = 0;
             while (acc < j && u(rng) < 0.2) ++acc;
             if (r >= 200) verified_late += j;
             c.update(j, acc, 1.5 * conf.size(), cpu(j + 1), &conf);
         }
         CHECK(costs.calibration.f(0.95f) < 0.5, "calibration of an overconfident drafter: f(0.95) = %.2f", costs.calibration.f(0.95f));
-        CHECK(verified_late <= 5, "after calibration, tokens of an overconfident drafter are not verified (%d in 100 rounds)", verified_late);
+        CHECK(verified_late <= 5, "after calibration, tokens of an overconfident drafter are not verified (%d in 100 rounds)",
+              verified_late);
     }
     {
         // An underconfident drafter (says 0.02, is right 95% of the time): optimism while the
@@ -170,7 +171,8 @@ int main() {
         int verified_late = 0;
         for (int r = 0; r < 300; ++r) {
             std::vector<float> conf;
-            do conf.push_back(0.02f); while (c.more(conf));
+            do conf.push_back(0.02f);
+            while (c.more(conf));
             int j = c.select(conf), acc = 0;
             while (acc < j && u(rng) < 0.95) ++acc;
             if (r >= 200) verified_late += j;
@@ -188,7 +190,9 @@ int main() {
         int rounds_drafting = 0;
         for (int r = 0; r < 400; ++r) {
             std::vector<float> conf;
-            if (c.k() > 0) do conf.push_back(0.99f); while (static_cast<int>(conf.size()) < c.k() && c.more(conf));
+            if (c.k() > 0) do
+                    conf.push_back(0.99f);
+                while (static_cast<int>(conf.size()) < c.k() && c.more(conf));
             const int j = conf.empty() ? 0 : c.select(conf);
             rounds_drafting += conf.empty() ? 0 : 1;
             c.update(j, j, 60.0 * conf.size(), cpu(j + 1), &conf);
@@ -212,7 +216,9 @@ int main() {
             if (gen == 1) CHECK(c.k() == 0, "a later generation starts without drafting (k=%d)", c.k());
             for (int r = 0; r < 200; ++r) {
                 std::vector<float> conf;
-                if (c.k() > 0) do conf.push_back(0.3f); while (static_cast<int>(conf.size()) < c.k() && c.more(conf));
+                if (c.k() > 0) do
+                        conf.push_back(0.3f);
+                    while (static_cast<int>(conf.size()) < c.k() && c.more(conf));
                 const int j = conf.empty() ? 0 : c.select(conf);
                 int acc = 0;
                 while (acc < j && u(rng) < 0.3) ++acc;
@@ -220,8 +226,7 @@ int main() {
                 c.update(j, acc, 6.0 * conf.size(), cpu(j + 1), &conf);
             }
         }
-        CHECK(rounds_drafting <= 30, "a drafter whose tokens are never worth verifying still drafts in %d of 400 rounds",
-              rounds_drafting);
+        CHECK(rounds_drafting <= 30, "a drafter whose tokens are never worth verifying still drafts in %d of 400 rounds", rounds_drafting);
     }
     {
         // The point of it: with confidences that vary token by token (uniform, calibrated), deciding

@@ -14,7 +14,7 @@ static void eviction_keeps_the_recently_used_half() {
     bool ok = false;
     std::vector<int64_t> ids;
     for (int i : {0, 1, 2, 3}) c.find("t" + std::to_string(i), &ok, &ids);  // 0..3 now recent
-    c.insert("new", false, {});                                               // full: evicts 4..7
+    c.insert("new", false, {});                                             // full: evicts 4..7
     CHECK(c.size() == 5, "size after eviction %zu", c.size());
     CHECK(c.find("t2", &ok, &ids) && ok && ids == std::vector<int64_t>{2}, "a recently used entry stays");
     CHECK(!c.find("t5", &ok, &ids), "a least recently used entry went");

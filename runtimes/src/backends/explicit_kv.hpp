@@ -95,5 +95,4 @@ protected:
     size_t vocab_ = 0;  // logit width
 };
 
-
 }  // namespace es

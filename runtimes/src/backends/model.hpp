@@ -44,7 +44,7 @@ struct DeviceOptions {
     // "openvino" (IR: paged attention on the CPU where the graph converts, else stateful),
     // "openvino-paged", "openvino-stateful" | "onnxruntime" (ONNX bundles only, CPU only)
     std::string backend = "openvino";
-    std::string ort_library;           // onnxruntime: path of libonnxruntime ("" = $EDGESPEC_ORT_LIBRARY, then the system's)
+    std::string ort_library;  // onnxruntime: path of libonnxruntime ("" = $EDGESPEC_ORT_LIBRARY, then the system's)
     // Fixed-width copies (paged attention on the CPU): -1 = models whose weights are at most
     // kFixedWidthMaxBytes, 0 = none, 1 = every model. fixed_widths: the call widths that get one.
     int32_t fixed_shapes = -1;

@@ -10,10 +10,10 @@
 #include <thread>
 #include <unordered_set>
 
-#include "edgespec.h"
-#include "engine/engine.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "edgespec.h"
+#include "engine/engine.hpp"
 
 struct es_pipeline {
     std::unique_ptr<es::Pipeline> impl;
@@ -21,8 +21,8 @@ struct es_pipeline {
     std::string info;  // es_pipeline_info
     // The call running the models or tokenizers now, guarded by the registry's mutex.
     bool busy = false;
-    std::thread::id owner;        // its thread: a call from inside its own stream callback is told apart
-    const char *running = "";     // its name, for messages
+    std::thread::id owner;            // its thread: a call from inside its own stream callback is told apart
+    const char *running = "";         // its name, for messages
     std::atomic<bool> cancel{false};  // es_cancel; the decode loop reads it between model calls
 };
 
@@ -50,7 +50,8 @@ bool live_result(const es_result *r) {
 }
 
 es::Error not_live(const char *fn) {
-    return es::Error(ES_ERR_INVALID_ARGUMENT, std::string(fn) + ": the pipeline handle is not a live pipeline (freed already, or never loaded).");
+    return es::Error(ES_ERR_INVALID_ARGUMENT,
+                     std::string(fn) + ": the pipeline handle is not a live pipeline (freed already, or never loaded).");
 }
 
 // Exclusive use of a pipeline for one call that runs its models or tokenizers.
@@ -64,8 +65,9 @@ public:
                 throw es::Error(ES_ERR_BUSY, std::string(fn) + " was called from inside the stream callback of " + p->running +
                                                  " on the same pipeline; a pipeline runs one call at a time, so return from the "
                                                  "callback first (it may call es_cancel).");
-            throw es::Error(ES_ERR_BUSY, std::string("The pipeline is busy: ") + p->running + " is running on another thread; wait for it to "
-                                                 "return (es_cancel stops a generation) or load one pipeline per thread.");
+            throw es::Error(ES_ERR_BUSY, std::string("The pipeline is busy: ") + p->running +
+                                             " is running on another thread; wait for it to "
+                                             "return (es_cancel stops a generation) or load one pipeline per thread.");
         }
         p->busy = true;
         p->owner = std::this_thread::get_id();
@@ -134,9 +136,11 @@ ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_para
         es_pipeline_params p = params ? *params : es_pipeline_default_params();
         if (p.num_threads < 0) return es::fail(ES_ERR_INVALID_ARGUMENT, "num_threads must be 0 (device default) or positive.");
         if (p.fixed_shapes < -1 || p.fixed_shapes > 1)
-            return es::fail(ES_ERR_INVALID_ARGUMENT, "fixed_shapes must be -1 (auto), 0 (off) or 1 (on) (got " + std::to_string(p.fixed_shapes) + ").");
+            return es::fail(ES_ERR_INVALID_ARGUMENT,
+                            "fixed_shapes must be -1 (auto), 0 (off) or 1 (on) (got " + std::to_string(p.fixed_shapes) + ").");
         if (p.verify != 0 && p.verify != 1)
-            return es::fail(ES_ERR_INVALID_ARGUMENT, "verify must be 1 (check file digests) or 0 (sizes only) (got " + std::to_string(p.verify) + ").");
+            return es::fail(ES_ERR_INVALID_ARGUMENT,
+                            "verify must be 1 (check file digests) or 0 (sizes only) (got " + std::to_string(p.verify) + ").");
         es::PipelineOptions o;
         o.target.device = str_or(p.device, "CPU");
         o.target.precision = str_or(p.precision, "");
@@ -145,8 +149,8 @@ ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_para
         o.target.backend = str_or(p.backend, "openvino");
         if (o.target.backend != "openvino" && o.target.backend != "openvino-paged" && o.target.backend != "openvino-stateful" &&
             o.target.backend != "onnxruntime")
-            return es::fail(ES_ERR_INVALID_ARGUMENT, "Unknown backend '" + o.target.backend +
-                                                         "'; use openvino, openvino-paged, openvino-stateful or onnxruntime.");
+            return es::fail(ES_ERR_INVALID_ARGUMENT,
+                            "Unknown backend '" + o.target.backend + "'; use openvino, openvino-paged, openvino-stateful or onnxruntime.");
         o.target.ort_library = str_or(p.ort_library, "");
         o.target.fixed_shapes = p.fixed_shapes;
         o.draft = o.target;
@@ -172,7 +176,8 @@ ES_API es_status es_pipeline_free(es_pipeline *pipeline) {
     {
         std::lock_guard<std::mutex> lock(registry().mu);
         if (!live_pipeline(pipeline))
-            return es::fail(ES_ERR_INVALID_ARGUMENT, "es_pipeline_free: the pipeline handle is not a live pipeline (freed already, or never loaded).");
+            return es::fail(ES_ERR_INVALID_ARGUMENT,
+                            "es_pipeline_free: the pipeline handle is not a live pipeline (freed already, or never loaded).");
         if (pipeline->busy)
             return es::fail(ES_ERR_BUSY, std::string("es_pipeline_free: the pipeline is running ") + pipeline->running +
                                              "; es_cancel it and free it once that call has returned.");
@@ -185,7 +190,8 @@ ES_API es_status es_pipeline_free(es_pipeline *pipeline) {
 ES_API es_status es_cancel(es_pipeline *pipeline) {
     std::lock_guard<std::mutex> lock(registry().mu);
     if (!pipeline) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_cancel: pipeline must not be NULL.");
-    if (!live_pipeline(pipeline)) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_cancel: the pipeline handle is not a live pipeline (freed already, or never loaded).");
+    if (!live_pipeline(pipeline))
+        return es::fail(ES_ERR_INVALID_ARGUMENT, "es_cancel: the pipeline handle is not a live pipeline (freed already, or never loaded).");
     if (pipeline->busy) pipeline->cancel.store(true);
     return ES_OK;
 }
@@ -224,8 +230,8 @@ ES_API es_generation_config es_generation_default_config(void) {
     return c;
 }
 
-ES_API es_status es_generate(es_pipeline *pipeline, const char *prompt, const es_generation_config *config,
-                             es_stream_callback callback, void *user_data, es_result **out) {
+ES_API es_status es_generate(es_pipeline *pipeline, const char *prompt, const es_generation_config *config, es_stream_callback callback,
+                             void *user_data, es_result **out) {
     return es::guard([&]() -> es_status {
         if (!out) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_generate: out must not be NULL.");
         *out = nullptr;
@@ -259,7 +265,8 @@ ES_API const int64_t *es_result_tokens(const es_result *result, size_t *n) {
 
 ES_API es_status es_result_stats(const es_result *result, es_stats *out) {
     if (!result || !out) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_result_stats: result and out must not be NULL.");
-    if (!live_result(result)) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_result_stats: the result handle is not a live result (freed already?).");
+    if (!live_result(result))
+        return es::fail(ES_ERR_INVALID_ARGUMENT, "es_result_stats: the result handle is not a live result (freed already?).");
     *out = result->out.stats;
     return ES_OK;
 }

@@ -1,6 +1,6 @@
 // Library identity and device discovery: the smallest real calls into OpenVINO.
-#include "edgespec.h"
 #include "core/error.hpp"
+#include "edgespec.h"
 
 #include <openvino/openvino.hpp>
 

@@ -1,12 +1,12 @@
 // Manifest reading: every failure names the file and says to re-export.
 #include "core/bundle.hpp"
 
+#include <sys/stat.h>
 #include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <sys/stat.h>
 
 #include "core/error.hpp"
 #include "core/json.hpp"
@@ -14,12 +14,12 @@
 namespace es {
 
 static bool is_file(const std::string &p) {
-    struct stat st {};
+    struct stat st{};
     return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 static bool is_dir(const std::string &p) {
-    struct stat st {};
+    struct stat st{};
     return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
@@ -69,8 +69,8 @@ std::string read_file(const std::string &path) {
 
 static ModelSpec parse_model(const json::Value &m, const std::string &root, size_t index) {
     auto bad = [&](const std::string &what) {
-        return Error(ES_ERR_BUNDLE, "The bundle manifest is invalid at models/" + std::to_string(index) + ": " + what +
-                                        "; re-export the bundle.");
+        return Error(ES_ERR_BUNDLE,
+                     "The bundle manifest is invalid at models/" + std::to_string(index) + ": " + what + "; re-export the bundle.");
     };
     ModelSpec s;
     s.name = m["name"].str();
@@ -125,7 +125,8 @@ static ModelSpec parse_model(const json::Value &m, const std::string &root, size
     for (const auto *f : {&s.model_file, &s.tokenizer_file, &s.detokenizer_file})
         if (!is_file(*f)) throw Error(ES_ERR_BUNDLE, "The bundle is incomplete: " + *f + " is missing; re-export the bundle.");
     for (const auto *f : {&s.id_map_file, &s.token_bytes_file})
-        if (!f->empty() && !is_file(*f)) throw Error(ES_ERR_BUNDLE, "The bundle is incomplete: " + *f + " is missing; re-export the bundle.");
+        if (!f->empty() && !is_file(*f))
+            throw Error(ES_ERR_BUNDLE, "The bundle is incomplete: " + *f + " is missing; re-export the bundle.");
     // OpenVINO reads an IR's weights from the .bin beside its .xml: that file must stay inside too.
     for (const auto *f : {&s.model_file, &s.tokenizer_file, &s.detokenizer_file})
         if (f->size() > 4 && f->compare(f->size() - 4, 4, ".xml") == 0)
@@ -139,8 +140,9 @@ static std::vector<FileDigest> parse_integrity(const json::Value &t, const std::
     };
     if (t.kind != json::Value::Object) throw bad("is not an object");
     if (t["algorithm"].str() != kIntegrityAlgorithm)
-        throw Error(ES_ERR_BUNDLE, "The bundle records file digests of kind '" + t["algorithm"].str() + "', which this edgespec does not know (it reads " +
-                                       kIntegrityAlgorithm + "); upgrade edgespec or re-export the bundle.");
+        throw Error(ES_ERR_BUNDLE, "The bundle records file digests of kind '" + t["algorithm"].str() +
+                                       "', which this edgespec does not know (it reads " + kIntegrityAlgorithm +
+                                       "); upgrade edgespec or re-export the bundle.");
     if (t["chunk_bytes"].integer(0) != static_cast<int64_t>(kIntegrityChunkBytes))
         throw bad("has chunk_bytes other than " + std::to_string(kIntegrityChunkBytes));
     const auto &files = t["files"];
@@ -198,8 +200,7 @@ void verify_bundle(const BundleSpec &b, const std::vector<const ModelSpec *> &mo
 BundleSpec read_bundle(const std::string &given) {
     if (!is_dir(given)) {
         const std::string &dir = given;
-        if (is_file(dir))
-            throw Error(ES_ERR_IO, dir + " is a file, not a bundle directory; pass the directory `edgespec export` wrote.");
+        if (is_file(dir)) throw Error(ES_ERR_IO, dir + " is a file, not a bundle directory; pass the directory `edgespec export` wrote.");
         throw Error(ES_ERR_IO, "No bundle at " + dir + ": the path does not exist; pass the directory `edgespec export` wrote.");
     }
     const std::string dir = real_path(given);
@@ -219,8 +220,7 @@ BundleSpec read_bundle(const std::string &given) {
     int64_t version = root["schema_version"].integer(-1);
     if (version != kBundleSchemaVersion)
         throw Error(ES_ERR_BUNDLE, "The bundle has schema version " + std::to_string(version) + " but this edgespec reads version " +
-                                       std::to_string(kBundleSchemaVersion) +
-                                       "; re-export it with this edgespec or upgrade edgespec.");
+                                       std::to_string(kBundleSchemaVersion) + "; re-export it with this edgespec or upgrade edgespec.");
     const auto &models = root["models"];
     if (models.kind != json::Value::Array || models.size() == 0)
         throw Error(ES_ERR_BUNDLE, "The bundle manifest lists no models; re-export the bundle.");
@@ -229,7 +229,8 @@ BundleSpec read_bundle(const std::string &given) {
     int targets = 0;
     for (size_t i = 0; i < models.size(); ++i) {
         if (models[i].kind != json::Value::Object)
-            throw Error(ES_ERR_BUNDLE, "The bundle manifest is invalid at models/" + std::to_string(i) + ": not an object; re-export the bundle.");
+            throw Error(ES_ERR_BUNDLE,
+                        "The bundle manifest is invalid at models/" + std::to_string(i) + ": not an object; re-export the bundle.");
         ModelSpec m = parse_model(models[i], dir, i);
         if (m.role == "target") {
             b.target = m;

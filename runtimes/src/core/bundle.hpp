@@ -13,22 +13,22 @@ constexpr int64_t kBundleSchemaVersion = 1;
 
 struct ModelSpec {
     std::string name;
-    std::string role;      // "target" | "draft"
-    std::string dir;       // absolute-or-bundle-relative directory of the model
-    std::string format;    // "openvino" | "onnx"
+    std::string role;                                          // "target" | "draft"
+    std::string dir;                                           // absolute-or-bundle-relative directory of the model
+    std::string format;                                        // "openvino" | "onnx"
     std::string model_file, tokenizer_file, detokenizer_file;  // full paths
     int64_t vocab_size = 0;
     int64_t context_length = 0;
     std::vector<int64_t> eos;
     int64_t bos = -1;
-    std::string relation;  // drafts: "same_vocab" | "trimmed" | "cross_vocab" | "eagle3"
-    std::string id_map_file;  // trimmed: full path of the little-endian int32 draft->target map;
-                              // eagle3: of the little-endian int64 one
+    std::string relation;                // drafts: "same_vocab" | "trimmed" | "cross_vocab" | "eagle3"
+    std::string id_map_file;             // trimmed: full path of the little-endian int32 draft->target map;
+                                         // eagle3: of the little-endian int64 one
     std::vector<int32_t> target_layers;  // eagle3: the target decoder layers whose outputs the head reads
     int64_t draft_vocab_size = 0;        // eagle3: rows of the head's LM head
-    int64_t input_fallback = 0;  // trimmed: draft id fed for a target id the trim did not keep
-    std::string token_bytes_file;  // optional (files.token_bytes): byte strings of the tokens, for
-                                   // cross-vocabulary drafting; "" when the bundle has none
+    int64_t input_fallback = 0;          // trimmed: draft id fed for a target id the trim did not keep
+    std::string token_bytes_file;        // optional (files.token_bytes): byte strings of the tokens, for
+                                         // cross-vocabulary drafting; "" when the bundle has none
 };
 
 // Model and file counts a manifest may claim (a corrupt number fails the load instead of sizing
@@ -37,11 +37,11 @@ constexpr int64_t kMaxVocab = 1ll << 24;
 constexpr int64_t kMaxContext = 1ll << 24;
 
 struct BundleSpec {
-    std::string dir;   // the canonical (symlink-free) path of the bundle directory
+    std::string dir;  // the canonical (symlink-free) path of the bundle directory
     ModelSpec target;
     std::vector<ModelSpec> drafts;
-    bool has_integrity = false;          // the manifest records sizes and digests (exports since ABI 5)
-    std::vector<FileDigest> integrity;   // every file it records, paths confined to dir
+    bool has_integrity = false;         // the manifest records sizes and digests (exports since ABI 5)
+    std::vector<FileDigest> integrity;  // every file it records, paths confined to dir
 };
 
 // Reads <dir>/edgespec.json; throws es::Error (ES_ERR_IO / ES_ERR_BUNDLE) with a sentence. Every

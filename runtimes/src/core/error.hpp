@@ -27,20 +27,21 @@ inline std::string &last_error() {
     return message;
 }
 
-
 // s with control characters escaped (\n, \xNN): a message stays one line whatever names or
 // paths a caller quoted into it.
 inline std::string printable(const std::string &s) {
     std::string out;
     for (char ch : s) {
         const unsigned char c = static_cast<unsigned char>(ch);
-        if (c == '\n') out += "\\n";
+        if (c == '\n')
+            out += "\\n";
         else if (c < 0x20 || c == 0x7f) {
             static const char *hex = "0123456789abcdef";
             out += "\\x";
             out += hex[c >> 4];
             out += hex[c & 15];
-        } else out += ch;
+        } else
+            out += ch;
     }
     return out;
 }
@@ -62,7 +63,8 @@ inline std::string ov_reason(const std::string &what) {
         while (!line.empty() && (line.back() == ' ' || line.back() == '\r' || line.back() == ':' || line.back() == '.')) line.pop_back();
         while (!line.empty() && line.front() == ' ') line.erase(0, 1);
         if (first.empty()) first = line;
-        if (!line.empty() && line.rfind("Exception from ", 0) != 0 && line.rfind("Check '", 0) != 0 && line.find(".cpp:") == std::string::npos)
+        if (!line.empty() && line.rfind("Exception from ", 0) != 0 && line.rfind("Check '", 0) != 0 &&
+            line.find(".cpp:") == std::string::npos)
             return line.substr(0, 300);
         at = end + 1;
     }

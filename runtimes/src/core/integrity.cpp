@@ -1,14 +1,14 @@
 // BLAKE2b (RFC 7693), unkeyed, 32-byte digest, and the chunked file check of integrity.hpp.
 #include "core/integrity.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <thread>
-#include <unistd.h>
 
 #include "core/error.hpp"
 
@@ -144,13 +144,14 @@ std::string blake2b_256_hex(const void *data, size_t n) {
 
 void verify_files(const std::vector<FileDigest> &files, bool hashes) {
     for (const auto &f : files) {
-        struct stat st {};
+        struct stat st{};
         if (::stat(f.path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
             throw Error(ES_ERR_BUNDLE, "The bundle is incomplete: " + f.rel + " is missing; re-export the bundle.");
         const uint64_t size = static_cast<uint64_t>(st.st_size);
         if (size != f.size)
-            throw Error(ES_ERR_BUNDLE, mismatch(f, size < f.size ? "is shorter (" + std::to_string(size) + " bytes, not " + std::to_string(f.size) + ")"
-                                                                  : "is longer (" + std::to_string(size) + " bytes, not " + std::to_string(f.size) + ")"));
+            throw Error(ES_ERR_BUNDLE,
+                        mismatch(f, size < f.size ? "is shorter (" + std::to_string(size) + " bytes, not " + std::to_string(f.size) + ")"
+                                                  : "is longer (" + std::to_string(size) + " bytes, not " + std::to_string(f.size) + ")"));
         const uint64_t n_chunks = (f.size + kIntegrityChunkBytes - 1) / kIntegrityChunkBytes;
         if (f.chunks.size() != n_chunks)
             throw Error(ES_ERR_BUNDLE, "The bundle manifest records " + std::to_string(f.chunks.size()) + " digests for " + f.rel + " (" +

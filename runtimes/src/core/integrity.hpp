@@ -16,8 +16,8 @@ constexpr const char *kIntegrityAlgorithm = "blake2b-256-chunked";
 
 // What the manifest records for one file.
 struct FileDigest {
-    std::string rel;                  // path relative to the bundle directory, as in the manifest
-    std::string path;                 // the confined full path
+    std::string rel;   // path relative to the bundle directory, as in the manifest
+    std::string path;  // the confined full path
     uint64_t size = 0;
     std::vector<std::string> chunks;  // lower-case hex, one per chunk
 };

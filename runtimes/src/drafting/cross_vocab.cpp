@@ -12,8 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "core/error.hpp"
 #include "core/bytes.hpp"
+#include "core/error.hpp"
 #include "core/hash.hpp"
 #include "core/sampling.hpp"
 
@@ -88,8 +88,8 @@ CrossVocab::CrossVocab(ov::Core &core, const ModelSpec &d, const ModelSpec &t, T
     const char *p = data.data(), *end = data.data() + data.size();
     uint32_t version = 0;
     uint64_t file_key = 0, sum = 0;
-    const bool framed = data.size() >= 24 && std::memcmp(p, kMagic, 4) == 0 &&
-                        (std::memcpy(&sum, end - 8, 8), sum == fnv1a(p, data.size() - 8));
+    const bool framed =
+        data.size() >= 24 && std::memcmp(p, kMagic, 4) == 0 && (std::memcpy(&sum, end - 8, 8), sum == fnv1a(p, data.size() - 8));
     p += 4;
     end -= 8;
     if (!framed || !get(p, end, version) || !get(p, end, file_key)) {
@@ -156,9 +156,7 @@ public:
           disk_hits0_(xv.to_draft.disk_hits + xv.to_target.disk_hits),
           miss_ms0_(xv.to_draft.miss_ms + xv.to_target.miss_ms) {}
 
-    ~CrossVocabPolicy() override {
-        xv_.save(/*after_generation=*/true);
-    }
+    ~CrossVocabPolicy() override { xv_.save(/*after_generation=*/true); }
 
     void add_stats(es_stats &st) const override {
         st.translation_hits = hits() - hits0_;
@@ -481,21 +479,21 @@ private:
     DraftContext ctx_;
     int64_t hits0_, misses0_, disk_hits0_;
     double miss_ms0_;
-    std::string text_;            // committed text: bytes of the committed target ids
-    std::string dtext_;           // the text the drafter reads: text_, or once sliding its sinks + recent part
-    size_t win_from_ = 0;         // sliding: where the recent part starts in text_ (0: not sliding)
-    size_t sink_end_ = 0;         // sliding: the text the sink tokens spell, text_[0, sink_end_)
+    std::string text_;     // committed text: bytes of the committed target ids
+    std::string dtext_;    // the text the drafter reads: text_, or once sliding its sinks + recent part
+    size_t win_from_ = 0;  // sliding: where the recent part starts in text_ (0: not sliding)
+    size_t sink_end_ = 0;  // sliding: the text the sink tokens spell, text_[0, sink_end_)
     int64_t slides_ = 0;
-    size_t read_ = 0;             // target ids of the context already in text_
-    bool strip_ = false;          // the target's dummy prefix is still to be dropped
-    bool heal_ = true;            // token healing this round (see propose)
-    size_t proposed_ = 0;         // tokens proposed last round
-    std::vector<int64_t> fed_;    // draft ids in the drafter's cache, position by position
-    std::vector<size_t> ends_;    // text offset where each fed token ends
-    std::string fed_text_;        // the text the fed tokens spell (text_[0, synced_) + fed drafts)
-    size_t synced_ = 0;           // text_[0, synced_) is known to equal fed_text_
-    std::string drafted_;         // bytes drafted this round, from the synced end
-    std::string key_;             // the text tids_ translates (a per-round memo)
+    size_t read_ = 0;           // target ids of the context already in text_
+    bool strip_ = false;        // the target's dummy prefix is still to be dropped
+    bool heal_ = true;          // token healing this round (see propose)
+    size_t proposed_ = 0;       // tokens proposed last round
+    std::vector<int64_t> fed_;  // draft ids in the drafter's cache, position by position
+    std::vector<size_t> ends_;  // text offset where each fed token ends
+    std::string fed_text_;      // the text the fed tokens spell (text_[0, synced_) + fed drafts)
+    size_t synced_ = 0;         // text_[0, synced_) is known to equal fed_text_
+    std::string drafted_;       // bytes drafted this round, from the synced end
+    std::string key_;           // the text tids_ translates (a per-round memo)
     bool key_ok_ = false;
     std::vector<int64_t> ids_, feed_, tids_;  // scratch
     std::vector<size_t> feed_ends_, all_ends_;

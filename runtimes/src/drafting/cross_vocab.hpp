@@ -29,8 +29,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/bundle.hpp"
 #include "backends/model.hpp"
+#include "core/bundle.hpp"
 #include "drafting/fragment_cache.hpp"
 #include "drafting/policy.hpp"
 #include "text/token_table.hpp"

@@ -6,14 +6,14 @@
 namespace es {
 
 namespace {
-constexpr double kCostWeight = 0.3;  // weight of a new measurement in the cost averages
-constexpr double kDecay = 0.9;       // per round, of the acceptance counts (~10 rounds of memory)
-constexpr int kProbeFirst = 8;       // rounds at k = 0 before a drafting round probes again,
-constexpr int kProbeMax = 128;       // doubling after every probe that finds drafting still does not pay
-constexpr double kPrior = 2.0;       // weight, in tokens, of the calibration prior f(c) = c
-constexpr double kExplore = 0.5;     // optimism of a bin with few tests: + kExplore / sqrt(tests + 1)
-constexpr double kBinCap = 256.0;    // a bin's counts are halved beyond this, so it keeps learning
-constexpr double kRateWeight = 0.1;  // weight of a round in the running rate
+constexpr double kCostWeight = 0.3;   // weight of a new measurement in the cost averages
+constexpr double kDecay = 0.9;        // per round, of the acceptance counts (~10 rounds of memory)
+constexpr int kProbeFirst = 8;        // rounds at k = 0 before a drafting round probes again,
+constexpr int kProbeMax = 128;        // doubling after every probe that finds drafting still does not pay
+constexpr double kPrior = 2.0;        // weight, in tokens, of the calibration prior f(c) = c
+constexpr double kExplore = 0.5;      // optimism of a bin with few tests: + kExplore / sqrt(tests + 1)
+constexpr double kBinCap = 256.0;     // a bin's counts are halved beyond this, so it keeps learning
+constexpr double kRateWeight = 0.1;   // weight of a round in the running rate
 constexpr double kGainWeight = 0.05;  // weight of a drafting round in the average gain (~20 rounds)
 constexpr int kGainRounds = 8;        // drafting rounds before the average gain may stop drafting
 }  // namespace
@@ -142,8 +142,7 @@ int DraftLengthController::select(const std::vector<float> &conf) const {
     return best;
 }
 
-void DraftLengthController::update(int proposed, int accepted, double draft_ms, double verify_ms,
-                                   const std::vector<float> *conf) {
+void DraftLengthController::update(int proposed, int accepted, double draft_ms, double verify_ms, const std::vector<float> *conf) {
     if (costs_) costs_->record_verify(static_cast<size_t>(proposed) + 1, verify_ms);
     // Confidence mode drafts more than it proposes: the cost is per drafted token.
     const int drafted = conf && !conf->empty() ? static_cast<int>(conf->size()) : proposed;
@@ -180,8 +179,10 @@ void DraftLengthController::update(int proposed, int accepted, double draft_ms, 
     if (!confident_ && !costs_) {
         // Without costs: everything accepted, draft further; less than half, draft less.
         if (proposed == 0) return;
-        if (accepted == proposed) k_ = std::min(k_ + 1, k_max_);
-        else if (2 * accepted < proposed) k_ = std::max(k_ - 1, 1);
+        if (accepted == proposed)
+            k_ = std::min(k_ + 1, k_max_);
+        else if (2 * accepted < proposed)
+            k_ = std::max(k_ - 1, 1);
         return;
     }
     const bool was_probe = probe_;

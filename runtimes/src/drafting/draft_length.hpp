@@ -95,7 +95,7 @@ public:
 
 private:
     int choose() const;
-    double lambda() const;  // tokens per ms the generation gets without this round's extra tokens
+    double lambda() const;    // tokens per ms the generation gets without this round's extra tokens
     bool draft_pays() const;  // confidence mode: could even a sure drafted token pay?
     bool adaptive_;
     bool confident_ = false;
@@ -103,9 +103,9 @@ private:
     CallCosts *costs_;
     double acc_ = 0, rej_ = 0;  // decayed counts of accepted tokens and of rejections
     double draft_ms_ = 0;       // per drafted token, averaged; 0 = not measured yet
-    int rounds_at_zero_ = 0;  // plain rounds since drafting stopped or last probed
-    int backoff_ = 0;         // plain rounds between probes at k = 0 (0: drafting pays)
-    bool probe_ = false;      // the current k = 1 (k_max in confidence mode) is a probe
+    int rounds_at_zero_ = 0;    // plain rounds since drafting stopped or last probed
+    int backoff_ = 0;           // plain rounds between probes at k = 0 (0: drafting pays)
+    bool probe_ = false;        // the current k = 1 (k_max in confidence mode) is a probe
 };
 
 }  // namespace es

@@ -97,14 +97,14 @@ std::vector<int32_t> read_eagle3_map(const ModelSpec &spec, size_t target_vocab)
         int64_t id;
         std::memcpy(&id, bytes.data() + 8 * i, 8);  // little-endian hosts (x86, ARM)
         if (id < 0 || static_cast<size_t>(id) >= target_vocab)
-            throw Error(ES_ERR_BUNDLE, spec.id_map_file + " maps to id " + std::to_string(id) + ", outside the target vocabulary; re-export the bundle.");
+            throw Error(ES_ERR_BUNDLE,
+                        spec.id_map_file + " maps to id " + std::to_string(id) + ", outside the target vocabulary; re-export the bundle.");
         map[i] = static_cast<int32_t>(id);
     }
     return map;
 }
 
-std::unique_ptr<Policy> make_eagle3_policy(Model &target, Model &head, const std::vector<int32_t> &id_map,
-                                           const DraftContext &ctx) {
+std::unique_ptr<Policy> make_eagle3_policy(Model &target, Model &head, const std::vector<int32_t> &id_map, const DraftContext &ctx) {
     return std::make_unique<Eagle3Policy>(target, head, id_map, ctx);
 }
 

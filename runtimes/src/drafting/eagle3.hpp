@@ -30,7 +30,6 @@ std::vector<int32_t> read_eagle3_map(const ModelSpec &spec, size_t target_vocab)
 
 // The policy: target must have been loaded with eagle3_target_transform, head with
 // eagle3_head_transform (stateful backend); id_map has one target id per head logit.
-std::unique_ptr<Policy> make_eagle3_policy(Model &target, Model &head, const std::vector<int32_t> &id_map,
-                                           const DraftContext &ctx);
+std::unique_ptr<Policy> make_eagle3_policy(Model &target, Model &head, const std::vector<int32_t> &id_map, const DraftContext &ctx);
 
 }  // namespace es

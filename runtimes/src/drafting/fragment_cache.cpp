@@ -8,7 +8,6 @@
 
 namespace es {
 
-
 bool FragmentCache::find(const std::string &text, bool *ok, std::vector<int64_t> *ids) {
     auto it = map_.find(text);
     if (it == map_.end()) {

@@ -19,8 +19,8 @@ public:
 
 class DraftModelPolicy final : public Policy {
 public:
-    DraftModelPolicy(Model &draft, const std::vector<int32_t> &id_map, const std::vector<int32_t> &input_map,
-                     size_t draft_context, const DraftContext &ctx)
+    DraftModelPolicy(Model &draft, const std::vector<int32_t> &id_map, const std::vector<int32_t> &input_map, size_t draft_context,
+                     const DraftContext &ctx)
         : draft_(draft), id_map_(id_map), input_map_(input_map), draft_context_(draft_context), ctx_(ctx) {
         // The window never outgrows the drafter's own context (a round adds up to k tokens), so a
         // drafter keeps drafting past its own context length; one too short to slide stops there.
@@ -108,9 +108,9 @@ private:
     DraftContext ctx_;
     std::vector<int64_t> fed_;  // target ids in the draft cache, position by position
     std::vector<float> probs_;
-    size_t window_ = 0;  // the most context tokens the drafter reads (0: all it can hold)
-    size_t start_ = 0;   // windowed: where the recent part of the context starts (0: not sliding yet)
-    int64_t slides_ = 0;  // times start_ moved (stats)
+    size_t window_ = 0;          // the most context tokens the drafter reads (0: all it can hold)
+    size_t start_ = 0;           // windowed: where the recent part of the context starts (0: not sliding yet)
+    int64_t slides_ = 0;         // times start_ moved (stats)
     std::vector<int64_t> view_;  // windowed: sinks + recent part
 };
 
@@ -143,8 +143,8 @@ private:
 
 }  // namespace
 
-int64_t draft_token(const float *logits, size_t dv, const std::vector<int32_t> &id_map, const DraftContext &ctx, int i,
-                    Proposal &out, std::vector<float> &probs) {
+int64_t draft_token(const float *logits, size_t dv, const std::vector<int32_t> &id_map, const DraftContext &ctx, int i, Proposal &out,
+                    std::vector<float> &probs) {
     const size_t tv = ctx.target_vocab;
     const bool confident = ctx.length && ctx.length->uses_confidence();
     if (confident && i > 0 && !ctx.length->more(out.conf)) return -1;
@@ -174,9 +174,8 @@ int64_t draft_token(const float *logits, size_t dv, const std::vector<int32_t> &
 
 std::unique_ptr<Policy> make_null_policy() { return std::make_unique<NullPolicy>(); }
 
-std::unique_ptr<Policy> make_draft_model_policy(Model &draft, const std::vector<int32_t> &id_map,
-                                                const std::vector<int32_t> &input_map, size_t draft_context,
-                                                const DraftContext &ctx) {
+std::unique_ptr<Policy> make_draft_model_policy(Model &draft, const std::vector<int32_t> &id_map, const std::vector<int32_t> &input_map,
+                                                size_t draft_context, const DraftContext &ctx) {
     return std::make_unique<DraftModelPolicy>(draft, id_map, input_map, draft_context, ctx);
 }
 

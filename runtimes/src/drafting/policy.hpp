@@ -64,7 +64,7 @@ struct DraftContext {
     SamplingParams sampling;
     Rng *rng = nullptr;
     size_t target_vocab = 0;
-    float stop_prob = 0.f;  // draft stops early when its top-1 probability falls below this
+    float stop_prob = 0.f;     // draft stops early when its top-1 probability falls below this
     int32_t draft_window = 0;  // the most context tokens a drafter model reads (0: all its context holds)
     // Adaptive k with confidences: asked after each drafted token whether to draft another.
     const DraftLengthController *length = nullptr;
@@ -91,15 +91,14 @@ public:
 // per ctx, its confidence and (sampling) its q row in the target vocabulary through id_map (empty:
 // draft ids are target ids) appended to out. Returns the target id, or -1 where the round stops
 // before it (adaptive k's confidence rule or ctx.stop_prob; never at i == 0).
-int64_t draft_token(const float *logits, size_t dv, const std::vector<int32_t> &id_map, const DraftContext &ctx, int i,
-                    Proposal &out, std::vector<float> &probs);
+int64_t draft_token(const float *logits, size_t dv, const std::vector<int32_t> &id_map, const DraftContext &ctx, int i, Proposal &out,
+                    std::vector<float> &probs);
 
 std::unique_ptr<Policy> make_null_policy();
 // id_map (may be empty): draft logit index -> target id, for trimmed drafters; input_map (empty
 // or one entry per target id): the draft id fed for a target id.
-std::unique_ptr<Policy> make_draft_model_policy(Model &draft, const std::vector<int32_t> &id_map,
-                                                const std::vector<int32_t> &input_map, size_t draft_context,
-                                                const DraftContext &ctx);
+std::unique_ptr<Policy> make_draft_model_policy(Model &draft, const std::vector<int32_t> &id_map, const std::vector<int32_t> &input_map,
+                                                size_t draft_context, const DraftContext &ctx);
 std::unique_ptr<Policy> make_ngram_policy(int max_n = 3);
 
 }  // namespace es

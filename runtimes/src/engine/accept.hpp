@@ -25,7 +25,7 @@ struct Verdict {
 // Sampling: accept d_i with probability min(1, p_i(d_i) / q_i(d_i)); at the first rejection draw
 // from norm(max(0, p_i - q_i)); after m acceptances draw the bonus from row m. The output
 // distribution is then the target's. p_scratch, residual: reused buffers.
-Verdict accept_drafts(const float *rows, size_t vocab, const int64_t *drafts, size_t m, const float *q,
-                      const SamplingParams &sp, Rng &rng, std::vector<float> &p_scratch, std::vector<float> &residual);
+Verdict accept_drafts(const float *rows, size_t vocab, const int64_t *drafts, size_t m, const float *q, const SamplingParams &sp, Rng &rng,
+                      std::vector<float> &p_scratch, std::vector<float> &residual);
 
 }  // namespace es

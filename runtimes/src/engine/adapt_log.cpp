@@ -59,7 +59,7 @@ void AdaptLog::record(const std::string &prompt, const std::string &output, cons
 }
 
 void AdaptLog::trim(size_t incoming) {
-    struct stat st {};
+    struct stat st{};
     if (::stat(file_.c_str(), &st) != 0 || static_cast<size_t>(st.st_size) + incoming <= max_bytes_) return;
     std::string data;
     try {

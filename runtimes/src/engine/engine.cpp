@@ -68,15 +68,16 @@ void validate_config(const Pipeline &p, const es_generation_config &c) {
         if (valid_utf8_prefix(stop) < stop.size()) throw bad("stop[" + std::to_string(i) + "] is not valid UTF-8; pass UTF-8 text.");
     }
     if (c.policy == ES_POLICY_DRAFT && !p.draft)
-        throw bad("policy draft needs a drafter, but this pipeline was loaded without one; load it with a draft or use policy ngram/autoregressive.");
+        throw bad(
+            "policy draft needs a drafter, but this pipeline was loaded without one; load it with a draft or use policy "
+            "ngram/autoregressive.");
 }
 
-GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_generation_config &cfg,
-                          es_stream_callback callback, void *user_data, const std::atomic<bool> *cancel) {
+GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_generation_config &cfg, es_stream_callback callback,
+                          void *user_data, const std::atomic<bool> *cancel) {
     const auto t_start = Clock::now();
     auto check_cancel = [&] {
-        if (cancel && cancel->load(std::memory_order_relaxed))
-            throw Error(ES_ERR_CANCELLED, "The generation was cancelled (es_cancel).");
+        if (cancel && cancel->load(std::memory_order_relaxed)) throw Error(ES_ERR_CANCELLED, "The generation was cancelled (es_cancel).");
     };
     GenerationOutput out;
     es_stats &st = out.stats;
@@ -96,11 +97,13 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
     // A tokenizer that does not belong to the model could emit ids past its embedding rows.
     for (int64_t id : prompt_ids)
         if (id < 0 || static_cast<size_t>(id) >= vocab)
-            throw Error(ES_ERR_BUNDLE, "The target tokenizer produced id " + std::to_string(id) + ", outside the target model's vocabulary (" +
-                                           std::to_string(vocab) + " ids): the tokenizer does not belong to this model; re-export the bundle.");
+            throw Error(ES_ERR_BUNDLE, "The target tokenizer produced id " + std::to_string(id) +
+                                           ", outside the target model's vocabulary (" + std::to_string(vocab) +
+                                           " ids): the tokenizer does not belong to this model; re-export the bundle.");
     check_cancel();
     if (prompt_ids.empty()) {
-        if (p.bundle.target.bos < 0) throw Error(ES_ERR_INVALID_ARGUMENT, "The prompt is empty and the model has no BOS token to start from; pass some text.");
+        if (p.bundle.target.bos < 0)
+            throw Error(ES_ERR_INVALID_ARGUMENT, "The prompt is empty and the model has no BOS token to start from; pass some text.");
         prompt_ids.push_back(p.bundle.target.bos);
     }
     if (prompt_ids.size() >= context_length)
@@ -114,8 +117,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
     // A sample does (the schedule decides which random numbers decide which token), and the same
     // seed must give the same output: sampling schedules from its own acceptance history only,
     // never from the clock or from what earlier generations taught the pipeline.
-    DraftLengthController controller(policy_kind == ES_POLICY_AUTOREGRESSIVE ? 1 : cfg.k, cfg.k_max,
-                                     sp.greedy() ? &p.costs : nullptr);
+    DraftLengthController controller(policy_kind == ES_POLICY_AUTOREGRESSIVE ? 1 : cfg.k, cfg.k_max, sp.greedy() ? &p.costs : nullptr);
     DraftContext dctx{sp, &rng, vocab, cfg.draft_stop_prob, cfg.draft_window, &controller};
     std::unique_ptr<Policy> policy = make_policy(p, policy_kind, dctx);
     const bool drafting = policy_kind != ES_POLICY_AUTOREGRESSIVE;
@@ -230,8 +232,8 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
 
         // 3. accept: greedy = longest prefix matching the target's argmax; sampling = accept
         //    d_i with probability min(1, p_i(d_i) / q_i(d_i)), else draw from norm(max(0, p_i - q_i)).
-        const Verdict verdict = accept_drafts(rows, vocab, proposal.tokens.data(), m, proposal.q.empty() ? nullptr : proposal.q.data(),
-                                              sp, rng, p_rows, residual);
+        const Verdict verdict = accept_drafts(rows, vocab, proposal.tokens.data(), m, proposal.q.empty() ? nullptr : proposal.q.data(), sp,
+                                              rng, p_rows, residual);
         const size_t n_acc = verdict.accepted;
         const int64_t bonus = verdict.bonus;
         st.accepted += static_cast<int64_t>(n_acc);

@@ -22,7 +22,7 @@ void validate_config(const Pipeline &p, const es_generation_config &config);
 
 // Runs one generation (config already validated). callback may be null. cancel (may be null) is
 // read between model calls: once set, generate throws es::Error(ES_ERR_CANCELLED).
-GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_generation_config &config,
-                          es_stream_callback callback, void *user_data, const std::atomic<bool> *cancel = nullptr);
+GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_generation_config &config, es_stream_callback callback,
+                          void *user_data, const std::atomic<bool> *cancel = nullptr);
 
 }  // namespace es

@@ -22,8 +22,8 @@ std::vector<int32_t> read_id_map(const ModelSpec &spec, size_t target_vocab) {
     std::memcpy(map.data(), bytes.data(), bytes.size());  // little-endian hosts (x86, ARM)
     for (int32_t id : map)
         if (id < 0 || static_cast<size_t>(id) >= target_vocab)
-            throw Error(ES_ERR_BUNDLE, spec.id_map_file + " maps to id " + std::to_string(id) +
-                                           ", outside the target vocabulary; re-export the bundle.");
+            throw Error(ES_ERR_BUNDLE,
+                        spec.id_map_file + " maps to id " + std::to_string(id) + ", outside the target vocabulary; re-export the bundle.");
     return map;
 }
 
@@ -38,7 +38,8 @@ auto reading(const std::string &file, F &&f) -> decltype(f()) {
     } catch (const std::bad_alloc &) {
         throw Error(ES_ERR_BUNDLE, "Loading " + file + " ran out of memory (a corrupt size in the file?); re-export the bundle.");
     } catch (const std::exception &e) {
-        throw Error(ES_ERR_BUNDLE, "OpenVINO could not load " + file + " (" + ov_reason(e.what()) + "); the file may be corrupt: re-export the bundle.");
+        throw Error(ES_ERR_BUNDLE,
+                    "OpenVINO could not load " + file + " (" + ov_reason(e.what()) + "); the file may be corrupt: re-export the bundle.");
     }
 }
 
@@ -69,9 +70,11 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
                                                      (known.empty() ? "none" : known) + "); pass one of those or \"none\".");
         }
         if (draft->relation == "cross_vocab" && !tables(*draft))
-            throw Error(ES_ERR_BUNDLE, "Drafter '" + draft->name + "' has another vocabulary (cross_vocab), but the bundle has no token byte tables (token_bytes.bin) for " +
-                                           (draft->token_bytes_file.empty() ? "it" : "the target") +
-                                           ", which drafting across vocabularies needs; re-export the bundle with this edgespec.");
+            throw Error(ES_ERR_BUNDLE,
+                        "Drafter '" + draft->name +
+                            "' has another vocabulary (cross_vocab), but the bundle has no token byte tables (token_bytes.bin) for " +
+                            (draft->token_bytes_file.empty() ? "it" : "the target") +
+                            ", which drafting across vocabularies needs; re-export the bundle with this edgespec.");
     }
     // Before OpenVINO reads anything: the tokenizer extension trusts the offsets in its .bin, so a
     // flipped byte there would crash the host instead of failing the load.
@@ -100,7 +103,8 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
         // The head's fc moves into the target, which gains the features output (drafting/eagle3.hpp);
         // the head runs on the stateful backend (a small graph with an input paged attention lacks).
         if (p->bundle.target.format != "openvino" || draft->format != "openvino")
-            throw Error(ES_ERR_BUNDLE, "EAGLE-3 head '" + draft->name + "' needs an OpenVINO IR target and head; re-export the bundle with --format openvino.");
+            throw Error(ES_ERR_BUNDLE, "EAGLE-3 head '" + draft->name +
+                                           "' needs an OpenVINO IR target and head; re-export the bundle with --format openvino.");
         target_options.transform = eagle3_target_transform(draft->target_layers, read_eagle3_fc(core, *draft), p->bundle.target.model_file);
         draft_options.transform = eagle3_head_transform(draft->model_file);
         draft_options.backend = "openvino-stateful";
@@ -108,10 +112,13 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
     p->target = reading(p->bundle.target.model_file, [&] { return load_model(p->bundle.target, target_options); });
     const int64_t target_vocab = static_cast<int64_t>(p->target->vocab());
     if (p->bundle.target.bos >= target_vocab)
-        throw Error(ES_ERR_BUNDLE, "The manifest's BOS id " + std::to_string(p->bundle.target.bos) + " is outside the target's vocabulary (" +
-                                       std::to_string(target_vocab) + " ids); re-export the bundle.");
+        throw Error(ES_ERR_BUNDLE, "The manifest's BOS id " + std::to_string(p->bundle.target.bos) +
+                                       " is outside the target's vocabulary (" + std::to_string(target_vocab) +
+                                       " ids); re-export the bundle.");
     if (eagle3 && p->target->feature_width() == 0)
-        throw Error(ES_ERR_INVALID_ARGUMENT, "EAGLE-3 head '" + draft->name + "' needs the target on an OpenVINO backend (openvino, openvino-paged or openvino-stateful); choose one of those or pass draft \"none\".");
+        throw Error(ES_ERR_INVALID_ARGUMENT, "EAGLE-3 head '" + draft->name +
+                                                 "' needs the target on an OpenVINO backend (openvino, openvino-paged or "
+                                                 "openvino-stateful); choose one of those or pass draft \"none\".");
     if (draft) {
         p->draft_spec = *draft;
         p->draft = reading(draft->model_file, [&] { return load_model(*draft, draft_options); });
@@ -136,11 +143,13 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
             // A trimmed drafter's embeddings have the kept rows only: it reads trimmed ids too.
             // Target ids the trim dropped read as the manifest's fallback (the drafter's <unk>).
             if (draft->input_fallback < 0 || static_cast<size_t>(draft->input_fallback) >= p->trim_map.size())
-                throw Error(ES_ERR_BUNDLE, "Drafter '" + draft->name + "' has an input_fallback outside its vocabulary; re-export the bundle.");
+                throw Error(ES_ERR_BUNDLE,
+                            "Drafter '" + draft->name + "' has an input_fallback outside its vocabulary; re-export the bundle.");
             p->trim_input.assign(p->target->vocab(), static_cast<int32_t>(draft->input_fallback));
             for (size_t i = 0; i < p->trim_map.size(); ++i) p->trim_input[static_cast<size_t>(p->trim_map[i])] = static_cast<int32_t>(i);
         } else if (p->draft->vocab() > p->target->vocab()) {
-            throw Error(ES_ERR_BUNDLE, "Drafter '" + draft->name + "' has a larger vocabulary than the target but is marked same_vocab; re-export the bundle.");
+            throw Error(ES_ERR_BUNDLE, "Drafter '" + draft->name +
+                                           "' has a larger vocabulary than the target but is marked same_vocab; re-export the bundle.");
         } else if (p->draft->vocab() < p->target->vocab()) {
             // Target ids past the drafter's embedding rows (a padded target head) must never reach
             // it: they read as id 0. Its proposals are verified, so the output does not change.

@@ -8,8 +8,8 @@
 #include "backends/model.hpp"
 #include "core/bundle.hpp"
 #include "drafting/cross_vocab.hpp"
-#include "engine/adapt_log.hpp"
 #include "drafting/draft_length.hpp"
+#include "engine/adapt_log.hpp"
 #include "text/token_table.hpp"
 #include "text/tokenizer.hpp"
 
@@ -19,7 +19,7 @@ struct PipelineOptions {
     DeviceOptions target, draft;
     std::string draft_name;  // "" = the default drafter (see load_pipeline), "none" = no drafter
     std::string tokenizers_extension;
-    bool verify = true;  // check the files' digests (sizes are always checked) when the manifest has them
+    bool verify = true;                 // check the files' digests (sizes are always checked) when the manifest has them
     std::string translation_cache_dir;  // cross_vocab drafters: where the translation cache persists ("" = nowhere)
     std::string adapt_log_dir;          // "" = no adaptation log
 };
@@ -27,16 +27,16 @@ struct PipelineOptions {
 struct Pipeline {
     BundleSpec bundle;
     std::unique_ptr<Model> target;
-    std::unique_ptr<Model> draft;   // null when no drafter is loaded
-    ModelSpec draft_spec;           // valid when draft is set
-    std::vector<int32_t> trim_map;   // trimmed drafter: draft logit index -> target id
-    std::vector<int32_t> trim_input; // trimmed drafter: target id -> draft input id (inverse, with fallback)
-    std::vector<int32_t> eagle3_map; // eagle3 head: draft logit index -> target id
+    std::unique_ptr<Model> draft;     // null when no drafter is loaded
+    ModelSpec draft_spec;             // valid when draft is set
+    std::vector<int32_t> trim_map;    // trimmed drafter: draft logit index -> target id
+    std::vector<int32_t> trim_input;  // trimmed drafter: target id -> draft input id (inverse, with fallback)
+    std::vector<int32_t> eagle3_map;  // eagle3 head: draft logit index -> target id
     std::unique_ptr<Tokenizer> tokenizer;
-    std::unique_ptr<CrossVocab> xvocab;  // cross_vocab drafter: its tokenizer, byte tables, caches
+    std::unique_ptr<CrossVocab> xvocab;      // cross_vocab drafter: its tokenizer, byte tables, caches
     std::unique_ptr<TokenTable> text_table;  // the target's byte table, when it spells text as the detokenizer does
-    std::unique_ptr<AdaptLog> adapt_log;  // opt-in record of committed text (null = off)
-    CallCosts costs;                     // measured target-call costs by length (adaptive k)
+    std::unique_ptr<AdaptLog> adapt_log;     // opt-in record of committed text (null = off)
+    CallCosts costs;                         // measured target-call costs by length (adaptive k)
 };
 
 // Loads the bundle's target and one drafter: the one named, or by default the first same_vocab,

@@ -35,19 +35,19 @@ public:
 private:
     std::string decode_new(bool final, size_t before);  // before: all_.size() before this round's ids
     std::string release(bool final);
-    void start_window(size_t prefix);             // decode window from all_[prefix]; sets consumed_
-    std::string render(size_t from, size_t to);   // text of all_[from:to) as the window renders it
+    void start_window(size_t prefix);            // decode window from all_[prefix]; sets consumed_
+    std::string render(size_t from, size_t to);  // text of all_[from:to) as the window renders it
 
     Tokenizer &tok_;
     const TokenTable *table_;
     bool fast_ = false;  // this window is spelled from table_ (else by the detokenizer)
     std::vector<std::string> stop_;
     size_t max_stop_ = 0;
-    std::vector<int64_t> all_;  // prompt tail + generated ids
+    std::vector<int64_t> all_;      // prompt tail + generated ids
     size_t prefix_ = 0, read_ = 0;  // decode window start; all_[read_:] is not yet decoded
     size_t consumed_ = 0;           // bytes of decode(all_[prefix_:read_]) already taken as text
-    std::string text_;          // decoded text (cut at a stop string once one appears)
-    size_t shown_ = 0;          // bytes of text_ already returned
+    std::string text_;              // decoded text (cut at a stop string once one appears)
+    size_t shown_ = 0;              // bytes of text_ already returned
     bool stopped_ = false;
 };
 

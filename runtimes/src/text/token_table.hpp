@@ -23,7 +23,9 @@ public:
     TokenTable(const std::string &file, Tokenizer &tok, const std::string &who);
 
     // Control tokens (BOS, EOS, <unk>, ...) and ids past the table: no bytes, never proposed.
-    bool special(int64_t id) const { return id < 0 || static_cast<size_t>(id) >= kinds_.size() || kinds_[static_cast<size_t>(id)] == kSpecial; }
+    bool special(int64_t id) const {
+        return id < 0 || static_cast<size_t>(id) >= kinds_.size() || kinds_[static_cast<size_t>(id)] == kSpecial;
+    }
     std::string_view bytes(int64_t id) const;
     // The bytes of ids[0..n) one after another (special tokens spell nothing).
     std::string spelled(const int64_t *ids, size_t n) const;
@@ -42,7 +44,7 @@ public:
     bool encode_whole(const std::string &text, std::vector<int64_t> &out, size_t *skip);
 
 private:
-    static constexpr uint8_t kSpecial = 1, kByte = 2;  // kinds (0 = text), as in edgespec/bundle.py
+    static constexpr uint8_t kSpecial = 1, kByte = 2;                               // kinds (0 = text), as in edgespec/bundle.py
     bool encode_utf8_fragment(const std::string &text, std::vector<int64_t> &out);  // text: well-formed UTF-8
     // Longest-match spelling of s with the table's tokens (text tokens before byte tokens).
     bool spell(std::string_view s, std::vector<int64_t> &out) const;

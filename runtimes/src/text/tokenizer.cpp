@@ -1,8 +1,8 @@
 #include "text/tokenizer.hpp"
 
+#include <sys/stat.h>
 #include <cstdlib>
 #include <mutex>
-#include <sys/stat.h>
 #if !defined(_WIN32)
 #include <dlfcn.h>
 #endif
@@ -12,19 +12,21 @@
 namespace es {
 
 static bool file_exists(const std::string &p) {
-    struct stat st {};
+    struct stat st{};
     return ::stat(p.c_str(), &st) == 0;
 }
 
 static std::string find_tokenizers_extension(const std::string &explicit_path) {
     if (!explicit_path.empty()) {
         if (!file_exists(explicit_path))
-            throw Error(ES_ERR_IO, "The openvino-tokenizers extension " + explicit_path + " does not exist; pass the path of libopenvino_tokenizers.");
+            throw Error(ES_ERR_IO,
+                        "The openvino-tokenizers extension " + explicit_path + " does not exist; pass the path of libopenvino_tokenizers.");
         return explicit_path;
     }
     if (const char *env = std::getenv("EDGESPEC_TOKENIZERS_EXTENSION"); env && *env) {
         if (!file_exists(env))
-            throw Error(ES_ERR_IO, std::string("EDGESPEC_TOKENIZERS_EXTENSION points to ") + env + ", which does not exist; fix or unset it.");
+            throw Error(ES_ERR_IO,
+                        std::string("EDGESPEC_TOKENIZERS_EXTENSION points to ") + env + ", which does not exist; fix or unset it.");
         return env;
     }
 #if !defined(_WIN32)
@@ -77,7 +79,8 @@ Tokenizer::Tokenizer(ov::Core &core, const std::string &tokenizer_xml, const std
     } catch (const Error &) {
         throw;
     } catch (const std::exception &e) {
-        throw Error(ES_ERR_BUNDLE, "Cannot load the tokenizer of the bundle (" + tokenizer_xml + "): " + ov_reason(e.what()) + "; re-export the bundle.");
+        throw Error(ES_ERR_BUNDLE,
+                    "Cannot load the tokenizer of the bundle (" + tokenizer_xml + "): " + ov_reason(e.what()) + "; re-export the bundle.");
     }
 }
 

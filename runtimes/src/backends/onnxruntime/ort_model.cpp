@@ -27,9 +27,9 @@
 #include <dlfcn.h>
 #endif
 
-#include "core/error.hpp"
 #include "backends/explicit_kv.hpp"
 #include "backends/onnxruntime/onnxruntime.hpp"
+#include "core/error.hpp"
 #include "onnxruntime/onnxruntime_c_api.h"
 
 // The vendored excerpt must keep exactly the first 143 members of OrtApi, in order.
@@ -64,7 +64,8 @@ struct OrtRuntime {
 };
 
 std::string load_failure_hint() {
-    return "install onnxruntime (`pip install onnxruntime`) or set EDGESPEC_ORT_LIBRARY to the path of " + std::string(kDefaultOrtLibrary) + ".";
+    return "install onnxruntime (`pip install onnxruntime`) or set EDGESPEC_ORT_LIBRARY to the path of " + std::string(kDefaultOrtLibrary) +
+           ".";
 }
 
 const OrtRuntime &ort_runtime(const std::string &requested) {
@@ -86,8 +87,8 @@ const OrtRuntime &ort_runtime(const std::string &requested) {
     void *h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         const char *why = dlerror();
-        throw Error(ES_ERR_IO, "The ONNX Runtime library could not be loaded from '" + path + "' (" + (why ? why : "unknown reason") + "); " +
-                                   load_failure_hint());
+        throw Error(ES_ERR_IO, "The ONNX Runtime library could not be loaded from '" + path + "' (" + (why ? why : "unknown reason") +
+                                   "); " + load_failure_hint());
     }
     get_api_base = reinterpret_cast<GetApiBaseFn>(dlsym(h, "OrtGetApiBase"));
 #endif
@@ -97,14 +98,15 @@ const OrtRuntime &ort_runtime(const std::string &requested) {
     const char *version = base ? base->GetVersionString() : "";
     const OrtApi *api = base ? base->GetApi(ORT_API_VERSION) : nullptr;
     if (!api)
-        throw Error(ES_ERR_IO, "The ONNX Runtime library at '" + path + "' (version " + (version ? version : "?") +
-                                   ") is older than 1." + std::to_string(ORT_API_VERSION) + ", the oldest this runtime supports; install a newer onnxruntime.");
+        throw Error(ES_ERR_IO, "The ONNX Runtime library at '" + path + "' (version " + (version ? version : "?") + ") is older than 1." +
+                                   std::to_string(ORT_API_VERSION) + ", the oldest this runtime supports; install a newer onnxruntime.");
     OrtRuntime loaded;
     loaded.api = api;
     loaded.library = path;
     loaded.version = version ? version : "";
     loaded.check(api->CreateEnv(ORT_LOGGING_LEVEL_ERROR, "edgespec", &loaded.env), ES_ERR_INTERNAL, "ONNX Runtime could not start");
-    loaded.check(api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &loaded.cpu), ES_ERR_INTERNAL, "ONNX Runtime could not start");
+    loaded.check(api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &loaded.cpu), ES_ERR_INTERNAL,
+                 "ONNX Runtime could not start");
     rt = loaded;
     return rt;
 }
@@ -131,10 +133,13 @@ struct TensorInfo {
 
 size_t element_size(ONNXTensorElementDataType t) {
     switch (t) {
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return 4;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16:
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return 2;
-    default: return 0;
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT:
+            return 4;
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16:
+        case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16:
+            return 2;
+        default:
+            return 0;
     }
 }
 
@@ -183,13 +188,18 @@ public:
             const auto &specs = cache_.tensors();
             for (size_t i = 0; i < in_roles_.size(); ++i) {
                 const int role = in_roles_[i];
-                if (role == kIds) values.in[i] = tensor(const_cast<int64_t *>(ids), n * 8, ids_shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64);
-                else if (role == kMask) values.in[i] = tensor(cache_.mask(), (phys + n) * 8, mask_shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64);
-                else if (role == kPositions) values.in[i] = tensor(cache_.positions(), n * 8, ids_shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64);
+                if (role == kIds)
+                    values.in[i] = tensor(const_cast<int64_t *>(ids), n * 8, ids_shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64);
+                else if (role == kMask)
+                    values.in[i] = tensor(cache_.mask(), (phys + n) * 8, mask_shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64);
+                else if (role == kPositions)
+                    values.in[i] = tensor(cache_.positions(), n * 8, ids_shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64);
                 else {
                     const auto &t = specs[static_cast<size_t>(role)];
-                    const int64_t shape[4] = {1, static_cast<int64_t>(t.heads), static_cast<int64_t>(phys), static_cast<int64_t>(t.head_dim)};
-                    values.in[i] = tensor(cache_.past(static_cast<size_t>(role)), cache_.past_bytes(static_cast<size_t>(role)), shape, 4, kv_types_[static_cast<size_t>(role)]);
+                    const int64_t shape[4] = {1, static_cast<int64_t>(t.heads), static_cast<int64_t>(phys),
+                                              static_cast<int64_t>(t.head_dim)};
+                    values.in[i] = tensor(cache_.past(static_cast<size_t>(role)), cache_.past_bytes(static_cast<size_t>(role)), shape, 4,
+                                          kv_types_[static_cast<size_t>(role)]);
                 }
             }
             for (size_t o = 0; o < out_roles_.size(); ++o) {
@@ -198,8 +208,10 @@ public:
                     values.out[o] = tensor(logits_.data(), n * vocab_ * 4, logits_shape, 3, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
                 } else {
                     const auto &t = specs[static_cast<size_t>(role)];
-                    const int64_t shape[4] = {1, static_cast<int64_t>(t.heads), static_cast<int64_t>(phys + n), static_cast<int64_t>(t.head_dim)};
-                    values.out[o] = tensor(cache_.present(static_cast<size_t>(role)), cache_.present_bytes(static_cast<size_t>(role)), shape, 4, kv_types_[static_cast<size_t>(role)]);
+                    const int64_t shape[4] = {1, static_cast<int64_t>(t.heads), static_cast<int64_t>(phys + n),
+                                              static_cast<int64_t>(t.head_dim)};
+                    values.out[o] = tensor(cache_.present(static_cast<size_t>(role)), cache_.present_bytes(static_cast<size_t>(role)),
+                                           shape, 4, kv_types_[static_cast<size_t>(role)]);
                 }
             }
             rt_.check(api_->Run(session_, nullptr, in_name_ptrs_.data(), values.in, in_names_.size(), out_name_ptrs_.data(),
@@ -212,7 +224,6 @@ public:
         cache_.commit();
         return logits_.data() + (n - n_rows) * vocab_;
     }
-
 
 private:
     enum Role { kIds = -1, kMask = -2, kPositions = -3, kLogits = -4 };  // >= 0: index of a KV tensor
@@ -248,8 +259,9 @@ private:
         std::vector<TensorInfo> infos(count);
         for (size_t i = 0; i < count; ++i) {
             char *name = nullptr;
-            rt_.check(outputs ? api_->SessionGetOutputName(session_, i, alloc, &name) : api_->SessionGetInputName(session_, i, alloc, &name),
-                      ES_ERR_BUNDLE, "ONNX Runtime could not name an input/output of " + file_);
+            rt_.check(
+                outputs ? api_->SessionGetOutputName(session_, i, alloc, &name) : api_->SessionGetInputName(session_, i, alloc, &name),
+                ES_ERR_BUNDLE, "ONNX Runtime could not name an input/output of " + file_);
             infos[i].name = name;
             if (OrtStatus *s = api_->AllocatorFree(alloc, name)) api_->ReleaseStatus(s);
             OrtPtr<OrtTypeInfo> ti(api_, api_->ReleaseTypeInfo);
@@ -278,9 +290,12 @@ private:
         bool seen[3] = {false, false, false};
         for (const auto &t : ins) {
             int role;
-            if (t.name == "input_ids") role = kIds, seen[0] = true;
-            else if (t.name == "attention_mask") role = kMask, seen[1] = true;
-            else if (t.name == "position_ids") role = kPositions, seen[2] = true;
+            if (t.name == "input_ids")
+                role = kIds, seen[0] = true;
+            else if (t.name == "attention_mask")
+                role = kMask, seen[1] = true;
+            else if (t.name == "position_ids")
+                role = kPositions, seen[2] = true;
             else if (t.name.rfind("past_key_values.", 0) == 0) {
                 if (t.dims.size() != 4 || t.dims[1] <= 0 || t.dims[3] <= 0 || !element_size(t.type))
                     throw bad("has a KV input " + t.name + " that is not float [batch, kv_heads, past, head_dim] with fixed heads");
@@ -348,10 +363,12 @@ std::unique_ptr<Model> make_ort_model(const ModelSpec &spec, const DeviceOptions
                                        "' was asked for); use device CPU or the openvino backend.");
     if (!options.precision.empty() && options.precision != "f32")
         throw Error(ES_ERR_INVALID_ARGUMENT, "The onnxruntime backend computes in the ONNX graph's own precision, so precision '" +
-                                                 options.precision + "' cannot be set; leave it unset (or f32), or use the openvino backend.");
+                                                 options.precision +
+                                                 "' cannot be set; leave it unset (or f32), or use the openvino backend.");
     if (!options.kv_precision.empty() && options.kv_precision != "f32")
-        throw Error(ES_ERR_INVALID_ARGUMENT, "The onnxruntime backend keeps the KV cache in the ONNX graph's own type, so KV-cache precision '" +
-                                                 options.kv_precision + "' cannot be set; leave it unset (or f32), or use the openvino backend.");
+        throw Error(ES_ERR_INVALID_ARGUMENT,
+                    "The onnxruntime backend keeps the KV cache in the ONNX graph's own type, so KV-cache precision '" +
+                        options.kv_precision + "' cannot be set; leave it unset (or f32), or use the openvino backend.");
     return std::make_unique<OrtModel>(spec, options);
 }
 

@@ -1,8 +1,8 @@
 // What the OpenVINO backends share: the process's core, device checks and compile properties.
 #include <algorithm>
 
-#include "core/error.hpp"
 #include "backends/openvino/openvino.hpp"
+#include "core/error.hpp"
 
 namespace es {
 
@@ -16,8 +16,8 @@ static ov::element::Type element_type(const std::string &name, const char *what)
     if (name == "f16") return ov::element::f16;
     if (name == "bf16") return ov::element::bf16;
     if (name == "u8") return ov::element::u8;
-    throw Error(ES_ERR_INVALID_ARGUMENT,
-                std::string("Unknown ") + what + " '" + name + "'; use one of f32, f16, bf16" + (std::string(what) == "KV-cache precision" ? ", u8." : "."));
+    throw Error(ES_ERR_INVALID_ARGUMENT, std::string("Unknown ") + what + " '" + name + "'; use one of f32, f16, bf16" +
+                                             (std::string(what) == "KV-cache precision" ? ", u8." : "."));
 }
 
 ov::AnyMap compile_properties(const DeviceOptions &o) {
@@ -34,8 +34,8 @@ ov::AnyMap compile_properties(const DeviceOptions &o) {
     return props;
 }
 
-ov::CompiledModel compile_on_device(ov::Core &core, const std::shared_ptr<ov::Model> &model,
-                                    const DeviceOptions &options, const std::string &file) {
+ov::CompiledModel compile_on_device(ov::Core &core, const std::shared_ptr<ov::Model> &model, const DeviceOptions &options,
+                                    const std::string &file) {
     ov::AnyMap props = compile_properties(options);  // its es::Error (bad names) passes through
     try {
         return core.compile_model(model, options.device, props);

@@ -17,7 +17,6 @@ const char *const kFeaturesInput = "hidden_states";
 
 namespace {
 
-
 // The residual Add that closes a decoder layer: x + down_proj(act(gate) * up), i.e. an Add whose
 // second input is a MatMul of a Multiply (the attention's residual Add reads o_proj of a Reshape).
 // The same rule OpenVINO GenAI's EAGLE-3 transform uses, so both read the same tensors.
@@ -84,8 +83,7 @@ GraphTransform eagle3_target_transform(const std::vector<int32_t> &layers, const
 GraphTransform eagle3_head_transform(const std::string &file) {
     return [file](const std::shared_ptr<ov::Model> &model) {
         auto mm = fc_matmul(model);
-        if (!mm)
-            throw Error(ES_ERR_BUNDLE, "The EAGLE-3 head " + file + " has no fc on its hidden_states input; re-export the bundle.");
+        if (!mm) throw Error(ES_ERR_BUNDLE, "The EAGLE-3 head " + file + " has no fc on its hidden_states input; re-export the bundle.");
         mm->output(0).replace(mm->input_value(0));
         for (const auto &r : model->get_results())
             if (ov::is_type<ov::op::v0::Constant>(r->get_input_node_shared_ptr(0))) {  // d2t: the bundle has it as a file
@@ -93,8 +91,7 @@ GraphTransform eagle3_head_transform(const std::string &file) {
                 break;
             }
         ov::Output<ov::Node> hidden = layer_output(model, "midlayer");
-        if (!hidden.get_node())
-            throw Error(ES_ERR_BUNDLE, "The EAGLE-3 head " + file + " has no midlayer output; re-export the bundle.");
+        if (!hidden.get_node()) throw Error(ES_ERR_BUNDLE, "The EAGLE-3 head " + file + " has no midlayer output; re-export the bundle.");
         add_features_result(model, hidden);
     };
 }

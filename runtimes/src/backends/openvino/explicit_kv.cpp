@@ -12,9 +12,9 @@
 #include <cstring>
 #include <numeric>
 
-#include "core/error.hpp"
 #include "backends/explicit_kv.hpp"
 #include "backends/openvino/openvino.hpp"
+#include "core/error.hpp"
 
 namespace es {
 
@@ -126,7 +126,8 @@ public:
         try {
             model = core.read_model(spec.model_file);
         } catch (const std::exception &e) {
-            throw Error(ES_ERR_BUNDLE, "OpenVINO could not read " + spec.model_file + " (" + first_line(e.what()) + "); re-export the bundle.");
+            throw Error(ES_ERR_BUNDLE,
+                        "OpenVINO could not read " + spec.model_file + " (" + first_line(e.what()) + "); re-export the bundle.");
         }
         std::vector<KvTensorSpec> kv;
         for (const auto &in : model->inputs()) {
@@ -137,7 +138,8 @@ public:
             t.present = kPresentPrefix + name.substr(std::strlen(kPastPrefix));
             const auto &ps = in.get_partial_shape();
             if (ps.rank().is_dynamic() || ps.rank().get_length() != 4 || ps[1].is_dynamic() || ps[3].is_dynamic())
-                throw Error(ES_ERR_BUNDLE, "The input " + name + " of " + spec.model_file + " is not [batch, kv_heads, past, head_dim] with fixed heads; re-export the bundle.");
+                throw Error(ES_ERR_BUNDLE, "The input " + name + " of " + spec.model_file +
+                                               " is not [batch, kv_heads, past, head_dim] with fixed heads; re-export the bundle.");
             t.heads = static_cast<size_t>(ps[1].get_length());
             t.head_dim = static_cast<size_t>(ps[3].get_length());
             t.elem_size = in.get_element_type().size();
@@ -150,12 +152,17 @@ public:
         };
         for (const char *name : {"input_ids", "attention_mask", "position_ids"})
             if (!has(name, false))
-                throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file + " has no '" + name + "' input, so it is not an edgespec ONNX export; re-export the bundle.");
+                throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file + " has no '" + name +
+                                               "' input, so it is not an edgespec ONNX export; re-export the bundle.");
         if (kv.empty() || !has("logits", true))
-            throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file + " has no past_key_values inputs or no logits output, so it is not an edgespec ONNX export; re-export the bundle.");
+            throw Error(
+                ES_ERR_BUNDLE,
+                "The model " + spec.model_file +
+                    " has no past_key_values inputs or no logits output, so it is not an edgespec ONNX export; re-export the bundle.");
         for (const auto &t : kv)
             if (!has(t.present, true))
-                throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file + " has the input " + t.past + " but no output " + t.present + "; re-export the bundle.");
+                throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file + " has the input " + t.past + " but no output " + t.present +
+                                               "; re-export the bundle.");
         has_rows_input_ = insert_logits_slice(model);
         vocab_ = static_cast<size_t>(spec.vocab_size);
         for (const auto &o : model->outputs())
@@ -194,7 +201,8 @@ public:
             const auto &specs = cache_.tensors();
             for (size_t i = 0; i < specs.size(); ++i) {
                 request_.set_tensor(past_ports_[i], ov::Tensor(types_[i], {1, specs[i].heads, phys, specs[i].head_dim}, cache_.past(i)));
-                request_.set_tensor(present_ports_[i], ov::Tensor(types_[i], {1, specs[i].heads, phys + n, specs[i].head_dim}, cache_.present(i)));
+                request_.set_tensor(present_ports_[i],
+                                    ov::Tensor(types_[i], {1, specs[i].heads, phys + n, specs[i].head_dim}, cache_.present(i)));
             }
             if (logits_f32_) {
                 if (logits_.size() < rows * vocab_) logits_.resize(rows * vocab_);
@@ -209,7 +217,9 @@ public:
         // A plugin that did not write into our present buffers would break the cache: check the
         // cheap part (the tensor the request holds is ours).
         if (request_.get_tensor(present_ports_[0]).data() != cache_.past(0))
-            throw Error(ES_ERR_INTERNAL, "Device '" + device_ + "' did not write the KV cache into the runtime's buffers; use the CPU device for ONNX bundles or export with --format openvino.");
+            throw Error(ES_ERR_INTERNAL, "Device '" + device_ +
+                                             "' did not write the KV cache into the runtime's buffers; use the CPU device for ONNX bundles "
+                                             "or export with --format openvino.");
         if (logits_f32_) return logits_.data() + (rows - n_rows) * vocab_;
         ov::Tensor logits = request_.get_tensor(logits_port_);
         const size_t got_rows = logits.get_shape()[1];
@@ -218,7 +228,6 @@ public:
         logits.copy_to(dst);
         return logits_.data() + (got_rows - n_rows) * vocab_;
     }
-
 
 private:
     static std::string first_line(const std::string &s) { return s.substr(0, s.find('\n')); }

@@ -18,8 +18,8 @@ ov::AnyMap compile_properties(const DeviceOptions &options);
 
 // Compiles model (read from file) on options.device with compile_properties(options); a device
 // that cannot compile it becomes ES_ERR_DEVICE with the first line of OpenVINO's message.
-ov::CompiledModel compile_on_device(ov::Core &core, const std::shared_ptr<ov::Model> &model,
-                                    const DeviceOptions &options, const std::string &file);
+ov::CompiledModel compile_on_device(ov::Core &core, const std::shared_ptr<ov::Model> &model, const DeviceOptions &options,
+                                    const std::string &file);
 
 // Slices the hidden states in front of the LM head to the last `es_logits_rows` positions (a new
 // i64 [1] input named kLogitsRowsInput) along `axis` (1 for [batch, tokens, hidden], 0 for the

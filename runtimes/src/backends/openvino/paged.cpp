@@ -49,8 +49,8 @@
 #include <openvino/pass/manager.hpp>
 #include <openvino/pass/sdpa_to_paged_attention.hpp>
 
-#include "core/error.hpp"
 #include "backends/openvino/openvino.hpp"
+#include "core/error.hpp"
 
 namespace es {
 
@@ -64,17 +64,18 @@ public:
         std::shared_ptr<ov::Model> model = core.read_model(spec.model_file);
         if (options.transform) options.transform(model);
         if (model->get_sinks().empty())
-            throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file + " keeps no KV-cache state (not exported with stateful=True); re-export the bundle.");
+            throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file +
+                                           " keeps no KV-cache state (not exported with stateful=True); re-export the bundle.");
         try {
             ov::pass::Manager manager;
             manager.register_pass<ov::pass::SDPAToPagedAttention>();
             manager.run_passes(model);
         } catch (const std::exception &e) {
-            throw Error(ES_ERR_BUNDLE, "OpenVINO cannot convert " + spec.model_file + " to paged attention (" +
-                                           ov_reason(e.what()) + "); use the openvino-stateful backend.");
+            throw Error(ES_ERR_BUNDLE, "OpenVINO cannot convert " + spec.model_file + " to paged attention (" + ov_reason(e.what()) +
+                                           "); use the openvino-stateful backend.");
         }
-        static const char *const kInputs[] = {"input_ids", "position_ids", "past_lens", "subsequence_begins",
-                                              "block_indices_begins", "block_indices", "max_context_len"};
+        static const char *const kInputs[] = {"input_ids",     "position_ids",   "past_lens", "subsequence_begins", "block_indices_begins",
+                                              "block_indices", "max_context_len"};
         for (const auto &in : model->inputs()) {
             const std::string name = in.get_any_name();
             if (is_cache_input(name) || std::find(std::begin(kInputs), std::end(kInputs), name) != std::end(kInputs)) continue;
@@ -88,8 +89,7 @@ public:
             if (o.get_names().count("logits") && o.get_partial_shape().rank().is_static() && o.get_partial_shape()[2].is_static())
                 vocab_ = static_cast<size_t>(o.get_partial_shape()[2].get_length());
         for (const auto &o : model->outputs())
-            if (o.get_names().count(kFeaturesOutput) && o.get_partial_shape().rank().is_static() &&
-                o.get_partial_shape()[2].is_static())
+            if (o.get_names().count(kFeaturesOutput) && o.get_partial_shape().rank().is_static() && o.get_partial_shape()[2].is_static())
                 feature_width_ = static_cast<size_t>(o.get_partial_shape()[2].get_length());  // [tokens, 1, width]
         ov::CompiledModel compiled = compile_on_device(core, model, options, spec.model_file);
         dynamic_ = variant(compiled, spec);
@@ -99,15 +99,19 @@ public:
             const ov::PartialShape ps = in.get_partial_shape();
             if (ps.rank().is_dynamic() || ps.rank().get_length() != 4 || !ps[1].is_static() || !ps[2].is_static() || !ps[3].is_static() ||
                 in.get_element_type().is_dynamic())
-                throw Error(ES_ERR_DEVICE, "Device '" + options.device + "' left the cache input " + name +
-                                               " of " + spec.model_file + " without a static layout; use the openvino-stateful backend.");
-            CacheInput c{name, in.get_element_type(), ov::Shape{0, static_cast<size_t>(ps[1].get_length()),
-                                                               static_cast<size_t>(ps[2].get_length()), static_cast<size_t>(ps[3].get_length())}, {}};
+                throw Error(ES_ERR_DEVICE, "Device '" + options.device + "' left the cache input " + name + " of " + spec.model_file +
+                                               " without a static layout; use the openvino-stateful backend.");
+            CacheInput c{name,
+                         in.get_element_type(),
+                         ov::Shape{0, static_cast<size_t>(ps[1].get_length()), static_cast<size_t>(ps[2].get_length()),
+                                   static_cast<size_t>(ps[3].get_length())},
+                         {}};
             if (name.rfind("value_cache.", 0) == 0) block_ = c.block_shape[2];  // value rows are tokens (key rows may carry scales)
             caches_.push_back(std::move(c));
         }
         if (caches_.empty() || block_ == 0)
-            throw Error(ES_ERR_BUNDLE, "The paged-attention form of " + spec.model_file + " has no KV-cache inputs; use the openvino-stateful backend.");
+            throw Error(ES_ERR_BUNDLE,
+                        "The paged-attention form of " + spec.model_file + " has no KV-cache inputs; use the openvino-stateful backend.");
         if (wants_fixed_widths(spec, options)) compile_fixed_widths(core, model, spec, options);
         // Not with an integer cache: the CPU plugin quantizes u8 keys by channel, re-quantizing the
         // whole block a token lands in, per subsequence and in parallel, so one-token subsequences
@@ -231,10 +235,17 @@ private:
         auto input = [&](const std::string &name) {
             for (const auto &in : compiled.inputs())
                 if (in.get_names().count(name)) return Input{in, v.request.get_tensor(in)};
-            throw Error(ES_ERR_BUNDLE, "The compiled paged-attention model has no input '" + name + "'; use the openvino-stateful backend.");
+            throw Error(ES_ERR_BUNDLE,
+                        "The compiled paged-attention model has no input '" + name + "'; use the openvino-stateful backend.");
         };
-        v.in = Inputs{input("input_ids"), input("position_ids"), input("past_lens"), input("subsequence_begins"),
-                      input("block_indices_begins"), input("block_indices"), input("max_context_len"), {}};
+        v.in = Inputs{input("input_ids"),
+                      input("position_ids"),
+                      input("past_lens"),
+                      input("subsequence_begins"),
+                      input("block_indices_begins"),
+                      input("block_indices"),
+                      input("max_context_len"),
+                      {}};
         if (has_rows_input_) v.in.rows = input(kLogitsRowsInput);
         for (const auto &o : compiled.outputs()) {
             if (o.get_names().count("logits")) v.logits = o;
@@ -258,7 +269,8 @@ private:
     // Compiles a copy of the graph per width in options.fixed_widths (distinct, positive), two at
     // a time. A width whose reshape or compile fails stays on the dynamic graph (the copies are a
     // speed-up, never a requirement).
-    void compile_fixed_widths(ov::Core &core, const std::shared_ptr<ov::Model> &model, const ModelSpec &spec, const DeviceOptions &options) {
+    void compile_fixed_widths(ov::Core &core, const std::shared_ptr<ov::Model> &model, const ModelSpec &spec,
+                              const DeviceOptions &options) {
         const std::vector<size_t> &widths = options.fixed_widths;
         auto reshaped = [&](size_t w) -> std::shared_ptr<ov::Model> {  // on this thread: the graph is not shared
             try {
@@ -302,7 +314,8 @@ private:
             int32_t *d = x.tensor.data<int32_t>();
             for (size_t i = 0; i < count; ++i) d[i] = static_cast<int32_t>(values[i]);
         } else {
-            throw Error(ES_ERR_BUNDLE, "The paged-attention input " + x.port.get_any_name() + " is neither i32 nor i64; use the openvino-stateful backend.");
+            throw Error(ES_ERR_BUNDLE, "The paged-attention input " + x.port.get_any_name() +
+                                           " is neither i32 nor i64; use the openvino-stateful backend.");
         }
     }
 
@@ -322,7 +335,7 @@ private:
         capacity_ = blocks;
     }
 
-    Variant dynamic_;                             // any width (prefill, catch-up, anything not below)
+    Variant dynamic_;                              // any width (prefill, catch-up, anything not below)
     std::vector<std::unique_ptr<Variant>> fixed_;  // [width]: the compile with that input width fixed, or null
     std::vector<CacheInput> caches_;
     size_t block_ = 0, capacity_ = 0, n_past_ = 0, vocab_ = 0;

@@ -26,8 +26,8 @@
 #include <openvino/op/read_value.hpp>
 #include <openvino/op/slice.hpp>
 
-#include "core/error.hpp"
 #include "backends/openvino/openvino.hpp"
+#include "core/error.hpp"
 
 namespace es {
 
@@ -112,19 +112,18 @@ public:
                 throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file + " has no '" + name +
                                                "' input, so it is not a stateful OpenVINO LLM export; re-export the bundle.");
         if (model->get_sinks().empty())
-            throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file + " keeps no KV-cache state (not exported with stateful=True); re-export the bundle.");
+            throw Error(ES_ERR_BUNDLE, "The model " + spec.model_file +
+                                           " keeps no KV-cache state (not exported with stateful=True); re-export the bundle.");
         has_position_ids_ = has_input(model, "position_ids");
         seq_axis_ = kv_seq_axis(model);
         has_rows_input_ = insert_logits_slice(model);
         vocab_ = static_cast<size_t>(spec.vocab_size);
         for (const auto &o : model->outputs())
-            if (o.get_names().count("logits") && o.get_partial_shape().rank().is_static() &&
-                o.get_partial_shape()[2].is_static())
+            if (o.get_names().count("logits") && o.get_partial_shape().rank().is_static() && o.get_partial_shape()[2].is_static())
                 vocab_ = static_cast<size_t>(o.get_partial_shape()[2].get_length());
         has_features_in_ = has_input(model, kFeaturesInput);
         for (const auto &o : model->outputs())
-            if (o.get_names().count(kFeaturesOutput) && o.get_partial_shape().rank().is_static() &&
-                o.get_partial_shape()[2].is_static())
+            if (o.get_names().count(kFeaturesOutput) && o.get_partial_shape().rank().is_static() && o.get_partial_shape()[2].is_static())
                 feature_width_ = static_cast<size_t>(o.get_partial_shape()[2].get_length());
         ov::CompiledModel compiled = compile_on_device(core, model, options, spec.model_file);
         request_ = compiled.create_infer_request();
@@ -146,7 +145,8 @@ public:
         }
         if (has_features_in_) {
             if (!features_in_) throw Error(ES_ERR_INTERNAL, "An EAGLE-3 head was called without its feature rows.");
-            request_.set_tensor(kFeaturesInput, ov::Tensor(ov::element::f32, {1, n, features_in_width_}, const_cast<float *>(features_in_)));
+            request_.set_tensor(kFeaturesInput,
+                                ov::Tensor(ov::element::f32, {1, n, features_in_width_}, const_cast<float *>(features_in_)));
             features_in_ = nullptr;
         }
         request_.infer();
@@ -219,7 +219,8 @@ private:
                 while (j < live_.size()) {
                     size_t run = 1;
                     while (j + run < live_.size() && live_[j + run] == live_[j] + static_cast<int64_t>(run)) ++run;
-                    std::memcpy(dst + (o * live_.size() + j) * inner, src + (o * phys + static_cast<size_t>(live_[j])) * inner, run * inner);
+                    std::memcpy(dst + (o * live_.size() + j) * inner, src + (o * phys + static_cast<size_t>(live_[j])) * inner,
+                                run * inner);
                     j += run;
                 }
             }
@@ -242,9 +243,9 @@ private:
     std::vector<float> converted_;
     int64_t rows_ = 1;
     int64_t compactions_ = 0;
-    size_t feature_width_ = 0;        // width of the kFeaturesOutput rows (0: the graph has none)
-    std::vector<float> features_;     // those rows, of the last call
-    bool has_features_in_ = false;    // an EAGLE-3 head: reads kFeaturesInput
+    size_t feature_width_ = 0;      // width of the kFeaturesOutput rows (0: the graph has none)
+    std::vector<float> features_;   // those rows, of the last call
+    bool has_features_in_ = false;  // an EAGLE-3 head: reads kFeaturesInput
     const float *features_in_ = nullptr;
     size_t features_in_width_ = 0;
 };

@@ -427,7 +427,7 @@ def test_out_of_range_numbers_are_one_sentence(tiny_dir, corpus, tmp_path, capsy
     _one_sentence(_cli(capsys, *ev, "--max-new-tokens", "0"), "--max-new-tokens must be at least 1")
     _one_sentence(_cli(capsys, "export", target, "-o", tmp_path / "x", "--ratio", "nan"), "--ratio nan")
     _one_sentence(_cli(capsys, "export", target, "-o", tmp_path / "x", "--min-agreement", "2"), "outside [0, 1]")
-    _one_sentence(_cli(capsys, "profile", tmp_path, "--repeats", "0"), "--repeats must be at least 1")
+    _one_sentence(_cli(capsys, "profile", tmp_path, "--repeats", "0"), "--repeats must be between 1 and 100")
     with pytest.raises(EdgespecError, match="training steps must be at least 1"):
         lmtrain.train(None, None, tmp_path / "api", lmtrain.TrainConfig(steps=0))
     assert not any((tmp_path / n).exists() for n in ("o", "t", "x", "api"))
@@ -445,24 +445,24 @@ def test_bad_profile_prompt_files_are_one_sentence(tmp_path, capsys):
         "bad.jsonl": b'{"prompt": "a"}\nnot json\n',
         "noprompt.jsonl": b'{"text": "a"}\n',
     }
-    words = {
+    words = {  # edgespec/profiling/prompts.py's sentences
         "missing.txt": "does not exist",
         "empty.txt": "holds no prompts",
         "blank.txt": "holds no prompts",
-        "binary.txt": "not a text file",
-        "latin1.txt": "not UTF-8 text",
-        "bad.json": "not valid JSON",
-        "dict.json": "JSON list of strings",
-        "bad.jsonl": "line 2 of prompt file",
-        "noprompt.jsonl": "line 1 of prompt file",
+        "binary.txt": "is a binary file, not text",
+        "latin1.txt": "is not UTF-8 text",
+        "bad.json": "is not valid JSON",
+        "dict.json": "must hold a JSON list of prompts",
+        "bad.jsonl": "Line 2 of",
+        "noprompt.jsonl": "Line 1 of",
     }
     for name, data in files.items():
         if data is not None:
             (tmp_path / name).write_bytes(data)
         # the prompts are read before the bundle is opened: a bad file is named even without one
         _one_sentence(_cli(capsys, "profile", tmp_path / "no-bundle", "--prompts", tmp_path / name), words[name])
-    _one_sentence(_cli(capsys, "profile", tmp_path / "no-bundle", "--prompts", tmp_path), "is a directory")
-    from edgespec.cli_run import _read_prompts
+    _one_sentence(_cli(capsys, "profile", tmp_path / "no-bundle", "--prompts", tmp_path), "is not a file")
+    from edgespec.profiling.prompts import read_prompts as _read_prompts
 
     (tmp_path / "ok.jsonl").write_text('{"prompt": "def f():"}\n\n{"prompt": "x = 1"}\n')
     assert _read_prompts(tmp_path / "ok.jsonl") == ["def f():", "x = 1"]

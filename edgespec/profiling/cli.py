@@ -108,11 +108,11 @@ def register(cli: click.Group) -> None:
         show_default=True,
         help="Draft lengths to measure: a range (1..8), a list (2,4) or auto; adaptive k is always measured too.",
     )
-    @click.option("--ngram-k", type=click.IntRange(1, 32), default=4, show_default=True, help="n-gram draft length.")
-    @click.option("--max-new-tokens", type=click.IntRange(1, 4096), default=64, show_default=True)
+    @click.option("--ngram-k", type=int, default=4, show_default=True, help="n-gram draft length (1..32).")
+    @click.option("--max-new-tokens", type=int, default=64, show_default=True, help="New tokens per generation (1..4096).")
     @click.option(
         "--repeats",
-        type=click.IntRange(1, 100),
+        type=int,
         default=3,
         show_default=True,
         help="Timed runs per prompt and configuration (median and spread).",
@@ -139,7 +139,7 @@ def register(cli: click.Group) -> None:
         default=None,
         help="KV-cache precision (default: the device's).",
     )
-    @click.option("--threads", type=click.IntRange(0, 1024), default=0, help="Inference threads (0 = device default).")
+    @click.option("--threads", type=int, default=0, help="Inference threads (0 = device default; at most 1024).")
     @click.option("--fixed-shapes", type=click.Choice(list(_FIXED_SHAPES)), default="auto", show_default=True)
     @click.option(
         "-o",
@@ -184,6 +184,11 @@ def register(cli: click.Group) -> None:
         repeats. Writes a JSON, CSV and HTML report, and saves the recommended configuration in
         BUNDLE/profiles/ for this device: `edgespec run` and Pipeline.load start from it.
         Ctrl-C writes what was measured so far (no recommendation is saved)."""
+        # one sentence for a number out of range (click's own check prints a usage block)
+        for flag, value, lo, hi in (("--ngram-k", ngram_k, 1, 32), ("--max-new-tokens", max_new_tokens, 1, 4096),
+                                    ("--repeats", repeats, 1, 100), ("--threads", threads, 0, 1024)):
+            if not lo <= value <= hi:
+                raise EdgespecError(f"{flag} must be between {lo} and {hi} (got {value}).")
         code = run_profile_command(
             bundle=bundle,
             prompts_file=prompts_file,

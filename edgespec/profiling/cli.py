@@ -258,9 +258,9 @@ def run_profile_command(
     con = Console(stderr=True)
     if not con.is_terminal:  # a log or a pipe: room for the table's columns
         con = Console(stderr=True, width=170)
+    prompts = read_prompts(prompts_file)  # a bad prompt file is named before anything loads
     path = resolve_bundle(bundle)
     b = bundle_mod.load(path)
-    prompts = read_prompts(prompts_file)
     ks, adaptive = parse_ks(k, MAX_DRAFT)
     names = [d.name for d in b.drafts]
     if drafts == "all":

@@ -109,7 +109,9 @@ def register(cli: click.Group) -> None:
         help="Draft lengths to measure: a range (1..8), a list (2,4) or auto; adaptive k is always measured too.",
     )
     @click.option("--ngram-k", type=int, default=4, show_default=True, help="n-gram draft length (1..32).")
-    @click.option("--max-new-tokens", type=int, default=64, show_default=True, help="New tokens per generation (1..4096).")
+    @click.option(
+        "--max-new-tokens", type=int, default=64, show_default=True, help="New tokens per generation (1..4096)."
+    )
     @click.option(
         "--repeats",
         type=int,
@@ -185,8 +187,12 @@ def register(cli: click.Group) -> None:
         BUNDLE/profiles/ for this device: `edgespec run` and Pipeline.load start from it.
         Ctrl-C writes what was measured so far (no recommendation is saved)."""
         # one sentence for a number out of range (click's own check prints a usage block)
-        for flag, value, lo, hi in (("--ngram-k", ngram_k, 1, 32), ("--max-new-tokens", max_new_tokens, 1, 4096),
-                                    ("--repeats", repeats, 1, 100), ("--threads", threads, 0, 1024)):
+        for flag, value, lo, hi in (
+            ("--ngram-k", ngram_k, 1, 32),
+            ("--max-new-tokens", max_new_tokens, 1, 4096),
+            ("--repeats", repeats, 1, 100),
+            ("--threads", threads, 0, 1024),
+        ):
             if not lo <= value <= hi:
                 raise EdgespecError(f"{flag} must be between {lo} and {hi} (got {value}).")
         code = run_profile_command(

@@ -324,8 +324,11 @@ def test_a_bundle_without_drafters_profiles_plain_and_ngram(bundle, prompts, tmp
     plain.mkdir()
     manifest = json.loads((bundle / "edgespec.json").read_text())
     manifest["models"] = [m for m in manifest["models"] if m["role"] == "target"]
+    manifest.pop("integrity", None)  # it lists the drafter's files too
+    from engine_support import link_tree  # hard links: a symlink out of a bundle is refused
+
     for m in manifest["models"]:
-        (plain / m["path"]).symlink_to((bundle / m["path"]).resolve(), target_is_directory=True)
+        link_tree(bundle / m["path"], plain / m["path"])
     (plain / "edgespec.json").write_text(json.dumps(manifest))
     r = run_cli(
         "profile",

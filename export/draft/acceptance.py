@@ -52,6 +52,24 @@ class Figures:
     draft_ms_per_token: float | None = None
     per_prompt: list = field(default_factory=list)
 
+    def add_prompt(self, output_ids: list[int], calls: int, drafted: int, accepted: int, rejected: int) -> None:
+        """Counts one prompt's simulated generation (its output ids, cut at max_new_tokens)."""
+        self.prompts += 1
+        self.generated += len(output_ids)
+        self.target_calls += calls
+        self.drafted += drafted
+        self.accepted += accepted
+        self.rejected_rounds += rejected
+        self.per_prompt.append(
+            {
+                "generated": len(output_ids),
+                "target_calls": calls,
+                "accepted": accepted,
+                "drafted": drafted,
+                "output_ids": output_ids,
+            }
+        )
+
     @property
     def acceptance_rate(self) -> float:
         return self.accepted / self.drafted if self.drafted else 0.0
@@ -216,23 +234,7 @@ def simulate(
             if eos in seq[n_prompt:]:
                 seq = seq[: seq.index(eos, n_prompt) + 1]
                 break
-        seq = seq[: n_prompt + max_new_tokens]
-        gen = len(seq) - n_prompt
-        fig.prompts += 1
-        fig.generated += gen
-        fig.target_calls += calls
-        fig.drafted += drafted
-        fig.accepted += accepted
-        fig.rejected_rounds += rejected
-        fig.per_prompt.append(
-            {
-                "generated": gen,
-                "target_calls": calls,
-                "accepted": accepted,
-                "drafted": drafted,
-                "output_ids": seq[n_prompt:],
-            }
-        )
+        fig.add_prompt(seq[n_prompt : n_prompt + max_new_tokens], calls, drafted, accepted, rejected)
         if progress:
             progress()
     return fig

@@ -682,23 +682,7 @@ def simulate_head(target, tok, head, prompts: list[str], *, k: int = 4, max_new_
             seq = seq + props[:n_acc] + [choice[n_acc]]
         if eos in seq[n_prompt:]:
             seq = seq[: seq.index(eos, n_prompt) + 1]
-        seq = seq[: n_prompt + max_new_tokens]
-        gen = len(seq) - n_prompt
-        fig.prompts += 1
-        fig.generated += gen
-        fig.target_calls += calls
-        fig.drafted += drafted
-        fig.accepted += accepted
-        fig.rejected_rounds += rejected
-        fig.per_prompt.append(
-            {
-                "generated": gen,
-                "target_calls": calls,
-                "accepted": accepted,
-                "drafted": drafted,
-                "output_ids": seq[n_prompt:],
-            }
-        )
+        fig.add_prompt(seq[n_prompt : n_prompt + max_new_tokens], calls, drafted, accepted, rejected)
         if progress:
             progress()
     return fig

@@ -105,8 +105,8 @@ static ModelSpec parse_model(const json::Value &m, const std::string &root, size
     if (s.role == "draft") {
         s.relation = m["relation"]["kind"].str();
         if (s.relation.empty()) throw bad("drafter '" + s.name + "' has no relation to the target");
-        if (s.relation != "same_vocab" && s.relation != "trimmed" && s.relation != "cross_vocab")
-            throw bad("drafter '" + s.name + "' has relation '" + s.relation + "' (same_vocab, trimmed or cross_vocab expected)");
+        if (s.relation != "same_vocab" && s.relation != "trimmed" && s.relation != "cross_vocab" && s.relation != "eagle3")
+            throw bad("drafter '" + s.name + "' has relation '" + s.relation + "' (same_vocab, trimmed, cross_vocab or eagle3 expected)");
         if (s.relation == "trimmed") {
             s.id_map_file = file(m["relation"]["id_map"].str("trim_id_map.i32"));
             s.input_fallback = m["relation"]["input_fallback"].integer(0);

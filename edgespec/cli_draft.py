@@ -144,7 +144,11 @@ def register(cli: click.Group) -> None:
     @click.option("--batch-size", type=int, default=16, show_default=True)
     @click.option("--lr", type=float, default=None, help="Peak learning rate (default 2e-3 stage 1, 5e-4 stage 2).")
     @click.option(
-        "--sequences", type=int, default=512, show_default=True, help="Stage 2: target sequences to generate."
+        "--sequences",
+        type=int,
+        default=512,
+        show_default=True,
+        help="Stage 2 and EAGLE-3: target sequences to generate (EAGLE-3: 0 trains on the corpus text itself).",
     )
     @click.option(
         "--new-tokens", type=int, default=192, show_default=True, help="Stage 2: tokens per generated sequence."
@@ -299,7 +303,8 @@ def register(cli: click.Group) -> None:
             ("--steps", steps, 1, None),
             ("--seq-len", seq_len, 2, None),
             ("--batch-size", batch_size, 1, None),
-            ("--sequences", sequences, 1, None),
+            # 0 is EAGLE-3's "train on the corpus text itself"; FastDraft's stage 2 needs sequences.
+            ("--sequences", sequences, 0 if method == "eagle3" else 1, None),
             ("--new-tokens", new_tokens, 1, None),
             ("--gen-batch", gen_batch, 1, None),
             ("--kl-weight", kl_weight, 0.0, 1.0),

@@ -141,15 +141,16 @@ def target_embedding(target: Source):
     )
 
 
-def load_eagle3_torch(head, target: Source, precision: str = "fp32"):
+def load_eagle3_torch(head, target: Source):
     """The head as optimum-intel's LlamaEagle3ForCausalLM; a head without an embedding gets the target's."""
     import torch
     import transformers as tf
 
     cfg = tf.AutoConfig.from_pretrained(head.dir)
     cfg.tie_word_embeddings = False
-    kw = {"dtype": torch.float32} if precision == "fp32" else {}
-    model = _eagle3_class().from_pretrained(head.dir, config=cfg, **kw)
+    # fp32 whatever the checkpoint stores (published heads are bf16/fp16): the trace feeds fp32
+    # inputs, and the IR is compressed to the bundle's precision afterwards
+    model = _eagle3_class().from_pretrained(head.dir, config=cfg, dtype=torch.float32)
     if not head.has_embedding:
         emb = model.model.embed_tokens.weight
         with torch.no_grad():
@@ -168,7 +169,7 @@ def export_eagle3_ir(head, target: Source, work_dir: Path, precision: str = "fp3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            model = load_eagle3_torch(head, target, precision)
+            model = load_eagle3_torch(head, target)
             export_from_model(
                 model,
                 str(work_dir),

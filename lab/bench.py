@@ -77,6 +77,7 @@ class Config:
     policy: str  # ar | draft | ngram
     k: int | None = None  # None with policy=draft: adaptive
     peer: str | None = None  # the configuration of the other runtime it is compared with
+    draft: str | None = None  # the drafter it runs (None: the bundle's default / the first --draft)
 
     def gen_cfg(self, a) -> dict:
         return {
@@ -91,17 +92,35 @@ class Config:
         }
 
 
-def all_configs(ks: list[int], ngram_k: int, hf: bool, hf_draft: bool) -> list[Config]:
+def all_configs(
+    ks: list[int], ngram_k: int, hf: bool, hf_draft: bool, drafts: list[str | None] | None = None
+) -> list[Config]:
+    """Every configuration; with several drafters (``--draft a,b``) the speculative ones of each
+    drafter after the first carry its name (``es_spec_k4@b``, ``genai_spec_k4@b``), each drafter
+    in worker processes of its own."""
+    drafts = drafts or [None]
+
+    def spec(d: str | None, first: bool) -> tuple[list[Config], list[Config]]:
+        at = "" if first else f"@{d}"
+        es = [
+            Config(f"es_spec_k{k}{at}", "edgespec", f"edgespec{at}", "draft", k, f"genai_spec_k{k}{at}", d) for k in ks
+        ]
+        es.append(
+            Config(f"es_spec_adaptive{at}", "edgespec", f"edgespec{at}", "draft", None, f"genai_spec_conf{at}", d)
+        )
+        ga = [Config(f"genai_spec_k{k}{at}", "genai", f"genai_draft{at}", "draft", k, draft=d) for k in ks]
+        ga.append(Config(f"genai_spec_conf{at}", "genai", f"genai_draft{at}", "draft", None, draft=d))
+        return es, ga
+
+    pairs = [spec(d, i == 0) for i, d in enumerate(drafts)]
     c = [Config("es_ar", "edgespec", "edgespec", "ar", peer="genai_ar")]
-    c += [Config(f"es_spec_k{k}", "edgespec", "edgespec", "draft", k, peer=f"genai_spec_k{k}") for k in ks]
+    c += [x for es, _ in pairs for x in es]
     c += [
-        Config("es_spec_adaptive", "edgespec", "edgespec", "draft", None, peer="genai_spec_conf"),
         Config("es_ngram", "edgespec", "edgespec", "ngram", ngram_k, peer="genai_ngram"),
         Config("genai_ar", "genai", "genai_ar", "ar"),
         Config("genai_ar_sdpa", "genai", "genai_ar_sdpa", "ar"),
     ]
-    c += [Config(f"genai_spec_k{k}", "genai", "genai_draft", "draft", k) for k in ks]
-    c += [Config("genai_spec_conf", "genai", "genai_draft", "draft", None)]
+    c += [x for _, ga in pairs for x in ga]
     c += [Config("genai_ngram", "genai", "genai_ngram", "ngram", ngram_k)]
     if hf:
         c += [Config("hf_ar", "hf", "hf", "ar"), Config("hf_ngram", "hf", "hf", "ngram", ngram_k)]
@@ -173,11 +192,11 @@ def weight_bytes(model_dir: Path, entry: dict) -> int:
     )
 
 
-def model_pair(bundle: Path, draft_name: str | None) -> dict:
+def model_pair(bundle: Path, draft_names: list[str] | None) -> dict:
     mf = json.loads((bundle / "edgespec.json").read_text())
     out: dict[str, Any] = {}
     for m in mf["models"]:
-        if m["role"] == "draft" and draft_name and m["name"] != draft_name:
+        if m["role"] == "draft" and draft_names and m["name"] not in draft_names:
             continue
         role = m["role"] if m["role"] == "target" else f"draft:{m['name']}"
         w = m.get("weights", {})
@@ -275,6 +294,9 @@ class Member:
 
 def worker_spec(name: str, a, runtime_kw: dict) -> tuple[str, dict]:
     base = dict(runtime_kw)
+    name, _, draft = name.partition("@")  # a worker of a drafter after the first: edgespec@NAME
+    if draft:
+        base["draft_name"] = draft
     if name == "edgespec":
         return "edgespec", base
     if name.startswith("genai_"):
@@ -332,8 +354,8 @@ def comparisons(res: dict[str, dict]) -> dict:
         ("es_ar", "genai_ar"),
         ("es_ar", "genai_ar_sdpa"),
         ("es_ngram", "genai_ngram"),
-        ("es_spec_adaptive", "genai_spec_conf"),
     ]
+    pairs += [(n, "genai_spec_conf" + n[len("es_spec_adaptive") :]) for n in res if n.startswith("es_spec_adaptive")]
     pairs += [(n, "genai_spec_k" + n[len("es_spec_k") :]) for n in res if n.startswith("es_spec_k")]
     out: dict[str, Any] = {}
     for x, y in pairs:
@@ -483,6 +505,16 @@ def markdown(report: dict) -> str:
                     + " ms"
                     + (f" (a two-token first call {p['T_draft_first2_ms']:.2f})" if "T_draft_first2_ms" in p else "")
                 )
+            for d, dc in (s.get("draft_costs") or {}).items():
+                lines.append(
+                    f"Drafter {d}: T_draft {dc['T_draft_ms'] if dc['T_draft_ms'] is None else round(dc['T_draft_ms'], 2)} ms"
+                    + "".join(
+                        f"; in a k={k} loop's order T_verify({int(k) + 1}) {p['T_verify_ms']:.1f} ms, drafter calls "
+                        + ", ".join(f"{x:.2f}" for x in p["T_draft_ms"])
+                        + " ms"
+                        for k, p in (dc.get("pattern") or {}).items()
+                    )
+                )
             if c.get("T_draft_read_ms"):
                 lines.append(
                     "The drafter reading a prompt of n tokens (last logits row only): "
@@ -556,7 +588,12 @@ def parse_args(argv=None):
     )
     ap.add_argument("--ngram-k", type=int, default=4)
     ap.add_argument("--ngram-size", type=int, default=3)
-    ap.add_argument("--draft", default=None, help="drafter name in the bundle (default: the first same-vocab one)")
+    ap.add_argument(
+        "--draft",
+        default=None,
+        help="drafter name in the bundle (default: the first same-vocab one); several, comma-separated, "
+        "compare drafters in one run (e.g. an EAGLE-3 head and a draft model: --draft head,draft)",
+    )
     ap.add_argument("--device", default="CPU")
     ap.add_argument("--configs", default=None, help="comma-separated glob patterns over configuration names")
     ap.add_argument(
@@ -614,14 +651,34 @@ def main(argv=None) -> int:
         return 2
     mach = machine_info()
     threads = a.threads or mach.get("physical_cores") or os.cpu_count()
-    configs = select(all_configs(ks, a.ngram_k, bool(a.hf_target), bool(a.hf_draft)), a.configs)
+    draft_names = [d.strip() for d in a.draft.split(",") if d.strip()] if a.draft else []
+    try:
+        listed = [
+            m["name"] for m in json.loads((bundle / "edgespec.json").read_text())["models"] if m["role"] == "draft"
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        con.print(
+            f"[red]error:[/red] {escape(str(bundle))} is not a readable bundle ({escape(str(e))}); pass an exported bundle"
+        )
+        return 2
+    unknown = [d for d in draft_names if d not in listed]
+    if unknown:
+        con.print(
+            f"[red]error:[/red] --draft names {', '.join(unknown)}, which the bundle does not have "
+            f"(it has: {', '.join(listed) or 'no drafter'}); pass one of those"
+        )
+        return 2
+    configs = select(
+        all_configs(ks, a.ngram_k, bool(a.hf_target), bool(a.hf_draft), list(draft_names) or None), a.configs
+    )
     set_names = list(bench_prompts.SETS) if a.prompt_set == "all" else [a.prompt_set]
-    pair = model_pair(bundle, a.draft)
-    sizes = {"target": pair["target"]["weight_bytes"]}
+    pair = model_pair(bundle, draft_names)
     drafts = [v for k, v in pair.items() if k.startswith("draft:")]
     same = [d for d in drafts if d["relation"] == "same_vocab"] or drafts
-    if same:
-        sizes["draft"] = same[0]["weight_bytes"]
+    default_draft = draft_names[0] if draft_names else (same[0]["name"] if same else None)
+    # weight bytes per drafter (for mbsu): the target's and the drafter's each configuration runs
+    sizes_of = {d["name"]: {"target": pair["target"]["weight_bytes"], "draft": d["weight_bytes"]} for d in drafts}
+    sizes_of[None] = sizes_of.get(default_draft, {"target": pair["target"]["weight_bytes"]})
     extra = json.loads(a.ov_config) if a.ov_config else None
     runtime_kw = {
         "threads": threads,
@@ -629,7 +686,7 @@ def main(argv=None) -> int:
         "kv_precision": a.kv_precision,
         "ov_config": extra,
         "device": a.device,
-        "draft_name": a.draft,
+        "draft_name": draft_names[0] if draft_names else None,
         "genai_prefix_caching": a.genai_prefix_caching,
         "fixed_shapes": {"auto": None, "on": True, "off": False}[a.fixed_shapes],
     }
@@ -717,13 +774,15 @@ def main(argv=None) -> int:
         # repeat, from a worker of their own (idle while generations run); each figure is the median
         # over the passes, so the probe samples the host across the run as the generations do (one
         # pass in a burst of host noise read 1.55 ms for a decode step the loop ran in 1.17).
-        cost_passes: dict[str, list[dict]] = {}
+        # one probe worker per drafter (None: the first / default one), each timing its own drafter
+        cost_passes: dict[tuple[str, str | None], list[dict]] = {}
         cost_cfgs: dict[str, dict] = {}
-        cw = None
+        cws: dict[str | None, Worker] = {}
         if a.costs:
             progress.update(task, description="per-call costs")
-            cw = Worker(ctx, "costs", bundle, dict(runtime_kw))
-            cw.wait_ready(a.timeout)
+            for d in [None] + draft_names[1:]:
+                cws[d] = Worker(ctx, "costs", bundle, dict(runtime_kw, **({"draft_name": d} if d else {})))
+                cws[d].wait_ready(a.timeout)
             for name, (rows, _) in prompt_sets.items():
                 mean_tokens = statistics.mean(r.get("tokens", len(r["prompt"]) / 3.2) for r in rows)
                 longest = max(int(r.get("tokens", len(r["prompt"]) / 3.2)) for r in rows) + 2
@@ -737,13 +796,19 @@ def main(argv=None) -> int:
                 }
 
         def cost_pass(name: str) -> None:
-            if cw is None or name not in cost_cfgs:
-                return
-            try:
-                cost_passes.setdefault(name, []).append(cw.call("", cost_cfgs[name], a.timeout))
-            except RuntimeError as e:
-                report["notes"].append(f"per-call costs failed: {e}")
-                cost_cfgs.pop(name)
+            for d, cw in cws.items():
+                if name not in cost_cfgs or cw.error:
+                    continue
+                try:
+                    cost_passes.setdefault((name, d), []).append(cw.call("", cost_cfgs[name], a.timeout))
+                except RuntimeError as e:
+                    report["notes"].append(f"per-call costs{f' of drafter {d}' if d else ''} failed: {e}")
+                    cost_passes.pop((name, d), None)
+                    cw.error = cw.error or str(e)
+
+        def dkey(d: str | None) -> str | None:
+            """The probe worker of a configuration's drafter."""
+            return None if d is None or (draft_names and d == draft_names[0]) else d
 
         for name in prompt_sets:
             cost_pass(name)
@@ -808,17 +873,21 @@ def main(argv=None) -> int:
                         run_one(c, i, timed=True)
                         progress.advance(task)
                 cost_pass(name)
-            if cost_passes.get(name) and name in cost_cfgs:
-                costs_by_set[name] = dict(
-                    median_costs(cost_passes[name]),
-                    context=cost_cfgs[name]["context"],
-                    passes=len(cost_passes[name]),
-                    T_ar_ms_by_pass=[c["T_ar_ms"] for c in cost_passes[name]],
-                )
+            for d in cws:
+                passes = cost_passes.get((name, d))
+                if passes and name in cost_cfgs and not cws[d].error:
+                    costs_by_set.setdefault(name, {})[d] = dict(
+                        median_costs(passes),
+                        context=cost_cfgs[name]["context"],
+                        passes=len(passes),
+                        T_ar_ms_by_pass=[c["T_ar_ms"] for c in passes],
+                    )
 
             results: dict[str, dict] = {}
             for c in configs:
-                m = config_metrics(c, runs[c.name], costs_by_set.get(name), sizes)
+                m = config_metrics(
+                    c, runs[c.name], costs_by_set.get(name, {}).get(dkey(c.draft)), sizes_of[dkey(c.draft)]
+                )
                 m["runtime"], m["policy"], m["k"] = (
                     c.runtime,
                     c.policy,
@@ -847,7 +916,8 @@ def main(argv=None) -> int:
                     "ids": [r["id"] for r in rows],
                     "mean_tokens": statistics.mean(r.get("tokens", 0) for r in rows),
                 },
-                "costs": costs_by_set.get(name),
+                "costs": costs_by_set.get(name, {}).get(None),
+                "draft_costs": {d: v for d, v in costs_by_set.get(name, {}).items() if d is not None} or None,
                 "results": results,
                 "comparisons": comparisons(results),
                 "reference": reference,
@@ -855,7 +925,7 @@ def main(argv=None) -> int:
         progress.update(task, description="done")
         for w in workers.values():
             w.stop()
-        if cw is not None:
+        for cw in cws.values():
             cw.stop()
         if a.one_process:
             shared.stop()

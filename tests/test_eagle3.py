@@ -94,14 +94,20 @@ def test_int8_head_exports(e3_target, e3_head, tmp_path):
     assert head["validation"]["top1_agreement"] >= head["validation"]["threshold"]
 
 
-def test_int4_head_of_the_other_published_name_with_its_own_embedding(e3_target, tmp_path):
+def test_int4_bf16_head_of_the_other_published_name_with_its_own_embedding(e3_target, tmp_path):
+    """Published heads store bf16 weights: export traces them in fp32 whatever the bundle's precision."""
     from edgespec.export.api import export_bundle
     from tiny_eagle3 import build_tiny_eagle3
 
     from edgespec.pipeline import Pipeline
 
     head = build_tiny_eagle3(
-        e3_target, tmp_path / "head", layer_ids=LAYERS, architecture="Eagle3LlamaForCausalLM", with_embed=True
+        e3_target,
+        tmp_path / "head",
+        layer_ids=LAYERS,
+        architecture="Eagle3LlamaForCausalLM",
+        with_embed=True,
+        dtype="bfloat16",
     )
     out = tmp_path / "b"
     man = export_bundle(

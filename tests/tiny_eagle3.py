@@ -48,11 +48,13 @@ def build_tiny_eagle3(
     layer_key: str = "eagle_config",
     architecture: str = "LlamaForCausalLMEagle3",
     std: float = 0.2,
+    dtype: str = "float32",
 ) -> Path:
     """Write a random EAGLE-3 head for the HF Llama checkpoint at ``target_dir`` to ``out``.
 
     draft_vocab=None keeps the whole target vocabulary (d2t all zeros). layer_key "eagle_config"
     writes the published SpecForge form, None leaves the ids out (the default then applies).
+    dtype "bfloat16" / "float16" stores the weights as published heads do (the maps stay integers).
     """
     import torch
     from safetensors.torch import save_file
@@ -110,13 +112,15 @@ def build_tiny_eagle3(
         "eos_token_id": tcfg.get("eos_token_id"),
         "pad_token_id": tcfg.get("pad_token_id"),
         "tie_word_embeddings": False,
-        "torch_dtype": "float32",
+        "torch_dtype": dtype,
     }
     if layer_key == "eagle_config":
         cfg["eagle_config"] = {"eagle_aux_hidden_state_layer_ids": list(layer_ids), "use_aux_hidden_state": True}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    cast = getattr(torch, dtype)
+    tensors = {k: v.to(cast) if v.is_floating_point() else v for k, v in tensors.items()}
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(out / "model.safetensors"))
     return out
 

@@ -52,6 +52,26 @@ def paged_inputs(ids, past: int, block: int, split: bool) -> dict:
     }
 
 
+def eagle3_head(core, d: Path):
+    """(the EAGLE-3 head in d as edgespec runs it, the width of the feature rows it reads), or None
+    where d holds no head (no ``hidden_states`` input). The runtime moves the head's ``fc`` into the
+    target's call (runtimes/src/backends/openvino/eagle3_graph.cpp), so the head reads hidden-size
+    rows and runs on the stateful backend; the probe times it in the same form. The target's call
+    is timed without that fc (one hidden×3·hidden MatMul over the call's rows: about 1 % of a 1B
+    target's weights)."""
+    m = core.read_model(str(d / "openvino_model.xml"))
+    if "hidden_states" not in {i.get_any_name() for i in m.inputs}:
+        return None
+    for node in m.get_ordered_ops():
+        src = node.input_value(0).get_node() if node.get_type_name() == "MatMul" else None
+        if src is not None and src.get_type_name() == "Parameter" and "hidden_states" in src.output(0).get_names():
+            width = node.get_output_partial_shape(0)[-1].get_length()
+            node.output(0).replace(node.input_value(0))
+            m.validate_nodes_and_infer_types()
+            return m, width
+    return None
+
+
 LOGITS_ROWS = "es_logits_rows"  # the input edgespec adds to a graph: how many last rows of logits to compute
 
 
@@ -131,7 +151,12 @@ class CostProbe:
             else (self._compile(self.tdir, widths["target"]), set(split["target"]))
         }
         self.draft_paged, self._read_compile = False, None  # the drafter's prompt-read compile, made on first use
-        if self.ddir is not None:
+        self.head_width = 0  # an EAGLE-3 head's feature width (0: a drafter model)
+        head = eagle3_head(self.core, self.ddir) if self.ddir is not None else None
+        if head is not None:
+            self.models["draft"] = ({None: self.core.compile_model(head[0], self.device, self.props)}, set())
+            self.head_width = head[1]
+        elif self.ddir is not None:
             self.models["draft"] = (self._compile(self.ddir, widths["draft"]), set(split["draft"]))
             self.draft_paged = "past_lens" in {i.get_any_name() for i in self.models["draft"][0][None].inputs}
 
@@ -244,6 +269,8 @@ class CostProbe:
                         inp["position_ids"] = np.arange(past, past + m, dtype=np.int64)[None]
                     if "beam_idx" in names:
                         inp["beam_idx"] = np.zeros((1,), dtype=np.int32)
+                    if "hidden_states" in names:  # an EAGLE-3 head's feature rows (their values cost nothing)
+                        inp["hidden_states"] = np.zeros((1, m, self.head_width), dtype=np.float32)
                 req = reqs.get(m, reqs[None])
                 for name, value in inp.items():  # before the clock, as a native runtime writes its inputs
                     req.set_tensor(name, ov.Tensor(value))

@@ -679,6 +679,13 @@ def main(argv=None) -> int:
     # weight bytes per drafter (for mbsu): the target's and the drafter's each configuration runs
     sizes_of = {d["name"]: {"target": pair["target"]["weight_bytes"], "draft": d["weight_bytes"]} for d in drafts}
     sizes_of[None] = sizes_of.get(default_draft, {"target": pair["target"]["weight_bytes"]})
+    # GenAI runs an EAGLE-3 head at a fixed draft length only (its assistant_confidence_threshold
+    # is refused in that mode): no genai_spec_conf for a head
+    heads = {d["name"] for d in drafts if d["relation"] == "eagle3"}
+    dropped = [c.name for c in configs if c.name.startswith("genai_spec_conf") and (c.draft or default_draft) in heads]
+    configs = [c for c in configs if c.name not in dropped]
+    for c in configs:
+        c.peer = None if c.peer in dropped else c.peer
     extra = json.loads(a.ov_config) if a.ov_config else None
     runtime_kw = {
         "threads": threads,
@@ -723,7 +730,12 @@ def main(argv=None) -> int:
             },
         },
         "sets": {},
-        "notes": [],
+        "notes": [
+            f"{', '.join(dropped)}: not run; GenAI's EAGLE-3 mode has no dynamic draft length "
+            "(it refuses assistant_confidence_threshold)"
+        ]
+        if dropped
+        else [],
     }
     ctx = mp.get_context("spawn")
     worker_names = list(dict.fromkeys(c.worker for c in configs))

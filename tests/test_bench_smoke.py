@@ -247,3 +247,46 @@ def test_a_prompt_set_path_without_ids_keeps_the_run(tiny_bundle, tmp_path):
         timeout=300,
     )
     assert r.returncode == 2 and "not a readable JSON-lines prompt set" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_several_drafters_run_side_by_side_in_one_run(tiny_bundle, tmp_path):
+    """--draft a,b: each drafter's speculative configurations, named after it from the second on,
+    against the same plain decoding, each with its own per-call costs."""
+    out = tmp_path / "bench.json"
+    base = [sys.executable, str(TOOLS / "bench.py"), str(tiny_bundle(drafts=2))]
+    cmd = base + [
+        "--prompt-set",
+        "short",
+        "--prompts",
+        "1",
+        "--max-new-tokens",
+        "6",
+        "--repeats",
+        "1",
+        "--k",
+        "2",
+        "--precision",
+        "f32",
+        "--kv-precision",
+        "f32",
+        "--draft",
+        "draft2,draft",
+        "--configs",
+        "es_ar,es_spec_k2*,genai_spec_k2*",
+        "--json",
+        str(out),
+        "--quiet",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(out.read_text())
+    s = rep["sets"]["short"]
+    assert set(s["results"]) == {"es_ar", "es_spec_k2", "es_spec_k2@draft", "genai_spec_k2", "genai_spec_k2@draft"}
+    for name, m in s["results"].items():
+        assert "error" not in m, (name, m.get("error"))
+        assert m["agree"] == "1/1"
+    assert s["results"]["es_spec_k2@draft"]["peer"] == "genai_spec_k2@draft"
+    assert s["costs"]["T_draft_ms"] > 0 and s["draft_costs"]["draft"]["T_draft_ms"] > 0
+    assert "es_spec_k2@draft_vs_genai_spec_k2@draft" in s["comparisons"]
+    r = subprocess.run(base + ["--draft", "nope"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "does not have" in r.stderr + r.stdout and "Traceback" not in r.stderr

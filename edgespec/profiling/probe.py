@@ -66,7 +66,8 @@ def eagle3_head(core, d: Path):
         src = node.input_value(0).get_node() if node.get_type_name() == "MatMul" else None
         if src is not None and src.get_type_name() == "Parameter" and "hidden_states" in src.output(0).get_names():
             width = node.get_output_partial_shape(0)[-1].get_length()
-            node.output(0).replace(node.input_value(0))
+            node.output(0).replace(node.input_value(0))  # moves the fc output's names onto the input
+            src.output(0).get_tensor().set_names({"hidden_states"})
             m.validate_nodes_and_infer_types()
             return m, width
     return None
@@ -75,8 +76,9 @@ def eagle3_head(core, d: Path):
 LOGITS_ROWS = "es_logits_rows"  # the input edgespec adds to a graph: how many last rows of logits to compute
 
 
-def with_logits_slice(model):
-    """``model`` (paged-attention form: the head reads [tokens, 1, hidden]) with the slice edgespec
+def with_logits_slice(model, axis: int = 0):
+    """``model`` (axis 0: the paged-attention form, whose LM head reads [tokens, 1, hidden]; axis 1:
+    the stateful form, [1, tokens, hidden]) with the slice edgespec
     inserts before its LM head (runtimes/src/model_stateful.cpp, insert_logits_slice): an i64 [1]
     input ``es_logits_rows`` = how many of the last rows the head computes. Unchanged where the head
     is not a MatMul a few single-input steps above the ``logits`` output."""
@@ -93,7 +95,9 @@ def with_logits_slice(model):
             hidden = node.input_value(0)
             rows = ops.parameter([1], ov.Type.i64, name=LOGITS_ROWS)
             rows.output(0).get_tensor().set_names({LOGITS_ROWS})
-            sl = ops.slice(hidden, ops.negative(rows), np.array([np.iinfo(np.int64).max]), np.array([1]), np.array([0]))
+            sl = ops.slice(
+                hidden, ops.negative(rows), np.array([np.iinfo(np.int64).max]), np.array([1]), np.array([axis])
+            )
             node.input(0).replace_source_output(sl.output(0))
             model.add_parameters([rows])
             model.validate_nodes_and_infer_types()
@@ -271,6 +275,8 @@ class CostProbe:
                         inp["beam_idx"] = np.zeros((1,), dtype=np.int32)
                     if "hidden_states" in names:  # an EAGLE-3 head's feature rows (their values cost nothing)
                         inp["hidden_states"] = np.zeros((1, m, self.head_width), dtype=np.float32)
+                    if LOGITS_ROWS in names:
+                        inp[LOGITS_ROWS] = np.array([1], np.int64)
                 req = reqs.get(m, reqs[None])
                 for name, value in inp.items():  # before the clock, as a native runtime writes its inputs
                     req.set_tensor(name, ov.Tensor(value))
@@ -337,12 +343,18 @@ class CostProbe:
             the last row of logits only, as edgespec's drafter reads the prompt at its first round
             (a compile of its own, with edgespec's logits slice). Median of three after one."""
             if self._read_compile is None:  # once per probe, not once per pass
-                self._read_compile = self.core.compile_model(
-                    with_logits_slice(self._paged_model(self.ddir)[0]), self.device, self.props
-                )
-            feed = feeder(({None: self._read_compile}, set()), max(lengths) + 1)
+                if self.head_width:  # an EAGLE-3 head reads the prompt's feature rows
+                    m = with_logits_slice(eagle3_head(self.core, self.ddir)[0], axis=1)
+                else:
+                    m = with_logits_slice(self._paged_model(self.ddir)[0])
+                self._read_compile = self.core.compile_model(m, self.device, self.props)
+            read = ({None: self._read_compile}, set())
             out = {}
+            feed = None if self.head_width else feeder(read, max(lengths) + 1)
             for n in lengths:
+                if feed is None:  # a stateful head: a fresh sequence for each read
+                    out[n] = float(np.median([feeder(read, n + 1)(n) for _ in range(4)][1:]))
+                    continue
                 feed(n, 0)
                 out[n] = float(np.median([feed(n, 0) for _ in range(3)]))
             return out
@@ -380,7 +392,7 @@ class CostProbe:
                 for k in ks
             }
         reads = sorted({int(n) for n in cfg.get("draft_reads") or [] if int(n) > 0})
-        if "draft" in self.models and reads and self.draft_paged:
+        if "draft" in self.models and reads and (self.draft_paged or self.head_width):
             out["T_draft_read_ms"] = {str(n): v for n, v in read_costs(reads).items()}
         return out
 

@@ -30,7 +30,9 @@ Drafter kinds:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -300,6 +302,22 @@ def draft_step_ms(draft, n_ctx: int = 128, steps: int = 32) -> float:
     return statistics.median(times)
 
 
+@contextlib.contextmanager
+def prompt_progress(show: bool, n: int, k: int):
+    """A bar over ``n`` simulated prompts on a terminal's stderr (when ``show``): yields its update
+    callback for a simulation's ``progress``, or None without a bar."""
+    bar = None
+    if show and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc=f"acceptance k={k}", unit="prompt")
+    try:
+        yield bar.update if bar else None
+    finally:
+        if bar:
+            bar.close()
+
+
 def evaluate(
     target_dir: Path,
     draft_dir: Path,
@@ -315,28 +333,19 @@ def evaluate(
     draft, draft_tok = _load(draft_dir)
     kind = drafter_kind(draft_dir, draft_tok, target_tok)
     id_map = read_id_map(draft_dir) if kind == "trimmed" else None
-    bar = None
-    if show_progress:
-        import sys
-
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(prompts), desc=f"acceptance k={k}", unit="prompt")
-    fig = simulate(
-        target,
-        target_tok,
-        draft,
-        draft_tok,
-        prompts,
-        k=k,
-        max_new_tokens=max_new_tokens,
-        kind=kind,
-        id_map=id_map,
-        progress=(bar.update if bar else None),
-    )
-    if bar:
-        bar.close()
+    with prompt_progress(show_progress, len(prompts), k) as progress:
+        fig = simulate(
+            target,
+            target_tok,
+            draft,
+            draft_tok,
+            prompts,
+            k=k,
+            max_new_tokens=max_new_tokens,
+            kind=kind,
+            id_map=id_map,
+            progress=progress,
+        )
     if timing:
         fig.draft_ms_per_token = round(draft_step_ms(draft), 3)
     return fig

@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -690,14 +689,7 @@ def evaluate_head(
             f"has {target.config.num_hidden_layers}."
         )
     attach_target_embedding(head, target)
-    bar = None
-    if show_progress and sys.stderr.isatty():
-        from tqdm import tqdm
+    from .acceptance import prompt_progress
 
-        bar = tqdm(total=len(prompts), desc=f"acceptance k={k}", unit="prompt")
-    fig = simulate_head(
-        target, tok, head, prompts, k=k, max_new_tokens=max_new_tokens, progress=(bar.update if bar else None)
-    )
-    if bar:
-        bar.close()
-    return fig
+    with prompt_progress(show_progress, len(prompts), k) as progress:
+        return simulate_head(target, tok, head, prompts, k=k, max_new_tokens=max_new_tokens, progress=progress)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import click
 
-from .errors import EdgespecError
+from .errors import EdgespecError, check_ranges
 
 
 def _export_side():
@@ -37,29 +37,6 @@ def _check_dir(path: Path, what: str) -> Path:
     if not Path(path).is_dir():
         raise EdgespecError(f"{what} {path} does not exist; pass a directory.")
     return Path(path)
-
-
-def _check_ranges(*checks: tuple) -> None:
-    """One sentence for the first option outside its range: checks are (flag, value, low, high).
-
-    ``value`` None (option not given) passes; ``low``/``high`` None are open ends; a float flag
-    must also be a finite number.
-    """
-    import math
-
-    for flag, value, low, high in checks:
-        if value is None:
-            continue
-        if isinstance(value, float) and not math.isfinite(value):
-            raise EdgespecError(f"{flag} must be a finite number (got {value}).")
-        if (low is not None and value < low) or (high is not None and value > high):
-            if high is None:
-                want = f"at least {low}"
-            elif low is None:
-                want = f"at most {high}"
-            else:
-                want = f"between {low} and {high}"
-            raise EdgespecError(f"{flag} must be {want} (got {value}).")
 
 
 @contextlib.contextmanager
@@ -261,7 +238,7 @@ def register(cli: click.Group) -> None:
                   (data parallel: torchrun --nproc_per_node N $(which edgespec) draft train --method eagle3 ...)
         """
         o = SimpleNamespace(**options)
-        _check_ranges(
+        check_ranges(
             ("--hidden", o.hidden, 1, None),
             ("--layers", o.layers, 1, None),
             ("--heads", o.heads, 1, o.hidden),
@@ -464,7 +441,7 @@ def register(cli: click.Group) -> None:
     @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
     def trim(draft_dir, target, calibration, keep, coverage, sequences, prompts, n_eval, k, out):
         """Trim a drafter's LM head to the tokens its target emits (VocabTrim)."""
-        _check_ranges(
+        check_ranges(
             ("--keep", keep, 1, None),
             ("--coverage", coverage, None, 1.0),
             ("--sequences", sequences, 1, None),
@@ -521,7 +498,7 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def eval_(target, drafts, ks, prompts, num_prompts, max_new_tokens, timing, as_json):
         """acceptance_rate, alpha, mean_accepted and mbsu of drafters or EAGLE-3 heads (greedy simulation)."""
-        _check_ranges(
+        check_ranges(
             ("--num-prompts", num_prompts, 1, None),
             ("--max-new-tokens", max_new_tokens, 1, None),
             *(("--k", k, 1, 32) for k in ks),

@@ -39,6 +39,25 @@ def _check_dir(path: Path, what: str) -> Path:
     return Path(path)
 
 
+def _training_options(o, *, generation: bool) -> dict:
+    """`draft train`'s options that FastDraft's stages and EAGLE-3 training take alike, by their
+    keyword (``o``: the command's options); ``generation`` adds those of the target's generation
+    (stage 2 and EAGLE-3)."""
+    kw = dict(
+        seq_len=o.seq_len,
+        batch_size=o.batch_size,
+        seed=o.seed,
+        threads=o.threads,
+        k=o.k,
+        stop_after=o.stop_after,
+        device=o.device,
+        checkpoint_every_s=o.checkpoint_every,
+    )
+    if generation:
+        kw.update(n_sequences=o.sequences, new_tokens=o.new_tokens, gen_batch=o.gen_batch, gen_dir=o.gen_dir)
+    return kw
+
+
 @contextlib.contextmanager
 def _disk_errors(out: Path, what: str):
     """A disk that fills up while ``what`` writes ``out`` becomes one sentence, not a traceback."""
@@ -299,18 +318,11 @@ def register(cli: click.Group) -> None:
                     layers=o.layers,
                     heads=o.heads,
                     steps=1000 if o.steps is None else o.steps,
-                    seq_len=o.seq_len,
-                    batch_size=o.batch_size,
                     lr=o.lr or 2e-3,
-                    seed=o.seed,
-                    threads=o.threads,
                     eval_corpus=o.eval_corpus,
                     eval_prompts=eval_prompts,
-                    k=o.k,
-                    stop_after=o.stop_after,
-                    device=o.device,
                     ctx=o.ctx,
-                    checkpoint_every_s=o.checkpoint_every,
+                    **_training_options(o, generation=False),
                 )
             else:
                 if not o.target or not o.draft_dir:
@@ -323,23 +335,12 @@ def register(cli: click.Group) -> None:
                     _check_dir(o.draft_dir, "drafter"),
                     o.corpus,
                     o.out,
-                    n_sequences=o.sequences,
-                    new_tokens=o.new_tokens,
-                    gen_batch=o.gen_batch,
                     steps=300 if o.steps is None else o.steps,
-                    seq_len=o.seq_len,
-                    batch_size=o.batch_size,
                     lr=o.lr or 5e-4,
                     kl_weight=o.kl_weight,
-                    seed=o.seed,
-                    threads=o.threads,
-                    gen_dir=o.gen_dir,
                     eval_prompts=eval_prompts,
                     eval_corpus=o.eval_corpus,
-                    k=o.k,
-                    stop_after=o.stop_after,
-                    device=o.device,
-                    checkpoint_every_s=o.checkpoint_every,
+                    **_training_options(o, generation=True),
                 )
         if rep is None:
             click.echo(f"stopped at step {o.stop_after} (--stop-after); re-run the same command to continue")
@@ -384,20 +385,9 @@ def register(cli: click.Group) -> None:
             intermediate=o.intermediate,
             ttt_steps=o.ttt_steps,
             steps=o.steps or 1000,
-            seq_len=o.seq_len,
-            batch_size=o.batch_size,
             lr=o.lr or 1e-3,
-            seed=o.seed,
-            n_sequences=o.sequences,
-            new_tokens=o.new_tokens,
-            gen_batch=o.gen_batch,
-            gen_dir=o.gen_dir,
-            threads=o.threads,
-            device=o.device,
             eval_prompts=eval_prompts,
-            k=o.k,
-            checkpoint_every_s=o.checkpoint_every,
-            stop_after=o.stop_after,
+            **_training_options(o, generation=True),
         )
         if int(os.environ.get("RANK", "0")) != 0:
             return  # under torchrun, rank 0 reports

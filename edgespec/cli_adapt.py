@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .errors import EdgespecError
+from .errors import EdgespecError, check_ranges
 
 
 def register(cli: click.Group) -> None:
@@ -86,14 +86,12 @@ def register(cli: click.Group) -> None:
             raise EdgespecError(
                 "pass either --log DIR (a recorded adaptation log) or --prompts FILE, not both or neither."
             )
-        for opt, v, lo, hi in (
+        check_ranges(
             ("--steps", steps, 1, 10**7),
             ("--batch", batch, 1, 4096),
             ("--k", k, 1, 32),
             ("--max-new-tokens", max_new_tokens, 1, 1 << 20),
-        ):
-            if not lo <= v <= hi:
-                raise EdgespecError(f"{opt} must be between {lo} and {hi} (got {v}).")
+        )
         if not 0 < heldout < 1:
             raise EdgespecError(f"--heldout must be a share between 0 and 1 (got {heldout}).")
         if not lr > 0:

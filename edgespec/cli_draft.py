@@ -10,10 +10,11 @@ import contextlib
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 
-from .errors import EdgespecError
+from .errors import EdgespecError, check_ranges
 
 
 def _export_side():
@@ -38,27 +39,23 @@ def _check_dir(path: Path, what: str) -> Path:
     return Path(path)
 
 
-def _check_ranges(*checks: tuple) -> None:
-    """One sentence for the first option outside its range: checks are (flag, value, low, high).
-
-    ``value`` None (option not given) passes; ``low``/``high`` None are open ends; a float flag
-    must also be a finite number.
-    """
-    import math
-
-    for flag, value, low, high in checks:
-        if value is None:
-            continue
-        if isinstance(value, float) and not math.isfinite(value):
-            raise EdgespecError(f"{flag} must be a finite number (got {value}).")
-        if (low is not None and value < low) or (high is not None and value > high):
-            if high is None:
-                want = f"at least {low}"
-            elif low is None:
-                want = f"at most {high}"
-            else:
-                want = f"between {low} and {high}"
-            raise EdgespecError(f"{flag} must be {want} (got {value}).")
+def _training_options(o, *, generation: bool) -> dict:
+    """`draft train`'s options that FastDraft's stages and EAGLE-3 training take alike, by their
+    keyword (``o``: the command's options); ``generation`` adds those of the target's generation
+    (stage 2 and EAGLE-3)."""
+    kw = dict(
+        seq_len=o.seq_len,
+        batch_size=o.batch_size,
+        seed=o.seed,
+        threads=o.threads,
+        k=o.k,
+        stop_after=o.stop_after,
+        device=o.device,
+        checkpoint_every_s=o.checkpoint_every,
+    )
+    if generation:
+        kw.update(n_sequences=o.sequences, new_tokens=o.new_tokens, gen_batch=o.gen_batch, gen_dir=o.gen_dir)
+    return kw
 
 
 @contextlib.contextmanager
@@ -250,44 +247,7 @@ def register(cli: click.Group) -> None:
         help="End this run at that step (checkpoint kept); re-run to continue.",
     )
     @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
-    def train(
-        method,
-        stage,
-        corpus,
-        target,
-        draft_dir,
-        tokenizer,
-        arch,
-        hidden,
-        layers,
-        heads,
-        steps,
-        seq_len,
-        batch_size,
-        lr,
-        sequences,
-        new_tokens,
-        gen_batch,
-        kl_weight,
-        gen_dir,
-        eval_corpus,
-        prompts,
-        n_eval,
-        k,
-        seed,
-        threads,
-        device,
-        ctx,
-        draft_vocab,
-        coverage,
-        ttt_steps,
-        aux_layers,
-        intermediate,
-        checkpoint_every,
-        resume,
-        stop_after,
-        out,
-    ):
+    def train(**options):
         """Train a drafter (FastDraft) or an EAGLE-3 head. Resumable: re-run the same command to continue.
 
         \b
@@ -296,228 +256,149 @@ def register(cli: click.Group) -> None:
         EAGLE-3:  edgespec draft train --method eagle3 --target T --corpus DIR -o HEAD
                   (data parallel: torchrun --nproc_per_node N $(which edgespec) draft train --method eagle3 ...)
         """
-        _check_ranges(
-            ("--hidden", hidden, 1, None),
-            ("--layers", layers, 1, None),
-            ("--heads", heads, 1, hidden),
-            ("--steps", steps, 1, None),
-            ("--seq-len", seq_len, 2, None),
-            ("--batch-size", batch_size, 1, None),
+        o = SimpleNamespace(**options)
+        check_ranges(
+            ("--hidden", o.hidden, 1, None),
+            ("--layers", o.layers, 1, None),
+            ("--heads", o.heads, 1, o.hidden),
+            ("--steps", o.steps, 1, None),
+            ("--seq-len", o.seq_len, 2, None),
+            ("--batch-size", o.batch_size, 1, None),
             # 0 is EAGLE-3's "train on the corpus text itself"; FastDraft's stage 2 needs sequences.
-            ("--sequences", sequences, 0 if method == "eagle3" else 1, None),
-            ("--new-tokens", new_tokens, 1, None),
-            ("--gen-batch", gen_batch, 1, None),
-            ("--kl-weight", kl_weight, 0.0, 1.0),
-            ("--eval-prompts", n_eval, 0, None),
-            ("--k", k, 1, 32),
-            ("--seed", seed, 0, None),
-            ("--threads", threads, 1, None),
-            ("--ctx", ctx, 2, None),
-            ("--stop-after", stop_after, 1, None),
-            ("--checkpoint-every", checkpoint_every, 0.0, None),
+            ("--sequences", o.sequences, 0 if o.method == "eagle3" else 1, None),
+            ("--new-tokens", o.new_tokens, 1, None),
+            ("--gen-batch", o.gen_batch, 1, None),
+            ("--kl-weight", o.kl_weight, 0.0, 1.0),
+            ("--eval-prompts", o.n_eval, 0, None),
+            ("--k", o.k, 1, 32),
+            ("--seed", o.seed, 0, None),
+            ("--threads", o.threads, 1, None),
+            ("--ctx", o.ctx, 2, None),
+            ("--stop-after", o.stop_after, 1, None),
+            ("--checkpoint-every", o.checkpoint_every, 0.0, None),
         )
-        if lr is not None and not (lr > 0 and lr < float("inf")):
-            raise EdgespecError(f"--lr must be a positive number (got {lr}).")
-        heads_eff = heads or max(1, hidden // 64)
-        if hidden % heads_eff:
+        if o.lr is not None and not (o.lr > 0 and o.lr < float("inf")):
+            raise EdgespecError(f"--lr must be a positive number (got {o.lr}).")
+        heads_eff = o.heads or max(1, o.hidden // 64)
+        if o.hidden % heads_eff:
             raise EdgespecError(
-                f"--hidden {hidden} must be a multiple of the number of attention heads ({heads_eff}); "
+                f"--hidden {o.hidden} must be a multiple of the number of attention heads ({heads_eff}); "
                 "change --hidden or --heads."
             )
         _export_side()
         from edgespec.export.draft import fastdraft, lmtrain
 
-        if not Path(corpus).exists():
+        if not Path(o.corpus).exists():
             raise EdgespecError(
-                f"corpus {corpus} does not exist; pass a directory of text/Python files or a .jsonl/.txt file."
+                f"corpus {o.corpus} does not exist; pass a directory of text/Python files or a .jsonl/.txt file."
             )
-        if method == "eagle3":
-            _train_eagle3(
-                corpus,
-                target,
-                steps,
-                seq_len,
-                batch_size,
-                lr,
-                sequences,
-                new_tokens,
-                gen_batch,
-                gen_dir,
-                prompts,
-                n_eval,
-                k,
-                seed,
-                threads,
-                device,
-                draft_vocab,
-                coverage,
-                ttt_steps,
-                aux_layers,
-                intermediate,
-                checkpoint_every,
-                resume,
-                stop_after,
-                out,
-            )
+        if o.method == "eagle3":
+            _train_eagle3(o)
             return
-        if stage is None:
+        if o.stage is None:
             raise EdgespecError(
                 "FastDraft training needs --stage pretrain or --stage distill (or pass --method eagle3)."
             )
-        lmtrain.refuse_legacy_state(out)
-        if (Path(out) / lmtrain.STATE).is_file() and not resume:
+        lmtrain.refuse_legacy_state(o.out)
+        if (Path(o.out) / lmtrain.STATE).is_file() and not o.resume:
             raise EdgespecError(
-                f"{out} holds a training checkpoint; pass --resume to continue it or choose another -o."
+                f"{o.out} holds a training checkpoint; pass --resume to continue it or choose another -o."
             )
-        eval_prompts = _prompts(prompts, n_eval) if (n_eval and target) else None
-        with _disk_errors(out, "training"):
-            if stage == "pretrain":
-                if target:
-                    _check_dir(target, "target")
+        eval_prompts = _prompts(o.prompts, o.n_eval) if (o.n_eval and o.target) else None
+        with _disk_errors(o.out, "training"):
+            if o.stage == "pretrain":
+                if o.target:
+                    _check_dir(o.target, "target")
                 rep = fastdraft.pretrain(
-                    corpus,
-                    out,
-                    tokenizer=tokenizer,
-                    target=target,
-                    hidden=hidden,
-                    layers=layers,
-                    heads=heads,
-                    steps=1000 if steps is None else steps,
-                    seq_len=seq_len,
-                    batch_size=batch_size,
-                    lr=lr or 2e-3,
-                    seed=seed,
-                    threads=threads,
-                    eval_corpus=eval_corpus,
+                    o.corpus,
+                    o.out,
+                    tokenizer=o.tokenizer,
+                    target=o.target,
+                    hidden=o.hidden,
+                    layers=o.layers,
+                    heads=o.heads,
+                    steps=1000 if o.steps is None else o.steps,
+                    lr=o.lr or 2e-3,
+                    eval_corpus=o.eval_corpus,
                     eval_prompts=eval_prompts,
-                    k=k,
-                    stop_after=stop_after,
-                    device=device,
-                    ctx=ctx,
-                    checkpoint_every_s=checkpoint_every,
+                    ctx=o.ctx,
+                    **_training_options(o, generation=False),
                 )
             else:
-                if not target or not draft_dir:
+                if not o.target or not o.draft_dir:
                     raise EdgespecError(
                         "stage 2 needs --target DIR (the model that writes the data) and --draft DIR "
                         "(the stage-1 drafter)."
                     )
                 rep = fastdraft.distill(
-                    _check_dir(target, "target"),
-                    _check_dir(draft_dir, "drafter"),
-                    corpus,
-                    out,
-                    n_sequences=sequences,
-                    new_tokens=new_tokens,
-                    gen_batch=gen_batch,
-                    steps=300 if steps is None else steps,
-                    seq_len=seq_len,
-                    batch_size=batch_size,
-                    lr=lr or 5e-4,
-                    kl_weight=kl_weight,
-                    seed=seed,
-                    threads=threads,
-                    gen_dir=gen_dir,
+                    _check_dir(o.target, "target"),
+                    _check_dir(o.draft_dir, "drafter"),
+                    o.corpus,
+                    o.out,
+                    steps=300 if o.steps is None else o.steps,
+                    lr=o.lr or 5e-4,
+                    kl_weight=o.kl_weight,
                     eval_prompts=eval_prompts,
-                    eval_corpus=eval_corpus,
-                    k=k,
-                    stop_after=stop_after,
-                    device=device,
-                    checkpoint_every_s=checkpoint_every,
+                    eval_corpus=o.eval_corpus,
+                    **_training_options(o, generation=True),
                 )
         if rep is None:
-            click.echo(f"stopped at step {stop_after} (--stop-after); re-run the same command to continue")
+            click.echo(f"stopped at step {o.stop_after} (--stop-after); re-run the same command to continue")
             return
         line = {
             "stage": rep["stage"],
-            "out": str(out),
+            "out": str(o.out),
             "params": rep["params"],
             "heldout_loss": rep["train"].get("heldout_loss"),
             "acceptance": rep.get("acceptance"),
         }
         click.echo(json.dumps(line))
 
-    def _train_eagle3(
-        corpus,
-        target,
-        steps,
-        seq_len,
-        batch_size,
-        lr,
-        sequences,
-        new_tokens,
-        gen_batch,
-        gen_dir,
-        prompts,
-        n_eval,
-        k,
-        seed,
-        threads,
-        device,
-        draft_vocab,
-        coverage,
-        ttt_steps,
-        aux_layers,
-        intermediate,
-        checkpoint_every,
-        resume,
-        stop_after,
-        out,
-    ):
+    def _train_eagle3(o):
+        """EAGLE-3 arm of `draft train`: ``o`` holds the command's options, by parameter name."""
         from edgespec.export.draft import eagle3
 
-        if not target:
+        if not o.target:
             raise EdgespecError("--method eagle3 needs --target DIR (the model whose hidden states the head reads).")
-        if draft_vocab is not None and coverage is not None:
+        if o.draft_vocab is not None and o.coverage is not None:
             raise EdgespecError("pass either --draft-vocab or --coverage, not both.")
-        if (Path(out) / eagle3.STATE).is_file() and not resume:
+        if (Path(o.out) / eagle3.STATE).is_file() and not o.resume:
             raise EdgespecError(
-                f"{out} holds a training checkpoint; pass --resume to continue it or choose another -o."
+                f"{o.out} holds a training checkpoint; pass --resume to continue it or choose another -o."
             )
         aux = None
-        if aux_layers:
+        if o.aux_layers:
             try:
-                aux = [int(x) for x in aux_layers.split(",")]
+                aux = [int(x) for x in o.aux_layers.split(",")]
             except ValueError:
                 raise EdgespecError(
-                    f"--aux-layers takes three comma-separated layer ids (e.g. 1,15,28), not {aux_layers!r}."
+                    f"--aux-layers takes three comma-separated layer ids (e.g. 1,15,28), not {o.aux_layers!r}."
                 ) from None
-        eval_prompts = _prompts(prompts, n_eval) if n_eval else None
+        eval_prompts = _prompts(o.prompts, o.n_eval) if o.n_eval else None
         rep = eagle3.train(
-            _check_dir(target, "target"),
-            corpus,
-            out,
-            draft_vocab=draft_vocab,
-            coverage=coverage,
+            _check_dir(o.target, "target"),
+            o.corpus,
+            o.out,
+            draft_vocab=o.draft_vocab,
+            coverage=o.coverage,
             aux_layers=aux,
-            intermediate=intermediate,
-            ttt_steps=ttt_steps,
-            steps=steps or 1000,
-            seq_len=seq_len,
-            batch_size=batch_size,
-            lr=lr or 1e-3,
-            seed=seed,
-            n_sequences=sequences,
-            new_tokens=new_tokens,
-            gen_batch=gen_batch,
-            gen_dir=gen_dir,
-            threads=threads,
-            device=device,
+            intermediate=o.intermediate,
+            ttt_steps=o.ttt_steps,
+            steps=o.steps or 1000,
+            lr=o.lr or 1e-3,
             eval_prompts=eval_prompts,
-            k=k,
-            checkpoint_every_s=checkpoint_every,
-            stop_after=stop_after,
+            **_training_options(o, generation=True),
         )
         if int(os.environ.get("RANK", "0")) != 0:
             return  # under torchrun, rank 0 reports
         if rep is None:
-            click.echo(f"stopped at step {stop_after} (--stop-after); re-run the same command to continue")
+            click.echo(f"stopped at step {o.stop_after} (--stop-after); re-run the same command to continue")
             return
         click.echo(
             json.dumps(
                 {
                     "method": "eagle3",
-                    "out": str(out),
+                    "out": str(o.out),
                     "params": rep["params_trainable"],
                     "draft_vocab_size": rep["recipe"]["draft_vocab_size"],
                     "acceptance": rep.get("acceptance"),
@@ -550,7 +431,7 @@ def register(cli: click.Group) -> None:
     @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
     def trim(draft_dir, target, calibration, keep, coverage, sequences, prompts, n_eval, k, out):
         """Trim a drafter's LM head to the tokens its target emits (VocabTrim)."""
-        _check_ranges(
+        check_ranges(
             ("--keep", keep, 1, None),
             ("--coverage", coverage, None, 1.0),
             ("--sequences", sequences, 1, None),
@@ -607,7 +488,7 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def eval_(target, drafts, ks, prompts, num_prompts, max_new_tokens, timing, as_json):
         """acceptance_rate, alpha, mean_accepted and mbsu of drafters or EAGLE-3 heads (greedy simulation)."""
-        _check_ranges(
+        check_ranges(
             ("--num-prompts", num_prompts, 1, None),
             ("--max-new-tokens", max_new_tokens, 1, None),
             *(("--k", k, 1, 32) for k in ks),

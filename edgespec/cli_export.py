@@ -166,20 +166,7 @@ def register(cli: click.Group) -> None:
             raise EdgespecError("Name the model to export: `edgespec export TARGET -o BUNDLE` (or --pair NAME).")
         sym = True if sym else None  # absent: the family/preset decides
         api = _load_api()
-        api.check_options(
-            format=fmt,
-            weights=weights,
-            group_size=group_size,
-            ratio=ratio,
-            sym=sym,
-            awq=awq,
-            scale_estimation=scale_estimation,
-            dataset=dataset,
-            preset=preset,
-            min_agreement=min_agreement,
-            draft_weights=draft_weights,
-            accuracy_level=accuracy_level,
-        )
+        # export_bundle checks the options (check_options) before it writes or loads anything
         with _stdout_to_stderr(as_json):
             manifest = api.export_bundle(
                 target,

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .errors import EdgespecError
+from .profiling.cli import _FIXED_SHAPES
 
 _POLICIES = ("auto", "autoregressive", "draft", "ngram")
 
@@ -22,26 +23,24 @@ def _k(value: str) -> int:
         raise EdgespecError(f"--k must be a number or 'auto' (got {value!r}).") from None
 
 
-_FIXED_SHAPES = {"auto": None, "on": True, "off": False}
-
-
 def _load(
     bundle,
+    *,
     draft,
     device,
     draft_device,
     precision,
     kv_precision,
     threads,
-    backend=None,
-    fixed_shapes="auto",
-    profile="auto",
-    verify=True,
+    backend,
+    fixed_shapes,
+    no_verify,
+    profile,
     adapt_log=None,
 ):
-    """Pipeline.load with the CLI's options; profile: "auto" (this device's saved profile, if it
-    matches), "none", or a profile file (which must match). Says in one line (stderr) what a saved
-    profile changes, or why one is not used."""
+    """Pipeline.load with the CLI's options (those of _device_options, by parameter name); profile:
+    "auto" (this device's saved profile, if it matches), "none", or a profile file (which must
+    match). Says in one line (stderr) what a saved profile changes, or why one is not used."""
     from .pipeline import Pipeline
 
     pipe = Pipeline.load(
@@ -55,7 +54,7 @@ def _load(
         backend=backend,
         fixed_shapes=_FIXED_SHAPES[fixed_shapes],
         profile={"auto": True, "none": False}.get(profile, profile),
-        verify=verify,
+        verify=not no_verify,
         adapt_log=adapt_log,
     )
     if pipe.profile is not None and pipe.profile.note:
@@ -199,35 +198,13 @@ def register(cli: click.Group) -> None:
         seed,
         stop,
         ignore_eos,
-        draft,
-        device,
-        draft_device,
-        precision,
-        kv_precision,
-        threads,
-        backend,
-        fixed_shapes,
-        no_verify,
-        profile,
         show_stats,
         as_json,
         adapt_log,
+        **load_options,  # _device_options' options, for _load
     ):
         """Generate from PROMPT with the models of BUNDLE, streaming text to the terminal (Ctrl-C stops it, exit 130)."""
-        pipe = _load(
-            bundle,
-            draft,
-            device,
-            draft_device,
-            precision,
-            kv_precision,
-            threads,
-            backend,
-            fixed_shapes,
-            profile,
-            verify=not no_verify,
-            adapt_log=adapt_log,
-        )
+        pipe = _load(bundle, adapt_log=adapt_log, **load_options)
         ctx = click.get_current_context()
         given = {n: ctx.get_parameter_source(n) != click.core.ParameterSource.DEFAULT for n in ("policy", "k")}
         # a flag left at its default leaves the saved profile's choice (pipe.defaults) in force

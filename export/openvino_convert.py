@@ -21,7 +21,7 @@ import numpy as np
 
 from edgespec.errors import ExportError
 
-from .source import Source, _quiet_transformers
+from .source import Source, _first_line, _quiet_transformers
 
 MODEL_XML = "openvino_model.xml"
 TOKENIZER_XML = "openvino_tokenizer.xml"
@@ -92,9 +92,8 @@ def export_ir(src: Source, work_dir: Path, precision: str = "fp32") -> Path:
         except KeyboardInterrupt:
             raise
         except Exception as e:
-            msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
             raise ExportError(
-                f"optimum-intel could not convert {src.given} to OpenVINO ({msg}); the architecture "
+                f"optimum-intel could not convert {src.given} to OpenVINO ({_first_line(e, 300)}); the architecture "
                 "may need a newer optimum-intel."
             ) from e
     xml = work_dir / MODEL_XML
@@ -182,9 +181,8 @@ def export_eagle3_ir(head, target: Source, work_dir: Path, precision: str = "fp3
         except ExportError:
             raise
         except Exception as e:
-            msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
             raise ExportError(
-                f"optimum-intel could not export the EAGLE-3 head {head.given} to OpenVINO ({msg}); "
+                f"optimum-intel could not export the EAGLE-3 head {head.given} to OpenVINO ({_first_line(e, 300)}); "
                 "the head may need a newer optimum-intel."
             ) from e
     xml = work_dir / MODEL_XML
@@ -245,7 +243,7 @@ def compress(model, wcfg: WeightConfig, calibration: list[dict] | None):
         raise
     except Exception as e:
         raise ExportError(
-            f"NNCF weight compression failed ({str(e).strip().splitlines()[0][:300]}); try other "
+            f"NNCF weight compression failed ({_first_line(e, 300)}); try other "
             "--group-size/--ratio settings or drop --awq/--scale-estimation."
         ) from e
 

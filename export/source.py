@@ -271,9 +271,10 @@ def _check_supported(model_type: str, role: str, given) -> None:
     )
 
 
-def _first_line(e: BaseException) -> str:
+def _first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of ``e``'s message (its type's name when it has none), at most ``limit`` characters."""
     s = str(e).strip().splitlines()
-    return (s[0] if s else type(e).__name__)[:200]
+    return (s[0] if s else type(e).__name__)[:limit]
 
 
 # EAGLE-3 heads: the architectures optimum-intel's EAGLE-3 export loads (docs/eagle3.md).

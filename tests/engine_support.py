@@ -58,6 +58,23 @@ def pipeline(bundle: Path, draft: str | None = "draft", **kw):
     return _pipes[key]
 
 
+def hf_greedy(model, ids, max_new_tokens: int = 20) -> list[int]:
+    """torch's greedy continuation of ``ids`` (1 x n) by a tiny model (EOS 2, pad 0), without a final
+    EOS: the engine reports EOS as the finish reason, not as a token."""
+    import torch
+
+    with torch.no_grad():
+        hf = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=2,
+            pad_token_id=0,
+        )[0, ids.shape[1] :].tolist()
+    return hf[:-1] if hf and hf[-1] == 2 else hf
+
+
 def engine_ready() -> bool:
     """The native library loads and the exporter imports (what engine tests on exported bundles need)."""
     try:

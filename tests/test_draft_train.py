@@ -260,114 +260,35 @@ def test_cli_bad_corpus_is_one_sentence_without_traceback(target, tmp_path):
 
 
 def test_cli_bad_inputs_are_one_sentence(target, stage1, tiny_corpus, tmp_path, capsys):
-    d1, _ = stage1
-    run = lambda *a: _cli_in_process(capsys, *a)  # noqa: E731
-    _assert_user_error(
-        run(
-            "draft",
-            "train",
-            "--stage",
-            "pretrain",
-            "--corpus",
-            str(tmp_path / "nope"),
-            "--target",
-            str(target),
-            "-o",
-            str(tmp_path / "o"),
-        ),
-        "does not exist",
-    )
-    _assert_user_error(
-        run(
-            "draft",
-            "train",
-            "--stage",
-            "pretrain",
-            "--corpus",
-            str(tiny_corpus),
-            "--target",
-            str(target),
-            "--hidden",
-            "256",
-            "--layers",
-            "4",
-            "--steps",
-            "1",
-            "-o",
-            str(tmp_path / "o"),
-        ),
-        "not smaller",
-    )
-    _assert_user_error(
-        run(
-            "draft",
-            "trim",
-            "--draft",
-            str(d1),
-            "--calibration",
-            str(tiny_corpus),
-            "--keep",
-            "99999",
-            "-o",
-            str(tmp_path / "t"),
-        ),
-        "larger than the vocabulary",
-    )
-    _assert_user_error(
-        run(
-            "draft",
-            "train",
-            "--stage",
-            "distill",
-            "--target",
-            str(target),
-            "--corpus",
-            str(tiny_corpus),
-            "-o",
-            str(tmp_path / "o3"),
-        ),
-        "--draft",
-    )
-    # tokenizer files that do not belong to the checkpoint (more tokens than embedding rows)
     import shutil
 
     from tiny import train_tokenizer
 
+    d1, _ = stage1
+    # tokenizer files that do not belong to the checkpoint (more tokens than embedding rows)
     bad = tmp_path / "bad"
     shutil.copytree(d1, bad)
     train_tokenizer(900).save_pretrained(bad)
-    _assert_user_error(
-        run(
-            "draft",
-            "eval",
-            "--target",
-            str(target),
-            "--draft",
-            str(bad),
-            "--prompts",
-            str(tiny_corpus / "part0.py"),
-            "-n",
-            "1",
+    pretrain = ("draft", "train", "--stage", "pretrain", "--target", target)
+    distill = ("draft", "train", "--stage", "distill", "--target", target, "--corpus", tiny_corpus)
+    for args, words in [
+        ((*pretrain, "--corpus", tmp_path / "nope", "-o", tmp_path / "o"), "does not exist"),
+        (
+            (*pretrain, "--corpus", tiny_corpus, "--hidden", 256, "--layers", 4, "--steps", 1, "-o", tmp_path / "o"),
+            "not smaller",
         ),
-        "do not belong",
-    )
-    _assert_user_error(
-        run(
-            "draft",
-            "train",
-            "--stage",
-            "distill",
-            "--target",
-            str(target),
-            "--draft",
-            str(bad),
-            "--corpus",
-            str(tiny_corpus),
-            "-o",
-            str(tmp_path / "o2"),
+        (
+            ("draft", "trim", "--draft", d1, "--calibration", tiny_corpus, "--keep", 99999, "-o", tmp_path / "t"),
+            "larger than the vocabulary",
         ),
-        "do not belong",
-    )
+        ((*distill, "-o", tmp_path / "o3"), "--draft"),
+        (
+            ("draft", "eval", "--target", target, "--draft", bad, "--prompts", tiny_corpus / "part0.py", "-n", 1),
+            "do not belong",
+        ),
+        ((*distill, "--draft", bad, "-o", tmp_path / "o2"), "do not belong"),
+    ]:
+        _assert_user_error(_cli_in_process(capsys, *map(str, args)), words)
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o").exists() and not (tmp_path / "t").exists()
 
 

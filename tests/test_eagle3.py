@@ -17,6 +17,13 @@ from edgespec.errors import ExportError
 LAYERS = [0, 2, 3]
 
 
+def _export(target, head, out, **options) -> dict:
+    """export_bundle of ``target`` with the EAGLE-3 ``head`` as its one drafter, named "draft"."""
+    from edgespec.export.api import export_bundle
+
+    return export_bundle(str(target), str(out), drafts=[str(head)], draft_names=["draft"], progress=False, **options)
+
+
 @pytest.fixture(scope="module")
 def e3_target(tiny_dir, tiny_tokenizer):
     return tiny_dir("llama", tokenizer=tiny_tokenizer, layers=4)
@@ -31,12 +38,8 @@ def e3_head(e3_target, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def e3_bundle(e3_target, e3_head, tmp_path_factory):
-    from edgespec.export.api import export_bundle
-
     out = tmp_path_factory.mktemp("e3bundle") / "bundle"
-    man = export_bundle(
-        str(e3_target), str(out), drafts=[str(e3_head)], draft_names=["draft"], weights="fp32", progress=False
-    )
+    man = _export(e3_target, e3_head, out, weights="fp32")
     return out, man
 
 
@@ -79,16 +82,7 @@ def test_bundle_loads_in_python(e3_bundle):
 
 
 def test_int8_head_exports(e3_target, e3_head, tmp_path):
-    from edgespec.export.api import export_bundle
-
-    man = export_bundle(
-        str(e3_target),
-        str(tmp_path / "b"),
-        drafts=[str(e3_head)],
-        draft_names=["draft"],
-        weights="int8",
-        progress=False,
-    )
+    man = _export(e3_target, e3_head, tmp_path / "b", weights="int8")
     head = man["models"][1]
     assert head["weights"]["precision"] == "int8"
     assert head["validation"]["top1_agreement"] >= head["validation"]["threshold"]
@@ -96,7 +90,6 @@ def test_int8_head_exports(e3_target, e3_head, tmp_path):
 
 def test_int4_bf16_head_of_the_other_published_name_with_its_own_embedding(e3_target, tmp_path):
     """Published heads store bf16 weights: export traces them in fp32 whatever the bundle's precision."""
-    from edgespec.export.api import export_bundle
     from tiny_eagle3 import build_tiny_eagle3
 
     from edgespec.pipeline import Pipeline
@@ -110,15 +103,7 @@ def test_int4_bf16_head_of_the_other_published_name_with_its_own_embedding(e3_ta
         dtype="bfloat16",
     )
     out = tmp_path / "b"
-    man = export_bundle(
-        str(e3_target),
-        str(out),
-        drafts=[str(head)],
-        draft_names=["draft"],
-        weights="int4",
-        draft_weights="int4",
-        progress=False,
-    )
+    man = _export(e3_target, head, out, weights="int4", draft_weights="int4")
     d = man["models"][1]
     assert d["architecture"] == "Eagle3LlamaForCausalLM" and d["relation"]["embedding"] == "own"
     assert d["weights"]["precision"] == "int4" and d["weights"]["group_size"] > 0
@@ -139,48 +124,29 @@ def test_int4_bf16_head_of_the_other_published_name_with_its_own_embedding(e3_ta
     ],
 )
 def test_bad_heads_are_refused_with_one_sentence(e3_target, tmp_path, broken, words):
-    from edgespec.export.api import export_bundle
     from tiny_eagle3 import build_tiny_eagle3
 
     head = build_tiny_eagle3(e3_target, tmp_path / "head", **({"layer_ids": LAYERS} | broken))
     out = tmp_path / "out"
     with pytest.raises(ExportError) as e:
-        export_bundle(
-            str(e3_target), str(out), drafts=[str(head)], draft_names=["draft"], weights="fp32", progress=False
-        )
+        _export(e3_target, head, out, weights="fp32")
     msg = str(e.value)
     assert words in msg and msg.count(". ") == 0 and "\n" not in msg
     assert not out.exists()
 
 
 def test_head_without_layer_ids_on_a_shallow_target_is_refused(e3_target, tmp_path):
-    from edgespec.export.api import export_bundle
     from tiny_eagle3 import build_tiny_eagle3
 
     head = build_tiny_eagle3(e3_target, tmp_path / "head", layer_key=None)
     with pytest.raises(ExportError, match="too few for the default"):
-        export_bundle(
-            str(e3_target),
-            str(tmp_path / "out"),
-            drafts=[str(head)],
-            draft_names=["draft"],
-            weights="fp32",
-            progress=False,
-        )
+        _export(e3_target, head, tmp_path / "out", weights="fp32")
 
 
 def test_onnx_format_is_refused(e3_target, e3_head, tmp_path):
-    from edgespec.export.api import export_bundle
 
     with pytest.raises(ExportError, match="OpenVINO IR only"):
-        export_bundle(
-            str(e3_target),
-            str(tmp_path / "out"),
-            drafts=[str(e3_head)],
-            draft_names=["draft"],
-            format="onnx",
-            progress=False,
-        )
+        _export(e3_target, e3_head, tmp_path / "out", format="onnx")
 
 
 def _genai(code: str, *args) -> str:
@@ -260,13 +226,12 @@ def test_native_greedy_with_the_head_is_plain_decoding(e3_bundle, backend):
 
 @pytest.fixture(scope="module")
 def oracle_bundle(tiny_tokenizer, tmp_path_factory):
-    from edgespec.export.api import export_bundle
     from tiny_eagle3 import build_oracle_pair
 
     work = tmp_path_factory.mktemp("e3oracle")
     target, head = build_oracle_pair(work, tiny_tokenizer)
     out = work / "bundle"
-    export_bundle(str(target), str(out), drafts=[str(head)], draft_names=["draft"], weights="fp32", progress=False)
+    _export(target, head, out, weights="fp32")
     return out
 
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from engine_support import ARCHS, PROMPTS, engine_bundle, link_tree, pipeline
+from engine_support import ARCHS, PROMPTS, engine_bundle, hf_greedy, link_tree, pipeline
 
 
 @pytest.fixture(scope="module")
@@ -190,17 +190,7 @@ def test_autoregressive_engine_equals_transformers_greedy(tiny_dir, tiny_tokeniz
     for prompt in PROMPTS:
         ids = tok(prompt, return_tensors="pt").input_ids
         assert pipe.tokenize(prompt) == ids[0].tolist()
-        with torch.no_grad():
-            hf = model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=20,
-                do_sample=False,
-                eos_token_id=2,
-                pad_token_id=0,
-            )[0, ids.shape[1] :].tolist()
-        if hf and hf[-1] == 2:
-            hf = hf[:-1]  # the engine reports EOS as the finish reason, not as a token
+        hf = hf_greedy(model, ids)
         assert pipe.generate(prompt, max_new_tokens=20, policy="autoregressive").tokens == hf
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from engine_support import PROMPTS, engine_bundle, pipeline, with_self_drafter
+from engine_support import PROMPTS, engine_bundle, hf_greedy, pipeline, with_self_drafter
 
 from edgespec import Pipeline
 from edgespec.errors import BundleError, EdgespecError
@@ -72,17 +72,7 @@ def test_onnx_output_equals_openvino_ir_output_and_transformers(
     tok = AutoTokenizer.from_pretrained(hf_dir)
     for prompt in PROMPTS:
         ids = tok(prompt, return_tensors="pt").input_ids
-        with torch.no_grad():
-            hf = model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=20,
-                do_sample=False,
-                eos_token_id=2,
-                pad_token_id=0,
-            )[0, ids.shape[1] :].tolist()
-        if hf and hf[-1] == 2:
-            hf = hf[:-1]  # the engine reports EOS as the finish reason, not as a token
+        hf = hf_greedy(model, ids)
         want = ir.generate(prompt, max_new_tokens=20, policy="autoregressive")
         assert want.tokens == hf
         for pipe in onnx:

@@ -91,17 +91,11 @@ def test_cli_exports_cross_vocab_and_trimmed_drafters_with_json(tiny_dir, tiny_t
 
 
 def test_cli_bad_inputs_get_one_sentence_and_no_output(tiny_dir, tiny_tokenizer, tmp_path):
-    from transformers import BertConfig
+    from tiny import write_bert_config
 
     target = tiny_dir("llama", tokenizer=tiny_tokenizer)
     bert = tmp_path / "bert"
-    BertConfig(
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        architectures=["BertForMaskedLM"],
-    ).save_pretrained(bert)
+    write_bert_config(bert)
     empty = tmp_path / "empty"
     empty.mkdir()
     prompts = tmp_path / "p.txt"

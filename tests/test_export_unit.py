@@ -138,15 +138,9 @@ def test_an_interrupted_export_leaves_no_directory(tiny_dir, tiny_tokenizer, tmp
 
 
 def test_a_directory_that_is_not_a_causal_lm_is_refused(tmp_path):
-    from transformers import BertConfig
+    from tiny import write_bert_config
 
-    BertConfig(
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        architectures=["BertForMaskedLM"],
-    ).save_pretrained(tmp_path)
+    write_bert_config(tmp_path)
     with pytest.raises(ExportError, match="not a causal language model"):
         inspect_source(tmp_path)
 

@@ -40,6 +40,16 @@ def run_cli(capsys):
     return call
 
 
+def _profile_json(run_cli, bundle, prompts, out, *args):
+    """`edgespec profile BUNDLE --prompts PROMPTS ARGS`, one repeat, nothing saved in the bundle: the
+    run (it must succeed) and its JSON report."""
+    r = run_cli(
+        "profile", bundle, "--prompts", prompts, *args, "--repeats", 1, "--json", "--quiet", "--no-save", "-o", out
+    )
+    assert r.returncode == 0, r.stderr
+    return r, json.loads(r.stdout)
+
+
 @pytest.fixture(scope="module")
 def bundle(tiny_bundle, tmp_path_factory):
     """A bundle of its own (profiles are written into it): the fp32 tiny target, its random drafter
@@ -330,23 +340,7 @@ def test_a_bundle_without_drafters_profiles_plain_and_ngram(bundle, prompts, tmp
     for m in manifest["models"]:
         link_tree(bundle / m["path"], plain / m["path"])
     (plain / "edgespec.json").write_text(json.dumps(manifest))
-    r = run_cli(
-        "profile",
-        plain,
-        "--prompts",
-        prompts,
-        "--max-new-tokens",
-        4,
-        "--repeats",
-        1,
-        "--json",
-        "--quiet",
-        "--no-save",
-        "-o",
-        tmp_path / "rep",
-    )
-    assert r.returncode == 0, r.stderr
-    rep = json.loads(r.stdout)
+    r, rep = _profile_json(run_cli, plain, prompts, tmp_path / "rep", "--max-new-tokens", 4)
     assert set(rep["configs"]) == {"openvino/plain", "openvino/ngram/k4"}
     assert any("no drafter" in n for n in rep["notes"]) and "no drafter" in r.stderr
     assert not (plain / "profiles").exists()
@@ -356,29 +350,8 @@ def test_an_onnx_bundle_gets_onnx_runtimes_cost_curve(tiny_bundle, prompts, tmp_
     pytest.importorskip("onnxruntime")
     base = Path(tiny_bundle("llama", drafts=1, weights="int4", format="onnx"))
     b = with_self_drafter(base, tmp_path / "b")
-    r = run_cli(
-        "profile",
-        b,
-        "--prompts",
-        prompts,
-        "--backends",
-        "onnxruntime",
-        "--drafts",
-        "self",
-        "--k",
-        2,
-        "--max-new-tokens",
-        6,
-        "--repeats",
-        1,
-        "--json",
-        "--quiet",
-        "--no-save",
-        "-o",
-        tmp_path / "rep",
-    )
-    assert r.returncode == 0, r.stderr
-    rep = json.loads(r.stdout)
+    flags = ("--backends", "onnxruntime", "--drafts", "self", "--k", 2, "--max-new-tokens", 6)
+    r, rep = _profile_json(run_cli, b, prompts, tmp_path / "rep", *flags)
     curve = rep["costs"]["onnxruntime"]["target"]
     assert sorted(int(n) for n in curve["T_ms"]) == list(range(1, 9)) and min(curve["T_ms"].values()) > 0
     assert rep["costs"]["onnxruntime"]["drafters"]["self"]["T_draft_ms"] > 0

@@ -82,29 +82,22 @@ def test_impossible_shapes_are_refused_with_a_sentence(source):
         widen_llama(small, hidden=128, layers=2, intermediate=128, kv_heads=8)  # groups of 1 < 2
 
 
-def test_build_twin_cli_writes_a_checkpoint_that_reloads_equal(source, tmp_path):
-    path, small = source
-    out = tmp_path / "twin"
+def _build_twin(*args) -> subprocess.CompletedProcess:
+    """tools/build_twin.py run as a user runs it, with ``args``; it must succeed."""
     r = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "build_twin.py"),
-            "--from",
-            str(path),
-            "--hidden",
-            "128",
-            "--layers",
-            "3",
-            "--intermediate",
-            "192",
-            "-o",
-            str(out),
-        ],
+        [sys.executable, str(ROOT / "tools" / "build_twin.py"), *map(str, args)],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_build_twin_cli_writes_a_checkpoint_that_reloads_equal(source, tmp_path):
+    path, small = source
+    out = tmp_path / "twin"
+    r = _build_twin("--from", path, "--hidden", 128, "--layers", 3, "--intermediate", 192, "-o", out)
     assert "check: max |logit difference|" in r.stdout
     twin = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     assert (out / "tokenizer.json").is_file()
@@ -168,28 +161,8 @@ def test_build_twin_cli_widens_a_head_beside_the_twin(tiny_dir, tmp_path):
     small, _ = fastdraft.load_model(path)
     head = eagle3.new_head(small, torch.arange(3, 103).numpy(), [0, 2, 3], seed=2)
     eagle3.save_head(head, tmp_path / "head")
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "build_twin.py"),
-            "--from",
-            str(path),
-            "--hidden",
-            "128",
-            "--layers",
-            "6",
-            "--intermediate",
-            "256",
-            "--head",
-            str(tmp_path / "head"),
-            "-o",
-            str(tmp_path / "twin"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr
+    shape = ("--hidden", 128, "--layers", 6, "--intermediate", 256)
+    r = _build_twin("--from", path, *shape, "--head", tmp_path / "head", "-o", tmp_path / "twin")
     assert "check: head logits twin vs source" in r.stdout
     wide = eagle3.load_head(tmp_path / "twin-head")
     assert wide.config.hidden_size == 128 and eagle3.aux_layers_of(wide.config) == [0, 3, 4]

@@ -70,42 +70,22 @@ def config_for(arch: str, vocab_size: int, hidden: int = 64, layers: int = 2, ct
     import transformers as tf
 
     common = dict(vocab_size=vocab_size, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    # llama, qwen2 and phi3 differ only in KV heads and tied embeddings (and phi3's original context)
+    decoder = dict(
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        max_position_embeddings=ctx,
+        **common,
+    )
     if arch == "llama":
-        return tf.LlamaConfig(
-            hidden_size=hidden,
-            intermediate_size=2 * hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=ctx,
-            tie_word_embeddings=False,
-            **common,
-        )
+        return tf.LlamaConfig(num_key_value_heads=2, tie_word_embeddings=False, **decoder)
     if arch == "qwen2":
-        return tf.Qwen2Config(
-            hidden_size=hidden,
-            intermediate_size=2 * hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=ctx,
-            tie_word_embeddings=True,
-            **common,
-        )
+        return tf.Qwen2Config(num_key_value_heads=2, tie_word_embeddings=True, **decoder)
     if arch == "phi3":
         return tf.Phi3Config(
-            hidden_size=hidden,
-            intermediate_size=2 * hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            max_position_embeddings=ctx,
-            original_max_position_embeddings=ctx,
-            tie_word_embeddings=False,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-            vocab_size=vocab_size,
+            num_key_value_heads=4, original_max_position_embeddings=ctx, tie_word_embeddings=False, **decoder
         )
     if arch == "gpt2":
         return tf.GPT2Config(n_embd=hidden, n_layer=layers, n_head=4, n_positions=ctx, **common)
@@ -131,6 +111,20 @@ def build_tiny(
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def write_bert_config(out: Path) -> Path:
+    """A directory with a tiny BERT (masked LM) config: a checkpoint that is not a causal LM."""
+    from transformers import BertConfig
+
+    BertConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        architectures=["BertForMaskedLM"],
+    ).save_pretrained(out)
+    return Path(out)
 
 
 # A text a tiny model can learn by heart in seconds: a target that writes it is predictable, so a

@@ -26,17 +26,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "tokenizer.model",
-    "vocab.json",
-    "merges.txt",
-    "added_tokens.json",
-    "chat_template.jinja",
-    "generation_config.json",
-)
+
+
+def _copy_tokenizer_files(src: Path, dst: Path) -> None:
+    """The files export copies beside a model (tokenizer, generation config), from ``src`` to ``dst``
+    where ``dst`` has none yet; config.json is the model's own."""
+    from edgespec.export.api import _HF_FILES
+
+    for name in _HF_FILES:
+        if name != "config.json" and (src / name).is_file() and not (dst / name).exists():
+            shutil.copy2(src / name, dst / name)
 
 
 def main(argv=None) -> int:
@@ -105,9 +104,7 @@ def main(argv=None) -> int:
             return 1
     a.out.mkdir(parents=True, exist_ok=True)
     twin.save_pretrained(a.out, safe_serialization=True)
-    for name in _TOKENIZER_FILES:
-        if (a.src / name).is_file() and not (a.out / name).exists():
-            shutil.copy2(a.src / name, a.out / name)
+    _copy_tokenizer_files(a.src, a.out)
     (a.out / "twin.json").write_text(
         json.dumps(
             {
@@ -128,9 +125,7 @@ def main(argv=None) -> int:
         from edgespec.export.draft import eagle3
 
         eagle3.save_head(wide_head, head_out, meta={"twin_of": str(a.head.resolve()), "seed": a.seed})
-        for name in _TOKENIZER_FILES:
-            if (a.src / name).is_file() and not (head_out / name).exists():
-                shutil.copy2(a.src / name, head_out / name)
+        _copy_tokenizer_files(a.src, head_out)
         print(f"wrote {head_out}")
     print(f"wrote {a.out} in {time.perf_counter() - t0:.0f} s")
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import EdgespecError
+from ..errors import EdgespecError, check_ranges
 
 _FIXED_SHAPES = {"auto": None, "on": True, "off": False}
 
@@ -187,14 +187,12 @@ def register(cli: click.Group) -> None:
         BUNDLE/profiles/ for this device: `edgespec run` and Pipeline.load start from it.
         Ctrl-C writes what was measured so far (no recommendation is saved)."""
         # one sentence for a number out of range (click's own check prints a usage block)
-        for flag, value, lo, hi in (
+        check_ranges(
             ("--ngram-k", ngram_k, 1, 32),
             ("--max-new-tokens", max_new_tokens, 1, 4096),
             ("--repeats", repeats, 1, 100),
             ("--threads", threads, 0, 1024),
-        ):
-            if not lo <= value <= hi:
-                raise EdgespecError(f"{flag} must be between {lo} and {hi} (got {value}).")
+        )
         code = run_profile_command(
             bundle=bundle,
             prompts_file=prompts_file,

@@ -30,7 +30,9 @@ Drafter kinds:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -162,6 +164,33 @@ class _Cache:
         return out.logits[0]
 
 
+class _Verifier:
+    """Greedy verification by the target (``tc``) of one prompt's proposals, with its counters."""
+
+    def __init__(self, tc: _Cache, calls: int = 0):
+        self.tc = tc
+        self.calls, self.drafted, self.accepted, self.rejected = calls, 0, 0, 0
+
+    def step(self, seq: list[int], props: list[int]) -> list[int]:
+        """One target call over ``seq + props``: ``seq`` plus the proposals the target agrees with,
+        then the target's own next token."""
+        logits = self.tc.logits_after(seq + props)
+        self.calls += 1
+        # positions: logits[-(len(props)+1)] predicts the token after seq
+        choice = logits[logits.shape[0] - len(props) - 1 :].argmax(-1).tolist()
+        n_acc = 0
+        while n_acc < len(props) and props[n_acc] == choice[n_acc]:
+            n_acc += 1
+        self.drafted += len(props)
+        self.accepted += n_acc
+        self.rejected += n_acc < len(props)
+        return seq + props[:n_acc] + [choice[n_acc]]
+
+    def add_to(self, fig: Figures, output_ids: list[int]) -> None:
+        """Record this prompt's output and counters in ``fig``."""
+        fig.add_prompt(output_ids, self.calls, self.drafted, self.accepted, self.rejected)
+
+
 def _load(path: Path):
     from .fastdraft import load_model
 
@@ -213,28 +242,16 @@ def simulate(
         )
         inv[id_map] = np.arange(len(id_map))
     for p in prompts:
-        tc, dc = _Cache(target), _Cache(draft)
+        ver, dc = _Verifier(_Cache(target)), _Cache(draft)
         seq = target_tok(p)["input_ids"]
         n_prompt = len(seq)
-        calls = drafted = accepted = rejected = 0
         while len(seq) - n_prompt < max_new_tokens:
             props = _propose(dc, seq, k, kind, inv, id_map, draft_tok, target_tok, n_prompt)
-            logits = tc.logits_after(seq + props)
-            calls += 1
-            # positions: logits[-(len(props)+1)] predicts the token after seq
-            base = logits.shape[0] - len(props) - 1
-            choice = logits[base:].argmax(-1).tolist()
-            n_acc = 0
-            while n_acc < len(props) and props[n_acc] == choice[n_acc]:
-                n_acc += 1
-            drafted += len(props)
-            accepted += n_acc
-            rejected += n_acc < len(props)
-            seq = seq + props[:n_acc] + [choice[n_acc]]
+            seq = ver.step(seq, props)
             if eos in seq[n_prompt:]:
                 seq = seq[: seq.index(eos, n_prompt) + 1]
                 break
-        fig.add_prompt(seq[n_prompt : n_prompt + max_new_tokens], calls, drafted, accepted, rejected)
+        ver.add_to(fig, seq[n_prompt : n_prompt + max_new_tokens])
         if progress:
             progress()
     return fig
@@ -285,6 +302,22 @@ def draft_step_ms(draft, n_ctx: int = 128, steps: int = 32) -> float:
     return statistics.median(times)
 
 
+@contextlib.contextmanager
+def prompt_progress(show: bool, n: int, k: int):
+    """A bar over ``n`` simulated prompts on a terminal's stderr (when ``show``): yields its update
+    callback for a simulation's ``progress``, or None without a bar."""
+    bar = None
+    if show and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc=f"acceptance k={k}", unit="prompt")
+    try:
+        yield bar.update if bar else None
+    finally:
+        if bar:
+            bar.close()
+
+
 def evaluate(
     target_dir: Path,
     draft_dir: Path,
@@ -300,28 +333,19 @@ def evaluate(
     draft, draft_tok = _load(draft_dir)
     kind = drafter_kind(draft_dir, draft_tok, target_tok)
     id_map = read_id_map(draft_dir) if kind == "trimmed" else None
-    bar = None
-    if show_progress:
-        import sys
-
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(prompts), desc=f"acceptance k={k}", unit="prompt")
-    fig = simulate(
-        target,
-        target_tok,
-        draft,
-        draft_tok,
-        prompts,
-        k=k,
-        max_new_tokens=max_new_tokens,
-        kind=kind,
-        id_map=id_map,
-        progress=(bar.update if bar else None),
-    )
-    if bar:
-        bar.close()
+    with prompt_progress(show_progress, len(prompts), k) as progress:
+        fig = simulate(
+            target,
+            target_tok,
+            draft,
+            draft_tok,
+            prompts,
+            k=k,
+            max_new_tokens=max_new_tokens,
+            kind=kind,
+            id_map=id_map,
+            progress=progress,
+        )
     if timing:
         fig.draft_ms_per_token = round(draft_step_ms(draft), 3)
     return fig

@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,10 +44,10 @@ from edgespec.errors import EdgespecError
 from . import corpus as corpus_mod
 from . import lmtrain
 from .fastdraft import (
+    GEN_DIR,
+    Generation,
     _log,
     _progress,
-    corpus_prompts,
-    generate_shards,
     load_model,
     read_shards,
     token_stream,
@@ -57,7 +56,6 @@ from .fastdraft import (
 ARCHS = ("LlamaForCausalLMEagle3", "Eagle3LlamaForCausalLM")
 STATE = ".train/eagle3-state.safetensors"
 META_FILE = "edgespec_eagle3.json"
-GEN_DIR = ".distill/gen"
 
 
 def is_head(path: Path) -> bool:
@@ -396,20 +394,10 @@ def train(
     gen_dir = Path(gen_dir) if gen_dir else out / GEN_DIR
     t0 = time.time()
     docs = corpus_mod.load_documents(corpus)
+    gen = Generation(n_sequences, prompt_tokens, new_tokens, gen_batch, temperature, seed)
     if n_sequences > 0:
         if rank == 0:
-            prompts = corpus_prompts(docs, ttok, n_sequences, prompt_tokens, seed)
-            generate_shards(
-                tmodel,
-                ttok,
-                prompts,
-                gen_dir,
-                new_tokens=new_tokens,
-                batch_size=gen_batch,
-                temperature=temperature,
-                seed=seed,
-                log=say,
-            )
+            gen.write(tmodel, ttok, docs, gen_dir, say)
         _barrier(world)
         rows = read_shards(gen_dir)
         data = token_stream([r["prompt_ids"] + r["ids"] for r in rows], ttok.eos_token_id)
@@ -489,10 +477,7 @@ def train(
         "target": str(target_dir),
         "corpus": str(corpus),
         "corpus_sha256": corpus_mod.text_sha256(docs),
-        "n_sequences": len(rows),
-        "prompt_tokens": prompt_tokens,
-        "new_tokens": new_tokens,
-        "temperature": temperature,
+        **gen.recipe(len(rows)),
         "steps": steps,
         "seq_len": seq_len,
         "batch_size": batch_size,
@@ -654,7 +639,7 @@ def simulate_head(target, tok, head, prompts: list[str], *, k: int = 4, max_new_
     The target's first call (the prompt) yields the first token and the features the head needs,
     so it drafts from the second call on; every call counts in ``target_calls``.
     """
-    from .acceptance import Figures, _Cache, weight_params
+    from .acceptance import Figures, _Cache, _Verifier, weight_params
 
     if k < 1:
         raise EdgespecError("k must be at least 1.")
@@ -666,23 +651,13 @@ def simulate_head(target, tok, head, prompts: list[str], *, k: int = 4, max_new_
         seq = tok(p)["input_ids"]
         n_prompt = len(seq)
         seq = seq + [int(tc.logits_after(seq)[-1].argmax())]
-        calls, drafted, accepted, rejected = 1, 0, 0, 0
+        ver = _Verifier(tc, calls=1)
         ctx = HeadContext()
         while len(seq) - n_prompt < max_new_tokens and eos not in seq[n_prompt:]:
-            props = propose(head, tc.feats, seq, k, ctx)
-            logits = tc.logits_after(seq + props)
-            calls += 1
-            choice = logits[logits.shape[0] - len(props) - 1 :].argmax(-1).tolist()
-            n_acc = 0
-            while n_acc < len(props) and props[n_acc] == choice[n_acc]:
-                n_acc += 1
-            drafted += len(props)
-            accepted += n_acc
-            rejected += n_acc < len(props)
-            seq = seq + props[:n_acc] + [choice[n_acc]]
+            seq = ver.step(seq, propose(head, tc.feats, seq, k, ctx))
         if eos in seq[n_prompt:]:
             seq = seq[: seq.index(eos, n_prompt) + 1]
-        fig.add_prompt(seq[n_prompt : n_prompt + max_new_tokens], calls, drafted, accepted, rejected)
+        ver.add_to(fig, seq[n_prompt : n_prompt + max_new_tokens])
         if progress:
             progress()
     return fig
@@ -714,14 +689,7 @@ def evaluate_head(
             f"has {target.config.num_hidden_layers}."
         )
     attach_target_embedding(head, target)
-    bar = None
-    if show_progress and sys.stderr.isatty():
-        from tqdm import tqdm
+    from .acceptance import prompt_progress
 
-        bar = tqdm(total=len(prompts), desc=f"acceptance k={k}", unit="prompt")
-    fig = simulate_head(
-        target, tok, head, prompts, k=k, max_new_tokens=max_new_tokens, progress=(bar.update if bar else None)
-    )
-    if bar:
-        bar.close()
-    return fig
+    with prompt_progress(show_progress, len(prompts), k) as progress:
+        return simulate_head(target, tok, head, prompts, k=k, max_new_tokens=max_new_tokens, progress=progress)

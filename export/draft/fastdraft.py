@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgespec.errors import EdgespecError
@@ -327,6 +328,42 @@ def generate_shards(
     return shards
 
 
+@dataclass(frozen=True)
+class Generation:
+    """How the target writes training text: stage 2's and EAGLE-3's data, from corpus prompts."""
+
+    n_sequences: int
+    prompt_tokens: int
+    new_tokens: int
+    batch_size: int
+    temperature: float
+    seed: int
+
+    def write(self, target, tok, docs: list[str], gen_dir: Path, log: Callable[[str], None]) -> list[Path]:
+        """The target's continuations of ``n_sequences`` prompts cut from ``docs``, as shards in ``gen_dir``."""
+        prompts = corpus_prompts(docs, tok, self.n_sequences, self.prompt_tokens, self.seed)
+        return generate_shards(
+            target,
+            tok,
+            prompts,
+            gen_dir,
+            new_tokens=self.new_tokens,
+            batch_size=self.batch_size,
+            temperature=self.temperature,
+            seed=self.seed,
+            log=log,
+        )
+
+    def recipe(self, n_rows: int) -> dict:
+        """The recipe's generation fields, ``n_rows`` being the sequences actually written."""
+        return {
+            "n_sequences": n_rows,
+            "prompt_tokens": self.prompt_tokens,
+            "new_tokens": self.new_tokens,
+            "temperature": self.temperature,
+        }
+
+
 def read_shards(gen_dir: Path) -> list[dict]:
     rows = []
     for f in sorted(Path(gen_dir).glob("*.jsonl")):
@@ -397,19 +434,9 @@ def distill(
     out = Path(out)
     gen_dir = Path(gen_dir) if gen_dir else out / GEN_DIR
     docs = corpus_mod.load_documents(corpus)
-    prompts = corpus_prompts(docs, ttok, n_sequences, prompt_tokens, seed)
+    gen = Generation(n_sequences, prompt_tokens, new_tokens, gen_batch, temperature, seed)
     t0 = time.time()
-    generate_shards(
-        target,
-        ttok,
-        prompts,
-        gen_dir,
-        new_tokens=new_tokens,
-        batch_size=gen_batch,
-        temperature=temperature,
-        seed=seed,
-        log=log,
-    )
+    gen.write(target, ttok, docs, gen_dir, log)
     gen_s = time.time() - t0
     rows = read_shards(gen_dir)
     # One stream: <s> prompt+continuation </s> ... (target ids, or the text re-tokenized for the drafter).
@@ -477,10 +504,7 @@ def distill(
             "target": str(target_dir),
             "draft": str(draft),
             "corpus": str(corpus),
-            "n_sequences": len(rows),
-            "prompt_tokens": prompt_tokens,
-            "new_tokens": new_tokens,
-            "temperature": temperature,
+            **gen.recipe(len(rows)),
             "steps": steps,
             "seq_len": seq_len,
             "batch_size": batch_size,

@@ -18,6 +18,13 @@ os.environ.setdefault("EDGESPEC_TEST", "1")
 os.environ["EDGESPEC_CACHE"] = tempfile.mkdtemp(prefix="edgespec-test-cache-")
 
 
+def pytest_unconfigure(config):
+    """The test cache goes with the run (the demo tests put exported bundles in it)."""
+    import shutil
+
+    shutil.rmtree(os.environ["EDGESPEC_CACHE"], ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """Factory: tiny_dir(arch, name=None, **kw) -> path of a tiny HF model, cached per (arch, name, kw).

@@ -248,13 +248,31 @@ def same_vocab_examples(
     return out
 
 
-def vocab_bridge(target_pieces: list[bytes], draft_pieces: list[bytes]) -> np.ndarray:
-    """target id -> the drafter id spelled by the same bytes, or -1."""
-    by_bytes = {}
+def vocab_bridge(
+    target_pieces: list[bytes],
+    draft_pieces: list[bytes],
+    target_kinds: list[int] | None = None,
+    draft_kinds: list[int] | None = None,
+) -> np.ndarray:
+    """target id -> the drafter id spelled by the same bytes, or -1. Where the drafter spells the
+    bytes twice, its text token wins over a byte-fallback one (``<0x38>`` and ``8`` both spell b"8";
+    its tokenizer writes ``8``, so that is the token it must learn to draft); special tokens map
+    to nothing."""
+    from edgespec.bundle import TOKEN_BYTE, TOKEN_SPECIAL
+
+    tk = target_kinds or [0] * len(target_pieces)
+    dk = draft_kinds or [0] * len(draft_pieces)
+    by_bytes: dict[bytes, int] = {}
     for i, b in enumerate(draft_pieces):
-        if b and b not in by_bytes:
+        if not b or dk[i] == TOKEN_SPECIAL:
+            continue
+        j = by_bytes.get(b)
+        if j is None or (dk[j] == TOKEN_BYTE and dk[i] != TOKEN_BYTE):
             by_bytes[b] = i
-    return np.array([by_bytes.get(b, -1) if b else -1 for b in target_pieces], dtype=np.int64)
+    return np.array(
+        [by_bytes.get(b, -1) if b and tk[i] != TOKEN_SPECIAL else -1 for i, b in enumerate(target_pieces)],
+        dtype=np.int64,
+    )
 
 
 def cross_vocab_examples(
@@ -621,9 +639,9 @@ def run(
         if kind == "cross_vocab":
             from edgespec.bundle import read_token_bytes
 
-            bridge = vocab_bridge(
-                read_token_bytes(b.target.file("token_bytes"))[1], read_token_bytes(parent.file("token_bytes"))[1]
-            )
+            t_kinds, t_pieces = read_token_bytes(b.target.file("token_bytes"))
+            d_kinds, d_pieces = read_token_bytes(parent.file("token_bytes"))
+            bridge = vocab_bridge(t_pieces, d_pieces, t_kinds, d_kinds)
             examples, split_counts = cross_vocab_examples(
                 train, target_tok, draft_tok, teacher, bridge, context, keep, progress=adv
             )

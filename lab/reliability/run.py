@@ -381,7 +381,12 @@ mode, bundle = sys.argv[1], sys.argv[2]
 pipe = Pipeline.load(bundle)
 cfg = dict(max_new_tokens=100000, ignore_eos=True, policy="autoregressive")
 try:
-    if mode == "streamer":
+    if mode == "prefill":  # Ctrl-C inside one model call: a prompt that fills the context
+        ids = pipe.tokenize("def fib(n):\n    return n\n" * 2000)[: pipe.context_length - 64]
+        prompt = pipe.detokenize(ids)
+        print("READY", flush=True)
+        pipe.generate(prompt, streamer=lambda t: None, max_new_tokens=1)
+    elif mode == "streamer":
         pipe.generate("def fib(n):", streamer=lambda t: print("READY", flush=True) if t else None, **cfg)
     elif mode == "plain":
         print("READY", flush=True)
@@ -484,6 +489,41 @@ def cancel(bundle: Path, log=print) -> dict:
         log(f"SIGINT to Python in {mode}: {out[key]}")
 
     pipe = Pipeline.load(bundle)
+    # Inside one model call: a prompt that fills the context, cancelled halfway through its prefill
+    # (es_cancel interrupts the running OpenVINO request; it used to wait for the prefill's end).
+    ids = pipe.tokenize("def fib(n):\n    return n\n" * 2000)[: pipe.context_length - 64]
+    long_prompt = pipe.detokenize(ids)
+    t0 = time.perf_counter()
+    want = pipe.generate(long_prompt, max_new_tokens=4, ignore_eos=True).tokens
+    prefill = time.perf_counter() - t0
+    in_prefill = []
+    for _ in range(5):
+        result = {}
+
+        def run_long():
+            try:
+                pipe.generate(long_prompt, max_new_tokens=4, ignore_eos=True)
+            except CancelledError:
+                result["cancelled"] = time.perf_counter()
+
+        th = threading.Thread(target=run_long)
+        th.start()
+        time.sleep(prefill / 2)
+        t0 = time.perf_counter()
+        pipe.cancel()
+        th.join()
+        in_prefill.append(round(result.get("cancelled", float("nan")) - t0, 4))
+    out["long_prompt"] = {
+        "tokens": len(ids),
+        "uncancelled_s": round(prefill, 3),
+        "cancel_halfway_s": in_prefill,
+        "same_output_after": pipe.generate(long_prompt, max_new_tokens=4, ignore_eos=True).tokens == want,
+    }
+    log(f"cancel halfway through a {len(ids)}-token prefill: {out['long_prompt']}")
+    out["sigint_python_prefill"] = _sigint_after_ready(
+        [sys.executable, "-c", _CHILD, "prefill", str(bundle)], "READY", delay=min(0.3, prefill / 2)
+    )
+    log(f"SIGINT to Python in generate(streamer=) during a long prefill: {out['sigint_python_prefill']}")
     cfg = dict(max_new_tokens=100000, ignore_eos=True, policy="autoregressive")
     # es_cancel from another thread
     started = threading.Event()
@@ -533,7 +573,7 @@ def cancel(bundle: Path, log=print) -> dict:
     # SIGINT: time until the one-line message (the generation has stopped); the process exit after
     # it adds OpenVINO's teardown, reported as seconds_to_exit.
     worst = [v.get("seconds_to_message") for k, v in out.items() if k.startswith("sigint") and isinstance(v, dict)]
-    worst += times + closes
+    worst += times + closes + in_prefill
     ok_exit = all(
         isinstance(v, dict) and v.get("returncode") == 130 and v.get("stderr_lines") == 1
         for k, v in out.items()
@@ -542,7 +582,7 @@ def cancel(bundle: Path, log=print) -> dict:
     out["summary"] = {
         "worst_s": max(x for x in worst if x is not None) if worst else None,
         "all_exit_130_one_line": ok_exit,
-        "pass": ok_exit and all(x is not None and x < 1.0 for x in worst),
+        "pass": ok_exit and all(x is not None and x < 1.0 for x in worst) and out["long_prompt"]["same_output_after"],
     }
     return out
 

@@ -170,10 +170,11 @@ ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_para
 ES_API es_status es_pipeline_free(es_pipeline *pipeline);
 
 /* Asks the generation running on the pipeline, if any, to stop: es_generate returns
- * ES_ERR_CANCELLED (no result) at its next check, between model calls (within one target or
- * drafter call, and before the next stream callback). Thread-safe: it only takes a lock and sets
- * a flag, so call it from another thread, a signal-watching thread, or the stream callback. With
- * no generation running it does nothing. ES_OK, or ES_ERR_INVALID_ARGUMENT for a handle that is
+ * ES_ERR_CANCELLED (no result) promptly, also from inside a model call (a long prompt's prefill
+ * stops between graph nodes on OpenVINO, between kernels on ONNX Runtime), and before the next
+ * stream callback; the pipeline stays usable. Thread-safe: it only takes a lock, sets flags and
+ * asks the backends to stop, so call it from another thread, a signal-watching thread, or the
+ * stream callback. With no generation running it does nothing. ES_OK, or ES_ERR_INVALID_ARGUMENT for a handle that is
  * not a live pipeline. (ABI 5.) */
 ES_API es_status es_cancel(es_pipeline *pipeline);
 

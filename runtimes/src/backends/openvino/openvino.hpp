@@ -28,6 +28,12 @@ ov::CompiledModel compile_on_device(ov::Core &core, const std::shared_ptr<ov::Mo
 extern const char *const kLogitsRowsInput;
 bool insert_logits_slice(const std::shared_ptr<ov::Model> &model, int64_t axis = 1);
 
+// request.infer() for model, interrupted (between graph nodes) by model.cancel() from another
+// thread: throws the ES_ERR_CANCELLED error once model.cancelled(). The request is started and
+// then waited for, so a cancel that lands just before it starts is seen too (OpenVINO ignores a
+// cancel() of an idle request).
+void infer_cancellable(ov::InferRequest &request, const Model &model);
+
 // Throws ES_ERR_DEVICE with the list of available devices when device is unknown.
 void check_device(ov::Core &core, const std::string &device);
 

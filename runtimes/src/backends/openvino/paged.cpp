@@ -168,7 +168,7 @@ public:
             rows_ = static_cast<int64_t>(n_rows);
             write(in_.rows, &rows_, 1);
         }
-        v.request.infer();
+        infer_cancellable(v.request, *this);
         n_past_ = total;
         if (feature_width_) {
             ov::Tensor f = v.request.get_tensor(v.features);
@@ -203,6 +203,13 @@ public:
         for (size_t w = 0; w < fixed_.size(); ++w)
             if (fixed_[w]) out.push_back(w);
         return out;
+    }
+
+protected:
+    void interrupt() override {
+        dynamic_.request.cancel();
+        for (auto &v : fixed_)
+            if (v) v->request.cancel();
     }
 
 private:

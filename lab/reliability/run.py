@@ -131,6 +131,8 @@ QUICK_FUZZ = (
     "files.tokenizer = ../ to the canary",
     "target/ is a symlink to the canary",
     "target/openvino_model.bin is a symlink to the canary",
+    "ONNX external data = ../ to the canary",  # ONNX bundles only
+    "ONNX external data = symlink to the canary",
     "files.model = /etc/passwd",
     "top: models = []",
 )

@@ -157,6 +157,14 @@ def test_onnx_external_data_must_stay_inside_the_bundle(tiny_bundle, tmp_path):
             with pytest.raises(BundleError, match=words):
                 Pipeline.load(d, backend=backend)
 
+    unlisted = link_tree(inside, tmp_path / "unlisted")  # external data added after export: never read unchecked
+    manifest = json.loads((unlisted / "edgespec.json").read_text())
+    del manifest["integrity"]["files"][f"target/{EXTERNAL_DATA}"]
+    (unlisted / "edgespec.json").unlink()
+    (unlisted / "edgespec.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"integrity table does not list .*target/ext\.data, which the runtime reads"):
+        Pipeline.load(unlisted)
+
     missing = link_tree(base, tmp_path / "missing")
     externalize(missing / "target" / "model.onnx", "gone.data", None)
     reseal(missing)

@@ -62,19 +62,23 @@ static std::string inside(const std::string &root, const std::string &rel, const
 }
 
 // ONNX Runtime and OpenVINO read an ONNX model's external data from the locations its tensors
-// name, relative to the model's directory: each must stay inside the bundle and exist.
-static void check_onnx_external_data(const std::string &root, const std::string &model_file) {
+// name, relative to the model's directory: each must stay inside the bundle and exist. Returns
+// their full paths.
+static std::vector<std::string> onnx_external_files(const std::string &root, const std::string &model_file) {
     const std::string model_rel = model_file.substr(root.size() + 1);
     const size_t slash = model_rel.rfind('/');
     const std::string dir_rel = slash == std::string::npos ? "" : model_rel.substr(0, slash + 1);
     const std::string named_by = "The external data of the ONNX model " + model_rel;
     std::set<std::string> seen;
+    std::vector<std::string> files;
     for (const auto &location : onnx_external_data(model_file)) {
         if (!seen.insert(location).second) continue;
         if (absolute(location)) throw outside(location, "is an absolute path", named_by);
         const std::string data = inside(root, dir_rel + location, named_by);
         if (!is_file(data)) throw Error(ES_ERR_BUNDLE, "The bundle is incomplete: " + data + " is missing; re-export the bundle.");
+        files.push_back(data);
     }
+    return files;
 }
 
 std::string read_file(const std::string &path) {
@@ -145,7 +149,7 @@ static ModelSpec parse_model(const json::Value &m, const std::string &root, size
     for (const auto *f : {&s.id_map_file, &s.token_bytes_file})
         if (!f->empty() && !is_file(*f))
             throw Error(ES_ERR_BUNDLE, "The bundle is incomplete: " + *f + " is missing; re-export the bundle.");
-    if (s.format == "onnx") check_onnx_external_data(root, s.model_file);
+    if (s.format == "onnx") s.external_data = onnx_external_files(root, s.model_file);
     // OpenVINO reads an IR's weights from the .bin beside its .xml: that file must stay inside too.
     for (const auto *f : {&s.model_file, &s.tokenizer_file, &s.detokenizer_file})
         if (f->size() > 4 && f->compare(f->size() - 4, 4, ".xml") == 0)
@@ -208,6 +212,7 @@ void verify_bundle(const BundleSpec &b, const std::vector<const ModelSpec *> &mo
         for (const auto *f : {&m->model_file, &m->tokenizer_file, &m->detokenizer_file})
             if (f->size() > 4 && f->compare(f->size() - 4, 4, ".xml") == 0 && is_file(f->substr(0, f->size() - 4) + ".bin"))
                 needed.push_back(f->substr(0, f->size() - 4) + ".bin");
+        needed.insert(needed.end(), m->external_data.begin(), m->external_data.end());
         for (const auto &f : needed)
             if (!f.empty() && !listed.count(f))
                 throw Error(ES_ERR_BUNDLE, "The bundle manifest's integrity table does not list " + f +

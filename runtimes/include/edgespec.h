@@ -187,14 +187,15 @@ ES_API const char *es_pipeline_draft_name(const es_pipeline *pipeline);
 /* What the pipeline runs, as one line of JSON owned by the pipeline (valid until it is freed):
  * {"target": {"backend": B, "device": D, "fixed_widths": W, "split_widths": S}, "draft": {"name": N,
  *  "backend": B, "device": D, "fixed_widths": W, "split_widths": S} or null, "text": "byte-table" | "detokenizer",
- *  "integrity": "verified" | "sizes" | "none"}
+ *  "integrity": "verified" | "sizes" | "none", "integrity_ms": T, ...}
  * B is the backend each model got (openvino-paged | openvino-stateful | openvino-explicit-kv |
  * onnxruntime; "openvino" picks one per model); "text" is how streamed text is made: from the
  * target's token byte table (when it spells text exactly as the detokenizer does) or by running
  * the detokenizer every round; W lists the call widths served by a fixed-width copy of the model
  * (see fixed_shapes; [] when none); S lists the call widths the attention gets as one-token
  * subsequences (paged attention on the CPU with a float KV cache: a short call then reads the cache
- * in place instead of repacking it; [] when none). "" for a NULL pipeline. */
+ * in place instead of repacking it; [] when none); T is the time the load spent checking the files'
+ * sizes and digests, in milliseconds. "" for a NULL pipeline. */
 ES_API const char *es_pipeline_info(const es_pipeline *pipeline);
 
 /* Which drafting policy proposes tokens each round. */

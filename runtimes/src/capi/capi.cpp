@@ -114,6 +114,7 @@ std::string pipeline_info(const es::Pipeline &p, const es::PipelineOptions &o) {
         s += "null";
     const char *integrity = !p.bundle.has_integrity ? "none" : o.verify ? "verified" : "sizes";
     s += ", \"text\": " + es::json::quote(p.text_table ? "byte-table" : "detokenizer") + ", \"integrity\": " + es::json::quote(integrity);
+    s += ", \"integrity_ms\": " + std::to_string(p.integrity_ms);
     s += ", \"adapt_log\": " + (p.adapt_log ? es::json::quote(p.adapt_log->file()) : std::string("null"));
     if (p.xvocab)
         s += ", \"translation_cache\": {\"file\": " + es::json::quote(p.xvocab->cache_file) +

@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstring>
 #include <thread>
-#include <utility>
 
 #include "core/error.hpp"
 
@@ -73,44 +72,33 @@ public:
     }
 
 private:
-    // One G mixing of the columns / diagonals; a, b, c, d and the message words are constants of
-    // the unrolled rounds below, so v and m stay in registers.
-    static inline void g(uint64_t *v, int a, int b, int c, int d, uint64_t x, uint64_t y) {
-        v[a] = v[a] + v[b] + x;
-        v[d] = rotr(v[d] ^ v[a], 32);
-        v[c] = v[c] + v[d];
-        v[b] = rotr(v[b] ^ v[c], 24);
-        v[a] = v[a] + v[b] + y;
-        v[d] = rotr(v[d] ^ v[a], 16);
-        v[c] = v[c] + v[d];
-        v[b] = rotr(v[b] ^ v[c], 63);
-    }
-
-    template <size_t R>
-    static inline void round(uint64_t *v, const uint64_t *m) {
-        constexpr const uint8_t *s = kSigma[R % 10];
-        g(v, 0, 4, 8, 12, m[s[0]], m[s[1]]);
-        g(v, 1, 5, 9, 13, m[s[2]], m[s[3]]);
-        g(v, 2, 6, 10, 14, m[s[4]], m[s[5]]);
-        g(v, 3, 7, 11, 15, m[s[6]], m[s[7]]);
-        g(v, 0, 5, 10, 15, m[s[8]], m[s[9]]);
-        g(v, 1, 6, 11, 12, m[s[10]], m[s[11]]);
-        g(v, 2, 7, 8, 13, m[s[12]], m[s[13]]);
-        g(v, 3, 4, 9, 14, m[s[14]], m[s[15]]);
-    }
-
-    template <size_t... R>
-    static inline void rounds(uint64_t *v, const uint64_t *m, std::index_sequence<R...>) {
-        (round<R>(v, m), ...);
-    }
-
     void compress(const uint8_t *block, bool last) {
         uint64_t m[16], v[16];
         for (int i = 0; i < 16; ++i) m[i] = load64(block + 8 * i);
         for (int i = 0; i < 8; ++i) v[i] = h_[i], v[i + 8] = kIv[i];
         v[12] ^= count_;  // the high half of the 128-bit counter stays 0 below 2^64 bytes
         if (last) v[14] = ~v[14];
-        rounds(v, m, std::make_index_sequence<12>{});
+        auto g = [&](int a, int b, int c, int d, uint64_t x, uint64_t y) {
+            v[a] = v[a] + v[b] + x;
+            v[d] = rotr(v[d] ^ v[a], 32);
+            v[c] = v[c] + v[d];
+            v[b] = rotr(v[b] ^ v[c], 24);
+            v[a] = v[a] + v[b] + y;
+            v[d] = rotr(v[d] ^ v[a], 16);
+            v[c] = v[c] + v[d];
+            v[b] = rotr(v[b] ^ v[c], 63);
+        };
+        for (int r = 0; r < 12; ++r) {
+            const uint8_t *s = kSigma[r % 10];
+            g(0, 4, 8, 12, m[s[0]], m[s[1]]);
+            g(1, 5, 9, 13, m[s[2]], m[s[3]]);
+            g(2, 6, 10, 14, m[s[4]], m[s[5]]);
+            g(3, 7, 11, 15, m[s[6]], m[s[7]]);
+            g(0, 5, 10, 15, m[s[8]], m[s[9]]);
+            g(1, 6, 11, 12, m[s[10]], m[s[11]]);
+            g(2, 7, 8, 13, m[s[12]], m[s[13]]);
+            g(3, 4, 9, 14, m[s[14]], m[s[15]]);
+        }
         for (int i = 0; i < 8; ++i) h_[i] ^= v[i] ^ v[i + 8];
     }
 

@@ -218,8 +218,8 @@ public:
             }
             // A terminate flag set before Run starts fails it at once, so no cancel is missed.
             if (cancelled()) throw_cancelled();
-            OrtStatus *status = api_->Run(session_, run_options_, in_name_ptrs_.data(), values.in, in_names_.size(),
-                                          out_name_ptrs_.data(), out_names_.size(), values.out);
+            OrtStatus *status = api_->Run(session_, run_options_, in_name_ptrs_.data(), values.in, in_names_.size(), out_name_ptrs_.data(),
+                                          out_names_.size(), values.out);
             if (status && cancelled()) {
                 api_->ReleaseStatus(status);
                 throw_cancelled();

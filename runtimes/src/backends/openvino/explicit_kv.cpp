@@ -208,7 +208,8 @@ public:
                 if (logits_.size() < rows * vocab_) logits_.resize(rows * vocab_);
                 request_.set_tensor(logits_port_, ov::Tensor(ov::element::f32, {1, rows, vocab_}, logits_.data()));
             }
-            infer_cancellable(request_, *this);
+            if (cancelled()) throw_cancelled();  // not interrupted inside the call: see openvino.hpp's heal_width
+            request_.infer();
         } catch (...) {
             cache_.abort();
             throw;
@@ -228,9 +229,6 @@ public:
         logits.copy_to(dst);
         return logits_.data() + (got_rows - n_rows) * vocab_;
     }
-
-protected:
-    void interrupt() override { request_.cancel(); }
 
 private:
     static std::string first_line(const std::string &s) { return s.substr(0, s.find('\n')); }

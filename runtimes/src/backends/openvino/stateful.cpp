@@ -149,7 +149,8 @@ public:
                                 ov::Tensor(ov::element::f32, {1, n, features_in_width_}, const_cast<float *>(features_in_)));
             features_in_ = nullptr;
         }
-        infer_cancellable(request_, *this);
+        if (cancelled()) throw_cancelled();  // not interrupted inside the call: see openvino.hpp's heal_width
+        request_.infer();
         for (size_t i = 0; i < n; ++i) live_.push_back(static_cast<int64_t>(phys + i));
         if (feature_width_) {
             ov::Tensor f = request_.get_tensor(kFeaturesOutput);
@@ -194,9 +195,6 @@ public:
         features_in_width_ = width;
     }
     int64_t compactions() const override { return compactions_; }
-
-protected:
-    void interrupt() override { request_.cancel(); }
 
 private:
     // Gathers the live slots of every KV state into a fresh tensor and sets it back.

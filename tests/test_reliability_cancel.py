@@ -95,6 +95,8 @@ def long_bundles(tiny_dir, tiny_tokenizer, tmp_path_factory):
     [("openvino", "openvino"), ("openvino", "openvino-stateful"), ("onnx", "openvino"), ("onnx", "onnxruntime")],
 )
 def test_cancel_interrupts_a_long_prefill_and_the_pipeline_stays_usable(long_bundles, fmt, backend):
+    """Inside the prefill on paged attention and ONNX Runtime, before the next call on the stateful
+    and ONNX graphs on OpenVINO: CancelledError either way, and the next generation is a fresh one's."""
     from edgespec import Pipeline
     from edgespec._native import CancelledError
 

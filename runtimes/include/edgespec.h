@@ -170,12 +170,12 @@ ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_para
 ES_API es_status es_pipeline_free(es_pipeline *pipeline);
 
 /* Asks the generation running on the pipeline, if any, to stop: es_generate returns
- * ES_ERR_CANCELLED (no result) promptly, also from inside a model call (a long prompt's prefill
- * stops between graph nodes on OpenVINO, between kernels on ONNX Runtime), and before the next
- * stream callback; the pipeline stays usable. Thread-safe: it only takes a lock, sets flags and
- * asks the backends to stop, so call it from another thread, a signal-watching thread, or the
- * stream callback. With no generation running it does nothing. ES_OK, or ES_ERR_INVALID_ARGUMENT for a handle that is
- * not a live pipeline. (ABI 5.) */
+ * ES_ERR_CANCELLED (no result) promptly: from inside a model call where the backend allows it (a
+ * long prompt's prefill stops between graph nodes with OpenVINO's paged attention, the default on
+ * the CPU, and between kernels on ONNX Runtime; the stateful and ONNX graphs on OpenVINO stop
+ * before their next call), and before the next stream callback; the pipeline stays usable. Thread-safe: it only takes a lock, sets flags
+ * and asks the backends to stop, so call it from another thread, a signal-watching thread, or the stream callback. With no generation
+ * running it does nothing. ES_OK, or ES_ERR_INVALID_ARGUMENT for a handle that is not a live pipeline. (ABI 5.) */
 ES_API es_status es_cancel(es_pipeline *pipeline);
 
 /* Context length of the target model, in tokens (0 for NULL). */

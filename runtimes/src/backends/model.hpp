@@ -94,9 +94,9 @@ public:
 
     // Cancellation from another thread (es_cancel). After cancel(), the forward() running now and
     // every later one throw es::Error(ES_ERR_CANCELLED) until clear_cancel(); the backend
-    // interrupts its running call where it can (OpenVINO between graph nodes, ONNX Runtime between
-    // kernels), so a long prefill stops too. The cache is left undefined: reset() before reuse.
-    // Both are safe while forward() runs on another thread (not while the model is destroyed).
+    // interrupts its running call where it can (paged attention on OpenVINO between graph nodes,
+    // ONNX Runtime between kernels; see openvino.hpp's heal_width), so a long prefill stops too. The cache is left undefined: reset()
+    // before reuse. Both are safe while forward() runs on another thread (not while the model is destroyed).
     void cancel() {
         cancelled_.store(true);
         interrupt();

@@ -39,7 +39,7 @@ void infer_cancellable(ov::InferRequest &request, const Model &model);
 // ("Convert node ... has different elements number in input and output buffers"; about once in
 // 50 cancels on the tiny test models). The paged backend remembers such a call's width and, at
 // the next reset(), runs one throwaway call of another width through that compile (every node
-// whose input shapes change is prepared again; 0 failures in 640 cancels after it). This is that
+// whose input shapes change is prepared again; 0 failures in 640 cancels after it, tiny and demo models). This is that
 // width. The stateful and explicit-KV graphs failed that way too even so (their KV-cache nodes
 // and our bound KV buffers: 1 and 2 in 100), so they are not interrupted inside a call: a cancel
 // stops them before their next call.

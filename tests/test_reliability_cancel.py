@@ -157,7 +157,8 @@ def test_cancels_at_random_points_leave_the_next_generation_unchanged(bundle, ba
         threading.Event().wait(rng.random() * 0.05)
         pipe.cancel()
         t.join()
-        assert len(errors) == 1 and isinstance(errors[0], CancelledError), errors
+        # (a generation the cancel missed ran to the tiny model's context end: no error)
+        assert all(isinstance(e, CancelledError) for e in errors), errors
         assert pipe.generate(PROMPTS[0], **cfg).tokens == want
 
 

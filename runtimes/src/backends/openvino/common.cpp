@@ -54,6 +54,9 @@ void infer_cancellable(ov::InferRequest &request, const Model &model) {
         request.wait();
     } catch (const ov::Cancelled &) {
         throw_cancelled();
+    } catch (const std::exception &) {
+        if (model.cancelled()) throw_cancelled();  // a node that wrapped the cancellation in its own error
+        throw;
     }
 }
 

@@ -296,11 +296,12 @@ def _absolute(p: str) -> bool:
     return os.path.isabs(p) or p.startswith(("/", "\\")) or (len(p) > 1 and p[1] == ":")
 
 
-def confined(bundle_dir: str | os.PathLike, *parts: str) -> Path:
+def confined(bundle_dir: str | os.PathLike, *parts: str, named_by: str = "The bundle manifest") -> Path:
     """The path of a manifest path inside the bundle; BundleError (one sentence) for an absolute
     path, a ``..`` component, or a symbolic link resolving outside the bundle (the runtime refuses
     the same, so a bundle from elsewhere cannot make it read other files of this machine). Several
-    parts (a model directory, a file in it) are joined with '/' after each is checked."""
+    parts (a model directory, a file in it) are joined with '/' after each is checked. named_by:
+    what names the path, for the message."""
     rel = "/".join(p for p in parts if p)
     root = Path(bundle_dir).resolve()
     why = None
@@ -314,10 +315,85 @@ def confined(bundle_dir: str | os.PathLike, *parts: str) -> Path:
             why = f"is a symbolic link to {full}, outside the bundle"
     if why:
         raise BundleError(
-            f"The bundle manifest names {rel}, which {why}; a bundle must hold its own files: "
-            "copy them in or re-export the bundle."
+            f"{named_by} names {rel}, which {why}; a bundle must hold its own files: copy them in or re-export the bundle."
         )
     return root / rel
+
+
+# Where an ONNX file's tensors can sit, by protobuf field number (onnx.proto): the message kind of
+# each field that leads to a TensorProto. A tensor's external_data (field 13) holds key/value
+# entries; the one keyed "location" is the file ONNX Runtime and OpenVINO read, relative to the
+# model's directory. runtimes/src/core/onnx_refs.cpp walks the same table.
+_ONNX_FIELDS = {
+    "model": {7: "graph", 25: "function", 20: "training"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse"},
+    "node": {5: "attribute"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
+    "function": {7: "node", 11: "attribute"},
+    "training": {1: "graph", 2: "graph"},
+    "sparse": {1: "tensor", 2: "tensor"},
+    "tensor": {13: "entry"},
+    "entry": {},
+}
+
+
+def onnx_external_data(path: str | os.PathLike) -> list[str]:
+    """The external-data locations an ONNX file names (every tensor's ``location``, as written),
+    read by walking its protobuf fields without the onnx package; BundleError for a file that is
+    not valid protobuf."""
+    import mmap
+
+    locations: list[str] = []
+
+    def bad(why: str) -> BundleError:
+        return BundleError(f"The ONNX model {path} is not a valid ONNX file ({why}); re-export the bundle.")
+
+    def varint(buf, at: int, end: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            if at >= end or shift > 63:
+                raise bad("a number runs past its message")
+            b = buf[at]
+            at += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return value, at
+
+    def walk(buf, at: int, end: int, kind: str, depth: int) -> None:
+        if depth > 100:
+            raise bad("messages nest more than 100 deep")
+        fields = _ONNX_FIELDS[kind]
+        entry: dict[int, bytes] = {}
+        while at < end:
+            key, at = varint(buf, at, end)
+            field, wire = key >> 3, key & 7
+            if wire == 0:
+                _, at = varint(buf, at, end)
+            elif wire in (1, 5):
+                at += 8 if wire == 1 else 4
+            elif wire == 2:
+                n, at = varint(buf, at, end)
+                if n > end - at:
+                    raise bad("a field runs past its message")
+                if field in fields:
+                    walk(buf, at, at + n, fields[field], depth + 1)
+                elif kind == "entry" and field in (1, 2):
+                    entry[field] = bytes(buf[at : at + n])
+                at += n
+            else:
+                raise bad(f"wire type {wire}")
+            if at > end:
+                raise bad("a field runs past its message")
+        if kind == "entry" and entry.get(1) == b"location":
+            locations.append(entry.get(2, b"").decode("utf-8", "replace"))
+
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise bad("the file is empty")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            walk(buf, 0, len(buf), "model", 0)
+    return locations
 
 
 def integrity_table(directory: str | os.PathLike, manifest: dict) -> dict:
@@ -368,6 +444,14 @@ def load(path: str | os.PathLike) -> Bundle:
             f = confined(p, m.raw["path"], m.raw["files"][key])
             if not f.is_file():
                 raise BundleError(f"The bundle is incomplete: {f} is missing; re-export the bundle.")
+            if key == "model" and m.raw["format"] == "onnx":
+                # ONNX Runtime and OpenVINO read these beside the model: they must stay inside too.
+                model_dir = f.parent.relative_to(p.resolve()).as_posix()
+                named_by = f"The external data of the ONNX model {f.relative_to(p.resolve()).as_posix()}"
+                for location in onnx_external_data(f):
+                    data = confined(p, model_dir, location, named_by=named_by)
+                    if not data.is_file():
+                        raise BundleError(f"The bundle is incomplete: {data} is missing; re-export the bundle.")
         id_map = (m.raw.get("relation") or {}).get("id_map")
         if id_map:
             confined(p, m.raw["path"], id_map)

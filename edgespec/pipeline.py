@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import signal
+import socket
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -224,13 +225,16 @@ def _interruptibly(pipe: Pipeline, call):
 
 
 @contextlib.contextmanager
-def _sigint_recorded(interrupted: list):
+def _sigint_recorded(interrupted: list, pipe: Pipeline):
     """While a generation with a streamer runs on the main thread, Ctrl-C is recorded in
     interrupted instead of raised: Python runs the SIGINT handler where the main thread next runs
     bytecode, often the first line of the ctypes callback, outside any try block, where ctypes
     would print and drop the KeyboardInterrupt and the generation would go on. The callback then
-    cancels the generation and the caller raises KeyboardInterrupt once it has returned. Left
-    alone off the main thread or under an application's own SIGINT handler."""
+    cancels the generation and the caller raises KeyboardInterrupt once it has returned. Inside a
+    model call (a long prompt's prefill) no bytecode runs until it ends, so a watcher thread is
+    woken through signal.set_wakeup_fd and cancels the native call at once. Left alone off the main
+    thread or under an application's own SIGINT handler (and the watcher where the process already
+    has a wakeup fd, an asyncio loop's say)."""
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
@@ -239,9 +243,49 @@ def _sigint_recorded(interrupted: list):
         return
     old = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:
-        yield
+        with _sigint_watched(interrupted, pipe):
+            yield
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
+def _sigint_watched(interrupted: list, pipe: Pipeline):
+    """A thread that cancels pipe's generation (es_cancel) the moment SIGINT arrives, woken by the
+    signal module's wakeup fd (a socket: Windows takes nothing else); main thread only."""
+    wake, watch = socket.socketpair()
+    wake.setblocking(False)
+    try:
+        previous = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
+    except ValueError:  # not the main thread of the main interpreter
+        previous = None
+    if previous != -1:  # someone else's wakeup fd: theirs stays
+        if previous is not None:
+            signal.set_wakeup_fd(previous)
+        wake.close()
+        watch.close()
+        yield
+        return
+
+    def run() -> None:
+        while True:
+            data = watch.recv(64)
+            if not data or b"\0" in data:  # closing
+                return
+            if signal.SIGINT in data:
+                interrupted.append(True)
+                pipe._cancel()
+
+    watcher = threading.Thread(target=run, name="edgespec-sigint", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(-1)
+        wake.send(b"\0")
+        watcher.join()
+        wake.close()
+        watch.close()
 
 
 class Pipeline:
@@ -549,7 +593,7 @@ class Pipeline:
                 status, message = _interruptibly(self, call)
             else:
                 callback = _native.STREAM_CALLBACK(on_text)
-                with _sigint_recorded(interrupted):
+                with _sigint_recorded(interrupted, self):
                     status, message = call()
         if interrupted:
             raised.insert(0, KeyboardInterrupt())

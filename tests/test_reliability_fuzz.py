@@ -124,3 +124,51 @@ def test_paths_that_leave_the_bundle_are_refused_by_python_and_the_runtime(bundl
         load(b)
     with pytest.raises(BundleError, match=words):
         Pipeline.load(b)
+
+
+def test_onnx_external_data_must_stay_inside_the_bundle(tiny_bundle, tmp_path):
+    """ONNX Runtime and OpenVINO read the external-data files an ONNX model names: inside the
+    bundle they load (same output as inline weights); '..', absolute paths and links out are refused
+    by Python and by the runtime before either reads the model, and a missing one is named."""
+    from fuzz import EXTERNAL_DATA, externalize, make_canary, make_case, onnx_escape_cases, reseal
+
+    from edgespec import Pipeline
+    from edgespec.bundle import load, onnx_external_data
+
+    base = link_tree(tiny_bundle("llama", drafts=1, weights="fp32", format="onnx"), tmp_path / "base")
+    inside = make_canary(base, tmp_path / "inside")  # the target's weights in target/ext.data
+    assert set(onnx_external_data(inside / "target" / "model.onnx")) == {EXTERNAL_DATA}
+    load(inside)
+    for backend in ("openvino", "onnxruntime"):
+        f32 = {} if backend == "onnxruntime" else dict(precision="f32", kv_precision="f32")
+        with Pipeline.load(base, backend=backend, **f32) as a, Pipeline.load(inside, backend=backend, **f32) as b:
+            want = a.generate("def fib(n):", max_new_tokens=6, ignore_eos=True).tokens
+            assert b.generate("def fib(n):", max_new_tokens=6, ignore_eos=True).tokens == want
+
+    words = r"^The external data of the ONNX model target/model\.onnx names .*(climbs out of the bundle|is an absolute path|outside the bundle)"
+    escapes = onnx_escape_cases(base)
+    assert len(escapes) == 3
+    for i, case in enumerate(escapes):
+        d = make_case(base, case, tmp_path / f"case-{i}", inside)
+        with pytest.raises(BundleError, match=words) as python:
+            load(d)
+        assert "\n" not in str(python.value) and str(python.value).endswith("re-export the bundle.")
+        for backend in ("openvino", "onnxruntime"):
+            with pytest.raises(BundleError, match=words):
+                Pipeline.load(d, backend=backend)
+
+    unlisted = link_tree(inside, tmp_path / "unlisted")  # external data added after export: never read unchecked
+    manifest = json.loads((unlisted / "edgespec.json").read_text())
+    del manifest["integrity"]["files"][f"target/{EXTERNAL_DATA}"]
+    (unlisted / "edgespec.json").unlink()
+    (unlisted / "edgespec.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"integrity table does not list .*target/ext\.data, which the runtime reads"):
+        Pipeline.load(unlisted)
+
+    missing = link_tree(base, tmp_path / "missing")
+    externalize(missing / "target" / "model.onnx", "gone.data", None)
+    reseal(missing)
+    with pytest.raises(BundleError, match=r"The bundle is incomplete: .*target/gone\.data is missing"):
+        load(missing)
+    with pytest.raises(BundleError, match=r"The bundle is incomplete: .*target/gone\.data is missing"):
+        Pipeline.load(missing)

@@ -93,15 +93,22 @@ def config_for(arch: str, vocab_size: int, hidden: int = 64, layers: int = 2, ct
 
 
 def build_tiny(
-    arch: str, out: Path, vocab_size: int = 512, seed: int = 0, hidden: int = 64, layers: int = 2, tokenizer=None
+    arch: str,
+    out: Path,
+    vocab_size: int = 512,
+    seed: int = 0,
+    hidden: int = 64,
+    layers: int = 2,
+    tokenizer=None,
+    ctx: int = 512,
 ) -> Path:
-    """Write a tiny random HF causal LM + tokenizer to ``out`` and return it."""
+    """Write a tiny random HF causal LM + tokenizer to ``out`` and return it (context ``ctx`` tokens)."""
     import torch
     import transformers as tf
 
     out = Path(out)
     tok = tokenizer or train_tokenizer(vocab_size)
-    cfg = config_for(arch, len(tok), hidden=hidden, layers=layers)
+    cfg = config_for(arch, len(tok), hidden=hidden, layers=layers, ctx=ctx)
     cfg.initializer_range = 0.2  # wide init: peaked logits, few near-ties
     torch.manual_seed(seed)
     model = tf.AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32)

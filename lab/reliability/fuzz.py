@@ -1,7 +1,8 @@
 """The bundle fuzzer's cases: each one a copy of a base bundle (hard links, so a case costs no
 bytes) with one thing broken -- a byte flipped or the file cut short in every kind of file, the
 manifest's keys removed, retyped or given wrong numbers, paths that leave the bundle (``..``,
-absolute, symbolic links to copies outside), a broken integrity table, malformed JSON.
+absolute, symbolic links to copies outside; for ONNX bundles also the external-data locations
+written inside the model), a broken integrity table, malformed JSON.
 
 Every case must end in a clean load or one sentence (an EdgespecError), never a crash or a hang,
 and no case may load a file from outside its bundle: the escapes point at *working* copies of the
@@ -345,7 +346,66 @@ def cases(base: Path, seed: int = 0) -> list[Case]:
     for rel in files:
         if rel.endswith(".xml") or rel.endswith("openvino_model.bin"):
             out.append(Case(f"no digests: truncate {rel} (half)", "legacy", legacy(cut(rel, lambda n: n // 2))))
-    return out
+    return out + onnx_escape_cases(base)
+
+
+# ONNX bundles: the target's weights moved to an external-data file that the model names by a
+# location (relative to the model's directory), as large ONNX exports ship them.
+EXTERNAL_DATA = "ext.data"
+
+
+def externalize(model: Path, location: str, data: Path | None) -> None:
+    """Rewrite the ONNX file model (in place, new inode) so its large initializers are read from
+    location; their bytes go to data (None: left to a file that exists already)."""
+    import onnx
+    from onnx.external_data_helper import set_external_data
+
+    m = onnx.load(str(model))
+    blob = bytearray()
+    for t in m.graph.initializer:
+        if t.HasField("raw_data") and len(t.raw_data) >= 1024:
+            set_external_data(t, location=location, offset=len(blob), length=len(t.raw_data))
+            blob += t.raw_data
+            t.ClearField("raw_data")
+    if data is not None:
+        _replace(data, bytes(blob))
+    _replace(model, m.SerializeToString())
+
+
+def reseal(d: Path) -> None:
+    """Record the case's files in its integrity table again, so only the path check can refuse it."""
+    from edgespec.bundle import integrity_table
+
+    m = json.loads((d / MANIFEST).read_text())
+    m["integrity"] = integrity_table(d, m)
+    _replace(d / MANIFEST, json.dumps(m).encode())
+
+
+def onnx_escape_cases(base: Path) -> list[Case]:
+    """Cases for an ONNX target (none for OpenVINO IR): its external data named by '..', by an
+    absolute path, and through a symbolic link, each leading to the canary's working copy."""
+    m = _model(json.loads((base / MANIFEST).read_text()), "target")
+    if m["format"] != "onnx":
+        return []
+    model = m["files"]["model"]
+
+    def external(where):
+        def apply(d, c):
+            mdir, cdata = d / m["path"], c / m["path"] / EXTERNAL_DATA
+            if where == "symlink":
+                os.symlink(cdata, mdir / EXTERNAL_DATA)
+                location = EXTERNAL_DATA
+            else:
+                location = str(cdata) if where == "absolute" else os.path.relpath(cdata, mdir)
+            externalize(mdir / model, location, None)
+            reseal(d)
+
+        return apply
+
+    return [
+        Case(f"ONNX external data = {where} to the canary", "escape", external(where), escape=True)
+        for where in ("../", "absolute", "symlink")
+    ]
 
 
 def make_case(base: Path, case: Case, where: Path, canary: Path) -> Path:
@@ -359,4 +419,10 @@ def make_canary(base: Path, where: Path) -> Path:
     """A full working copy of base outside every case (what escapes point at)."""
     if not (where / MANIFEST).is_file():
         shutil.copytree(base, where)
+        target = _model(json.loads((base / MANIFEST).read_text()), "target")
+        if target["format"] == "onnx":  # its weights also as external data, for the ONNX escapes
+            externalize(
+                where / target["path"] / target["files"]["model"], EXTERNAL_DATA, where / target["path"] / EXTERNAL_DATA
+            )
+            reseal(where)
     return where

@@ -170,11 +170,12 @@ ES_API es_status es_pipeline_load(const char *bundle_dir, const es_pipeline_para
 ES_API es_status es_pipeline_free(es_pipeline *pipeline);
 
 /* Asks the generation running on the pipeline, if any, to stop: es_generate returns
- * ES_ERR_CANCELLED (no result) at its next check, between model calls (within one target or
- * drafter call, and before the next stream callback). Thread-safe: it only takes a lock and sets
- * a flag, so call it from another thread, a signal-watching thread, or the stream callback. With
- * no generation running it does nothing. ES_OK, or ES_ERR_INVALID_ARGUMENT for a handle that is
- * not a live pipeline. (ABI 5.) */
+ * ES_ERR_CANCELLED (no result) promptly: from inside a model call where the backend allows it (a
+ * long prompt's prefill stops between graph nodes with OpenVINO's paged attention, the default on
+ * the CPU, and between kernels on ONNX Runtime; the stateful and ONNX graphs on OpenVINO stop
+ * before their next call), and before the next stream callback; the pipeline stays usable. Thread-safe: it only takes a lock, sets flags
+ * and asks the backends to stop, so call it from another thread, a signal-watching thread, or the stream callback. With no generation
+ * running it does nothing. ES_OK, or ES_ERR_INVALID_ARGUMENT for a handle that is not a live pipeline. (ABI 5.) */
 ES_API es_status es_cancel(es_pipeline *pipeline);
 
 /* Context length of the target model, in tokens (0 for NULL). */
@@ -186,14 +187,15 @@ ES_API const char *es_pipeline_draft_name(const es_pipeline *pipeline);
 /* What the pipeline runs, as one line of JSON owned by the pipeline (valid until it is freed):
  * {"target": {"backend": B, "device": D, "fixed_widths": W, "split_widths": S}, "draft": {"name": N,
  *  "backend": B, "device": D, "fixed_widths": W, "split_widths": S} or null, "text": "byte-table" | "detokenizer",
- *  "integrity": "verified" | "sizes" | "none"}
+ *  "integrity": "verified" | "sizes" | "none", "integrity_ms": T, ...}
  * B is the backend each model got (openvino-paged | openvino-stateful | openvino-explicit-kv |
  * onnxruntime; "openvino" picks one per model); "text" is how streamed text is made: from the
  * target's token byte table (when it spells text exactly as the detokenizer does) or by running
  * the detokenizer every round; W lists the call widths served by a fixed-width copy of the model
  * (see fixed_shapes; [] when none); S lists the call widths the attention gets as one-token
  * subsequences (paged attention on the CPU with a float KV cache: a short call then reads the cache
- * in place instead of repacking it; [] when none). "" for a NULL pipeline. */
+ * in place instead of repacking it; [] when none); T is the time the load spent checking the files'
+ * sizes and digests, in milliseconds. "" for a NULL pipeline. */
 ES_API const char *es_pipeline_info(const es_pipeline *pipeline);
 
 /* Which drafting policy proposes tokens each round. */

@@ -6,6 +6,8 @@
 
 namespace es {
 
+void throw_cancelled() { throw Error(ES_ERR_CANCELLED, "The generation was cancelled (es_cancel)."); }
+
 std::unique_ptr<Model> load_model(const ModelSpec &spec, const DeviceOptions &options) {
     ov::Core &core = openvino_core();
     check_device(core, options.device);

@@ -3,6 +3,7 @@
 // header names no backend library: OpenVINO's pieces are in backends/openvino/openvino.hpp, ONNX
 // Runtime's in backends/onnxruntime/, and load_model() (backends/backend.cpp) picks between them.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -90,7 +91,34 @@ public:
         (void)rows;
         (void)width;
     }
+
+    // Cancellation from another thread (es_cancel). After cancel(), the forward() running now and
+    // every later one throw es::Error(ES_ERR_CANCELLED) until clear_cancel(); the backend
+    // interrupts its running call where it can (paged attention on OpenVINO between graph nodes,
+    // ONNX Runtime between kernels; see openvino.hpp's heal_width), so a long prefill stops too. The cache is left undefined: reset()
+    // before reuse. Both are safe while forward() runs on another thread (not while the model is destroyed).
+    void cancel() {
+        cancelled_.store(true);
+        interrupt();
+    }
+    void clear_cancel() {
+        cancelled_.store(false);
+        resume();
+    }
+    bool cancelled() const { return cancelled_.load(); }
+
+protected:
+    // Stops the backend's running call (cancelled() is already true); no-op by default.
+    virtual void interrupt() {}
+    // Undoes interrupt() for later calls.
+    virtual void resume() {}
+
+private:
+    std::atomic<bool> cancelled_{false};
 };
+
+// The error a cancelled model call throws.
+[[noreturn]] void throw_cancelled();
 
 // Reads and compiles the model of spec on options.device with the backend options.backend names.
 // Throws es::Error (ES_ERR_DEVICE for device problems, ES_ERR_BUNDLE for a graph the runtime

@@ -23,7 +23,7 @@ struct es_pipeline {
     bool busy = false;
     std::thread::id owner;            // its thread: a call from inside its own stream callback is told apart
     const char *running = "";         // its name, for messages
-    std::atomic<bool> cancel{false};  // es_cancel; the decode loop reads it between model calls
+    std::atomic<bool> cancel{false};  // es_cancel; the decode loop reads it between model calls (the models hold their own)
 };
 
 struct es_result {
@@ -72,17 +72,23 @@ public:
         p->busy = true;
         p->owner = std::this_thread::get_id();
         p->running = fn;
-        p->cancel.store(false);
+        clear_cancel(p);
     }
     ~Use() {
         std::lock_guard<std::mutex> lock(registry().mu);
         p_->busy = false;
-        p_->cancel.store(false);
+        clear_cancel(p_);
     }
     Use(const Use &) = delete;
     Use &operator=(const Use &) = delete;
 
 private:
+    static void clear_cancel(es_pipeline *p) {
+        p->cancel.store(false);
+        p->impl->target->clear_cancel();
+        if (p->impl->draft) p->impl->draft->clear_cancel();
+    }
+
     es_pipeline *p_;
 };
 
@@ -108,6 +114,7 @@ std::string pipeline_info(const es::Pipeline &p, const es::PipelineOptions &o) {
         s += "null";
     const char *integrity = !p.bundle.has_integrity ? "none" : o.verify ? "verified" : "sizes";
     s += ", \"text\": " + es::json::quote(p.text_table ? "byte-table" : "detokenizer") + ", \"integrity\": " + es::json::quote(integrity);
+    s += ", \"integrity_ms\": " + std::to_string(p.integrity_ms);
     s += ", \"adapt_log\": " + (p.adapt_log ? es::json::quote(p.adapt_log->file()) : std::string("null"));
     if (p.xvocab)
         s += ", \"translation_cache\": {\"file\": " + es::json::quote(p.xvocab->cache_file) +
@@ -192,7 +199,13 @@ ES_API es_status es_cancel(es_pipeline *pipeline) {
     if (!pipeline) return es::fail(ES_ERR_INVALID_ARGUMENT, "es_cancel: pipeline must not be NULL.");
     if (!live_pipeline(pipeline))
         return es::fail(ES_ERR_INVALID_ARGUMENT, "es_cancel: the pipeline handle is not a live pipeline (freed already, or never loaded).");
-    if (pipeline->busy) pipeline->cancel.store(true);
+    if (pipeline->busy) {
+        // The flag stops the decode loop between model calls; the models' own cancel interrupts
+        // the call running now (a long prompt's prefill, say).
+        pipeline->cancel.store(true);
+        pipeline->impl->target->cancel();
+        if (pipeline->impl->draft) pipeline->impl->draft->cancel();
+    }
     return ES_OK;
 }
 

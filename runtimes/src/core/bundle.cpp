@@ -10,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "core/onnx_refs.hpp"
 
 namespace es {
 
@@ -29,8 +30,9 @@ static std::string real_path(const std::string &p) {
     return ::realpath(p.c_str(), buf) ? std::string(buf) : std::string();
 }
 
-static Error outside(const std::string &rel, const std::string &why) {
-    return Error(ES_ERR_BUNDLE, "The bundle manifest names " + rel + ", which " + why +
+// named_by: what names the path (the manifest, or an ONNX model's external data).
+static Error outside(const std::string &rel, const std::string &why, const std::string &named_by = "The bundle manifest") {
+    return Error(ES_ERR_BUNDLE, named_by + " names " + rel + ", which " + why +
                                     "; a bundle must hold its own files: copy them in or re-export the bundle.");
 }
 
@@ -40,12 +42,12 @@ static bool absolute(const std::string &p) { return !p.empty() && (p[0] == '/' |
 // paths, '..' components and symbolic links that resolve outside the bundle. A path that does
 // not exist yet resolves lexically (its absence is reported where the file is needed).
 
-static std::string inside(const std::string &root, const std::string &rel) {
-    if (absolute(rel)) throw outside(rel, "is an absolute path");
+static std::string inside(const std::string &root, const std::string &rel, const std::string &named_by = "The bundle manifest") {
+    if (absolute(rel)) throw outside(rel, "is an absolute path", named_by);
     std::string part;
     for (size_t i = 0; i <= rel.size(); ++i) {
         if (i == rel.size() || rel[i] == '/' || rel[i] == '\\') {
-            if (part == "..") throw outside(rel, "climbs out of the bundle with '..'");
+            if (part == "..") throw outside(rel, "climbs out of the bundle with '..'", named_by);
             part.clear();
         } else {
             part += rel[i];
@@ -55,8 +57,28 @@ static std::string inside(const std::string &root, const std::string &rel) {
     const std::string real = real_path(full);
     if (real.empty()) return full;
     if (real != root && real.compare(0, root.size() + 1, root + "/") != 0)
-        throw outside(rel, "is a symbolic link to " + real + ", outside the bundle");
+        throw outside(rel, "is a symbolic link to " + real + ", outside the bundle", named_by);
     return real;
+}
+
+// ONNX Runtime and OpenVINO read an ONNX model's external data from the locations its tensors
+// name, relative to the model's directory: each must stay inside the bundle and exist. Returns
+// their full paths.
+static std::vector<std::string> onnx_external_files(const std::string &root, const std::string &model_file) {
+    const std::string model_rel = model_file.substr(root.size() + 1);
+    const size_t slash = model_rel.rfind('/');
+    const std::string dir_rel = slash == std::string::npos ? "" : model_rel.substr(0, slash + 1);
+    const std::string named_by = "The external data of the ONNX model " + model_rel;
+    std::set<std::string> seen;
+    std::vector<std::string> files;
+    for (const auto &location : onnx_external_data(model_file)) {
+        if (!seen.insert(location).second) continue;
+        if (absolute(location)) throw outside(location, "is an absolute path", named_by);
+        const std::string data = inside(root, dir_rel + location, named_by);
+        if (!is_file(data)) throw Error(ES_ERR_BUNDLE, "The bundle is incomplete: " + data + " is missing; re-export the bundle.");
+        files.push_back(data);
+    }
+    return files;
 }
 
 std::string read_file(const std::string &path) {
@@ -127,6 +149,7 @@ static ModelSpec parse_model(const json::Value &m, const std::string &root, size
     for (const auto *f : {&s.id_map_file, &s.token_bytes_file})
         if (!f->empty() && !is_file(*f))
             throw Error(ES_ERR_BUNDLE, "The bundle is incomplete: " + *f + " is missing; re-export the bundle.");
+    if (s.format == "onnx") s.external_data = onnx_external_files(root, s.model_file);
     // OpenVINO reads an IR's weights from the .bin beside its .xml: that file must stay inside too.
     for (const auto *f : {&s.model_file, &s.tokenizer_file, &s.detokenizer_file})
         if (f->size() > 4 && f->compare(f->size() - 4, 4, ".xml") == 0)
@@ -189,6 +212,7 @@ void verify_bundle(const BundleSpec &b, const std::vector<const ModelSpec *> &mo
         for (const auto *f : {&m->model_file, &m->tokenizer_file, &m->detokenizer_file})
             if (f->size() > 4 && f->compare(f->size() - 4, 4, ".xml") == 0 && is_file(f->substr(0, f->size() - 4) + ".bin"))
                 needed.push_back(f->substr(0, f->size() - 4) + ".bin");
+        needed.insert(needed.end(), m->external_data.begin(), m->external_data.end());
         for (const auto &f : needed)
             if (!f.empty() && !listed.count(f))
                 throw Error(ES_ERR_BUNDLE, "The bundle manifest's integrity table does not list " + f +

@@ -21,14 +21,15 @@ struct ModelSpec {
     int64_t context_length = 0;
     std::vector<int64_t> eos;
     int64_t bos = -1;
-    std::string relation;                // drafts: "same_vocab" | "trimmed" | "cross_vocab" | "eagle3"
-    std::string id_map_file;             // trimmed: full path of the little-endian int32 draft->target map;
-                                         // eagle3: of the little-endian int64 one
-    std::vector<int32_t> target_layers;  // eagle3: the target decoder layers whose outputs the head reads
-    int64_t draft_vocab_size = 0;        // eagle3: rows of the head's LM head
-    int64_t input_fallback = 0;          // trimmed: draft id fed for a target id the trim did not keep
-    std::string token_bytes_file;        // optional (files.token_bytes): byte strings of the tokens, for
-                                         // cross-vocabulary drafting; "" when the bundle has none
+    std::string relation;                    // drafts: "same_vocab" | "trimmed" | "cross_vocab" | "eagle3"
+    std::string id_map_file;                 // trimmed: full path of the little-endian int32 draft->target map;
+                                             // eagle3: of the little-endian int64 one
+    std::vector<int32_t> target_layers;      // eagle3: the target decoder layers whose outputs the head reads
+    int64_t draft_vocab_size = 0;            // eagle3: rows of the head's LM head
+    int64_t input_fallback = 0;              // trimmed: draft id fed for a target id the trim did not keep
+    std::string token_bytes_file;            // optional (files.token_bytes): byte strings of the tokens, for
+                                             // cross-vocabulary drafting; "" when the bundle has none
+    std::vector<std::string> external_data;  // onnx: full paths of the external-data files the model reads
 };
 
 // Model and file counts a manifest may claim (a corrupt number fails the load instead of sizing

@@ -77,7 +77,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
                           void *user_data, const std::atomic<bool> *cancel) {
     const auto t_start = Clock::now();
     auto check_cancel = [&] {
-        if (cancel && cancel->load(std::memory_order_relaxed)) throw Error(ES_ERR_CANCELLED, "The generation was cancelled (es_cancel).");
+        if (cancel && cancel->load(std::memory_order_relaxed)) throw_cancelled();
     };
     GenerationOutput out;
     es_stats &st = out.stats;

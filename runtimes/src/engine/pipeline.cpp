@@ -1,6 +1,7 @@
 // Loading a pipeline: the bundle's target, one drafter and what drafting with it needs.
 #include "engine/pipeline.hpp"
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -78,7 +79,9 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string &bundle_dir, const Pip
     }
     // Before OpenVINO reads anything: the tokenizer extension trusts the offsets in its .bin, so a
     // flipped byte there would crash the host instead of failing the load.
+    const auto t_verify = std::chrono::steady_clock::now();
     verify_bundle(p->bundle, {&p->bundle.target, draft}, o.verify);
+    p->integrity_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_verify).count();
     add_tokenizers_extension(core, o.tokenizers_extension);
     p->tokenizer = reading(p->bundle.target.tokenizer_file, [&] {
         return std::make_unique<Tokenizer>(core, p->bundle.target.tokenizer_file, p->bundle.target.detokenizer_file);

@@ -37,6 +37,7 @@ struct Pipeline {
     std::unique_ptr<TokenTable> text_table;  // the target's byte table, when it spells text as the detokenizer does
     std::unique_ptr<AdaptLog> adapt_log;     // opt-in record of committed text (null = off)
     CallCosts costs;                         // measured target-call costs by length (adaptive k)
+    double integrity_ms = 0;                 // time the load spent checking the files' sizes and digests
 };
 
 // Loads the bundle's target and one drafter: the one named, or by default the first same_vocab,

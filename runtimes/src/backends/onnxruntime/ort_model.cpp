@@ -166,6 +166,7 @@ public:
 #endif
         try {
             setup(spec);
+            rt_.check(api_->CreateRunOptions(&run_options_), ES_ERR_INTERNAL, "ONNX Runtime could not create run options");
         } catch (...) {
             api_->ReleaseSession(session_);
             throw;
@@ -173,6 +174,7 @@ public:
     }
 
     ~OrtModel() override {
+        if (run_options_) api_->ReleaseRunOptions(run_options_);
         if (session_) api_->ReleaseSession(session_);
     }
 
@@ -214,9 +216,15 @@ public:
                                            shape, 4, kv_types_[static_cast<size_t>(role)]);
                 }
             }
-            rt_.check(api_->Run(session_, nullptr, in_name_ptrs_.data(), values.in, in_names_.size(), out_name_ptrs_.data(),
-                                out_names_.size(), values.out),
-                      ES_ERR_INTERNAL, "ONNX Runtime failed to run " + file_);
+            // A terminate flag set before Run starts fails it at once, so no cancel is missed.
+            if (cancelled()) throw_cancelled();
+            OrtStatus *status = api_->Run(session_, run_options_, in_name_ptrs_.data(), values.in, in_names_.size(), out_name_ptrs_.data(),
+                                          out_names_.size(), values.out);
+            if (status && cancelled()) {
+                api_->ReleaseStatus(status);
+                throw_cancelled();
+            }
+            rt_.check(status, ES_ERR_INTERNAL, "ONNX Runtime failed to run " + file_);
         } catch (...) {
             cache_.abort();
             throw;
@@ -224,6 +232,10 @@ public:
         cache_.commit();
         return logits_.data() + (n - n_rows) * vocab_;
     }
+
+protected:
+    void interrupt() override { release(api_->RunOptionsSetTerminate(run_options_)); }
+    void resume() override { release(api_->RunOptionsUnsetTerminate(run_options_)); }
 
 private:
     enum Role { kIds = -1, kMask = -2, kPositions = -3, kLogits = -4 };  // >= 0: index of a KV tensor
@@ -241,6 +253,11 @@ private:
                 if (v) api->ReleaseValue(v);
         }
     };
+
+    // Drops the status of a call that cannot fail on a valid object.
+    void release(OrtStatus *status) const {
+        if (status) api_->ReleaseStatus(status);
+    }
 
     OrtValue *tensor(void *data, size_t bytes, const int64_t *shape, size_t rank, ONNXTensorElementDataType type) {
         OrtValue *v = nullptr;
@@ -347,6 +364,7 @@ private:
     const OrtRuntime &rt_;
     const OrtApi *api_;
     OrtSession *session_ = nullptr;
+    OrtRunOptions *run_options_ = nullptr;  // carries the terminate flag of cancel()
     std::string file_;
     std::vector<std::string> in_names_, out_names_;
     std::vector<const char *> in_name_ptrs_, out_name_ptrs_;

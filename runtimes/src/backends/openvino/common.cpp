@@ -1,6 +1,8 @@
 // What the OpenVINO backends share: the process's core, device checks and compile properties.
 #include <algorithm>
 
+#include <openvino/runtime/exception.hpp>
+
 #include "backends/openvino/openvino.hpp"
 #include "core/error.hpp"
 
@@ -41,6 +43,20 @@ ov::CompiledModel compile_on_device(ov::Core &core, const std::shared_ptr<ov::Mo
         return core.compile_model(model, options.device, props);
     } catch (const std::exception &e) {
         throw Error(ES_ERR_DEVICE, "Device '" + options.device + "' could not compile " + file + ": " + ov_reason(e.what()) + ".");
+    }
+}
+
+void infer_cancellable(ov::InferRequest &request, const Model &model) {
+    if (model.cancelled()) throw_cancelled();
+    request.start_async();
+    if (model.cancelled()) request.cancel();
+    try {
+        request.wait();
+    } catch (const ov::Cancelled &) {
+        throw_cancelled();
+    } catch (const std::exception &) {
+        if (model.cancelled()) throw_cancelled();  // a node that wrapped the cancellation in its own error
+        throw;
     }
 }
 

@@ -208,6 +208,7 @@ public:
                 if (logits_.size() < rows * vocab_) logits_.resize(rows * vocab_);
                 request_.set_tensor(logits_port_, ov::Tensor(ov::element::f32, {1, rows, vocab_}, logits_.data()));
             }
+            if (cancelled()) throw_cancelled();  // not interrupted inside the call: see openvino.hpp's heal_width
             request_.infer();
         } catch (...) {
             cache_.abort();

@@ -28,6 +28,23 @@ ov::CompiledModel compile_on_device(ov::Core &core, const std::shared_ptr<ov::Mo
 extern const char *const kLogitsRowsInput;
 bool insert_logits_slice(const std::shared_ptr<ov::Model> &model, int64_t axis = 1);
 
+// request.infer() for model, interrupted (between graph nodes) by model.cancel() from another
+// thread: throws the ES_ERR_CANCELLED error once model.cancelled(). The request is started and
+// then waited for, so a cancel that lands just before it starts is seen too (OpenVINO ignores a
+// cancel() of an idle request).
+void infer_cancellable(ov::InferRequest &request, const Model &model);
+
+// A call cancelled part-way through a dynamic-shape compile can leave OpenVINO's CPU plugin with
+// nodes prepared for shapes they were never run with, so a later call of the same shapes fails
+// ("Convert node ... has different elements number in input and output buffers"; about once in
+// 50 cancels on the tiny test models). The paged backend remembers such a call's width and, at
+// the next reset(), runs one throwaway call of another width through that compile (every node
+// whose input shapes change is prepared again; 0 failures in 640 cancels after it, tiny and demo models). This is that
+// width. The stateful and explicit-KV graphs failed that way too even so (their KV-cache nodes
+// and our bound KV buffers: 1 and 2 in 100), so they are not interrupted inside a call: a cancel
+// stops them before their next call.
+inline size_t heal_width(size_t interrupted_width) { return interrupted_width == 1 ? 2 : 1; }
+
 // Throws ES_ERR_DEVICE with the list of available devices when device is unknown.
 void check_device(ov::Core &core, const std::string &device);
 

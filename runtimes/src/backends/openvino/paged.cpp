@@ -155,7 +155,7 @@ public:
         max_context_ = static_cast<int32_t>(total);
         // Inputs go straight into the request's own tensors through cached ports (a set_tensor
         // by name costs tens of microseconds per call, several % of a small drafter's call).
-        Variant &v = n < fixed_.size() && fixed_[n] ? *fixed_[n] : dynamic_;
+        Variant &v = heal_ ? dynamic_ : n < fixed_.size() && fixed_[n] ? *fixed_[n] : dynamic_;
         Inputs &in_ = v.in;
         write(in_.ids, ids, n);
         write(in_.positions, positions_.data(), n);
@@ -168,7 +168,12 @@ public:
             rows_ = static_cast<int64_t>(n_rows);
             write(in_.rows, &rows_, 1);
         }
-        v.request.infer();
+        try {
+            infer_cancellable(v.request, *this);
+        } catch (const Error &e) {
+            if (e.status == ES_ERR_CANCELLED && &v == &dynamic_) interrupted_ = n;  // fixed-width compiles have no shapes to go stale
+            throw;
+        }
         n_past_ = total;
         if (feature_width_) {
             ov::Tensor f = v.request.get_tensor(v.features);
@@ -187,7 +192,24 @@ public:
     }
 
     void rollback(size_t n) override { n_past_ = std::min(n_past_, n); }
-    void reset() override { n_past_ = 0; }
+    void reset() override {
+        n_past_ = 0;
+        if (!interrupted_) return;
+        // heal_width(): a throwaway call on the dynamic compile, its cache writes dropped
+        const int64_t ids[2] = {0, 0};
+        const size_t w = heal_width(interrupted_);
+        interrupted_ = 0;
+        heal_ = true;
+        try {
+            forward(ids, w, 1);
+        } catch (...) {
+            heal_ = false;
+            n_past_ = 0;
+            throw;
+        }
+        heal_ = false;
+        n_past_ = 0;
+    }
     size_t n_past() const override { return n_past_; }
     size_t vocab() const override { return vocab_; }
     const char *backend() const override { return "openvino-paged"; }
@@ -203,6 +225,13 @@ public:
         for (size_t w = 0; w < fixed_.size(); ++w)
             if (fixed_[w]) out.push_back(w);
         return out;
+    }
+
+protected:
+    void interrupt() override {
+        dynamic_.request.cancel();
+        for (auto &v : fixed_)
+            if (v) v->request.cancel();
     }
 
 private:
@@ -335,6 +364,8 @@ private:
         capacity_ = blocks;
     }
 
+    size_t interrupted_ = 0;                       // width of a call on dynamic_ cancelled part-way since the last reset() (heal_width)
+    bool heal_ = false;                            // reset() runs its throwaway call on dynamic_
     Variant dynamic_;                              // any width (prefill, catch-up, anything not below)
     std::vector<std::unique_ptr<Variant>> fixed_;  // [width]: the compile with that input width fixed, or null
     std::vector<CacheInput> caches_;

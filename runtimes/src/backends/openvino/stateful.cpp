@@ -149,6 +149,7 @@ public:
                                 ov::Tensor(ov::element::f32, {1, n, features_in_width_}, const_cast<float *>(features_in_)));
             features_in_ = nullptr;
         }
+        if (cancelled()) throw_cancelled();  // not interrupted inside the call: see openvino.hpp's heal_width
         request_.infer();
         for (size_t i = 0; i < n; ++i) live_.push_back(static_cast<int64_t>(phys + i));
         if (feature_width_) {

@@ -646,6 +646,9 @@ def main(argv=None) -> int:
     if not (bundle / "edgespec.json").is_file():
         print(f"error: {bundle} is not an edgespec bundle (no edgespec.json); pass one with --bundle.", file=sys.stderr)
         return 2
+    if args.lengths < 2:
+        print(f"error: --lengths {args.lengths} is too small; pass 2 or more prompt lengths.", file=sys.stderr)
+        return 2
     report: dict = {"bundle": str(bundle)}
     todo = ["fuzz", "abi", "soak", "cancel"] if args.what == "all" else [args.what]
     for what in todo:

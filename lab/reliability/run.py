@@ -4,6 +4,7 @@
     .venv/bin/python lab/reliability/run.py fuzz   [--bundle B] [--quick] [--limit N]
     .venv/bin/python lab/reliability/run.py abi    [--bundle B] [--quick]
     .venv/bin/python lab/reliability/run.py soak   [--bundle B] [--generations 2000]
+    .venv/bin/python lab/reliability/run.py lengths [--bundle B] [--lengths 120]
     .venv/bin/python lab/reliability/run.py cancel [--bundle B]
     .venv/bin/python lab/reliability/run.py all    [--bundle B] [--quick]
     .venv/bin/python lab/reliability/run.py loadtime [--bundle B] [--repeats 5]
@@ -16,6 +17,8 @@ abi     lab/reliability/abi_misuse.c built with the system cc against runtimes/i
         and the installed libedgespec, run in a subprocess restarted after any case that crashes.
 soak    --generations generations in one process (policies, sampling, stop strings, streams
         dropped midway, cancellations from another thread); RSS growth from generation 100 on.
+lengths what a new call shape keeps: prompts of --lengths distinct token counts read in one
+        process, then the same prompts again; RSS per new length, and growth on the repeat pass.
 cancel  how long each way of stopping takes to return: SIGINT to `edgespec run` and to a Python
         process in generate(streamer=...), generate() without a streamer and stream(); es_cancel
         from another thread; close() during a stream; the next call after a dropped stream.
@@ -374,6 +377,45 @@ def soak(bundle: Path, generations: int, log=print, max_new_tokens: int = 16) ->
     }
 
 
+def lengths(bundle: Path, count: int, log=print) -> dict:
+    """Prompts of count distinct token lengths, then the same again; RSS after each pass.
+
+    OpenVINO's CPU plugin keeps memory per input shape it has run (its runtime cache and oneDNN's
+    primitive cache), so a process fed prompts of many lengths grows where the soak's three
+    prompts do not. The longest prompt runs first, so KV-cache high-water marks are set before
+    the first reading.
+    """
+    from edgespec import Pipeline
+
+    pipe = Pipeline.load(bundle)
+    cfg = dict(max_new_tokens=2, policy="autoregressive", ignore_eos=True)
+    prompts = ["x = 1\n" * (n // 4) + "y" * (n % 4) for n in range(count, 0, -1)]
+    seen = {pipe.generate(prompts[0], **cfg).stats.prompt_tokens}
+    start = round(rss_mb(), 1)
+    for i, prompt in enumerate(prompts[1:], 2):
+        seen.add(pipe.generate(prompt, **cfg).stats.prompt_tokens)
+        if i % 20 == 0:
+            log(f"{i} prompts, {len(seen)} lengths: RSS {rss_mb():.1f} MB")
+    first = round(rss_mb(), 1)
+    for prompt in prompts:
+        pipe.generate(prompt, **cfg)
+    again = round(rss_mb(), 1)
+    log(f"same prompts again: RSS {again} MB")
+    pipe.close()
+    repeat_pct = (again - first) / first * 100
+    return {
+        "summary": {
+            "distinct_lengths": len(seen),
+            "rss_mb_after_longest": start,
+            "rss_mb_after_all": first,
+            "rss_mb_after_repeat": again,
+            "mb_per_new_length": round((first - start) / max(len(seen) - 1, 1), 2),
+            "growth_pct_on_repeat": round(repeat_pct, 2),
+            "pass": repeat_pct < 1.0,
+        }
+    }
+
+
 # -- cancel -----------------------------------------------------------------------------------------
 
 _CHILD = r"""
@@ -676,7 +718,7 @@ def loadtime(bundle: Path, repeats: int, log=print) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["fuzz", "abi", "soak", "cancel", "loadtime", "all"])
+    ap.add_argument("what", choices=["fuzz", "abi", "soak", "lengths", "cancel", "loadtime", "all"])
     ap.add_argument("--bundle", type=Path, default=None, help="Bundle to test (default: the demo bundle).")
     ap.add_argument("--quick", action="store_true", help="CI size: a dozen fuzz cases, 300 soak generations.")
     ap.add_argument("--limit", type=int, default=None, help="At most this many fuzz cases.")
@@ -684,11 +726,15 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="Seconds a fuzz case (or the ABI program) may take.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=5, help="loadtime: loads per setting.")
+    ap.add_argument("--lengths", type=int, default=120, help="lengths: distinct prompt lengths to read.")
     ap.add_argument("--json", type=Path, default=None, help="Write the report here.")
     args = ap.parse_args(argv)
     bundle = args.bundle or default_bundle()
     if not (bundle / "edgespec.json").is_file():
         print(f"error: {bundle} is not an edgespec bundle (no edgespec.json); pass one with --bundle.", file=sys.stderr)
+        return 2
+    if args.lengths < 2:
+        print(f"error: --lengths {args.lengths} is too small; pass 2 or more prompt lengths.", file=sys.stderr)
         return 2
     report: dict = {"bundle": str(bundle)}
     todo = ["fuzz", "abi", "soak", "cancel"] if args.what == "all" else [args.what]
@@ -702,6 +748,8 @@ def main(argv=None) -> int:
             report["loadtime"] = loadtime(bundle, args.repeats)
         elif what == "soak":
             report["soak"] = soak(bundle, args.generations or (300 if args.quick else 2000))
+        elif what == "lengths":
+            report["lengths"] = lengths(bundle, args.lengths)
         else:
             report["cancel"] = cancel(bundle)
         report[what]["seconds"] = round(time.perf_counter() - t0, 1)

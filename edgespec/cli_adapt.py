@@ -132,6 +132,8 @@ def register(cli: click.Group) -> None:
         con = Console(stderr=True)
         con.print(t)
         con.print(
-            f"{report['steps']} steps on {report['train_samples']} samples in {report['train_seconds']:.0f} s; "
+            f"{report['steps_run']} of {report['steps']} steps on {report['train_samples']} samples in "
+            f"{report['train_seconds']:.0f} s, the weights of step {report['best_step']} kept (lowest loss on "
+            f"{report['validation_samples']} validation samples); "
             f'run it with: edgespec run {bundle} "..." --draft {report["name"]}'
         )

@@ -46,7 +46,8 @@ def main() -> int:
     ap.add_argument("bundle", type=Path)
     ap.add_argument("--package", default="click")
     ap.add_argument("--prompts", type=int, default=160)
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=300, help="at most (validation stops earlier)")
+    ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--drafters", default="draft,xvocab")
     a = ap.parse_args()
@@ -77,7 +78,7 @@ def main() -> int:
             drafter=name,
             steps=a.steps,
             batch=8,
-            lr=3e-4 if name == "draft" else 1e-3,
+            lr=a.lr,
             heldout=0.25,
             max_new_tokens=a.max_new_tokens,
             k=4,
@@ -90,14 +91,14 @@ def main() -> int:
     out = LAB / "runs" / f"{day}-adapt-{a.package}"
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))
     rows = [
-        "| drafter | relation | acceptance_rate before → after | mean_accepted before → after | steps | train s | wall s |",
+        "| drafter | relation | acceptance_rate before → after | mean_accepted before → after | steps run (best) | train s | wall s |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, rep in results["drafters"].items():
         b, c = rep["acceptance"][rep["parent"]], rep["acceptance"][rep["name"]]
         rows.append(
             f"| {name} | {rep['relation']} | {b['acceptance_rate']:.3f} → {c['acceptance_rate']:.3f} | "
-            f"{b['mean_accepted']:.2f} → {c['mean_accepted']:.2f} | {rep['steps']} | {rep['train_seconds']:.0f} | "
+            f"{b['mean_accepted']:.2f} → {c['mean_accepted']:.2f} | {rep['steps_run']} ({rep['best_step']}) | {rep['train_seconds']:.0f} | "
             f"{rep['wall_seconds']:.0f} |"
         )
     out.with_suffix(".md").write_text(

@@ -57,7 +57,7 @@ def main() -> int:
     ap.add_argument("twin", type=Path, help="an exported twin bundle (its target is used)")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--prompts", type=int, default=None, help="only the first N held-out prompts")
+    ap.add_argument("--prompts", type=int, default=8, help="the first N held-out prompts (0: all)")
     ap.add_argument("--heldout", type=float, default=0.25, help="the held-out share adapt_domain.py used")
     a = ap.parse_args()
 
@@ -90,6 +90,7 @@ def main() -> int:
         "es_ar,es_spec_adaptive*,es_spec_k4*",
         "--k",
         "4",
+        "--no-costs",
         "--max-new-tokens",
         str(a.max_new_tokens),
         "--repeats",

@@ -185,8 +185,9 @@ def test_the_vocabulary_bridge_prefers_the_drafters_text_token_over_its_byte_fal
     "8"); its tokenizer writes "8", so the target's "8" must carry its probability there. Mapped to
     the byte token, the token-level labels taught the demo drafter a token it never writes and its
     acceptance on held-out data fell (0.358 -> 0.235)."""
-    from edgespec.bundle import TOKEN_BYTE, TOKEN_SPECIAL, TOKEN_TEXT
     from edgespec.export.draft.adapt import vocab_bridge
+
+    from edgespec.bundle import TOKEN_BYTE, TOKEN_SPECIAL, TOKEN_TEXT
 
     draft = [b"", b"8", b"8", b" x", b"\xff"]
     dk = [TOKEN_SPECIAL, TOKEN_BYTE, TOKEN_TEXT, TOKEN_TEXT, TOKEN_BYTE]

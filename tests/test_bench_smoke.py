@@ -19,37 +19,24 @@ pytest.importorskip("openvino_genai")
 CONFIGS = ("es_ar", "es_spec_k2", "es_ngram", "genai_ar", "genai_spec_k2")
 
 
+def bench_cmd(bundle, *args: str, new_tokens: int = 8, repeats: int = 1) -> list[str]:
+    """lab/bench.py on the tiny bundle: one short prompt, k=2, f32 on both sides, plus ``args``."""
+    return [
+        sys.executable,
+        str(TOOLS / "bench.py"),
+        str(bundle),
+        *("--prompt-set", "short", "--prompts", "1", "--max-new-tokens", str(new_tokens)),
+        *("--repeats", str(repeats), "--k", "2", "--precision", "f32", "--kv-precision", "f32"),
+        *args,
+    ]
+
+
 @pytest.fixture(scope="module")
 def report(tiny_bundle, tmp_path_factory):
     bundle = tiny_bundle()
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     md = out.with_suffix(".md")
-    cmd = [
-        sys.executable,
-        str(TOOLS / "bench.py"),
-        str(bundle),
-        "--prompt-set",
-        "short",
-        "--prompts",
-        "1",
-        "--max-new-tokens",
-        "8",
-        "--repeats",
-        "1",
-        "--k",
-        "2",
-        "--precision",
-        "f32",
-        "--kv-precision",
-        "f32",
-        "--configs",
-        ",".join(CONFIGS),
-        "--json",
-        str(out),
-        "--md",
-        str(md),
-        "--quiet",
-    ]
+    cmd = bench_cmd(bundle, "--configs", ",".join(CONFIGS), "--json", str(out), "--md", str(md), "--quiet")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "| es_ar |" in r.stdout  # the Markdown table is printed
@@ -175,24 +162,8 @@ def test_paired_ratio_pairs_generations_of_the_same_repeat():
 
 def test_one_process_mode_runs_every_runtime_in_one_worker(tiny_bundle, tmp_path):
     out = tmp_path / "bench.json"
-    cmd = [
-        sys.executable,
-        str(TOOLS / "bench.py"),
-        str(tiny_bundle()),
-        "--prompt-set",
-        "short",
-        "--prompts",
-        "1",
-        "--max-new-tokens",
-        "6",
-        "--repeats",
-        "2",
-        "--k",
-        "2",
-        "--precision",
-        "f32",
-        "--kv-precision",
-        "f32",
+    cmd = bench_cmd(
+        tiny_bundle(),
         "--configs",
         "es_ar,es_spec_k2,genai_ar",
         "--one-process",
@@ -200,7 +171,9 @@ def test_one_process_mode_runs_every_runtime_in_one_worker(tiny_bundle, tmp_path
         "--json",
         str(out),
         "--quiet",
-    ]
+        new_tokens=6,
+        repeats=2,
+    )
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads(out.read_text())
@@ -253,22 +226,9 @@ def test_several_drafters_run_side_by_side_in_one_run(tiny_bundle, tmp_path):
     """--draft a,b: each drafter's speculative configurations, named after it from the second on,
     against the same plain decoding, each with its own per-call costs."""
     out = tmp_path / "bench.json"
-    base = [sys.executable, str(TOOLS / "bench.py"), str(tiny_bundle(drafts=2))]
-    cmd = base + [
-        "--prompt-set",
-        "short",
-        "--prompts",
-        "1",
-        "--max-new-tokens",
-        "6",
-        "--repeats",
-        "1",
-        "--k",
-        "2",
-        "--precision",
-        "f32",
-        "--kv-precision",
-        "f32",
+    bundle = tiny_bundle(drafts=2)
+    cmd = bench_cmd(
+        bundle,
         "--draft",
         "draft2,draft",
         "--configs",
@@ -276,7 +236,8 @@ def test_several_drafters_run_side_by_side_in_one_run(tiny_bundle, tmp_path):
         "--json",
         str(out),
         "--quiet",
-    ]
+        new_tokens=6,
+    )
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads(out.read_text())
@@ -288,5 +249,10 @@ def test_several_drafters_run_side_by_side_in_one_run(tiny_bundle, tmp_path):
     assert s["results"]["es_spec_k2@draft"]["peer"] == "genai_spec_k2@draft"
     assert s["costs"]["T_draft_ms"] > 0 and s["draft_costs"]["draft"]["T_draft_ms"] > 0
     assert "es_spec_k2@draft_vs_genai_spec_k2@draft" in s["comparisons"]
-    r = subprocess.run(base + ["--draft", "nope"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(TOOLS / "bench.py"), str(bundle), "--draft", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and "does not have" in r.stderr + r.stdout and "Traceback" not in r.stderr

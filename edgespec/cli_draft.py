@@ -51,6 +51,7 @@ def _training_options(o, *, generation: bool) -> dict:
         k=o.k,
         stop_after=o.stop_after,
         device=o.device,
+        precision=o.precision,
         checkpoint_every_s=o.checkpoint_every,
     )
     if generation:
@@ -191,6 +192,15 @@ def register(cli: click.Group) -> None:
         help="Training device: cpu, cuda, cuda:N, or auto (a CUDA GPU when torch sees one).",
     )
     @click.option(
+        "--precision",
+        type=click.Choice(["auto", "bf16", "fp32"]),
+        default="auto",
+        show_default=True,
+        help="CPU training arithmetic (weights and optimizer stay fp32): auto = bf16 autocast where "
+        "the CPU multiplies bf16 natively (AVX512-BF16, AMX; 2-3x faster), else fp32. GPUs always "
+        "train under bf16 autocast.",
+    )
+    @click.option(
         "--ctx",
         type=int,
         default=None,
@@ -222,6 +232,13 @@ def register(cli: click.Group) -> None:
     )
     @click.option(
         "--intermediate", type=int, default=None, help="EAGLE-3: the head's MLP width (default: the target's)."
+    )
+    @click.option(
+        "--init",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="EAGLE-3: start from this head (its weights, draft vocabulary and target layers), e.g. to "
+        "fine-tune a published head on the target's own continuations.",
     )
     @click.option(
         "--resume/--no-resume",
@@ -295,6 +312,10 @@ def register(cli: click.Group) -> None:
         if o.method == "eagle3":
             _train_eagle3(o)
             return
+        if o.init is not None:
+            raise EdgespecError(
+                "--init starts from an EAGLE-3 head (--method eagle3); FastDraft stage 2 takes --draft."
+            )
         if o.stage is None:
             raise EdgespecError(
                 "FastDraft training needs --stage pretrain or --stage distill (or pass --method eagle3)."
@@ -387,6 +408,7 @@ def register(cli: click.Group) -> None:
             steps=o.steps or 1000,
             lr=o.lr or 1e-3,
             eval_prompts=eval_prompts,
+            init=_check_dir(o.init, "--init head") if o.init else None,
             **_training_options(o, generation=True),
         )
         if int(os.environ.get("RANK", "0")) != 0:

@@ -1,13 +1,16 @@
 #!/usr/bin/env python
 """Adaptation on a "user domain" the demo drafters never saw: the source of a Python package
-installed in the venv (not in the standard-library corpus the demo models were trained on).
+installed in the venv (not in the standard-library corpus the demo models were trained on), or a
+folder of documents (`--docs DIR --glob '*.md'`: text the code-trained demo models never read).
 
     .venv/bin/edgespec export models/demo/target --draft models/demo/draft --draft models/demo/draft-xvocab \
         --draft-name draft --draft-name xvocab -o .cache/demo2 --weights int8
     .venv/bin/python lab/adapt_domain.py .cache/demo2 [--package click] [--prompts 160] [--steps 300]
+    .venv/bin/python lab/adapt_domain.py .cache/demo2 --docs /usr/share/doc/nodejs/api --glob '*.md'
 
-Prompts are the package's functions (signature + docstring, the model writes the body), split by a
-hash into an adaptation and a held-out part; the target writes its outputs once (an adaptation log,
+Prompts are the package's functions (signature + docstring, the model writes the body) or the
+documents' paragraphs (a run of whole paragraphs of about 500 characters; the model writes what
+follows), split by a hash into an adaptation and a held-out part; the target writes its outputs once (an adaptation log,
 as `edgespec run --adapt-log` records it); then `edgespec adapt` runs for the same-vocabulary
 drafter and the cross-vocabulary one. Writes lab/runs/<date>-adapt-<package>.{json,md}: acceptance
 before and after on the held-out prompts, the steps and the seconds each took.
@@ -19,6 +22,7 @@ import argparse
 import datetime
 import importlib.util
 import json
+import re
 import shutil
 import sys
 import time
@@ -41,10 +45,31 @@ def package_prompts(package: str, n: int) -> list[str]:
     return prompts[::step][:n]
 
 
+def docs_prompts(root: Path, glob: str, n: int, chars: int = 500) -> list[str]:
+    """Runs of whole paragraphs, ``chars`` characters or more, each ending with a paragraph break."""
+    files = sorted(p for p in root.rglob(glob) if p.is_file())
+    if not files:
+        raise SystemExit(f"error: no file matches {glob!r} under {root}; pass a folder of text documents.")
+    prompts = []
+    for p in files:
+        buf = ""
+        for para in re.split(r"\n\s*\n", p.read_text(encoding="utf-8", errors="replace")):
+            if not para.strip():
+                continue
+            buf = f"{buf}{para.strip()}\n\n"
+            if len(buf) >= chars:
+                prompts.append(buf[-4 * chars :])
+                buf = ""
+    step = max(1, len(prompts) // n)
+    return prompts[::step][:n]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("bundle", type=Path)
     ap.add_argument("--package", default="click")
+    ap.add_argument("--docs", type=Path, default=None, help="a folder of documents instead of a package")
+    ap.add_argument("--glob", default="*.md", help="which files of --docs")
     ap.add_argument("--prompts", type=int, default=160)
     ap.add_argument("--steps", type=int, default=300, help="at most (validation stops earlier)")
     ap.add_argument("--lr", type=float, default=3e-4)
@@ -54,13 +79,16 @@ def main() -> int:
 
     from edgespec.export.draft import adapt as ad
 
+    domain = a.docs.name if a.docs else a.package
+    if a.docs:
+        a.package = f"docs-{domain}"
     work = LAB.parent / ".cache" / f"adapt-{a.package}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     bundle = work / "bundle"
     shutil.copytree(a.bundle, bundle)
-    prompts = package_prompts(a.package, a.prompts)
-    print(f"{len(prompts)} prompts from {a.package}", flush=True)
+    prompts = docs_prompts(a.docs, a.glob, a.prompts) if a.docs else package_prompts(a.package, a.prompts)
+    print(f"{len(prompts)} prompts from {a.docs or a.package}", flush=True)
     t0 = time.perf_counter()
     samples = ad.target_outputs(bundle, prompts, a.max_new_tokens)
     gen_s = time.perf_counter() - t0

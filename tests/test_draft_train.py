@@ -128,6 +128,34 @@ def test_training_device_names_are_checked():
             lmtrain.resolve_device("cuda")
 
 
+def test_cpu_training_precision_is_chosen_and_checked(tmp_path):
+    import torch
+    import transformers as tf
+
+    a, b = torch.randn(4, 8), torch.randn(8, 4)
+    for precision, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        with lmtrain.autocast("cpu", precision):
+            assert (a @ b).dtype == dtype
+    with lmtrain.autocast("cpu"):  # measurements: fp32 on a CPU whatever it supports
+        assert (a @ b).dtype == torch.float32
+    assert lmtrain.cpu_bf16("auto") == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    with pytest.raises(EdgespecError, match="unknown precision 'fp8'"):
+        lmtrain.check_config(lmtrain.TrainConfig(steps=1, precision="fp8"))
+    # bf16 training learns, and its weights (fp32) differ from fp32 training's
+    data = np.arange(5000, dtype=np.int32) % 97
+    out = {}
+    for precision in ("bf16", "fp32"):
+        torch.manual_seed(0)
+        model = tf.LlamaForCausalLM(lmtrain.llama_config(100, 32, 1, ctx=64))
+        cfg = lmtrain.TrainConfig(steps=30, seq_len=16, batch_size=4, lr=1e-2, warmup=2, precision=precision)
+        rep = lmtrain.train(model, data, tmp_path / precision, cfg, log=lambda s: None, progress=False)
+        losses = [h["loss"] for h in rep["history_tail"]]
+        assert losses[-1] < losses[0] < 4.6, (precision, losses)  # ln 97 = 4.57 at the start
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        out[precision] = model.lm_head.weight.detach().clone()
+    assert not torch.equal(out["bf16"], out["fp32"])
+
+
 def test_stage2_generates_resumable_shards_and_fine_tunes(target, stage1, tiny_corpus, tmp_path):
     d1, _ = stage1
     kw = dict(

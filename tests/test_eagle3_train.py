@@ -217,6 +217,24 @@ def test_interrupted_training_resumes_to_the_same_head(target, tiny_corpus, trai
         eagle3.train(target, tiny_corpus, tmp_path / "b", **{**kw, "ttt_steps": 2})
 
 
+def test_training_from_init_starts_from_that_head(target, tiny_corpus, trained, tiny_dir, tmp_path):
+    out, _ = trained
+    kw = {**TRAIN_KW, "gen_dir": out / eagle3.GEN_DIR, "steps": 4, "lr": 1e-3}
+    del kw["draft_vocab"]
+    rep = eagle3.train(target, tiny_corpus, tmp_path / "ft", **kw, init=out)
+    fresh = eagle3.train(target, tiny_corpus, tmp_path / "fresh", **{**kw, "draft_vocab": 128})
+    first = [trainstate.read_meta(d / eagle3.STATE)["history"][0]["loss"] for d in (tmp_path / "ft", tmp_path / "fresh")]
+    assert first[0] < first[1], first  # the trained head's loss, not a random head's
+    a, b = eagle3.load_head(out), eagle3.load_head(tmp_path / "ft")
+    assert torch.equal(a.d2t, b.d2t) and torch.equal(a.t2d, b.t2d)
+    assert not torch.equal(a.fc.weight, b.fc.weight)  # and it trained
+    assert rep["recipe"]["init"] == str(out) and rep["recipe"]["aux_layers"] == [0, 2, 3]
+    with pytest.raises(EdgespecError, match="keeps its draft vocabulary"):
+        eagle3.train(target, tiny_corpus, tmp_path / "x", **kw, init=out, aux_layers=[0, 1, 2])
+    with pytest.raises(EdgespecError, match="reads target layers"):
+        eagle3.train(tiny_dir("llama", layers=3), tiny_corpus, tmp_path / "y", **kw, init=out)
+
+
 def test_simulation_output_is_the_target_greedy_output(trained, target):
     out, _ = trained
     m, tok = fastdraft.load_model(target)

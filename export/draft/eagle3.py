@@ -173,6 +173,23 @@ def load_head(path: Path):
     return head.eval()
 
 
+def check_head_fits(head, target, head_dir, target_dir) -> None:
+    """One sentence when ``head`` was made for a target of another vocabulary, width or depth."""
+    if (
+        head.config.vocab_size != target.config.vocab_size
+        or head.config.target_hidden_size != target.config.hidden_size
+    ):
+        raise EdgespecError(
+            f"the head {head_dir} was made for another target (vocabulary {head.config.vocab_size}, "
+            f"hidden {head.config.target_hidden_size}) than {target_dir}."
+        )
+    if max(aux_layers_of(head.config)) >= target.config.num_hidden_layers:
+        raise EdgespecError(
+            f"the head {head_dir} reads target layers {aux_layers_of(head.config)}, but {target_dir} "
+            f"has {target.config.num_hidden_layers}."
+        )
+
+
 def attach_target_embedding(head, target) -> None:
     """Published heads may omit ``embed_tokens`` (the runtime shares the target's): fill it in."""
     import torch
@@ -254,7 +271,7 @@ class layer_outputs:
         return torch.cat([self.out[i] for i in self.layers], dim=-1).float()
 
 
-def target_features(target, ids, aux_layers: list[int], kept=None):
+def target_features(target, ids, aux_layers: list[int], kept=None, precision: str = "fp32"):
     """The head's inputs from one target call on ``ids`` [B, T] (no gradient).
 
     Returns (features [B, T, 3·H], logits [B, T, K] over the draft vocabulary ``kept`` or all of
@@ -262,7 +279,7 @@ def target_features(target, ids, aux_layers: list[int], kept=None):
     """
     import torch
 
-    with torch.no_grad(), lmtrain.autocast(ids.device.type), layer_outputs(target, aux_layers) as cap:
+    with torch.no_grad(), lmtrain.autocast(ids.device.type, precision), layer_outputs(target, aux_layers) as cap:
         out = target(input_ids=ids)
     feats = cap.features()
     logits = out.logits
@@ -355,15 +372,22 @@ def train(
     gen_dir: Path | None = None,
     threads: int | None = None,
     device: str = "auto",
+    precision: str = "auto",
     eval_prompts: list[str] | None = None,
     k: int = 4,
     checkpoint_every_s: float = 180.0,
     log_every: int = 10,
     log: Callable[[str], None] = _log,
     stop_after: int | None = None,
+    init: Path | None = None,
 ) -> dict | None:
     """Train an EAGLE-3 head for ``target`` (see the module docstring); returns the report, or None
-    when ``stop_after`` ended the run early (the checkpoint is kept; re-run to continue)."""
+    when ``stop_after`` ended the run early (the checkpoint is kept; re-run to continue).
+
+    ``init``: start from this head's weights, draft vocabulary and target layers (fine-tuning a
+    published or earlier head on new data, e.g. the target's own continuations) instead of a fresh
+    head; ``draft_vocab``, ``coverage`` and ``aux_layers`` must then be left unset.
+    """
     import torch
 
     from . import trainstate
@@ -385,6 +409,16 @@ def train(
     tmodel.requires_grad_(False)
     tmodel.to(device)
     n_layers = tmodel.config.num_hidden_layers
+    start = None
+    if init is not None:
+        if draft_vocab is not None or coverage is not None or aux_layers:
+            raise EdgespecError(
+                "a head trained from --init keeps its draft vocabulary and target layers; leave out "
+                "--draft-vocab, --coverage and --aux-layers."
+            )
+        start = load_head(init)
+        check_head_fits(start, tmodel, init, target_dir)
+        aux_layers = aux_layers_of(start.config)
     aux = list(aux_layers) if aux_layers else default_aux_layers(n_layers)
     if len(aux) != 3 or len(set(aux)) != 3 or not all(0 <= i < n_layers for i in aux):
         raise EdgespecError(f"--aux-layers needs three distinct target layer ids in 0..{n_layers - 1}, not {aux}.")
@@ -415,11 +449,20 @@ def train(
             "use more --sequences (or corpus text) or a smaller --seq-len."
         )
 
-    # 2. the draft vocabulary
-    kept, covered = choose_vocab(emitted, ttok, tmodel.config.vocab_size, draft_vocab, coverage)
+    # 2. the draft vocabulary (the --init head's, or counted in the training text)
+    if start is not None:
+        import numpy as np
+
+        kept = (start.d2t + torch.arange(len(start.d2t))).numpy().astype("int64")
+        counts = np.bincount(np.concatenate([np.asarray(e, dtype=np.int64) for e in emitted]), minlength=len(start.t2d))
+        covered = float(counts[kept].sum() / max(1, counts.sum()))
+        attach_target_embedding(start, tmodel)
+        head = start.train().to(device)
+    else:
+        kept, covered = choose_vocab(emitted, ttok, tmodel.config.vocab_size, draft_vocab, coverage)
+        head = new_head(tmodel, kept, aux, intermediate, seed=seed).to(device)
     kept_t = torch.as_tensor(kept, dtype=torch.long, device=device)
     vocab_hash = hashlib.sha256(kept.astype("<i8").tobytes()).hexdigest()
-    head = new_head(tmodel, kept, aux, intermediate, seed=seed).to(device)
     n_train = sum(p.numel() for p in head.parameters() if p.requires_grad)
     source = f"{len(rows)} target continuations" if n_sequences > 0 else "corpus text"
     say(
@@ -441,6 +484,7 @@ def train(
         seed=seed,
         threads=threads,
         device=device,
+        precision=precision,
         checkpoint_every_s=checkpoint_every_s,
         log_every=log_every,
     )
@@ -486,9 +530,11 @@ def train(
         "seed": seed,
         "ttt_steps": ttt_steps,
         "aux_layers": aux,
+        "init": str(init) if init is not None else None,
         "draft_vocab_size": len(kept),
         "vocab_coverage": round(covered, 6),
         "device": device,
+        "cpu_bf16": device == "cpu" and lmtrain.cpu_bf16(precision),
         "world_size": world,
         "data_tokens": len(data),
     }
@@ -522,8 +568,8 @@ def train(
         batch = lmtrain.batch_at(data, step, seed, batch_size, seq_len)[rank::world].to(device)
         for g in opt.param_groups:
             g["lr"] = lmtrain.lr_at(step, cfg)
-        feats, tlogits, top = target_features(tmodel, batch, aux, kept_t)
-        with lmtrain.autocast(device):
+        feats, tlogits, top = target_features(tmodel, batch, aux, kept_t, precision)
+        with lmtrain.autocast(device, precision):
             loss, agree = model(feats, batch, tlogits, head.t2d[top])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -675,19 +721,7 @@ def evaluate_head(
     """Load a target and a head and run :func:`simulate_head`."""
     target, tok = load_model(Path(target_dir), "target")
     head = load_head(head_dir)
-    if (
-        head.config.vocab_size != target.config.vocab_size
-        or head.config.target_hidden_size != target.config.hidden_size
-    ):
-        raise EdgespecError(
-            f"the head {head_dir} was made for another target (vocabulary {head.config.vocab_size}, "
-            f"hidden {head.config.target_hidden_size}) than {target_dir}."
-        )
-    if max(aux_layers_of(head.config)) >= target.config.num_hidden_layers:
-        raise EdgespecError(
-            f"the head {head_dir} reads target layers {aux_layers_of(head.config)}, but {target_dir} "
-            f"has {target.config.num_hidden_layers}."
-        )
+    check_head_fits(head, target, head_dir, target_dir)
     attach_target_embedding(head, target)
     from .acceptance import prompt_progress
 

@@ -127,6 +127,7 @@ def pretrain(
     log: Callable[[str], None] = _log,
     stop_after: int | None = None,
     device: str = "cpu",
+    precision: str = "auto",
     ctx: int | None = None,
     checkpoint_every_s: float = 180.0,
 ) -> dict | None:
@@ -162,6 +163,7 @@ def pretrain(
         seed=seed,
         threads=threads,
         device=lmtrain.resolve_device(device),
+        precision=precision,
         checkpoint_every_s=checkpoint_every_s,
     )
     log(
@@ -407,6 +409,7 @@ def distill(
     log: Callable[[str], None] = _log,
     stop_after: int | None = None,
     device: str = "cpu",
+    precision: str = "auto",
     checkpoint_every_s: float = 180.0,
 ) -> dict | None:
     """Stage 2: target-generated data, then fine-tuning of the drafter in ``draft``; writes ``out``."""
@@ -476,6 +479,7 @@ def distill(
         seed=seed,
         threads=threads,
         device=device,
+        precision=precision,
         checkpoint_every_s=checkpoint_every_s,
     )
     t1 = time.time()

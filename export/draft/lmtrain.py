@@ -56,6 +56,7 @@ class TrainConfig:
     log_every: int = 10
     threads: int | None = None
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:N" (see resolve_device)
+    precision: str = "auto"  # CPU arithmetic: "auto" | "bf16" | "fp32" (see cpu_bf16)
     eval_every: int = 0  # log the held-out loss every N steps (0: only at the end)
     extra: dict = field(default_factory=dict)
 
@@ -73,14 +74,37 @@ def resolve_device(name: str | None) -> str:
     return name
 
 
-def autocast(device: str):
-    """bf16 autocast on CUDA, nothing on the CPU."""
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def cpu_bf16(precision: str = "auto") -> bool:
+    """Whether CPU training runs under bf16 autocast: ``bf16`` always, ``fp32`` never, ``auto``
+    where the CPU multiplies bf16 natively (AVX512-BF16 or AMX, as oneDNN reports it): there bf16
+    matrix products run 2-3x faster than fp32 (a 2-core AVX512-BF16 EPYC: 440 against 150-200
+    GFLOPS), elsewhere they are emulated and slower."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise EdgespecError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
+    if precision != "auto":
+        return precision == "bf16"
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast(device: str, precision: str = "fp32"):
+    """bf16 autocast on CUDA; on the CPU only where ``cpu_bf16(precision)`` says so (training
+    passes its ``precision``; measurements keep the default, fp32 on a CPU)."""
     import contextlib
 
     import torch
 
     if str(device).startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if cpu_bf16(precision):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -324,7 +348,7 @@ def train(
         batch = batch.to(device, non_blocking=True)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        with autocast(device):
+        with autocast(device, cfg.precision):
             if loss_fn is None:
                 logits = model(input_ids=batch[:, :-1]).logits
                 loss = torch.nn.functional.cross_entropy(
@@ -389,6 +413,7 @@ def check_config(cfg: TrainConfig) -> None:
     ):
         if not ok:
             raise EdgespecError(f"training {name} must be {want} (got {value}).")
+    cpu_bf16(cfg.precision)  # one sentence for an unknown name
 
 
 def refuse_legacy_state(out: Path) -> None:

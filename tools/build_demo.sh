@@ -38,5 +38,14 @@ fi
 
 # VocabTrim on the target's generations (CPU, seconds)
 $ES draft trim --draft $D/draft --target $D/target --calibration $D/gen --coverage 0.99 --eval-prompts 0 -o $D/draft-trimmed
+# the EAGLE-3 head (CPU, about an hour): corpus text, then the target's own continuations
+$PY -c "import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]; \
+    open(sys.argv[2], 'w').write(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows[::4]))" \
+    $C $D/corpus/train-q4.jsonl
+E3="$ES draft train --method eagle3 --target $D/target --corpus $D/corpus/train-q4.jsonl --ttt-steps 3 \
+    --batch-size 8 --seq-len 256 --threads 2 --device auto --eval-prompts 0 --checkpoint-every 240"
+$E3 --sequences 0 --draft-vocab 4096 --steps 1500 --lr 2e-3 --seed 4 -o $D/head-eagle3-1500
+$E3 --sequences 2048 --new-tokens 192 --gen-batch 128 --gen-dir $D/gen-e3 --init $D/head-eagle3-1500 \
+    --steps 600 --lr 5e-4 --seed 5 -o $D/head-eagle3
 $PY tools/train_demo.py publish
 $PY tools/train_demo.py figures --prompts-n 16

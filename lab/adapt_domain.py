@@ -75,6 +75,7 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--drafters", default="draft,xvocab")
+    ap.add_argument("--tag", default="", help="appended to the work folder's and the reports' names")
     a = ap.parse_args()
 
     from edgespec.export.draft import adapt as ad
@@ -82,7 +83,7 @@ def main() -> int:
     domain = a.docs.name if a.docs else a.package
     if a.docs:
         a.package = f"docs-{domain}"
-    work = LAB.parent / ".cache" / f"adapt-{a.package}"
+    work = LAB.parent / ".cache" / f"adapt-{a.package}{a.tag}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     bundle = work / "bundle"
@@ -116,7 +117,7 @@ def main() -> int:
         results["drafters"][name] = rep
         print(json.dumps(rep["acceptance"]), flush=True)
     day = datetime.date.today().isoformat()
-    out = LAB / "runs" / f"{day}-adapt-{a.package}"
+    out = LAB / "runs" / f"{day}-adapt-{a.package}{a.tag}"
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))
     rows = [
         "| drafter | relation | acceptance_rate before → after | mean_accepted before → after | steps run (best) | train s | wall s |",

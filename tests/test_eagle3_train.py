@@ -222,8 +222,10 @@ def test_training_from_init_starts_from_that_head(target, tiny_corpus, trained, 
     kw = {**TRAIN_KW, "gen_dir": out / eagle3.GEN_DIR, "steps": 4, "lr": 1e-3}
     del kw["draft_vocab"]
     rep = eagle3.train(target, tiny_corpus, tmp_path / "ft", **kw, init=out)
-    fresh = eagle3.train(target, tiny_corpus, tmp_path / "fresh", **{**kw, "draft_vocab": 128})
-    first = [trainstate.read_meta(d / eagle3.STATE)["history"][0]["loss"] for d in (tmp_path / "ft", tmp_path / "fresh")]
+    eagle3.train(target, tiny_corpus, tmp_path / "fresh", **{**kw, "draft_vocab": 128})
+    first = [
+        trainstate.read_meta(d / eagle3.STATE)["history"][0]["loss"] for d in (tmp_path / "ft", tmp_path / "fresh")
+    ]
     assert first[0] < first[1], first  # the trained head's loss, not a random head's
     a, b = eagle3.load_head(out), eagle3.load_head(tmp_path / "ft")
     assert torch.equal(a.d2t, b.d2t) and torch.equal(a.t2d, b.t2d)

@@ -7,6 +7,7 @@ folder of documents (`--docs DIR --glob '*.md'`: text the code-trained demo mode
         --draft-name draft --draft-name xvocab -o .cache/demo2 --weights int8
     .venv/bin/python lab/adapt_domain.py .cache/demo2 [--package click] [--prompts 160] [--steps 300]
     .venv/bin/python lab/adapt_domain.py .cache/demo2 --docs /usr/share/doc/nodejs/api --glob '*.md'
+    .venv/bin/python lab/adapt_domain.py BUNDLE --package rich --source-text --tag=-control   # control
 
 Prompts are the package's functions (signature + docstring, the model writes the body) or the
 documents' paragraphs (a run of whole paragraphs of about 500 characters; the model writes what
@@ -34,15 +35,23 @@ sys.path.insert(0, str(LAB))
 import bench_prompts  # noqa: E402  (the lab's function-prompt extraction)
 
 
-def package_prompts(package: str, n: int) -> list[str]:
+def package_functions(package: str, n: int) -> list[tuple[str, str]]:
+    """(prompt, the function's own body) for about ``n`` functions of the package."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit(f"error: package {package!r} is not installed in this venv; pick another with --package.")
     root = Path(list(spec.submodule_search_locations)[0])
     docs = [(str(p.relative_to(root)), p.read_text(encoding="utf-8")) for p in sorted(root.rglob("*.py"))]
-    prompts = [bench_prompts._head(lines, node)[0] for _, lines, node in bench_prompts._functions(docs)]
-    step = max(1, len(prompts) // n)
-    return prompts[::step][:n]
+    funcs = []
+    for _, lines, node in bench_prompts._functions(docs):
+        head, full = bench_prompts._head(lines, node)
+        funcs.append((head, full[len(head) :] if full.startswith(head) else ""))
+    step = max(1, len(funcs) // n)
+    return funcs[::step][:n]
+
+
+def package_prompts(package: str, n: int) -> list[str]:
+    return [head for head, _ in package_functions(package, n)]
 
 
 def docs_prompts(root: Path, glob: str, n: int, chars: int = 500) -> list[str]:
@@ -76,6 +85,11 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--drafters", default="draft,xvocab")
     ap.add_argument("--tag", default="", help="appended to the work folder's and the reports' names")
+    ap.add_argument(
+        "--source-text",
+        action="store_true",
+        help="control (packages only): adapt on the functions' own bodies instead of the target's outputs",
+    )
     a = ap.parse_args()
 
     from edgespec.export.draft import adapt as ad
@@ -91,7 +105,13 @@ def main() -> int:
     prompts = docs_prompts(a.docs, a.glob, a.prompts) if a.docs else package_prompts(a.package, a.prompts)
     print(f"{len(prompts)} prompts from {a.docs or a.package}", flush=True)
     t0 = time.perf_counter()
-    samples = ad.target_outputs(bundle, prompts, a.max_new_tokens)
+    if a.source_text:
+        if a.docs:
+            raise SystemExit("error: --source-text is a control for --package runs.")
+        samples = [ad.Sample(h, body[: 4 * a.max_new_tokens]) for h, body in package_functions(a.package, a.prompts)]
+        samples = [x for x in samples if x.output.strip()]
+    else:
+        samples = ad.target_outputs(bundle, prompts, a.max_new_tokens)
     gen_s = time.perf_counter() - t0
     log = work / "log"
     log.mkdir()

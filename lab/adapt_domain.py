@@ -50,10 +50,6 @@ def package_functions(package: str, n: int) -> list[tuple[str, str]]:
     return funcs[::step][:n]
 
 
-def package_prompts(package: str, n: int) -> list[str]:
-    return [head for head, _ in package_functions(package, n)]
-
-
 def docs_prompts(root: Path, glob: str, n: int, chars: int = 500) -> list[str]:
     """Runs of whole paragraphs, ``chars`` characters or more, each ending with a paragraph break."""
     files = sorted(p for p in root.rglob(glob) if p.is_file())
@@ -94,22 +90,21 @@ def main() -> int:
 
     from edgespec.export.draft import adapt as ad
 
-    domain = a.docs.name if a.docs else a.package
-    if a.docs:
-        a.package = f"docs-{domain}"
-    work = LAB.parent / ".cache" / f"adapt-{a.package}{a.tag}"
+    # the domain's prompts first: bad input stops here, before the work folder is touched
+    if a.source_text and a.docs:
+        raise SystemExit("error: --source-text is a control for --package runs.")
+    domain = f"docs-{a.docs.name}" if a.docs else a.package
+    funcs = None if a.docs else package_functions(a.package, a.prompts)
+    prompts = docs_prompts(a.docs, a.glob, a.prompts) if a.docs else [head for head, _ in funcs]
+    print(f"{len(prompts)} prompts from {a.docs or a.package}", flush=True)
+    work = LAB.parent / ".cache" / f"adapt-{domain}{a.tag}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     bundle = work / "bundle"
     shutil.copytree(a.bundle, bundle)
-    prompts = docs_prompts(a.docs, a.glob, a.prompts) if a.docs else package_prompts(a.package, a.prompts)
-    print(f"{len(prompts)} prompts from {a.docs or a.package}", flush=True)
     t0 = time.perf_counter()
     if a.source_text:
-        if a.docs:
-            raise SystemExit("error: --source-text is a control for --package runs.")
-        samples = [ad.Sample(h, body[: 4 * a.max_new_tokens]) for h, body in package_functions(a.package, a.prompts)]
-        samples = [x for x in samples if x.output.strip()]
+        samples = [ad.Sample(h, body[: 4 * a.max_new_tokens]) for h, body in funcs if body.strip()]
     else:
         samples = ad.target_outputs(bundle, prompts, a.max_new_tokens)
     gen_s = time.perf_counter() - t0
@@ -118,7 +113,7 @@ def main() -> int:
     with open(log / ad.LOG_FILE, "w", encoding="utf-8") as f:
         for s in samples:
             f.write(json.dumps({"v": 1, "prompt": s.prompt, "output": s.output}, ensure_ascii=False) + "\n")
-    results = {"package": a.package, "prompts": len(prompts), "target_outputs_seconds": round(gen_s, 1), "drafters": {}}
+    results = {"package": domain, "prompts": len(prompts), "target_outputs_seconds": round(gen_s, 1), "drafters": {}}
     for name in a.drafters.split(","):
         t0 = time.perf_counter()
         rep = ad.run(
@@ -137,7 +132,7 @@ def main() -> int:
         results["drafters"][name] = rep
         print(json.dumps(rep["acceptance"]), flush=True)
     day = datetime.date.today().isoformat()
-    out = LAB / "runs" / f"{day}-adapt-{a.package}{a.tag}"
+    out = LAB / "runs" / f"{day}-adapt-{domain}{a.tag}"
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))
     rows = [
         "| drafter | relation | acceptance_rate before → after | mean_accepted before → after | steps run (best) | train s | wall s |",
@@ -151,7 +146,7 @@ def main() -> int:
             f"{rep['wall_seconds']:.0f} |"
         )
     out.with_suffix(".md").write_text(
-        f"# Adaptation to {a.package} ({day})\n\n`{' '.join(sys.argv)}`\n\n{len(prompts)} prompts, held-out share 0.25, "
+        f"# Adaptation to {domain} ({day})\n\n`{' '.join(sys.argv)}`\n\n{len(prompts)} prompts, held-out share 0.25, "
         f"k=4 greedy, max_new_tokens {a.max_new_tokens}; target outputs took {gen_s:.0f} s.\n\n"
         + "\n".join(rows)
         + "\n"

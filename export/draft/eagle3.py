@@ -332,15 +332,22 @@ class _TTT:
         return TTTLoss()
 
 
-def choose_vocab(seqs, tok, vocab_size: int, keep: int | None, coverage: float | None):
-    """Draft vocabulary: VocabTrim's most frequent target ids in ``seqs`` (plus the specials)."""
+def token_counts(seqs, vocab_size: int):
+    """How often each target id occurs in ``seqs`` (id sequences), as an int64 array."""
     import numpy as np
-
-    from .vocabtrim import choose_keep
 
     counts = np.zeros(vocab_size, dtype=np.int64)
     for ids in seqs:
         counts += np.bincount(np.asarray(ids, dtype=np.int64), minlength=vocab_size)[:vocab_size]
+    return counts
+
+
+def choose_vocab(seqs, tok, vocab_size: int, keep: int | None, coverage: float | None):
+    """Draft vocabulary: VocabTrim's most frequent target ids in ``seqs`` (plus the specials)."""
+
+    from .vocabtrim import choose_keep
+
+    counts = token_counts(seqs, vocab_size)
     if keep is not None:
         keep = min(keep, vocab_size)
     specials = [s for s in list(tok.all_special_ids) + [tok.bos_token_id, tok.eos_token_id] if isinstance(s, int)]
@@ -451,13 +458,11 @@ def train(
 
     # 2. the draft vocabulary (the --init head's, or counted in the training text)
     if start is not None:
-        import numpy as np
-
-        kept = (start.d2t + torch.arange(len(start.d2t))).numpy().astype("int64")
-        counts = np.bincount(np.concatenate([np.asarray(e, dtype=np.int64) for e in emitted]), minlength=len(start.t2d))
+        kept = (start.d2t + torch.arange(len(start.d2t))).numpy()
+        counts = token_counts(emitted, tmodel.config.vocab_size)
         covered = float(counts[kept].sum() / max(1, counts.sum()))
         attach_target_embedding(start, tmodel)
-        head = start.train().to(device)
+        head = start.to(device)
     else:
         kept, covered = choose_vocab(emitted, ttok, tmodel.config.vocab_size, draft_vocab, coverage)
         head = new_head(tmodel, kept, aux, intermediate, seed=seed).to(device)

@@ -17,6 +17,7 @@ on the CPU everything is fp32.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -80,14 +81,20 @@ PRECISIONS = ("auto", "bf16", "fp32")
 def cpu_bf16(precision: str = "auto") -> bool:
     """Whether CPU training runs under bf16 autocast: ``bf16`` always, ``fp32`` never, ``auto``
     where the CPU multiplies bf16 natively (AVX512-BF16 or AMX, as oneDNN reports it): there bf16
-    matrix products run 2-3x faster than fp32 (a 2-core AVX512-BF16 EPYC: 440 against 150-200
-    GFLOPS), elsewhere they are emulated and slower."""
-    import torch
-
+    matrix products run 2-3x as fast as fp32 (a 2-core AVX512-BF16 EPYC: 2.1-2.8x,
+    lab/experiments/cpu_bf16_matmul.py), elsewhere they are emulated and slower."""
     if precision not in PRECISIONS:
         raise EdgespecError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
     if precision != "auto":
         return precision == "bf16"
+    return _native_bf16()
+
+
+@functools.cache
+def _native_bf16() -> bool:
+    """oneDNN's answer, asked once (``autocast`` runs every training step)."""
+    import torch
+
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):

@@ -21,6 +21,8 @@ Configurations (``--configs`` takes comma-separated glob patterns over these nam
   genai_spec_k{K}    GenAI draft_model speculative decoding, num_assistant_tokens=K
   genai_spec_conf    GenAI draft_model with assistant_confidence_threshold=--conf-threshold (its
                      dynamic draft length; the peer of es_spec_adaptive)
+  genai_tree_b{B}d{D}t{T}  GenAI's EAGLE-3 tree search (branching_factor B, tree_depth D,
+                     num_assistant_tokens T; --genai-trees), heads only
   genai_ngram        GenAI prompt_lookup=True (num_assistant_tokens=--ngram-k, max_ngram_size)
   hf_ar, hf_spec_k{K}, hf_ngram   transformers on PyTorch CPU (only with --hf-target/--hf-draft)
 
@@ -74,15 +76,17 @@ class Config:
     name: str
     runtime: str  # edgespec | genai | hf
     worker: str  # which worker process serves it (configs sharing loaded models share a worker)
-    policy: str  # ar | draft | ngram
+    policy: str  # ar | draft | ngram | tree (GenAI's EAGLE tree search)
     k: int | None = None  # None with policy=draft: adaptive
     peer: str | None = None  # the configuration of the other runtime it is compared with
     draft: str | None = None  # the drafter it runs (None: the bundle's default / the first --draft)
+    tree: tuple[int, int, int] | None = None  # policy=tree: (branching_factor, tree_depth, total tokens)
 
     def gen_cfg(self, a) -> dict:
         return {
             "policy": self.policy,
             "k": self.k,
+            "tree": self.tree,
             "max_new_tokens": a.max_new_tokens,
             "ngram_size": a.ngram_size,
             "ignore_eos": a.ignore_eos,
@@ -93,11 +97,17 @@ class Config:
 
 
 def all_configs(
-    ks: list[int], ngram_k: int, hf: bool, hf_draft: bool, drafts: list[str | None] | None = None
+    ks: list[int],
+    ngram_k: int,
+    hf: bool,
+    hf_draft: bool,
+    drafts: list[str | None] | None = None,
+    trees: list[tuple[int, int, int]] | None = None,
 ) -> list[Config]:
     """Every configuration; with several drafters (``--draft a,b``) the speculative ones of each
     drafter after the first carry its name (``es_spec_k4@b``, ``genai_spec_k4@b``), each drafter
-    in worker processes of its own."""
+    in worker processes of its own. ``trees``: GenAI tree searches (branching factor, depth, total
+    tokens), ``genai_tree_b2d3t6``; they run for EAGLE-3 heads only (dropped for other drafters)."""
     drafts = drafts or [None]
 
     def spec(d: str | None, first: bool) -> tuple[list[Config], list[Config]]:
@@ -110,6 +120,10 @@ def all_configs(
         )
         ga = [Config(f"genai_spec_k{k}{at}", "genai", f"genai_draft{at}", "draft", k, draft=d) for k in ks]
         ga.append(Config(f"genai_spec_conf{at}", "genai", f"genai_draft{at}", "draft", None, draft=d))
+        ga += [
+            Config(f"genai_tree_b{b}d{dd}t{t}{at}", "genai", f"genai_draft{at}", "tree", None, draft=d, tree=(b, dd, t))
+            for b, dd, t in trees or []
+        ]
         return es, ga
 
     pairs = [spec(d, i == 0) for i, d in enumerate(drafts)]
@@ -127,6 +141,24 @@ def all_configs(
         if hf_draft:
             c += [Config(f"hf_spec_k{k}", "hf", "hf", "draft", k) for k in ks]
     return c
+
+
+def parse_trees(spec: str) -> list[tuple[int, int, int]] | None:
+    """``"2x3:6,3x2:6"`` -> [(2, 3, 6), (3, 2, 6)]; None when malformed."""
+    out = []
+    for part in (x.strip() for x in spec.split(",")):
+        if not part:
+            continue
+        try:
+            bd, t = part.split(":")
+            b, d = bd.lower().split("x")
+            tree = int(b), int(d), int(t)
+        except ValueError:
+            return None
+        if tree[0] < 1 or tree[1] < 1 or tree[2] < tree[1]:
+            return None
+        out.append(tree)
+    return out
 
 
 def select(configs: list[Config], patterns: str | None) -> list[Config]:
@@ -364,6 +396,22 @@ def comparisons(res: dict[str, dict]) -> dict:
         if x in res and y in res:
             out[f"{x}_vs_{y}_decode_paired"] = paired_decode_ratio(res[x], res[y])
             out[f"{x}_vs_{y}_decode_native_paired"] = paired_decode_ratio(res[x], res[y], "ttft_native_ms")
+    # best against best, per drafter: edgespec's fastest speculative configuration over GenAI's
+    # (chain or tree), in tokens/s
+    for at in sorted({n.partition("@")[2] for n in res}):
+        suffix = f"@{at}" if at else ""
+
+        def best(prefixes: tuple[str, ...], suffix: str = suffix) -> str | None:
+            names = [
+                n
+                for n, m in res.items()
+                if n.startswith(prefixes) and n.partition("@")[2] == suffix[1:] and m.get("tokens_per_s")
+            ]
+            return max(names, key=lambda n: res[n]["tokens_per_s"]) if names else None
+
+        es, ga = best(("es_spec_",)), best(("genai_spec_", "genai_tree_"))
+        if es and ga:
+            out[f"best{suffix}"] = f"{es} / {ga} = {ratio(es, ga):.3f}×"
     shares = [m["other_share"] for n, m in res.items() if n.startswith("es_") and m.get("other_share") is not None]
     out["es_max_other_share"] = max(shares) if shares else None
     effs = {
@@ -532,7 +580,9 @@ def markdown(report: dict) -> str:
         if s.get("comparisons"):
             lines.append("")
             for k, v in s["comparisons"].items():
-                if isinstance(v, dict):
+                if isinstance(v, str):
+                    pass
+                elif isinstance(v, dict):
                     v = ", ".join(f"{n} {x:.2f}" for n, x in v.items())
                 elif k.endswith("share"):
                     v = f"{100 * v:.2f}%"
@@ -579,6 +629,12 @@ def parse_args(argv=None):
         default="auto",
         help="edgespec's fixed-width model copies (Pipeline.load fixed_shapes: auto = models up to "
         "64 MiB of weights); the cost probe times calls on the same compiles",
+    )
+    ap.add_argument(
+        "--genai-trees",
+        default="2x2:4,2x3:6,3x2:6",
+        help="GenAI EAGLE-3 tree searches as BxD:T (branching factor x depth : total draft tokens), "
+        "comma-separated; run for EAGLE-3 heads only ('' for none)",
     )
     ap.add_argument(
         "--conf-threshold",
@@ -649,6 +705,13 @@ def main(argv=None) -> int:
             f"{MIN_DRAFT_WINDOW} (got {a.draft_window})"
         )
         return 2
+    trees = parse_trees(a.genai_trees)
+    if trees is None:
+        con.print(
+            f"[red]error:[/red] --genai-trees must be comma-separated BxD:T with branching factor B >= 1, "
+            f"depth D >= 1 and total tokens T >= D (e.g. 2x3:6; got {a.genai_trees!r})"
+        )
+        return 2
     mach = machine_info()
     threads = a.threads or mach.get("physical_cores") or os.cpu_count()
     draft_names = [d.strip() for d in a.draft.split(",") if d.strip()] if a.draft else []
@@ -669,7 +732,8 @@ def main(argv=None) -> int:
         )
         return 2
     configs = select(
-        all_configs(ks, a.ngram_k, bool(a.hf_target), bool(a.hf_draft), list(draft_names) or None), a.configs
+        all_configs(ks, a.ngram_k, bool(a.hf_target), bool(a.hf_draft), list(draft_names) or None, trees),
+        a.configs,
     )
     set_names = list(bench_prompts.SETS) if a.prompt_set == "all" else [a.prompt_set]
     pair = model_pair(bundle, draft_names)
@@ -680,9 +744,14 @@ def main(argv=None) -> int:
     sizes_of = {d["name"]: {"target": pair["target"]["weight_bytes"], "draft": d["weight_bytes"]} for d in drafts}
     sizes_of[None] = sizes_of.get(default_draft, {"target": pair["target"]["weight_bytes"]})
     # GenAI runs an EAGLE-3 head at a fixed draft length only (its assistant_confidence_threshold
-    # is refused in that mode): no genai_spec_conf for a head
+    # is refused in that mode): no genai_spec_conf for a head; its tree search is for heads only
     heads = {d["name"] for d in drafts if d["relation"] == "eagle3"}
-    dropped = [c.name for c in configs if c.name.startswith("genai_spec_conf") and (c.draft or default_draft) in heads]
+    dropped = [
+        c.name
+        for c in configs
+        if (c.name.startswith("genai_spec_conf") and (c.draft or default_draft) in heads)
+        or (c.policy == "tree" and (c.draft or default_draft) not in heads)
+    ]
     configs = [c for c in configs if c.name not in dropped]
     for c in configs:
         c.peer = None if c.peer in dropped else c.peer
@@ -725,7 +794,8 @@ def main(argv=None) -> int:
                 "device": a.device,
                 "configs": [c.name for c in configs],
                 "policies": {
-                    c.name: {"policy": c.policy, "k": c.k if c.k is not None else "adaptive"} for c in configs
+                    c.name: {"policy": c.policy, "k": c.k if c.k is not None else "adaptive", "tree": c.tree}
+                    for c in configs
                 },
             },
         },
@@ -905,6 +975,8 @@ def main(argv=None) -> int:
                     c.policy,
                     c.k if c.k is not None else ("adaptive" if c.policy == "draft" else None),
                 )
+                if c.tree:
+                    m["tree"] = dict(zip(("branching_factor", "tree_depth", "num_assistant_tokens"), c.tree))
                 rss = [o["peak_rss_mb"] for rr in runs[c.name] for o in rr]
                 m["peak_rss_mb"] = max(rss) if rss else None
                 if c.name in errors:

@@ -380,3 +380,30 @@ def test_runtime_refuses_a_broken_eagle3_bundle(e3_bundle, tmp_path):
     (b / "edgespec.json").write_text(json.dumps(manifest))
     with pytest.raises(EdgespecError, match="target_layers"):
         Pipeline.load(b, precision="f32")
+
+
+def test_bench_runs_genai_tree_search_beside_the_chains(e3_bundle, tmp_path):
+    """lab/bench.py with a head: GenAI's EAGLE-3 tree search runs as its own configuration (greedy:
+    the same text as plain decoding), and the report names the best of each runtime; a malformed
+    --genai-trees is one sentence."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("openvino_genai")
+    bench = Path(__file__).resolve().parent.parent / "lab" / "bench.py"
+    out = tmp_path / "bench.json"
+    base = [sys.executable, str(bench), str(e3_bundle[0]), "--prompt-set", "short", "--prompts", "1"]
+    base += ["--max-new-tokens", "8", "--repeats", "1", "--k", "2", "--precision", "f32", "--kv-precision", "f32"]
+    cmd = base + ["--configs", "es_ar,es_spec_k2,genai_ar,genai_spec_k2,genai_tree_*,genai_spec_conf"]
+    r = subprocess.run(cmd + ["--genai-trees", "2x2:4", "--json", str(out), "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads(out.read_text())["sets"]["short"]
+    # genai_spec_conf is dropped for a head (GenAI refuses a confidence threshold in EAGLE-3 mode)
+    assert set(s["results"]) == {"es_ar", "es_spec_k2", "genai_ar", "genai_spec_k2", "genai_tree_b2d2t4"}
+    tree = s["results"]["genai_tree_b2d2t4"]
+    assert "error" not in tree and tree["agree"] == "1/1" and tree["policy"] == "tree"
+    assert tree["tree"] == {"branching_factor": 2, "tree_depth": 2, "num_assistant_tokens": 4}
+    assert s["comparisons"]["best"].startswith("es_spec_k2 / genai_")
+    r = subprocess.run(cmd + ["--genai-trees", "2x0:4"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--genai-trees must be" in r.stderr and "Traceback" not in r.stderr

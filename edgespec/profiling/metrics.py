@@ -214,7 +214,7 @@ def config_metrics(cfg, per_prompt: list[list[dict]], costs: dict | None, sizes:
     if cfg.policy != "ar" and m["target_calls"] and m["target_calls"] > 1:
         tau = (n_new / n_gen - 1) / (m["target_calls"] - 1)
     m["tau_decode"] = tau
-    if cfg.policy != "ar" and costs and tau and k_eff:
+    if cfg.policy in ("draft", "ngram") and costs and tau and k_eff:  # (no model for a tree search)
         t_draft = costs.get("T_draft_ms") or 0.0 if cfg.policy == "draft" else 0.0
         t_ver = interp_verify(costs, k_eff + 1)
         if t_ver:

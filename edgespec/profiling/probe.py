@@ -23,6 +23,8 @@ def ov_properties(spec: dict) -> dict:
         props["INFERENCE_NUM_THREADS"] = int(spec["threads"])
     if spec.get("precision"):
         props["INFERENCE_PRECISION_HINT"] = spec["precision"]
+        if spec["precision"] == "f32" and str(spec.get("device") or "CPU").startswith("CPU"):
+            props["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = 0  # as edgespec compiles f32: exact (docs/install.md)
     if spec.get("kv_precision"):
         props["KV_CACHE_PRECISION"] = spec["kv_precision"]
     extra = spec.get("ov_config")

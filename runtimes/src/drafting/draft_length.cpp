@@ -16,6 +16,7 @@ constexpr double kBinCap = 256.0;     // a bin's counts are halved beyond this, 
 constexpr double kRateWeight = 0.1;   // weight of a round in the running rate
 constexpr double kGainWeight = 0.05;  // weight of a drafting round in the average gain (~20 rounds)
 constexpr int kGainRounds = 8;        // drafting rounds before the average gain may stop drafting
+constexpr double kMinDrafted = 16;    // drafted tokens before their confidences say what the next is worth
 }  // namespace
 
 double Calibration::f(float c) const {
@@ -36,6 +37,23 @@ void Calibration::record(float c, bool was_accepted) {
         accepted[b] *= 0.5;
         tested[b] *= 0.5;
     }
+}
+
+void Calibration::record_drafted(float c) {
+    const double x = std::min(1.0, std::max(0.0, static_cast<double>(c)));
+    double &d = drafted[std::min(kBins - 1, static_cast<int>(x * kBins))];
+    d += 1;
+    if (d > kBinCap)
+        for (double &v : drafted) v *= 0.5;  // halved together: the shares keep following the text
+}
+
+double Calibration::next_value(double p, double cost) const {
+    double n = 0, value = 0;
+    for (int b = 0; b < kBins; ++b) {
+        n += drafted[b];
+        value += drafted[b] * std::max(0.0, p * f(static_cast<float>((b + 0.5) / kBins)) - cost);
+    }
+    return n < kMinDrafted ? p - cost : value / n;
 }
 
 void CallCosts::record_verify(size_t n, double ms) {
@@ -122,9 +140,10 @@ bool DraftLengthController::more(const std::vector<float> &conf) const {
     if (static_cast<int>(n) >= k_max_) return false;
     double all = 1;  // P_n: all n drafted tokens accepted
     for (float c : conf) all *= costs_->calibration.f(c);
-    // Token n + 1 adds at most P_n expected tokens; it costs a draft call and a longer verify.
-    const double extra = std::max(0.0, costs_->verify(n + 2) - costs_->verify(n + 1)) + draft_ms_;
-    return all > lambda() * extra;
+    // Token n + 1: a draft call, then (where its confidence makes it pay) a longer verify.
+    const double lam = lambda();
+    const double longer = std::max(0.0, costs_->verify(n + 2) - costs_->verify(n + 1));
+    return costs_->calibration.next_value(all, lam * longer) > lam * draft_ms_;
 }
 
 int DraftLengthController::select(const std::vector<float> &conf) const {
@@ -151,6 +170,7 @@ void DraftLengthController::update(int proposed, int accepted, double draft_ms, 
         draft_ms_ = draft_ms_ > 0 ? (1 - kCostWeight) * draft_ms_ + kCostWeight * per : per;
     }
     if (costs_ && conf && !conf->empty()) {
+        for (float c : *conf) costs_->calibration.record_drafted(c);
         // Token i was tested only if every token before it was accepted.
         for (int i = 0; i < proposed && i <= accepted && i < static_cast<int>(conf->size()); ++i)
             costs_->calibration.record((*conf)[static_cast<size_t>(i)], i < accepted);

@@ -24,9 +24,13 @@
 //   * a Calibration learns f(c), how often a drafted token of confidence c is accepted (given the
 //     tokens before it were), per pipeline, starting from f(c) = c and optimistic while it has
 //     few tests (so an underconfident drafter still gets verified, and learnt);
-//   * the drafter keeps drafting while the next token can still pay: P_j = f(c_1)...f(c_j), the
-//     chance that all j drafted tokens are accepted, bounds what token j + 1 can add, and it
-//     costs t_draft + t_verify(j + 2) - t_verify(j + 1);
+//   * the drafter keeps drafting while the next token is expected to pay for its draft call:
+//     P_j = f(c_1)...f(c_j) is the chance that all j drafted tokens are accepted; token j + 1 adds
+//     P_j f(c_{j+1}) if verified, which costs t_verify(j + 2) - t_verify(j + 1) more, and it is
+//     verified only where that pays, so it is worth E[max(0, P_j f(c) - lambda * that)] over the
+//     confidences the drafter has shown (P_j - lambda * that, a sure token, until it has shown
+//     some), against lambda * t_draft. (A dear drafter, such as an EAGLE-3 head whose step
+//     costs a tenth of a target step, stops where a sure token would still be drafted.)
 //   * of what was drafted, the round verifies the prefix j that maximises E(j) - lambda * t_verify(j + 1),
 //     E(j) = 1 + P_1 + ... + P_j, lambda = tokens per ms the generation gets otherwise (its
 //     running rate, at least plain decoding's 1 / t_verify(1)): the renewal-reward rule for the
@@ -50,9 +54,16 @@ namespace es {
 struct Calibration {
     static constexpr int kBins = 10;
     double accepted[kBins] = {}, tested[kBins] = {};
+    double drafted[kBins] = {};  // every drafted token, tested or not: how sure the drafter tends to be
     // Estimated acceptance probability of a drafted token of confidence c (in [0, 1]).
     double f(float c) const;
     void record(float c, bool was_accepted);
+    void record_drafted(float c);
+    // What drafting one more token is expected to add when all before it are accepted with
+    // probability p and verifying it costs `cost` tokens' worth of time: E[max(0, p f(c) - cost)]
+    // over the confidences the drafter has shown (it is verified only where that pays); p - cost
+    // (a sure token) while it has shown few.
+    double next_value(double p, double cost) const;
 };
 
 struct CallCosts {

@@ -47,7 +47,7 @@ public:
         const size_t dv = head_.vocab();
         for (int i = 0; i < k; ++i) {
             int64_t t = draft_token(logits, dv, id_map_, ctx_, i, out, probs_);
-            if (t < 0 || i + 1 == k) break;
+            if (t < 0 || i + 1 == k || !draft_more(ctx_, out)) break;
             // The next draft reads the head's own hidden state with the token it just drafted.
             head_.set_features(hidden_.data(), width_);
             logits = head_.forward(&t, 1, 1);

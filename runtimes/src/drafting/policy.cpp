@@ -60,11 +60,9 @@ public:
         const size_t dv = draft_.vocab();
         for (int i = 0; i < k; ++i) {
             int64_t t = draft_token(logits, dv, id_map_, ctx_, i, out, probs_);
-            if (t < 0) break;
-            if (i + 1 < k) {
-                logits = draft_.forward(draft_ids(&t, 1), 1, 1);
-                fed_.push_back(t);
-            }
+            if (t < 0 || i + 1 == k || !draft_more(ctx_, out)) break;
+            logits = draft_.forward(draft_ids(&t, 1), 1, 1);
+            fed_.push_back(t);
         }
     }
 
@@ -147,7 +145,6 @@ int64_t draft_token(const float *logits, size_t dv, const std::vector<int32_t> &
                     std::vector<float> &probs) {
     const size_t tv = ctx.target_vocab;
     const bool confident = ctx.length && ctx.length->uses_confidence();
-    if (confident && i > 0 && !ctx.length->more(out.conf)) return -1;
     const float top1 = confident || ctx.stop_prob > 0.f ? top1_prob(logits, dv) : 1.f;
     if (ctx.stop_prob > 0.f && i > 0 && top1 < ctx.stop_prob) return -1;
     int64_t d;
@@ -170,6 +167,10 @@ int64_t draft_token(const float *logits, size_t dv, const std::vector<int32_t> &
     const int64_t t = id_map.empty() ? d : id_map[static_cast<size_t>(d)];
     out.tokens.push_back(t);
     return t;
+}
+
+bool draft_more(const DraftContext &ctx, const Proposal &out) {
+    return !(ctx.length && ctx.length->uses_confidence()) || ctx.length->more(out.conf);
 }
 
 std::unique_ptr<Policy> make_null_policy() { return std::make_unique<NullPolicy>(); }

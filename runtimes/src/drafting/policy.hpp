@@ -90,9 +90,13 @@ public:
 // One drafted token from a drafter's logits row (dv wide), the i-th of a round: greedy or sampled
 // per ctx, its confidence and (sampling) its q row in the target vocabulary through id_map (empty:
 // draft ids are target ids) appended to out. Returns the target id, or -1 where the round stops
-// before it (adaptive k's confidence rule or ctx.stop_prob; never at i == 0).
+// before it (ctx.stop_prob; never at i == 0).
 int64_t draft_token(const float *logits, size_t dv, const std::vector<int32_t> &id_map, const DraftContext &ctx, int i, Proposal &out,
                     std::vector<float> &probs);
+
+// Whether the round drafts one more token after out's: always, but under adaptive k's confidence
+// rule. Asked before the drafter's next call, so that a round never pays for a token it drops.
+bool draft_more(const DraftContext &ctx, const Proposal &out);
 
 std::unique_ptr<Policy> make_null_policy();
 // id_map (may be empty): draft logit index -> target id, for trimmed drafters; input_map (empty

@@ -29,6 +29,11 @@ ov::AnyMap compile_properties(const DeviceOptions &o) {
         auto t = element_type(o.precision, "precision");
         if (t == ov::element::u8) throw Error(ES_ERR_INVALID_ARGUMENT, "Unknown precision 'u8'; use one of f32, f16, bf16.");
         props[ov::hint::inference_precision.name()] = t;
+        // f32 asks for exact arithmetic: on the CPU, weight-compressed (INT8/INT4) matmuls would
+        // still quantize their activations to int8 per group, which makes a token's logits depend
+        // on how many tokens its call carried (a verify call's against a decode step's), so that
+        // greedy speculation could part from plain decoding at near-ties.
+        if (t == ov::element::f32 && o.device.rfind("CPU", 0) == 0) props[ov::hint::dynamic_quantization_group_size.name()] = uint64_t{0};
     }
     if (!o.kv_precision.empty()) props[ov::hint::kv_cache_precision.name()] = element_type(o.kv_precision, "KV-cache precision");
     if (o.threads > 0 && (o.device == "CPU" || o.device.rfind("CPU", 0) == 0))

@@ -32,8 +32,9 @@ def test_greedy_speculative_output_is_the_autoregressive_output(bundles, arch):
 @pytest.fixture(scope="module")
 def demo_int8(tmp_path_factory):
     """The demo target with its EAGLE-3 head and its drafter, exported as the demo does (INT8)."""
-    from edgespec.demo import demo_models_dir
     from edgespec.export.api import export_bundle
+
+    from edgespec.demo import demo_models_dir
 
     models = demo_models_dir()
     if not (models / "target" / "config.json").is_file():

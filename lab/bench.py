@@ -396,22 +396,17 @@ def comparisons(res: dict[str, dict]) -> dict:
         if x in res and y in res:
             out[f"{x}_vs_{y}_decode_paired"] = paired_decode_ratio(res[x], res[y])
             out[f"{x}_vs_{y}_decode_native_paired"] = paired_decode_ratio(res[x], res[y], "ttft_native_ms")
+
     # best against best, per drafter: edgespec's fastest speculative configuration over GenAI's
     # (chain or tree), in tokens/s
+    def fastest(prefixes: tuple[str, ...], drafter: str) -> str | None:
+        names = [n for n, m in res.items() if n.startswith(prefixes) and n.partition("@")[2] == drafter]
+        return max(names, key=lambda n: res[n].get("tokens_per_s") or 0, default=None)
+
     for at in sorted({n.partition("@")[2] for n in res}):
-        suffix = f"@{at}" if at else ""
-
-        def best(prefixes: tuple[str, ...], suffix: str = suffix) -> str | None:
-            names = [
-                n
-                for n, m in res.items()
-                if n.startswith(prefixes) and n.partition("@")[2] == suffix[1:] and m.get("tokens_per_s")
-            ]
-            return max(names, key=lambda n: res[n]["tokens_per_s"]) if names else None
-
-        es, ga = best(("es_spec_",)), best(("genai_spec_", "genai_tree_"))
-        if es and ga:
-            out[f"best{suffix}"] = f"{es} / {ga} = {ratio(es, ga):.3f}×"
+        es, ga = fastest(("es_spec_",), at), fastest(("genai_spec_", "genai_tree_"), at)
+        if ratio(es, ga):
+            out["best" + (f"@{at}" if at else "")] = f"{es} / {ga} = {ratio(es, ga):.3f}×"
     shares = [m["other_share"] for n, m in res.items() if n.startswith("es_") and m.get("other_share") is not None]
     out["es_max_other_share"] = max(shares) if shares else None
     effs = {

@@ -85,11 +85,11 @@ class GenAIRunner:
         c.do_sample = False
         if hasattr(c, "apply_chat_template"):
             c.apply_chat_template = False  # raw completion on both sides
-        if self.mode == "draft" and cfg.get("k") is None and not cfg.get("tree"):
-            c.assistant_confidence_threshold = float(cfg.get("conf_threshold", 0.4))
-        elif self.mode == "draft" and cfg.get("tree"):
+        if self.mode == "draft" and cfg.get("tree"):
             # GenAI's EAGLE-3 tree search: a tree of this branching and depth, pruned to T tokens
             c.branching_factor, c.tree_depth, c.num_assistant_tokens = (int(x) for x in cfg["tree"])
+        elif self.mode == "draft" and cfg.get("k") is None:
+            c.assistant_confidence_threshold = float(cfg.get("conf_threshold", 0.4))
         elif self.mode == "draft":
             c.num_assistant_tokens = int(cfg["k"])
         elif self.mode == "ngram":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import BundleError, NativeError
 
-ABI_VERSION = 5
+ABI_VERSION = 6
 MIN_DRAFT_WINDOW = 128  # ES_MIN_DRAFT_WINDOW: the smallest draft_window other than 0
 
 _LIB_NAMES = {"linux": "libedgespec.so", "darwin": "libedgespec.dylib", "win32": "edgespec.dll"}
@@ -134,6 +134,7 @@ class GenerationConfig(ctypes.Structure):
         ("stop", ctypes.POINTER(ctypes.c_char_p)),
         ("n_stop", ctypes.c_size_t),
         ("draft_window", ctypes.c_int32),
+        ("lookup", ctypes.c_int32),
     ]
 
 
@@ -167,6 +168,8 @@ class Stats(ctypes.Structure):
         ("translation_disk_hits", ctypes.c_int64),
         ("translation_ms", ctypes.c_double),
         ("draft_window_slides", ctypes.c_int64),
+        ("lookup_drafted", ctypes.c_int64),
+        ("lookup_accepted", ctypes.c_int64),
     ]
 
 

@@ -164,6 +164,13 @@ def register(cli: click.Group) -> None:
         help="The most context tokens the drafter reads (its first 4 and the latest ones; the output "
         "does not change); 0 = all its context holds.  [default: the runtime's, 1024]",
     )
+    @click.option(
+        "--lookup/--no-lookup",
+        default=True,
+        show_default=True,
+        help="With a drafter: a round whose context ends with 3-4 tokens seen before proposes what "
+        "followed them there instead of calling the drafter (the output does not change).",
+    )
     @click.option("--max-new-tokens", type=int, default=128, show_default=True)
     @click.option("--temperature", type=float, default=0.0, show_default=True, help="0 = greedy.")
     @click.option("--top-k", type=int, default=0)
@@ -191,6 +198,7 @@ def register(cli: click.Group) -> None:
         k,
         k_max,
         draft_window,
+        lookup,
         max_new_tokens,
         temperature,
         top_k,
@@ -217,6 +225,7 @@ def register(cli: click.Group) -> None:
             k=None if k is None else _k(k),
             k_max=k_max,
             draft_window=draft_window,
+            lookup=lookup,
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,

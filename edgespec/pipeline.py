@@ -65,6 +65,8 @@ class Stats:
     translation_disk_hits: int = 0
     translation_ms: float = 0.0
     draft_window_slides: int = 0
+    lookup_drafted: int = 0
+    lookup_accepted: int = 0
 
     @classmethod
     def _from_native(cls, s: _native.Stats) -> Stats:
@@ -553,7 +555,9 @@ class Pipeline:
         k=-1 / "auto" (adaptive) or 1..32 (fixed), k_max=8, temperature=0 (greedy),
         top_k=0, top_p=1, seed=0, ignore_eos=False, stop=[strings], draft_stop_prob=0,
         draft_window=1024 (0: all the drafter's context holds; else >= 128): the drafter reads the first 4 and
-        the latest tokens of the context only (the output does not change).
+        the latest tokens of the context only (the output does not change), lookup=True: with a drafter,
+        a round whose context ends with 3-4 tokens seen before proposes what followed them there instead
+        of calling the drafter (free drafts where text repeats; stats.lookup_drafted / lookup_accepted).
 
         streamer: called on this thread with each text delta as it is generated (the deltas
         concatenate to ``result.text``); a true return value stops the generation (finish reason
@@ -626,6 +630,7 @@ _CONFIG_KEYS = {
     "stop",
     "draft_stop_prob",
     "draft_window",
+    "lookup",
 }
 
 
@@ -668,6 +673,8 @@ def _make_config(options: dict) -> _Config:
             cfg.n_stop = len(stops)
         elif key == "ignore_eos":
             cfg.ignore_eos = 1 if value else 0
+        elif key == "lookup":
+            cfg.lookup = 1 if value else 0
         else:  # temperature, top_p, draft_stop_prob: the native side checks their ranges
             setattr(cfg, key, _real(value, key))
     return _Config(cfg, keep)

@@ -15,6 +15,8 @@ Configurations (``--configs`` takes comma-separated glob patterns over these nam
 
   es_ar              edgespec, plain autoregressive (the edgespec baseline)
   es_spec_k{K}       edgespec, draft model, fixed k        es_spec_adaptive   ... adaptive k
+                     (with prompt lookup beside the drafter, the runtime's default)
+  es_draft_k{K}      the same without prompt lookup (lookup=False)    es_draft_adaptive   ...
   es_ngram           edgespec, n-gram / prompt lookup (k = --ngram-k)
   genai_ar           OpenVINO GenAI LLMPipeline, default backend (paged attention on CPU)
   genai_ar_sdpa      OpenVINO GenAI LLMPipeline, ATTENTION_BACKEND=SDPA (stateful)
@@ -81,6 +83,7 @@ class Config:
     peer: str | None = None  # the configuration of the other runtime it is compared with
     draft: str | None = None  # the drafter it runs (None: the bundle's default / the first --draft)
     tree: tuple[int, int, int] | None = None  # policy=tree: (branching_factor, tree_depth, total tokens)
+    lookup: bool | None = None  # edgespec draft: prompt lookup beside the drafter (None: the default, on)
 
     def gen_cfg(self, a) -> dict:
         return {
@@ -93,6 +96,7 @@ class Config:
             "k_max": a.k_max,
             "draft_window": a.draft_window,
             "conf_threshold": a.conf_threshold,
+            "lookup": self.lookup,
         }
 
 
@@ -118,6 +122,13 @@ def all_configs(
         es.append(
             Config(f"es_spec_adaptive{at}", "edgespec", f"edgespec{at}", "draft", None, f"genai_spec_conf{at}", d)
         )
+        es += [
+            Config(
+                f"es_draft_k{k}{at}", "edgespec", f"edgespec{at}", "draft", k, f"genai_spec_k{k}{at}", d, lookup=False
+            )
+            for k in ks
+        ]
+        es.append(Config(f"es_draft_adaptive{at}", "edgespec", f"edgespec{at}", "draft", None, None, d, lookup=False))
         ga = [Config(f"genai_spec_k{k}{at}", "genai", f"genai_draft{at}", "draft", k, draft=d) for k in ks]
         ga.append(Config(f"genai_spec_conf{at}", "genai", f"genai_draft{at}", "draft", None, draft=d))
         ga += [
@@ -407,6 +418,9 @@ def comparisons(res: dict[str, dict]) -> dict:
         es, ga = fastest(("es_spec_",), at), fastest(("genai_spec_", "genai_tree_"), at)
         if ratio(es, ga):
             out["best" + (f"@{at}" if at else "")] = f"{es} / {ga} = {ratio(es, ga):.3f}×"
+        es = fastest(("es_draft_",), at)  # edgespec without prompt lookup: the same loop as GenAI's
+        if ratio(es, ga):
+            out["best_nolookup" + (f"@{at}" if at else "")] = f"{es} / {ga} = {ratio(es, ga):.3f}×"
     shares = [m["other_share"] for n, m in res.items() if n.startswith("es_") and m.get("other_share") is not None]
     out["es_max_other_share"] = max(shares) if shares else None
     effs = {

@@ -242,7 +242,7 @@ def test_a_head_that_computes_the_targets_argmax_is_accepted_in_full(oracle_bund
     for all but the first) and the target accepts all of them."""
     pipe = _pipe(oracle_bundle, backend)
     plain = pipe.generate(PROMPTS[0], max_new_tokens=22, policy="autoregressive", ignore_eos=True)
-    res = pipe.generate(PROMPTS[0], max_new_tokens=22, policy="draft", k=k, ignore_eos=True)
+    res = pipe.generate(PROMPTS[0], max_new_tokens=22, policy="draft", k=k, ignore_eos=True, lookup=False)
     st = res.stats
     n = st.generated_tokens
     assert res.tokens == plain.tokens and n == 22
@@ -263,18 +263,86 @@ def test_rollback_through_hundreds_of_rounds(e3_bundle, oracle_bundle, backend):
     for bundle in (e3_bundle[0], oracle_bundle):
         pipe = _pipe(bundle, backend)
         plain = pipe.generate(PROMPTS[3], max_new_tokens=400, policy="autoregressive", ignore_eos=True)
-        spec = pipe.generate(PROMPTS[3], max_new_tokens=400, policy="draft", k=3, ignore_eos=True)
+        # (prompt lookup off: the output of a random target loops, and lookup would take most rounds)
+        spec = pipe.generate(PROMPTS[3], max_new_tokens=400, policy="draft", k=3, ignore_eos=True, lookup=False)
         assert spec.tokens == plain.tokens
         assert spec.stats.target_calls >= 100
     assert spec.stats.acceptance_rate == 1.0  # the oracle, last
+    # with lookup, its rounds come between the head's, and the head, fed the features of the
+    # positions they committed, is still accepted in full
+    spec = pipe.generate(PROMPTS[3], max_new_tokens=400, policy="draft", k=3, ignore_eos=True)
+    st = spec.stats
+    assert spec.tokens == plain.tokens
+    assert st.lookup_drafted > 0 and st.drafted - st.lookup_drafted > 0
+    assert st.accepted - st.lookup_accepted == st.drafted - st.lookup_drafted
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_prompt_lookup_beside_the_head_changes_no_token(e3_bundle, oracle_bundle, backend):
+    """lookup (the default): a round whose context ends with 3-4 tokens seen before proposes what
+    followed them, without the head; the head catches up on those positions' features. The
+    oracle's output cycles (its next token depends on the current one), so lookups come."""
+    for bundle in (e3_bundle[0], oracle_bundle):
+        pipe = _pipe(bundle, backend)
+        looked = 0
+        for prompt in PROMPTS:
+            plain = pipe.generate(prompt, max_new_tokens=120, policy="autoregressive", ignore_eos=True)
+            for k in (2, 5, "auto"):
+                on = pipe.generate(prompt, max_new_tokens=120, policy="draft", k=k, ignore_eos=True)
+                off = pipe.generate(prompt, max_new_tokens=120, policy="draft", k=k, ignore_eos=True, lookup=False)
+                assert on.tokens == plain.tokens and off.tokens == plain.tokens, (k, prompt)
+                assert off.stats.lookup_drafted == off.stats.lookup_accepted == 0
+                st = on.stats
+                assert 0 <= st.lookup_accepted <= st.lookup_drafted <= st.drafted and st.lookup_accepted <= st.accepted
+                assert sum(st.accepted_hist) == st.target_calls - 1
+                looked += st.lookup_accepted
+                if bundle == oracle_bundle:  # the head's own drafts stay right after lookup rounds
+                    assert st.accepted - st.lookup_accepted == st.drafted - st.lookup_drafted, (k, prompt)
+    assert looked > 0  # the oracle, last
+
+
+def test_speculative_sampling_with_prompt_lookup_keeps_the_target_distribution(oracle_bundle):
+    """Lookup rounds propose deterministically (q one-hot) between the head's sampled rounds: the
+    token at a later position must be distributed as under plain sampling (chi-square). The prompt
+    holds the oracle's greedy cycle, so lookups come from the first round on; sampling leaves it
+    now and then, so some are rejected."""
+    from collections import Counter
+
+    pipe = _pipe(oracle_bundle, "openvino-paged")
+    prompt = PROMPTS[0] + pipe.generate(PROMPTS[0], max_new_tokens=30, policy="autoregressive", ignore_eos=True).text
+    n, pos = 300, 6
+
+    def at(policy):
+        res = [
+            pipe.generate(prompt, max_new_tokens=pos + 1, policy=policy, k=2, temperature=0.15, seed=s, ignore_eos=True)
+            for s in range(n)
+        ]
+        return Counter(r.tokens[pos] for r in res), [r.stats for r in res]
+
+    (a, _), (b, stats) = at("autoregressive"), at("draft")
+    looked, taken = sum(s.lookup_drafted for s in stats), sum(s.lookup_accepted for s in stats)
+    assert looked >= n and 0 < taken < looked, (looked, taken)  # lookups accepted and rejected
+    pval, rows = _same_distribution(a, b, n)
+    assert len(rows[0]) >= 4, rows  # a few tokens likely enough to test
+    assert pval > 1e-3, f"prompt lookup changed the sampled distribution (p={pval:.2g}): {rows}"
+
+
+def _same_distribution(a, b, n: int) -> tuple[float, list]:
+    """Chi-square p-value that two samples of n tokens (Counters) come from one distribution, over
+    the tokens seen 10+ times (the rest pooled), and the contingency rows."""
+    from scipy.stats import chi2_contingency
+
+    common = [t for t in set(a) | set(b) if a[t] + b[t] >= 10]
+    rows = [[c[t] for t in common] + [n - sum(c[t] for t in common)] for c in (a, b)]
+    if rows[0][-1] + rows[1][-1] == 0:
+        rows = [r[:-1] for r in rows]
+    return chi2_contingency(rows)[1], rows
 
 
 def test_speculative_sampling_with_the_head_keeps_the_target_distribution(e3_bundle):
     """q is the head's distribution over its 256 ids (zero on the target's other 256): the first
     token through accept/resample must be distributed as under plain sampling (chi-square)."""
     from collections import Counter
-
-    from scipy.stats import chi2_contingency
 
     pipe = _pipe(e3_bundle[0], "openvino-paged")
     prompt, n = "x = 1\ny = 2\nz = 3\n", 300
@@ -288,11 +356,7 @@ def test_speculative_sampling_with_the_head_keeps_the_target_distribution(e3_bun
 
     (a, _, _), (b, drafted, accepted) = second("autoregressive"), second("draft")
     assert drafted >= n and 0 < accepted < drafted, (drafted, accepted)  # both paths taken
-    common = [t for t in set(a) | set(b) if a[t] + b[t] >= 10]
-    rows = [[c[t] for t in common] + [n - sum(c[t] for t in common)] for c in (a, b)]
-    if rows[0][-1] + rows[1][-1] == 0:
-        rows = [r[:-1] for r in rows]
-    _, pval, _, _ = chi2_contingency(rows)
+    pval, rows = _same_distribution(a, b, n)
     assert pval > 1e-3, f"EAGLE-3 speculative sampling changed the distribution (p={pval:.2g}): {rows}"
 
 

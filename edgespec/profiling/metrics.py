@@ -53,7 +53,8 @@ _POLICY = {"ar": "autoregressive", "draft": "draft", "ngram": "ngram"}
 def timed_generate(pipe, prompt: str, cfg: dict) -> dict:
     """One generation of an edgespec Pipeline, timed as the benchmark times every runtime: wall clock
     around generate(), ttft_ms to the first streamed chunk, the native stats beside. cfg: policy
-    (ar | draft | ngram), k (None: adaptive), max_new_tokens, ignore_eos, k_max, draft_window."""
+    (ar | draft | ngram), k (None: adaptive), max_new_tokens, ignore_eos, k_max, draft_window, lookup
+    (prompt lookup beside the drafter; absent: the runtime's default, on)."""
     policy = cfg["policy"]
     kw: dict[str, Any] = {
         "max_new_tokens": int(cfg["max_new_tokens"]),
@@ -66,6 +67,8 @@ def timed_generate(pipe, prompt: str, cfg: dict) -> dict:
         kw["k_max"] = int(cfg["k_max"])
     if cfg.get("draft_window") is not None:
         kw["draft_window"] = int(cfg["draft_window"])
+    if cfg.get("lookup") is not None:
+        kw["lookup"] = bool(cfg["lookup"])
     first = None
 
     def streamer(_chunk: str) -> None:  # on the generating thread, as GenAI's streamer
@@ -214,7 +217,13 @@ def config_metrics(cfg, per_prompt: list[list[dict]], costs: dict | None, sizes:
     if cfg.policy != "ar" and m["target_calls"] and m["target_calls"] > 1:
         tau = (n_new / n_gen - 1) / (m["target_calls"] - 1)
     m["tau_decode"] = tau
-    if cfg.policy in ("draft", "ngram") and costs and tau and k_eff:  # (no model for a tree search)
+    # rounds that prompt lookup proposed (beside the drafter) are not a drafter loop's: no ideal for them
+    looked = any((r.get("native_stats") or {}).get("lookup_drafted") for r in med)
+    if looked:
+        m["lookup_share"] = sum(r["native_stats"].get("lookup_drafted", 0) for r in med) / max(
+            1.0, m["drafted"] * n_gen
+        )
+    if cfg.policy in ("draft", "ngram") and costs and tau and k_eff and not looked:  # (no model for a tree search)
         t_draft = costs.get("T_draft_ms") or 0.0 if cfg.policy == "draft" else 0.0
         t_ver = interp_verify(costs, k_eff + 1)
         if t_ver:

@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 /* ABI version: bumped on any incompatible change of this header. */
-#define ES_ABI_VERSION 5
+#define ES_ABI_VERSION 6
 
 typedef enum es_status {
     ES_OK = 0,
@@ -249,6 +249,12 @@ typedef struct es_generation_config {
                                 does not change, only which tokens are proposed. 0 = as many as the
                                 drafter's own context length holds (then a drafter keeps drafting past its
                                 context length the same way); else >= ES_MIN_DRAFT_WINDOW (default 1024) */
+    int32_t lookup;          /* policy DRAFT (ABI 6): 1 (default) = prompt lookup beside the drafter: a round whose
+                                context ends with 3 or 4 tokens that occurred before proposes what followed
+                                them there, without calling the drafter (text that repeats, such as code,
+                                drafts for free and longer); how many of them it verifies is chosen like k,
+                                from the measured call costs and how often lookups were accepted (up to k_max).
+                                The drafter still reads every committed token. 0 = the drafter every round */
 } es_generation_config;
 
 /* Defaults as documented on each field. */
@@ -311,6 +317,8 @@ typedef struct es_stats {
     double translation_ms;         /* time spent tokenizing on misses */
     int64_t draft_window_slides;   /* times the drafter's window slid (it re-read the latest context after
                                       its first tokens; see es_generation_config.draft_window) */
+    int64_t lookup_drafted;        /* of drafted / accepted: the tokens proposed by prompt lookup (ABI 6; see */
+    int64_t lookup_accepted;       /* es_generation_config.lookup) and the target accepted */
 } es_stats;
 
 /* Generates from a prompt (UTF-8, tokenized with the bundle's target tokenizer as is; apply a

@@ -289,6 +289,36 @@ int main() {
         std::printf("dear drafter: confidence mode %.4f tokens/ms (%.2f drafted, %.2f verified per round), best fixed k %.4f\n",
                     v.confidence, v.drafted, v.verified, v.best_fixed);
     }
+    {
+        // Prompt lookup beside the drafter: how many looked-up tokens a round verifies. On the
+        // twin's curve a reliable lookup is verified in full (a repeat of earlier text is right
+        // throughout); once lookups are mostly rejected, it verifies fewer, then none (the drafter
+        // drafts the round); the drafter's own acceptance and k are not touched.
+        const double pts[] = {0, 28.3, 29.5, 34.2, 39.2, 44.2, 47.7, 51.1, 53.3, 56.0};  // ms, n = 1..9
+        CallCosts costs;
+        for (int n = 1; n <= 9; ++n) costs.record_verify(static_cast<size_t>(n), pts[n]);
+        DraftLengthController c(-1, k_max, &costs);
+        c.use_confidence();
+        const int k_before = c.k();
+        CHECK(c.lookup_length(0) == 0, "nothing looked up, nothing verified");
+        for (int r = 0; r < 20; ++r) c.update_lookup(8, 8, pts[9]);
+        CHECK(c.lookup_length(8) == 8, "reliable lookups are verified in full (got %d of 8)", c.lookup_length(8));
+        CHECK(c.lookup_length(3) == 3, "a short lookup in full (got %d of 3)", c.lookup_length(3));
+        for (int r = 0; r < 30; ++r) c.update_lookup(8, 1, pts[9]);  // a = ~1/2 per token
+        const int mixed = c.lookup_length(8);
+        CHECK(mixed >= 1 && mixed < 8, "lookups accepted ~1 in 8: verified %d of 8, want fewer but some", mixed);
+        CHECK(c.k() == k_before, "lookup rounds moved the drafter's k (%d -> %d)", k_before, c.k());
+        // The bar is the generation's running rate, not a plain step: once the drafter's rounds
+        // yield 3 tokens per 48 ms, a lookup accepted half the time (which would beat plain
+        // decoding) is not verified, nor one never accepted.
+        for (int r = 0; r < 50; ++r) c.update(2, 2, 2 * 3.4, 48.0 - 2 * 3.4);
+        CHECK(c.lookup_length(8) == 0, "a lookup worse than the drafter's rounds is verified (%d of 8)", c.lookup_length(8));
+        for (int r = 0; r < 30; ++r) c.update_lookup(2, 0, pts[3]);
+        CHECK(c.lookup_length(8) == 0, "lookups never accepted are verified (%d of 8)", c.lookup_length(8));
+        // Without costs (sampling schedules never read the clock): all of them.
+        DraftLengthController s(-1, k_max, nullptr);
+        CHECK(s.lookup_length(5) == 5, "without costs a lookup is verified in full (got %d)", s.lookup_length(5));
+    }
     std::printf(failures ? "%d failure(s)\n" : "all draft-length checks passed\n", failures);
     return failures ? 1 : 0;
 }

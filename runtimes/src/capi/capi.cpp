@@ -240,6 +240,7 @@ ES_API es_generation_config es_generation_default_config(void) {
     c.stop = nullptr;
     c.n_stop = 0;
     c.draft_window = 1024;
+    c.lookup = 1;
     return c;
 }
 

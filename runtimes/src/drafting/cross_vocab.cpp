@@ -255,6 +255,7 @@ public:
     // agreed with all it proposed (after a rejection the tail is the target's correction, which
     // the drafter would not re-draft).
     void accept(size_t n_accepted, const std::vector<int64_t> &) override { heal_ = proposed_ > 0 && n_accepted == proposed_; }
+    void observe(size_t, const std::vector<int64_t> &) override { heal_ = true; }  // as at a sequence's start
     int64_t compactions() const override { return draft_.compactions(); }
 
 private:

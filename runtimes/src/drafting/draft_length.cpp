@@ -161,6 +161,30 @@ int DraftLengthController::select(const std::vector<float> &conf) const {
     return best;
 }
 
+int DraftLengthController::lookup_length(int available) const {
+    if (available <= 0) return 0;
+    if (!costs_ || !(costs_->verify(1) > 0)) return available;
+    // Renewal reward at the generation's running rate lambda: a round that yields E tokens in T ms
+    // is worth E - lambda * T, and an average round (the drafter's, or a plain step when it does
+    // not draft) is worth about 0, so the lookup must beat 0, not a plain step.
+    const double a = lookup_acceptance(), lam = lambda();
+    int best = 0;
+    double all = 1, expected = 1, best_value = 0;
+    for (int j = 1; j <= available; ++j) {
+        expected += (all *= a);
+        const double value = expected - lam * costs_->verify(static_cast<size_t>(j) + 1);
+        if (value > best_value + 1e-12) best_value = value, best = j;
+    }
+    return best;
+}
+
+void DraftLengthController::update_lookup(int proposed, int accepted, double verify_ms) {
+    if (costs_) costs_->record_verify(static_cast<size_t>(proposed) + 1, verify_ms);
+    if (proposed <= 0) return;
+    lacc_ = kDecay * lacc_ + accepted;
+    lrej_ = kDecay * lrej_ + (accepted < proposed ? 1 : 0);
+}
+
 void DraftLengthController::update(int proposed, int accepted, double draft_ms, double verify_ms, const std::vector<float> *conf) {
     if (costs_) costs_->record_verify(static_cast<size_t>(proposed) + 1, verify_ms);
     // Confidence mode drafts more than it proposes: the cost is per drafted token.

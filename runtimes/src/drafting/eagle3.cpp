@@ -62,6 +62,8 @@ public:
         routine_ = n_accepted + 1;
     }
 
+    // A lookup round's rows are committed positions like a drafted round's.
+    void observe(size_t n_accepted, const std::vector<int64_t> &emitted) override { accept(n_accepted, emitted); }
     int64_t compactions() const override { return head_.compactions(); }
     bool confident() const override { return true; }
 

@@ -118,20 +118,7 @@ public:
     void begin(const std::vector<int64_t> &) override {}
     void propose(const std::vector<int64_t> &context, int k, Proposal &out) override {
         out.clear();
-        const size_t len = context.size();
-        for (int n = max_n_; n >= 1; --n) {
-            if (len < static_cast<size_t>(n) + 1) continue;
-            const int64_t *suffix = context.data() + len - n;
-            // Latest earlier occurrence (ending before the suffix itself) wins: recent context
-            // predicts best.
-            for (size_t start = len - n; start-- > 0;) {
-                if (!std::equal(suffix, suffix + n, context.data() + start)) continue;
-                size_t from = start + static_cast<size_t>(n);
-                size_t count = std::min(static_cast<size_t>(k), len - from);
-                out.tokens.assign(context.begin() + static_cast<long>(from), context.begin() + static_cast<long>(from + count));
-                return;
-            }
-        }
+        prompt_lookup(context, 1, max_n_, static_cast<size_t>(k), out.tokens);
     }
     void accept(size_t, const std::vector<int64_t> &) override {}
 
@@ -140,6 +127,25 @@ private:
 };
 
 }  // namespace
+
+int prompt_lookup(const std::vector<int64_t> &context, int min_n, int max_n, size_t k, std::vector<int64_t> &out) {
+    out.clear();
+    const size_t len = context.size();
+    for (int n = max_n; n >= std::max(1, min_n); --n) {
+        if (len < static_cast<size_t>(n) + 1) continue;
+        const int64_t *suffix = context.data() + len - n;
+        // Latest earlier occurrence (ending before the suffix itself) wins: recent context
+        // predicts best.
+        for (size_t start = len - n; start-- > 0;) {
+            if (!std::equal(suffix, suffix + n, context.data() + start)) continue;
+            const size_t from = start + static_cast<size_t>(n);
+            const size_t count = std::min(k, len - from);
+            out.assign(context.begin() + static_cast<long>(from), context.begin() + static_cast<long>(from + count));
+            return n;
+        }
+    }
+    return 0;
+}
 
 int64_t draft_token(const float *logits, size_t dv, const std::vector<int32_t> &id_map, const DraftContext &ctx, int i, Proposal &out,
                     std::vector<float> &probs) {

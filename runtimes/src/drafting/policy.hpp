@@ -10,6 +10,8 @@
 //                     which keeps speculative sampling lossless.
 //   NgramPolicy       prompt lookup: the continuation of the latest earlier occurrence of the
 //                     context's last n tokens (n = 3, 2, 1); deterministic, so q is one-hot.
+//                     (Beside a drafter the loop itself runs a stricter lookup, n = 4 or 3, each
+//                     round before asking the drafter: engine.cpp, es_generation_config.lookup.)
 //   CrossVocabPolicy  (cross_vocab.hpp) a drafter with its own vocabulary and tokenizer: drafts
 //                     greedily in its ids, and the drafted text is re-tokenized into target ids;
 //                     deterministic, so q is one-hot. propose() receives the whole committed
@@ -79,6 +81,9 @@ public:
     virtual void propose(const std::vector<int64_t> &context, int k, Proposal &out) = 0;
     // The target accepted n_accepted of the last proposals; emitted = those + the bonus token.
     virtual void accept(size_t n_accepted, const std::vector<int64_t> &emitted) = 0;
+    // The target verified a round this policy did not propose (prompt lookup beside a drafter):
+    // n_accepted of its proposals were accepted; emitted = those + the bonus token.
+    virtual void observe(size_t n_accepted, const std::vector<int64_t> &emitted) { (void)n_accepted, (void)emitted; }
     // Times a draft cache was compacted (stats).
     virtual int64_t compactions() const { return 0; }
     // Whether propose() fills Proposal::conf (then adaptive k decides per token from it).
@@ -97,6 +102,14 @@ int64_t draft_token(const float *logits, size_t dv, const std::vector<int32_t> &
 // Whether the round drafts one more token after out's: always, but under adaptive k's confidence
 // rule. Asked before the drafter's next call, so that a round never pays for a token it drops.
 bool draft_more(const DraftContext &ctx, const Proposal &out);
+
+// Prompt lookup: finds the latest earlier occurrence of the context's last n tokens (n from
+// max_n down to min_n) and puts up to k of the tokens that followed it in out. Returns that n
+// (0: no occurrence; out is then empty).
+int prompt_lookup(const std::vector<int64_t> &context, int min_n, int max_n, size_t k, std::vector<int64_t> &out);
+// The n-gram lengths prompt lookup beside a drafter matches (es_generation_config.lookup): a
+// shorter match is too often a coincidence to beat the drafter.
+constexpr int kLookupMinN = 3, kLookupMaxN = 4;
 
 std::unique_ptr<Policy> make_null_policy();
 // id_map (may be empty): draft logit index -> target id, for trimmed drafters; input_map (empty

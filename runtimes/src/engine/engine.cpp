@@ -39,7 +39,6 @@ std::unique_ptr<Policy> make_policy(Pipeline &p, es_policy kind, const DraftCont
     const size_t draft_context = static_cast<size_t>(p.draft_spec.context_length);
     if (p.xvocab) return make_cross_vocab_policy(*p.draft, *p.xvocab, draft_context, dctx);
     if (p.draft_spec.relation == "eagle3") return make_eagle3_policy(*p.target, *p.draft, p.eagle3_map, dctx);
-    if (p.draft_spec.relation == "eagle3") return make_eagle3_policy(*p.target, *p.draft, p.eagle3_map, dctx);
     return make_draft_model_policy(*p.draft, p.trim_map, p.trim_input, draft_context, dctx);
 }
 
@@ -61,6 +60,7 @@ void validate_config(const Pipeline &p, const es_generation_config &c) {
     if (c.draft_window != 0 && c.draft_window < ES_MIN_DRAFT_WINDOW)
         throw bad("draft_window must be 0 (all the drafter's context holds) or at least " + std::to_string(ES_MIN_DRAFT_WINDOW) +
                   " tokens (got " + std::to_string(c.draft_window) + ").");
+    if (c.lookup != 0 && c.lookup != 1) throw bad("lookup must be 0 (off) or 1 (on) (got " + std::to_string(c.lookup) + ").");
     if (c.n_stop > 0 && !c.stop) throw bad("stop is NULL but n_stop is " + std::to_string(c.n_stop) + ".");
     for (size_t i = 0; i < c.n_stop; ++i) {
         if (!c.stop[i] || !*c.stop[i]) throw bad("stop strings must be non-empty (stop[" + std::to_string(i) + "] is not).");
@@ -122,6 +122,10 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
     std::unique_ptr<Policy> policy = make_policy(p, policy_kind, dctx);
     const bool drafting = policy_kind != ES_POLICY_AUTOREGRESSIVE;
     if (drafting && policy->confident()) controller.use_confidence();  // adaptive k only
+    // Prompt lookup beside a drafter: a round whose context repeats earlier text proposes what
+    // followed it there, for free, instead of calling the drafter (es_generation_config.lookup).
+    const bool lookup = cfg.lookup && policy_kind == ES_POLICY_DRAFT;
+    std::vector<int64_t> looked_up;
     int last_k = controller.k();
 
     std::vector<std::string> stops;
@@ -196,17 +200,30 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
         const size_t room = std::min(max_new - out.tokens.size(), context_length - context.size());
         const int k = drafting ? static_cast<int>(std::min<size_t>(static_cast<size_t>(controller.k()), room - 1)) : 0;
 
-        // 1. propose: up to k tokens in target ids (+ the q they were drawn from).
+        // 1. propose: up to k tokens in target ids (+ the q they were drawn from), or what prompt
+        //    lookup found (deterministic: q is one-hot), as many as pay.
         proposal.clear();
         double round_draft_ms = 0, round_verify_ms = 0;
-        if (k > 0) {
+        bool looked = false;
+        if (lookup && room > 1) {
+            Timed t(round_draft_ms);
+            const size_t most = std::min<size_t>(static_cast<size_t>(cfg.k_max), room - 1);
+            if (prompt_lookup(context, kLookupMinN, kLookupMaxN, most, looked_up) > 0) {
+                const size_t j = static_cast<size_t>(controller.lookup_length(static_cast<int>(looked_up.size())));
+                if (j > 0) {
+                    proposal.tokens.assign(looked_up.begin(), looked_up.begin() + static_cast<long>(j));
+                    looked = true;
+                }
+            }
+        }
+        if (k > 0 && !looked) {
             Timed t(round_draft_ms);
             policy->propose(context, k, proposal);
         }
         st.draft_ms += round_draft_ms;
         st.draft_prefill_ms += proposal.prefill_ms;
         st.draft_prefill_tokens += static_cast<int64_t>(proposal.prefill_tokens);
-        if (controller.uses_confidence()) {
+        if (controller.uses_confidence() && !looked) {
             // Verify the prefix of the drafted tokens that pays best (maybe none: a plain step).
             const size_t j = static_cast<size_t>(controller.select(proposal.conf));
             if (j < proposal.tokens.size()) {
@@ -238,8 +255,14 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
         const int64_t bonus = verdict.bonus;
         st.accepted += static_cast<int64_t>(n_acc);
         ++st.accepted_hist[n_acc];
-        controller.update(static_cast<int>(m), static_cast<int>(n_acc), std::max(0.0, round_draft_ms - proposal.catchup_ms),
-                          round_verify_ms, &proposal.conf);
+        if (looked) {
+            controller.update_lookup(static_cast<int>(m), static_cast<int>(n_acc), round_verify_ms);
+            st.lookup_drafted += static_cast<int64_t>(m);
+            st.lookup_accepted += static_cast<int64_t>(n_acc);
+        } else {
+            controller.update(static_cast<int>(m), static_cast<int>(n_acc), std::max(0.0, round_draft_ms - proposal.catchup_ms),
+                              round_verify_ms, &proposal.conf);
+        }
 
         // 4. rollback: the target keeps the last token and the accepted proposals.
         target.rollback(n_past + 1 + n_acc);
@@ -247,7 +270,10 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
         // 5. emit: accepted proposals + the bonus token; stop checks; stream; stats.
         emitted.assign(proposal.tokens.begin(), proposal.tokens.begin() + static_cast<long>(n_acc));
         emitted.push_back(bonus);
-        policy->accept(n_acc, emitted);
+        if (looked)
+            policy->observe(n_acc, emitted);
+        else
+            policy->accept(n_acc, emitted);
         emit(emitted);
     }
 

@@ -293,7 +293,8 @@ int main() {
         // Prompt lookup beside the drafter: how many looked-up tokens a round verifies. On the
         // twin's curve a reliable lookup is verified in full (a repeat of earlier text is right
         // throughout); once lookups are mostly rejected, it verifies fewer, then none (the drafter
-        // drafts the round); the drafter's own acceptance and k are not touched.
+        // drafts the round); the drafter's own acceptance and k are not touched, and the record
+        // is the pipeline's (CallCosts), like the call costs.
         const double pts[] = {0, 28.3, 29.5, 34.2, 39.2, 44.2, 47.7, 51.1, 53.3, 56.0};  // ms, n = 1..9
         CallCosts costs;
         for (int n = 1; n <= 9; ++n) costs.record_verify(static_cast<size_t>(n), pts[n]);
@@ -315,6 +316,8 @@ int main() {
         CHECK(c.lookup_length(8) == 0, "a lookup worse than the drafter's rounds is verified (%d of 8)", c.lookup_length(8));
         for (int r = 0; r < 30; ++r) c.update_lookup(2, 0, pts[3]);
         CHECK(c.lookup_length(8) == 0, "lookups never accepted are verified (%d of 8)", c.lookup_length(8));
+        DraftLengthController later(-1, k_max, &costs);  // the pipeline's next generation remembers
+        CHECK(later.lookup_length(8) == 0, "a later generation forgot the lookups' record (%d of 8)", later.lookup_length(8));
         // Without costs (sampling schedules never read the clock): all of them.
         DraftLengthController s(-1, k_max, nullptr);
         CHECK(s.lookup_length(5) == 5, "without costs a lookup is verified in full (got %d)", s.lookup_length(5));

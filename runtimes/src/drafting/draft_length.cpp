@@ -161,6 +161,11 @@ int DraftLengthController::select(const std::vector<float> &conf) const {
     return best;
 }
 
+double DraftLengthController::lookup_acceptance() const {
+    const double acc = costs_ ? costs_->lookup_accepted : 0, rej = costs_ ? costs_->lookup_rejected : 0;
+    return (acc + 2.0) / (acc + rej + 3.0);
+}
+
 int DraftLengthController::lookup_length(int available) const {
     if (available <= 0) return 0;
     if (!costs_ || !(costs_->verify(1) > 0)) return available;
@@ -179,10 +184,11 @@ int DraftLengthController::lookup_length(int available) const {
 }
 
 void DraftLengthController::update_lookup(int proposed, int accepted, double verify_ms) {
-    if (costs_) costs_->record_verify(static_cast<size_t>(proposed) + 1, verify_ms);
+    if (!costs_) return;
+    costs_->record_verify(static_cast<size_t>(proposed) + 1, verify_ms);
     if (proposed <= 0) return;
-    lacc_ = kDecay * lacc_ + accepted;
-    lrej_ = kDecay * lrej_ + (accepted < proposed ? 1 : 0);
+    costs_->lookup_accepted = kDecay * costs_->lookup_accepted + accepted;
+    costs_->lookup_rejected = kDecay * costs_->lookup_rejected + (accepted < proposed ? 1 : 0);
 }
 
 void DraftLengthController::update(int proposed, int accepted, double draft_ms, double verify_ms, const std::vector<float> *conf) {

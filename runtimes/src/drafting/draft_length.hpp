@@ -70,6 +70,9 @@ struct CallCosts {
     std::vector<double> verify_ms;  // index n: a call over n tokens; 0 = not measured yet
     Calibration calibration;        // of the pipeline's drafter (used when it reports confidences)
     double rate = 0;                // tokens per ms of recent rounds (0 = none yet)
+    // Prompt lookup beside the drafter: decayed counts of its accepted tokens and of its rounds
+    // with a rejection, per pipeline (a 64-token generation has too few lookups to learn from).
+    double lookup_accepted = 0, lookup_rejected = 0;
     // Confidence mode: what rounds that ran the drafter were expected to gain over plain decoding,
     // in tokens (expected extra tokens - extra time / t_verify(1)): mean and mean square over the
     // last ~20 such rounds.
@@ -103,14 +106,15 @@ public:
     // Prompt lookup beside the drafter (es_generation_config.lookup) found `available` tokens:
     // how many of them to verify. With measured costs (greedy), the j that maximises
     // E(j) - lambda * t_verify(j + 1), E(j) = 1 + a + ... + a^j, where a is how often looked-up
-    // tokens were accepted (decayed, from an optimistic 1, so that lookup gets tried) and lambda the generation's running rate;
+    // tokens were accepted (CallCosts::lookup_accepted / lookup_rejected) and lambda the generation's running rate;
     // 0 when no j beats an average round (worth 0 at that rate; the drafter drafts the round
     // instead). Without costs (sampling, whose schedule never reads the clock), all of them.
     int lookup_length(int available) const;
     // After a lookup round: its verify call's cost and how many looked-up tokens were accepted
     // (the drafter's own acceptance, calibration and k are left as they are).
     void update_lookup(int proposed, int accepted, double verify_ms);
-    double lookup_acceptance() const { return (lacc_ + 2.0) / (lacc_ + lrej_ + 2.0); }  // optimistic: 1 untried
+    // How often looked-up tokens are accepted (per token); 2/3 before the pipeline's first lookup.
+    double lookup_acceptance() const;
     // Expected tokens per ms of a round drafting k (for tests and stats).
     double rate(int k) const;
     double acceptance() const { return (acc_ + 1.0) / (acc_ + rej_ + 2.0); }
@@ -123,12 +127,11 @@ private:
     bool confident_ = false;
     int k_, k_max_;
     CallCosts *costs_;
-    double acc_ = 0, rej_ = 0;    // decayed counts of accepted tokens and of rejections
-    double lacc_ = 0, lrej_ = 0;  // the same for prompt lookup
-    double draft_ms_ = 0;         // per drafted token, averaged; 0 = not measured yet
-    int rounds_at_zero_ = 0;      // plain rounds since drafting stopped or last probed
-    int backoff_ = 0;             // plain rounds between probes at k = 0 (0: drafting pays)
-    bool probe_ = false;          // the current k = 1 (k_max in confidence mode) is a probe
+    double acc_ = 0, rej_ = 0;  // decayed counts of accepted tokens and of rejections
+    double draft_ms_ = 0;       // per drafted token, averaged; 0 = not measured yet
+    int rounds_at_zero_ = 0;    // plain rounds since drafting stopped or last probed
+    int backoff_ = 0;           // plain rounds between probes at k = 0 (0: drafting pays)
+    bool probe_ = false;        // the current k = 1 (k_max in confidence mode) is a probe
 };
 
 }  // namespace es

@@ -423,6 +423,9 @@ def comparisons(res: dict[str, dict]) -> dict:
             out["best_nolookup" + (f"@{at}" if at else "")] = f"{es} / {ga} = {ratio(es, ga):.3f}×"
     shares = [m["other_share"] for n, m in res.items() if n.startswith("es_") and m.get("other_share") is not None]
     out["es_max_other_share"] = max(shares) if shares else None
+    out["es_lookup"] = {  # prompt lookup beside the drafter: looked-up tokens accepted / proposed per generation
+        n: f"{m['lookup_accepted']:.1f} / {m['lookup_drafted']:.1f}" for n, m in res.items() if m.get("lookup_drafted")
+    } or None
     effs = {
         n: m["efficiency"]
         for n, m in res.items()
@@ -592,7 +595,7 @@ def markdown(report: dict) -> str:
                 if isinstance(v, str):
                     pass
                 elif isinstance(v, dict):
-                    v = ", ".join(f"{n} {x:.2f}" for n, x in v.items())
+                    v = ", ".join(f"{n} {x}" if isinstance(x, str) else f"{n} {x:.2f}" for n, x in v.items())
                 elif k.endswith("share"):
                     v = f"{100 * v:.2f}%"
                 else:

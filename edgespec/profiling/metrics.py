@@ -220,9 +220,9 @@ def config_metrics(cfg, per_prompt: list[list[dict]], costs: dict | None, sizes:
     # rounds that prompt lookup proposed (beside the drafter) are not a drafter loop's: no ideal for them
     looked = any((r.get("native_stats") or {}).get("lookup_drafted") for r in med)
     if looked:
-        m["lookup_share"] = sum(r["native_stats"].get("lookup_drafted", 0) for r in med) / max(
-            1.0, m["drafted"] * n_gen
-        )
+        for key in ("lookup_drafted", "lookup_accepted"):  # means per generation, of drafted / accepted
+            m[key] = sum(r["native_stats"].get(key, 0) for r in med) / n_gen
+        m["lookup_share"] = m["lookup_drafted"] / max(1.0, m["drafted"])
     if cfg.policy in ("draft", "ngram") and costs and tau and k_eff and not looked:  # (no model for a tree search)
         t_draft = costs.get("T_draft_ms") or 0.0 if cfg.policy == "draft" else 0.0
         t_ver = interp_verify(costs, k_eff + 1)

@@ -383,7 +383,10 @@ def explain(spec, plain, step_ms: float) -> dict:
         "verify_width": width,
         "verify_ms": call_ms,
         "verify_steps": verify_steps,
-        "draft_ms_per_token": spec.draft_ms / spec.drafted if spec.drafted else 0.0,
+        # per token the drafter drafted (prompt lookup's tokens cost no model call)
+        "draft_ms_per_token": spec.draft_ms / own if (own := spec.drafted - spec.lookup_drafted) else 0.0,
+        "lookup_drafted": spec.lookup_drafted,
+        "lookup_accepted": spec.lookup_accepted,
         "draft_steps_per_round": draft_steps,
         "tokens_per_verify": tau,
         "acceptance_rate": spec.acceptance_rate,
@@ -601,6 +604,12 @@ def _print_report(con, rows, speedup, same, k, by, fig, curve, draft_name) -> No
         f"  drafter: {fig['draft_ms_per_token']:.2f} ms a token ({fig['draft_ms_per_token'] / step:.1%} of a "
         f"decode step); acceptance {fig['acceptance_rate']:.2f}, {fig['tokens_per_verify']:.2f} tokens per "
         f"verify call of {fig['verify_width']:.1f} tokens on average"
+        + (
+            f"; prompt lookup proposed {fig['lookup_drafted']} of the drafted tokens without a drafter call "
+            f"({fig['lookup_accepted']} accepted)"
+            if fig.get("lookup_drafted")
+            else ""
+        )
     )
     if fig["allowed_speedup"] is not None:
         con.print(

@@ -89,6 +89,10 @@ def test_the_explanation_figures_follow_from_the_stats():
     assert f["tokens_per_verify"] == 2 and f["draft_steps_per_round"] == pytest.approx(0.04)
     assert f["allowed_speedup"] == pytest.approx(2 / 2.04)
     assert f["projected_flat_verify"] == pytest.approx(2 / 1.04)
+    # prompt lookup's proposals cost no drafter call: the drafter's cost is per token it drafted
+    looked = explain(Stats(**{**spec.__dict__, "lookup_drafted": 10, "lookup_accepted": 8}), plain, step_ms=0)
+    assert looked["draft_ms_per_token"] == pytest.approx(40 / 30) and f["draft_ms_per_token"] == pytest.approx(1.0)
+    assert (looked["lookup_drafted"], looked["lookup_accepted"]) == (10, 8)
 
 
 def test_bad_twin_shapes_get_a_sentence():

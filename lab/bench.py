@@ -116,19 +116,26 @@ def all_configs(
 
     def spec(d: str | None, first: bool) -> tuple[list[Config], list[Config]]:
         at = "" if first else f"@{d}"
-        es = [
-            Config(f"es_spec_k{k}{at}", "edgespec", f"edgespec{at}", "draft", k, f"genai_spec_k{k}{at}", d) for k in ks
-        ]
-        es.append(
-            Config(f"es_spec_adaptive{at}", "edgespec", f"edgespec{at}", "draft", None, f"genai_spec_conf{at}", d)
-        )
-        es += [
-            Config(
-                f"es_draft_k{k}{at}", "edgespec", f"edgespec{at}", "draft", k, f"genai_spec_k{k}{at}", d, lookup=False
+        es = []
+        for prefix, lookup, conf_peer in (("es_spec", None, f"genai_spec_conf{at}"), ("es_draft", False, None)):
+            es += [
+                Config(
+                    f"{prefix}_k{k}{at}",
+                    "edgespec",
+                    f"edgespec{at}",
+                    "draft",
+                    k,
+                    f"genai_spec_k{k}{at}",
+                    d,
+                    lookup=lookup,
+                )
+                for k in ks
+            ]
+            es.append(
+                Config(
+                    f"{prefix}_adaptive{at}", "edgespec", f"edgespec{at}", "draft", None, conf_peer, d, lookup=lookup
+                )
             )
-            for k in ks
-        ]
-        es.append(Config(f"es_draft_adaptive{at}", "edgespec", f"edgespec{at}", "draft", None, None, d, lookup=False))
         ga = [Config(f"genai_spec_k{k}{at}", "genai", f"genai_draft{at}", "draft", k, draft=d) for k in ks]
         ga.append(Config(f"genai_spec_conf{at}", "genai", f"genai_draft{at}", "draft", None, draft=d))
         ga += [
@@ -415,12 +422,12 @@ def comparisons(res: dict[str, dict]) -> dict:
         return max(names, key=lambda n: res[n].get("tokens_per_s") or 0, default=None)
 
     for at in sorted({n.partition("@")[2] for n in res}):
-        es, ga = fastest(("es_spec_",), at), fastest(("genai_spec_", "genai_tree_"), at)
-        if ratio(es, ga):
-            out["best" + (f"@{at}" if at else "")] = f"{es} / {ga} = {ratio(es, ga):.3f}×"
-        es = fastest(("es_draft_",), at)  # edgespec without prompt lookup: the same loop as GenAI's
-        if ratio(es, ga):
-            out["best_nolookup" + (f"@{at}" if at else "")] = f"{es} / {ga} = {ratio(es, ga):.3f}×"
+        ga = fastest(("genai_spec_", "genai_tree_"), at)
+        # es_draft_*: edgespec without prompt lookup, the same loop as GenAI's
+        for key, prefix in (("best", "es_spec_"), ("best_nolookup", "es_draft_")):
+            es = fastest((prefix,), at)
+            if ratio(es, ga):
+                out[key + (f"@{at}" if at else "")] = f"{es} / {ga} = {ratio(es, ga):.3f}×"
     shares = [m["other_share"] for n, m in res.items() if n.startswith("es_") and m.get("other_share") is not None]
     out["es_max_other_share"] = max(shares) if shares else None
     out["es_lookup"] = {  # prompt lookup beside the drafter: looked-up tokens accepted / proposed per generation

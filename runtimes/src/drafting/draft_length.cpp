@@ -17,6 +17,21 @@ constexpr double kRateWeight = 0.1;   // weight of a round in the running rate
 constexpr double kGainWeight = 0.05;  // weight of a drafting round in the average gain (~20 rounds)
 constexpr int kGainRounds = 8;        // drafting rounds before the average gain may stop drafting
 constexpr double kMinDrafted = 16;    // drafted tokens before their confidences say what the next is worth
+
+// Of n proposed tokens, the prefix j (0..n) to verify: the one maximising E(j) - lam * t_verify(j + 1),
+// E(j) = 1 + P_1 + ... + P_j, P_j = p(1)...p(j) (p(i): token i is accepted given those before it
+// were); j = 0 is worth `floor` (a plain step's value, or 0: an average round at the rate lam).
+template <class P>
+int best_prefix(const CallCosts &costs, double lam, int n, double floor, P p) {
+    int best = 0;
+    double all = 1, expected = 1, best_value = floor;
+    for (int j = 1; j <= n; ++j) {
+        expected += (all *= p(j));
+        const double value = expected - lam * costs.verify(static_cast<size_t>(j) + 1);
+        if (value > best_value + 1e-12) best_value = value, best = j;
+    }
+    return best;
+}
 }  // namespace
 
 double Calibration::f(float c) const {
@@ -150,15 +165,8 @@ int DraftLengthController::select(const std::vector<float> &conf) const {
     const int n = static_cast<int>(conf.size());
     if (!confident_) return std::min(n, k_);
     const double lam = lambda();
-    int best = 0;
-    double all = 1, expected = 1, best_value = expected - lam * costs_->verify(1);
-    for (int j = 1; j <= n; ++j) {
-        all *= costs_->calibration.f(conf[static_cast<size_t>(j - 1)]);
-        expected += all;
-        const double value = expected - lam * costs_->verify(static_cast<size_t>(j) + 1);
-        if (value > best_value + 1e-12) best_value = value, best = j;
-    }
-    return best;
+    return best_prefix(*costs_, lam, n, 1 - lam * costs_->verify(1),
+                       [&](int j) { return costs_->calibration.f(conf[static_cast<size_t>(j - 1)]); });
 }
 
 double DraftLengthController::lookup_acceptance() const {
@@ -172,15 +180,8 @@ int DraftLengthController::lookup_length(int available) const {
     // Renewal reward at the generation's running rate lambda: a round that yields E tokens in T ms
     // is worth E - lambda * T, and an average round (the drafter's, or a plain step when it does
     // not draft) is worth about 0, so the lookup must beat 0, not a plain step.
-    const double a = lookup_acceptance(), lam = lambda();
-    int best = 0;
-    double all = 1, expected = 1, best_value = 0;
-    for (int j = 1; j <= available; ++j) {
-        expected += (all *= a);
-        const double value = expected - lam * costs_->verify(static_cast<size_t>(j) + 1);
-        if (value > best_value + 1e-12) best_value = value, best = j;
-    }
-    return best;
+    const double a = lookup_acceptance();
+    return best_prefix(*costs_, lambda(), available, 0.0, [a](int) { return a; });
 }
 
 void DraftLengthController::update_lookup(int proposed, int accepted, double verify_ms) {

@@ -125,7 +125,6 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
     // Prompt lookup beside a drafter: a round whose context repeats earlier text proposes what
     // followed it there, for free, instead of calling the drafter (es_generation_config.lookup).
     const bool lookup = cfg.lookup && policy_kind == ES_POLICY_DRAFT;
-    std::vector<int64_t> looked_up;
     int last_k = controller.k();
 
     std::vector<std::string> stops;
@@ -208,13 +207,9 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
         if (lookup && room > 1) {
             Timed t(round_draft_ms);
             const size_t most = std::min<size_t>(static_cast<size_t>(cfg.k_max), room - 1);
-            if (prompt_lookup(context, kLookupMinN, kLookupMaxN, most, looked_up) > 0) {
-                const size_t j = static_cast<size_t>(controller.lookup_length(static_cast<int>(looked_up.size())));
-                if (j > 0) {
-                    proposal.tokens.assign(looked_up.begin(), looked_up.begin() + static_cast<long>(j));
-                    looked = true;
-                }
-            }
+            prompt_lookup(context, kLookupMinN, kLookupMaxN, most, proposal.tokens);
+            proposal.tokens.resize(static_cast<size_t>(controller.lookup_length(static_cast<int>(proposal.tokens.size()))));
+            looked = !proposal.tokens.empty();
         }
         if (k > 0 && !looked) {
             Timed t(round_draft_ms);

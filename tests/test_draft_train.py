@@ -172,7 +172,7 @@ def test_stage2_generates_resumable_shards_and_fine_tunes(target, stage1, tiny_c
     rep = fastdraft.distill(target, d1, tiny_corpus, tmp_path / "d2", **kw)
     shards = sorted((tmp_path / "d2" / fastdraft.GEN_DIR).glob("*.jsonl"))
     assert len(shards) == 2 and rep["recipe"]["n_sequences"] == 6
-    rows = fastdraft.read_shards(tmp_path / "d2" / fastdraft.GEN_DIR)
+    rows = fastdraft.read_shards(shards)
     assert [r["sampled"] for r in rows] == [False] * 3 + [True] * 3
     mtimes = [s.stat().st_mtime_ns for s in shards]
     logs = []
@@ -180,6 +180,40 @@ def test_stage2_generates_resumable_shards_and_fine_tunes(target, stage1, tiny_c
     assert [s.stat().st_mtime_ns for s in shards] == mtimes  # kept, not regenerated
     assert any("already there" in s for s in logs)
     fastdraft.load_model(tmp_path / "d2")
+    # Another seed cuts other prompts: its shards are its own, and the old ones are not read.
+    logs = []
+    rep = fastdraft.distill(target, d1, tiny_corpus, tmp_path / "d2", **{**kw, "seed": 9, "log": logs.append})
+    every = sorted((tmp_path / "d2" / fastdraft.GEN_DIR).glob("*.jsonl"))
+    assert len(every) == 4 and [s.stat().st_mtime_ns for s in shards] == mtimes
+    assert rep["recipe"]["n_sequences"] == 6
+    assert any("2 shards of another generation" in s and "not used" in s for s in logs)
+
+
+def test_generated_shards_are_keyed_by_what_wrote_them(target, tiny_corpus, tmp_path):
+    """A shard is reused only where the same target, prompts and settings would write it again:
+    a retrained target, other prompts or another temperature name other shards."""
+    import torch
+    import transformers as tf
+
+    m = tf.AutoModelForCausalLM.from_pretrained(target).eval()
+    tok = tf.AutoTokenizer.from_pretrained(target)
+    docs = fastdraft.corpus_mod.load_documents(tiny_corpus)
+    gen = fastdraft.Generation(4, 8, 6, 2, 0.8, 0)
+    prompts, shards = gen.plan(m, tok, docs, tmp_path)
+    assert len(shards) == 2 and gen.plan(m, tok, docs, tmp_path)[1] == shards  # deterministic
+    assert gen.write(m, tok, docs, tmp_path, log=lambda s: None) == shards
+    rows = fastdraft.read_shards(shards)
+    assert [r["prompt_ids"] for r in rows] == prompts
+    other = [
+        fastdraft.Generation(4, 8, 6, 2, 0.8, 1).plan(m, tok, docs, tmp_path)[1],  # other prompts
+        fastdraft.Generation(4, 8, 6, 2, 0.5, 0).plan(m, tok, docs, tmp_path)[1],  # other temperature
+        fastdraft.Generation(4, 8, 9, 2, 0.8, 0).plan(m, tok, docs, tmp_path)[1],  # longer continuations
+    ]
+    with torch.no_grad():
+        m.lm_head.weight.mul_(1.01)  # "retrained"
+    other.append(gen.plan(m, tok, docs, tmp_path)[1])
+    for o in other:
+        assert not set(o) & set(shards), o
 
 
 def test_target_as_its_own_drafter_accepts_everything(target):

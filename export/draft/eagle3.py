@@ -438,9 +438,11 @@ def train(
     gen = Generation(n_sequences, prompt_tokens, new_tokens, gen_batch, temperature, seed)
     if n_sequences > 0:
         if rank == 0:
-            gen.write(tmodel, ttok, docs, gen_dir, say)
+            shards = gen.write(tmodel, ttok, docs, gen_dir, say)
+        else:
+            shards = gen.plan(tmodel, ttok, docs, gen_dir)[1]
         _barrier(world)
-        rows = read_shards(gen_dir)
+        rows = read_shards(shards)
         data = token_stream([r["prompt_ids"] + r["ids"] for r in rows], ttok.eos_token_id)
         emitted = [r["ids"] for r in rows]
     else:

@@ -5,8 +5,9 @@ Stage 1 (``pretrain``) trains a small Llama from scratch on a corpus, with the t
 
 Stage 2 (``distill``):
   1. the target writes continuations of prompts cut from the corpus (half greedy, half sampled at
-     temperature 0.8), in batches; every batch is saved as a shard ``OUT/.distill/gen/NNNNN.jsonl``
-     (written to a temporary name, then renamed), and a re-run skips the shards already there;
+     temperature 0.8), in batches; every batch is saved as a shard ``OUT/.distill/gen/NNNNN-HASH.jsonl``
+     (written to a temporary name, then renamed; HASH covers the target's weights, the batch's
+     prompts and the settings), and a re-run skips the shards already there;
   2. the drafter is fine-tuned on those sequences (sequence-level distillation); with
      ``kl_weight > 0`` and a shared vocabulary, a token-level KL(target || drafter) term on the
      target's logits is added. A drafter with its own tokenizer learns from the generated *text*
@@ -259,11 +260,40 @@ def corpus_prompts(docs: list[str], tok, n: int, prompt_tokens: int, seed: int) 
     return out
 
 
+def target_fingerprint(model) -> str:
+    """A short hash of a model's weights: every tensor's name, shape and first 1 024 values.
+
+    Shards written by one target are not mistaken for another's, a retrained one included."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for name, p in model.state_dict().items():
+        h.update(f"{name}{tuple(p.shape)}".encode())
+        h.update(p.detach().reshape(-1)[:1024].float().cpu().numpy().astype(np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+def shard_paths(gen_dir: Path, key: dict, prompts: list[list[int]], batch_size: int) -> list[Path]:
+    """One shard per batch, named by its index and a hash of everything its text depends on.
+
+    ``key`` holds the target's fingerprint and the generation settings; a batch adds its prompts
+    and, when it samples, its index (its seed). A shard on disk is reused only by the run that
+    would write the same text; another corpus, seed, target or setting writes shards of its own.
+    """
+    out = []
+    for b in range((len(prompts) + batch_size - 1) // batch_size):
+        sample = b % 2 == 1
+        batch = prompts[b * batch_size : (b + 1) * batch_size]
+        h = hashlib.sha256(json.dumps([key, batch, sample, b if sample else None]).encode()).hexdigest()
+        out.append(Path(gen_dir) / f"{b:05d}-{h[:12]}.jsonl")
+    return out
+
+
 def generate_shards(
     target,
     tok,
     prompts: list[list[int]],
-    gen_dir: Path,
+    shards: list[Path],
     *,
     new_tokens: int = 192,
     batch_size: int = 16,
@@ -271,21 +301,29 @@ def generate_shards(
     seed: int = 0,
     log: Callable[[str], None] = _log,
 ) -> list[Path]:
-    """Target continuations of ``prompts``, one shard per batch; existing shards are kept (resume).
+    """Target continuations of ``prompts`` into ``shards`` (one per batch); shards already there are
+    kept (resume).
 
     Even-numbered batches decode greedily, odd-numbered ones sample at ``temperature``.
     """
     import torch
 
-    gen_dir = Path(gen_dir)
+    gen_dir = shards[0].parent if shards else None
+    if gen_dir is None:
+        return shards
     gen_dir.mkdir(parents=True, exist_ok=True)
     lmtrain.remove_leftovers(gen_dir, ".*.tmp", log)
     dev = next(target.parameters()).device
-    n_batches = (len(prompts) + batch_size - 1) // batch_size
-    shards = [gen_dir / f"{b:05d}.jsonl" for b in range(n_batches)]
+    n_batches = len(shards)
     todo = [b for b in range(n_batches) if not shards[b].is_file()]
     if len(todo) < n_batches:
         log(f"stage 2: {n_batches - len(todo)} of {n_batches} generated shards already there, skipping them")
+    others = sorted(set(gen_dir.glob("*.jsonl")) - set(shards))
+    if others:
+        log(
+            f"{gen_dir} also holds {len(others)} shards of another generation (another target, corpus, "
+            "seed or setting); they are not used"
+        )
     bar = _progress(len(todo), "generating") if todo else None
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     t0 = time.time()
@@ -341,14 +379,26 @@ class Generation:
     temperature: float
     seed: int
 
+    def plan(self, target, tok, docs: list[str], gen_dir: Path) -> tuple[list[list[int]], list[Path]]:
+        """The prompts cut from ``docs`` and the shard of each batch (a pure function of its inputs,
+        so every rank of a data-parallel run computes the same)."""
+        prompts = corpus_prompts(docs, tok, self.n_sequences, self.prompt_tokens, self.seed)
+        key = {
+            "target": target_fingerprint(target),
+            "new_tokens": self.new_tokens,
+            "temperature": self.temperature,
+            "seed": self.seed,
+        }
+        return prompts, shard_paths(gen_dir, key, prompts, self.batch_size)
+
     def write(self, target, tok, docs: list[str], gen_dir: Path, log: Callable[[str], None]) -> list[Path]:
         """The target's continuations of ``n_sequences`` prompts cut from ``docs``, as shards in ``gen_dir``."""
-        prompts = corpus_prompts(docs, tok, self.n_sequences, self.prompt_tokens, self.seed)
+        prompts, shards = self.plan(target, tok, docs, gen_dir)
         return generate_shards(
             target,
             tok,
             prompts,
-            gen_dir,
+            shards,
             new_tokens=self.new_tokens,
             batch_size=self.batch_size,
             temperature=self.temperature,
@@ -366,10 +416,11 @@ class Generation:
         }
 
 
-def read_shards(gen_dir: Path) -> list[dict]:
+def read_shards(shards: list[Path]) -> list[dict]:
+    """The rows of ``shards``, in order."""
     rows = []
-    for f in sorted(Path(gen_dir).glob("*.jsonl")):
-        rows += [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for f in shards:
+        rows += [json.loads(line) for line in Path(f).read_text(encoding="utf-8").splitlines() if line.strip()]
     return rows
 
 
@@ -439,9 +490,9 @@ def distill(
     docs = corpus_mod.load_documents(corpus)
     gen = Generation(n_sequences, prompt_tokens, new_tokens, gen_batch, temperature, seed)
     t0 = time.time()
-    gen.write(target, ttok, docs, gen_dir, log)
+    shards = gen.write(target, ttok, docs, gen_dir, log)
     gen_s = time.time() - t0
-    rows = read_shards(gen_dir)
+    rows = read_shards(shards)
     # One stream: <s> prompt+continuation </s> ... (target ids, or the text re-tokenized for the drafter).
     if same_vocab:
         seqs = [r["prompt_ids"] + r["ids"] for r in rows]
@@ -499,7 +550,7 @@ def distill(
     if (Path(draft) / "edgespec_draft.json").is_file():
         prev = json.loads((Path(draft) / "edgespec_draft.json").read_text())
     h = hashlib.sha256()
-    for f in sorted(gen_dir.glob("*.jsonl")):
+    for f in shards:
         h.update(f.read_bytes())
     report = {
         "stage": "distill",

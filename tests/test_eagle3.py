@@ -301,6 +301,29 @@ def test_prompt_lookup_beside_the_head_changes_no_token(e3_bundle, oracle_bundle
     assert looked > 0  # the oracle, last
 
 
+def test_round_trace_accounts_for_every_round(oracle_bundle, tmp_path, monkeypatch):
+    """EDGESPEC_TRACE_ROUNDS=FILE: one JSON line per verify call, whose counts add up to the stats;
+    a file that cannot be opened traces nothing and the generation runs."""
+    pipe = _pipe(oracle_bundle, "openvino-paged")
+    trace = tmp_path / "rounds.jsonl"
+    prompt = PROMPTS[0] + pipe.generate(PROMPTS[0], max_new_tokens=30, policy="autoregressive", ignore_eos=True).text
+    monkeypatch.setenv("EDGESPEC_TRACE_ROUNDS", str(trace))
+    for k in (2, "auto"):
+        trace.unlink(missing_ok=True)
+        st = pipe.generate(prompt, max_new_tokens=80, policy="draft", k=k, ignore_eos=True).stats
+        rows = [json.loads(line) for line in trace.read_text().splitlines()]
+        assert len(rows) == st.target_calls - 1
+        assert sum(r["m"] for r in rows) == st.drafted and sum(r["acc"] for r in rows) == st.accepted
+        look = [r for r in rows if r["src"] == "lookup"]
+        assert sum(r["m"] for r in look) == st.lookup_drafted > 0 and sum(r["acc"] for r in look) == st.lookup_accepted
+        for r in rows:
+            assert r["acc"] <= r["m"] and (r["src"] == "plain") == (r["m"] == 0), r
+            assert r["m"] <= (r["looked_up"] if r["src"] == "lookup" else r["drafted"]), r
+            assert r["verify_ms"] > 0
+    monkeypatch.setenv("EDGESPEC_TRACE_ROUNDS", str(tmp_path / "no" / "such" / "dir" / "f.jsonl"))
+    assert pipe.generate(PROMPTS[0], max_new_tokens=8, policy="draft").stats.generated_tokens == 8
+
+
 def test_speculative_sampling_with_prompt_lookup_keeps_the_target_distribution(oracle_bundle):
     """Lookup rounds propose deterministically (q one-hot) between the head's sampled rounds: the
     token at a later position must be distributed as under plain sampling (chi-square). The prompt

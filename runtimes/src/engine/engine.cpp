@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
 #include "core/error.hpp"
 #include "core/sampling.hpp"
@@ -41,6 +43,24 @@ std::unique_ptr<Policy> make_policy(Pipeline &p, es_policy kind, const DraftCont
     if (p.draft_spec.relation == "eagle3") return make_eagle3_policy(*p.target, *p.draft, p.eagle3_map, dctx);
     return make_draft_model_policy(*p.draft, p.trim_map, p.trim_input, draft_context, dctx);
 }
+
+// EDGESPEC_TRACE_ROUNDS=FILE appends one JSON line per round to FILE (a developer's aid: where
+// each round's tokens came from, how many were found, verified and accepted, and what it cost).
+// Unset, or a file that cannot be opened, traces nothing.
+struct RoundTrace {
+    std::unique_ptr<FILE, int (*)(FILE *)> f{nullptr, &std::fclose};
+    RoundTrace() {
+        if (const char *path = std::getenv("EDGESPEC_TRACE_ROUNDS"); path && *path) f.reset(std::fopen(path, "a"));
+    }
+    // src: lookup, draft or plain; looked_up: the tokens prompt lookup found (before the length
+    // rule, kept or not); drafted: the drafter's tokens (before adaptive k's prefix choice).
+    void round(const char *src, size_t looked_up, size_t drafted, size_t m, size_t acc, double draft_ms, double verify_ms) {
+        if (f)
+            std::fprintf(f.get(),
+                         "{\"src\":\"%s\",\"looked_up\":%zu,\"drafted\":%zu,\"m\":%zu,\"acc\":%zu,\"draft_ms\":%.4f,\"verify_ms\":%.4f}\n",
+                         src, looked_up, drafted, m, acc, draft_ms, verify_ms);
+    }
+};
 
 }  // namespace
 
@@ -193,6 +213,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
 
     Proposal proposal;
     std::vector<int64_t> verify_ids, emitted;
+    RoundTrace trace;
     while (!done) {
         check_cancel();
         // Draft no further than the tokens still wanted and the context still free.
@@ -204,10 +225,12 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
         proposal.clear();
         double round_draft_ms = 0, round_verify_ms = 0;
         bool looked = false;
+        size_t found = 0;
         if (lookup && room > 1) {
             Timed t(round_draft_ms);
             const size_t most = std::min<size_t>(static_cast<size_t>(cfg.k_max), room - 1);
             prompt_lookup(context, kLookupMinN, kLookupMaxN, most, proposal.tokens);
+            found = proposal.tokens.size();
             proposal.tokens.resize(static_cast<size_t>(controller.lookup_length(static_cast<int>(proposal.tokens.size()))));
             looked = !proposal.tokens.empty();
         }
@@ -258,6 +281,11 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
             controller.update(static_cast<int>(m), static_cast<int>(n_acc), std::max(0.0, round_draft_ms - proposal.catchup_ms),
                               round_verify_ms, &proposal.conf);
         }
+
+        trace.round(looked ? "lookup"
+                    : m    ? "draft"
+                           : "plain",
+                    found, looked ? 0 : std::max(m, proposal.conf.size()), m, n_acc, round_draft_ms, round_verify_ms);
 
         // 4. rollback: the target keeps the last token and the accepted proposals.
         target.rollback(n_past + 1 + n_acc);

@@ -1,0 +1,102 @@
+"""Where fixed k and adaptive k differ, round by round (EDGESPEC_TRACE_ROUNDS): per configuration, the
+rounds by source (prompt lookup, drafter, plain step), how wide each verified, how much of it was
+accepted and what the verify cost per width. Interleaved: every prompt runs every configuration in
+turn, `--repeats` times, after one warm-up pass.
+    .venv/bin/python lab/experiments/round_trace.py BUNDLE [--draft head] [--configs k2,auto,k2-nolookup]
+        [--prompt-set short] [--prompts 4] [--max-new-tokens 64] [--repeats 2]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import edgespec
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "lab"))
+from bench_prompts import load_set  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("bundle")
+ap.add_argument("--draft", default="auto")
+ap.add_argument("--configs", default="k2,auto")
+ap.add_argument("--prompt-set", default="short")
+ap.add_argument("--prompts", type=int, default=4)
+ap.add_argument("--max-new-tokens", type=int, default=64)
+ap.add_argument("--repeats", type=int, default=2)
+ap.add_argument("--k-max", type=int, default=8)
+a = ap.parse_args()
+
+
+def config(name: str) -> dict:
+    lookup = not name.endswith("-nolookup")
+    k = name.removesuffix("-nolookup")
+    k = "auto" if k == "auto" else int(k.removeprefix("k"))
+    return dict(policy="draft", k=k, k_max=a.k_max, lookup=lookup, ignore_eos=True, max_new_tokens=a.max_new_tokens)
+
+
+names = [c.strip() for c in a.configs.split(",") if c.strip()]
+cfgs = {n: config(n) for n in names}
+prompts = [p["prompt"] for p in load_set(a.prompt_set)[0]][: a.prompts]
+pipe = edgespec.Pipeline.load(a.bundle, draft=a.draft, profile=False)
+trace = Path(tempfile.mkdtemp()) / "rounds.jsonl"
+rounds = defaultdict(list)
+tps = defaultdict(list)
+for rep in range(a.repeats + 1):  # pass 0 warms up
+    for i, p in enumerate(prompts):
+        for n in names:
+            trace.unlink(missing_ok=True)
+            os.environ["EDGESPEC_TRACE_ROUNDS"] = str(trace)
+            r = pipe.generate(p, **cfgs[n])
+            os.environ.pop("EDGESPEC_TRACE_ROUNDS")
+            if rep:
+                rounds[n] += [json.loads(line) for line in trace.read_text().splitlines()]
+                tps[n].append(r.stats.tokens_per_s)
+        print(f"pass {rep}/{a.repeats} prompt {i + 1}/{len(prompts)}", file=sys.stderr, flush=True)
+
+print(f"{a.bundle} ({a.draft}), {len(prompts)} {a.prompt_set} prompts x {a.max_new_tokens} tokens, {a.repeats} repeats")
+print(f"{'config':14} {'tok/s':>7} {'rounds':>6} {'src':7} {'n':>5} {'mean m':>6} {'mean acc':>8} {'verify ms':>9}")
+for n in names:
+    rs = rounds[n]
+    by = defaultdict(list)
+    for r in rs:
+        by[r["src"]].append(r)
+    first = True
+    for src in ("lookup", "draft", "plain"):
+        g = by.get(src, [])
+        if not g:
+            continue
+        head = (
+            f"{n:14} {statistics.mean(tps[n]):7.1f} {len(rs) / (len(prompts) * a.repeats):6.1f}" if first else " " * 29
+        )
+        first = False
+        print(
+            f"{head} {src:7} {len(g):5d} {statistics.mean(r['m'] for r in g):6.2f} "
+            f"{statistics.mean(r['acc'] for r in g):8.2f} {statistics.mean(r['verify_ms'] for r in g):9.2f}"
+        )
+print("\nverify ms by width m (median, rounds), all configurations:")
+width = defaultdict(list)
+for rs in rounds.values():
+    for r in rs:
+        width[r["m"]].append(r["verify_ms"])
+print("  ".join(f"m={m}: {statistics.median(v):.1f} ({len(v)})" for m, v in sorted(width.items())))
+print("\nwidth histogram of drafter rounds (m: rounds), and mean accepted at that width:")
+for n in names:
+    h = defaultdict(list)
+    for r in rounds[n]:
+        if r["src"] == "draft":
+            h[r["m"]].append(r["acc"])
+    print(f"  {n:14} " + "  ".join(f"{m}: {len(v)} ({statistics.mean(v):.2f})" for m, v in sorted(h.items())))
+    h = defaultdict(list)
+    for r in rounds[n]:
+        if r["src"] == "lookup":
+            h[r["m"]].append(r["acc"])
+    if h:
+        print(
+            f"  {'  lookup':14} " + "  ".join(f"{m}: {len(v)} ({statistics.mean(v):.2f})" for m, v in sorted(h.items()))
+        )

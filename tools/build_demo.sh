@@ -38,14 +38,25 @@ fi
 
 # VocabTrim on the target's generations (CPU, seconds)
 $ES draft trim --draft $D/draft --target $D/target --calibration $D/gen --coverage 0.99 --eval-prompts 0 -o $D/draft-trimmed
-# the EAGLE-3 head (CPU, about an hour): corpus text, then the target's own continuations
+# the EAGLE-3 head (2-core CPU, about 3 h 40 min in five stages, models/demo/RECIPE.md): corpus
+# text, the target's own continuations, more of them, the whole corpus as text, those
+# continuations again
 $PY -c "import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]; \
     open(sys.argv[2], 'w').write(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows[::4]))" \
     $C $D/corpus/train-q4.jsonl
-E3="$ES draft train --method eagle3 --target $D/target --corpus $D/corpus/train-q4.jsonl --ttt-steps 3 \
+E3="$ES draft train --method eagle3 --target $D/target --ttt-steps 3 \
     --batch-size 8 --seq-len 256 --threads 2 --device auto --eval-prompts 0 --checkpoint-every 240"
-$E3 --sequences 0 --draft-vocab 4096 --steps 1500 --lr 2e-3 --seed 4 -o $D/head-eagle3-1500
-$E3 --sequences 2048 --new-tokens 192 --gen-batch 128 --gen-dir $D/gen-e3 --init $D/head-eagle3-1500 \
-    --steps 600 --lr 5e-4 --seed 5 -o $D/head-eagle3
+Q4="--corpus $D/corpus/train-q4.jsonl"
+$E3 $Q4 --sequences 0 --draft-vocab 4096 --steps 1500 --lr 2e-3 --seed 4 -o $D/head-eagle3-1500
+$E3 $Q4 --sequences 2048 --new-tokens 192 --gen-batch 128 --gen-dir $D/gen-e3 --init $D/head-eagle3-1500 \
+    --steps 600 --lr 5e-4 --seed 5 -o $D/head-eagle3-s2
+$E3 --corpus $C --sequences 6144 --new-tokens 192 --gen-batch 128 --gen-dir $D/gen-e3c --init $D/head-eagle3-s2 \
+    --steps 1200 --lr 5e-4 --seed 6 -o $D/head-eagle3-s3
+$E3 --corpus $C --sequences 0 --init $D/head-eagle3-s3 --steps 2400 --lr 1.5e-3 --seed 7 -o $D/head-eagle3-s4
+$PY -c "import glob, json, sys; rows = [json.loads(l) for f in sorted(glob.glob(sys.argv[1] + '/*.jsonl')) \
+    for l in open(f) if l.strip()]; open(sys.argv[2], 'w').write(''.join(json.dumps({'text': r['text']}, \
+    ensure_ascii=False) + '\n' for r in rows))" $D/gen-e3c $D/gen-e3c-text.jsonl
+$E3 --corpus $D/gen-e3c-text.jsonl --sequences 0 --init $D/head-eagle3-s4 --steps 800 --lr 5e-4 --seed 8 \
+    -o $D/head-eagle3
 $PY tools/train_demo.py publish
 $PY tools/train_demo.py figures --prompts-n 16

@@ -308,9 +308,9 @@ def generate_shards(
     """
     import torch
 
-    gen_dir = shards[0].parent if shards else None
-    if gen_dir is None:
+    if not shards:
         return shards
+    gen_dir = shards[0].parent
     gen_dir.mkdir(parents=True, exist_ok=True)
     lmtrain.remove_leftovers(gen_dir, ".*.tmp", log)
     dev = next(target.parameters()).device

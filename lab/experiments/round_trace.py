@@ -85,18 +85,14 @@ for rs in rounds.values():
     for r in rs:
         width[r["m"]].append(r["verify_ms"])
 print("  ".join(f"m={m}: {statistics.median(v):.1f} ({len(v)})" for m, v in sorted(width.items())))
-print("\nwidth histogram of drafter rounds (m: rounds), and mean accepted at that width:")
+print("\nwidth histogram of drafter and lookup rounds (m: rounds), and mean accepted at that width:")
 for n in names:
-    h = defaultdict(list)
-    for r in rounds[n]:
-        if r["src"] == "draft":
-            h[r["m"]].append(r["acc"])
-    print(f"  {n:14} " + "  ".join(f"{m}: {len(v)} ({statistics.mean(v):.2f})" for m, v in sorted(h.items())))
-    h = defaultdict(list)
-    for r in rounds[n]:
-        if r["src"] == "lookup":
-            h[r["m"]].append(r["acc"])
-    if h:
-        print(
-            f"  {'  lookup':14} " + "  ".join(f"{m}: {len(v)} ({statistics.mean(v):.2f})" for m, v in sorted(h.items()))
-        )
+    for src, label in (("draft", n), ("lookup", "  lookup")):
+        h = defaultdict(list)
+        for r in rounds[n]:
+            if r["src"] == src:
+                h[r["m"]].append(r["acc"])
+        if h:
+            print(
+                f"  {label:14} " + "  ".join(f"{m}: {len(v)} ({statistics.mean(v):.2f})" for m, v in sorted(h.items()))
+            )

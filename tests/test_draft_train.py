@@ -189,6 +189,13 @@ def test_stage2_generates_resumable_shards_and_fine_tunes(target, stage1, tiny_c
     assert any("2 shards of another generation" in s and "not used" in s for s in logs)
 
 
+def test_a_gen_dir_that_is_a_file_is_refused_before_the_target_loads(tmp_path):
+    f = tmp_path / "gen"
+    f.write_text("")
+    with pytest.raises(EdgespecError, match="is a file, not a directory"):
+        fastdraft.distill(tmp_path / "no-target", tmp_path / "no-draft", tmp_path, tmp_path / "d2", gen_dir=f)
+
+
 def test_generated_shards_are_keyed_by_what_wrote_them(target, tiny_corpus, tmp_path):
     """A shard is reused only where the same target, prompts and settings would write it again:
     a retrained target, other prompts or another temperature name other shards."""

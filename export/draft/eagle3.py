@@ -44,10 +44,11 @@ from edgespec.errors import EdgespecError
 from . import corpus as corpus_mod
 from . import lmtrain
 from .fastdraft import (
-    GEN_DIR,
+    GEN_DIR,  # noqa: F401 (where a head's generated shards go, OUT/GEN_DIR, for callers)
     Generation,
     _log,
     _progress,
+    generation_dir,
     load_model,
     read_shards,
     token_stream,
@@ -412,6 +413,7 @@ def train(
     if batch_size < world:
         raise EdgespecError(f"--batch-size {batch_size} is smaller than the {world} ranks; each rank needs a window.")
     target_dir, out = Path(target), Path(out)
+    gen_dir = generation_dir(gen_dir, out)
     tmodel, ttok = load_model(target_dir, "target")
     tmodel.requires_grad_(False)
     tmodel.to(device)
@@ -432,7 +434,6 @@ def train(
 
     # 1. the target's continuations (rank 0 writes the shards; the others wait and read them), or
     #    with n_sequences == 0 the corpus text itself (the target still gives features and labels)
-    gen_dir = Path(gen_dir) if gen_dir else out / GEN_DIR
     t0 = time.time()
     docs = corpus_mod.load_documents(corpus)
     gen = Generation(n_sequences, prompt_tokens, new_tokens, gen_batch, temperature, seed)

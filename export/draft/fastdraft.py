@@ -260,6 +260,17 @@ def corpus_prompts(docs: list[str], tok, n: int, prompt_tokens: int, seed: int) 
     return out
 
 
+def generation_dir(gen_dir: Path | str | None, out: Path) -> Path:
+    """Where the generated shards go: ``gen_dir``, else ``out/.distill/gen``; refused with a
+    sentence (before any model loads) when the path exists and is not a directory."""
+    path = Path(gen_dir) if gen_dir else Path(out) / GEN_DIR
+    if path.exists() and not path.is_dir():
+        raise EdgespecError(
+            f"--gen-dir {path} is a file, not a directory; pass a directory (it is created if missing)."
+        )
+    return path
+
+
 def target_fingerprint(model) -> str:
     """A short hash of a model's weights: every tensor's name, shape and first 1 024 values.
 
@@ -469,6 +480,8 @@ def distill(
     if threads:
         torch.set_num_threads(threads)
     device = lmtrain.resolve_device(device)
+    out = Path(out)
+    gen_dir = generation_dir(gen_dir, out)
     target_dir = Path(target)
     target, ttok = load_model(target_dir, "target")
     target.to(device)
@@ -485,8 +498,6 @@ def distill(
             "--kl-weight needs a drafter with the target's vocabulary; this drafter has its own "
             "tokenizer (it learns from the generated text instead)."
         )
-    out = Path(out)
-    gen_dir = Path(gen_dir) if gen_dir else out / GEN_DIR
     docs = corpus_mod.load_documents(corpus)
     gen = Generation(n_sequences, prompt_tokens, new_tokens, gen_batch, temperature, seed)
     t0 = time.time()

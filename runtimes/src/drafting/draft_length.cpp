@@ -17,6 +17,8 @@ constexpr double kRateWeight = 0.1;   // weight of a round in the running rate
 constexpr double kGainWeight = 0.05;  // weight of a drafting round in the average gain (~20 rounds)
 constexpr int kGainRounds = 8;        // drafting rounds before the average gain may stop drafting
 constexpr double kMinDrafted = 16;    // drafted tokens before their confidences say what the next is worth
+constexpr double kLookupPrior = 1.0;  // weight, in tests, of the pooled lookup rate in a position's estimate
+constexpr double kLookupExplore = 0.25;  // optimism while few lookups were verified: + this / sqrt(verified + 1)
 
 // Of n proposed tokens, the prefix j (0..n) to verify: the one maximising E(j) - lam * t_verify(j + 1),
 // E(j) = 1 + P_1 + ... + P_j, P_j = p(1)...p(j) (p(i): token i is accepted given those before it
@@ -90,6 +92,34 @@ bool CallCosts::drafting_loses() const {
     const double n = std::min(static_cast<double>(drafting_rounds), 2.0 / kGainWeight - 1);
     const double sd = std::sqrt(std::max(0.0, drafting_gain_sq - drafting_gain * drafting_gain));
     return drafting_gain + sd / std::sqrt(n) < 0;
+}
+
+void CallCosts::record_lookup(int proposed, int accepted) {
+    // Position i was tested only if every looked-up token before it was accepted.
+    // Every position's counts decay per lookup round, tested or not, so a position that is no
+    // longer reached drifts back to the pooled rate instead of keeping an old record.
+    const size_t n = static_cast<size_t>(std::max(0, std::min(proposed, accepted + 1)));
+    if (lookup_tested.size() < n) lookup_tested.resize(n, 0.0), lookup_hits.resize(n, 0.0);
+    for (size_t i = 0; i < lookup_tested.size(); ++i) {
+        lookup_tested[i] = kDecay * lookup_tested[i] + (i < n ? 1 : 0);
+        lookup_hits[i] = kDecay * lookup_hits[i] + (static_cast<int>(i) < accepted ? 1 : 0);
+    }
+}
+
+double CallCosts::lookup_position(int j, double pooled) const {
+    // Each position's record, shrunk towards a prior: the pooled rate, or the position before it
+    // where that is lower (a position seldom reached is no likelier than the one before it).
+    double prior = pooled, p = pooled;
+    for (size_t i = 0; i < static_cast<size_t>(std::max(1, j)); ++i) {
+        const double tested = i < lookup_tested.size() ? lookup_tested[i] : 0, hits = i < lookup_hits.size() ? lookup_hits[i] : 0;
+        p = (hits + kLookupPrior * prior) / (tested + kLookupPrior);
+        prior = std::min(pooled, p);
+    }
+    // Optimistic while few lookups were verified, as the drafter's calibration is: a lookup the
+    // rule never verifies is never learnt, and whether the first ones pay hangs on how fast the
+    // drafter's first rounds happened to run.
+    const double verified = lookup_tested.empty() ? 0 : lookup_tested[0];
+    return std::min(1.0, p + kLookupExplore / std::sqrt(verified + 1.0));
 }
 
 double CallCosts::verify(size_t n) const {
@@ -181,7 +211,7 @@ int DraftLengthController::lookup_length(int available) const {
     // is worth E - lambda * T, and an average round (the drafter's, or a plain step when it does
     // not draft) is worth about 0, so the lookup must beat 0, not a plain step.
     const double a = lookup_acceptance();
-    return best_prefix(*costs_, lambda(), available, 0.0, [a](int) { return a; });
+    return best_prefix(*costs_, lambda(), available, 0.0, [&](int j) { return costs_->lookup_position(j, a); });
 }
 
 void DraftLengthController::update_lookup(int proposed, int accepted, double verify_ms) {
@@ -190,6 +220,7 @@ void DraftLengthController::update_lookup(int proposed, int accepted, double ver
     if (proposed <= 0) return;
     costs_->lookup_accepted = kDecay * costs_->lookup_accepted + accepted;
     costs_->lookup_rejected = kDecay * costs_->lookup_rejected + (accepted < proposed ? 1 : 0);
+    costs_->record_lookup(proposed, accepted);
 }
 
 void DraftLengthController::update(int proposed, int accepted, double draft_ms, double verify_ms, const std::vector<float> *conf) {

@@ -73,6 +73,15 @@ struct CallCosts {
     // Prompt lookup beside the drafter: decayed counts of its accepted tokens and of its rounds
     // with a rejection, per pipeline (a 64-token generation has too few lookups to learn from).
     double lookup_accepted = 0, lookup_rejected = 0;
+    // And per looked-up position i (0-based): how often it was verified with every token before it
+    // accepted, and how often it was accepted then (decayed per lookup round, like the counts above).
+    // A lookup is not a geometric run: a repeat either holds for a while or breaks at once.
+    std::vector<double> lookup_tested, lookup_hits;
+    void record_lookup(int proposed, int accepted);
+    // P(looked-up token j (1-based) is accepted | those before it were): position j's record,
+    // shrunk towards the pooled per-token rate `pooled` (or the position before it, where lower),
+    // and optimistic while few lookups were verified.
+    double lookup_position(int j, double pooled) const;
     // Confidence mode: what rounds that ran the drafter were expected to gain over plain decoding,
     // in tokens (expected extra tokens - extra time / t_verify(1)): mean and mean square over the
     // last ~20 such rounds.
@@ -105,8 +114,9 @@ public:
     void update(int proposed, int accepted, double draft_ms, double verify_ms, const std::vector<float> *conf = nullptr);
     // Prompt lookup beside the drafter (es_generation_config.lookup) found `available` tokens:
     // how many of them to verify. With measured costs (greedy), the j that maximises
-    // E(j) - lambda * t_verify(j + 1), E(j) = 1 + a + ... + a^j, where a is how often looked-up
-    // tokens were accepted (CallCosts::lookup_accepted / lookup_rejected) and lambda the generation's running rate;
+    // E(j) - lambda * t_verify(j + 1), E(j) = 1 + P_1 + ... + P_j, P_j = p(1)...p(j), where p(i) is
+    // how often a looked-up token at position i was accepted after the ones before it were
+    // (CallCosts::lookup_position) and lambda the generation's running rate;
     // 0 when no j beats an average round (worth 0 at that rate; the drafter drafts the round
     // instead). Without costs (sampling, whose schedule never reads the clock), all of them.
     int lookup_length(int available) const;

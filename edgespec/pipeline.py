@@ -555,7 +555,8 @@ class Pipeline:
         k=-1 / "auto" (adaptive) or 1..32 (fixed), k_max=8, temperature=0 (greedy),
         top_k=0, top_p=1, seed=0, ignore_eos=False, stop=[strings], draft_stop_prob=0,
         draft_window=1024 (0: all the drafter's context holds; else >= 128): the drafter reads the first 4 and
-        the latest tokens of the context only (the output does not change), lookup=True: with a drafter,
+        the latest tokens of the context only (an EAGLE-3 head: the latest draft_window of a longer prompt,
+        then every generated position; the output does not change), lookup=True: with a drafter,
         a round whose context ends with 3-4 tokens seen before proposes what followed them there instead
         of calling the drafter (free drafts where text repeats; stats.lookup_drafted / lookup_accepted).
 

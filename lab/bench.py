@@ -69,6 +69,7 @@ from edgespec.profiling.metrics import (  # noqa: E402,F401
     median_costs,
     median_run,
     paired_decode_ratio,
+    paired_speed_ratio,
     relative_metrics,
 )
 
@@ -416,7 +417,8 @@ def comparisons(res: dict[str, dict]) -> dict:
             out[f"{x}_vs_{y}_decode_native_paired"] = paired_decode_ratio(res[x], res[y], "ttft_native_ms")
 
     # best against best, per drafter: edgespec's fastest speculative configuration over GenAI's
-    # (chain or tree), in tokens/s
+    # (chain or tree), in tokens/s; "paired": the same two configurations' median per-generation
+    # ratio, each generation against GenAI's beside it (less of the host's drift between repeats)
     def fastest(prefixes: tuple[str, ...], drafter: str) -> str | None:
         names = [n for n, m in res.items() if n.startswith(prefixes) and n.partition("@")[2] == drafter]
         return max(names, key=lambda n: res[n].get("tokens_per_s") or 0, default=None)
@@ -427,7 +429,10 @@ def comparisons(res: dict[str, dict]) -> dict:
         for key, prefix in (("best", "es_spec_"), ("best_nolookup", "es_draft_")):
             es = fastest((prefix,), at)
             if ratio(es, ga):
-                out[key + (f"@{at}" if at else "")] = f"{es} / {ga} = {ratio(es, ga):.3f}×"
+                paired = paired_speed_ratio(res[es], res[ga])
+                out[key + (f"@{at}" if at else "")] = f"{es} / {ga} = {ratio(es, ga):.3f}×" + (
+                    f" (paired {paired:.3f}×)" if paired else ""
+                )
     shares = [m["other_share"] for n, m in res.items() if n.startswith("es_") and m.get("other_share") is not None]
     out["es_max_other_share"] = max(shares) if shares else None
     out["es_lookup"] = {  # prompt lookup beside the drafter: looked-up tokens accepted / proposed per generation

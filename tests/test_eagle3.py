@@ -257,6 +257,30 @@ def test_a_head_that_computes_the_targets_argmax_is_accepted_in_full(oracle_bund
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_the_head_reads_only_the_latest_draft_window_of_a_long_prompt(e3_bundle, oracle_bundle, backend):
+    """A prompt longer than draft_window: the head reads its latest draft_window positions, not all
+    of them, and still drafts for every generated position (the oracle head is accepted in full);
+    the output is plain decoding's."""
+    pipe = _pipe(oracle_bundle, backend)
+    prompt = " ".join(PROMPTS * 3)
+    n_prompt = len(pipe.tokenize(prompt))
+    assert n_prompt > 160, n_prompt
+    plain = pipe.generate(prompt, max_new_tokens=30, policy="autoregressive", ignore_eos=True)
+    for window, reads in ((128, 128), (0, n_prompt)):
+        res = pipe.generate(
+            prompt, max_new_tokens=30, policy="draft", k=3, ignore_eos=True, lookup=False, draft_window=window
+        )
+        assert res.tokens == plain.tokens, window
+        assert res.stats.draft_prefill_tokens == reads, (window, res.stats.draft_prefill_tokens)
+        assert res.stats.drafted == res.stats.accepted > 0, window
+    random_head = _pipe(e3_bundle[0], backend)
+    plain = random_head.generate(prompt, max_new_tokens=24, policy="autoregressive", ignore_eos=True)
+    for k in (2, "auto"):
+        res = random_head.generate(prompt, max_new_tokens=24, policy="draft", k=k, ignore_eos=True, draft_window=128)
+        assert res.tokens == plain.tokens, k
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_rollback_through_hundreds_of_rounds(e3_bundle, oracle_bundle, backend):
     """A random head is rejected nearly every round (its cache rolls back each time, the stateful
     one compacts its dead slots); the oracle is accepted every round: both give plain decoding."""

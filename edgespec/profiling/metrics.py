@@ -282,6 +282,18 @@ def paired_decode_ratio(m: dict, other: dict, first: str = "ttft_ms") -> float |
     return statistics.median(ratios) if ratios else None
 
 
+def paired_speed_ratio(m: dict, other: dict) -> float | None:
+    """Median over (prompt, repeat) of m's whole-generation speed (tokens / wall time, prefill
+    included) relative to other's, each generation against the one run beside it in the same repeat:
+    the tokens_per_s ratio with the host's drift between repeats paired out."""
+    ratios = []
+    for pa, pb in zip(m.get("per_prompt") or [], other.get("per_prompt") or []):
+        for ra, rb in zip(pa["runs"], pb["runs"]):
+            if ra.get("n_new") and rb.get("n_new") and ra.get("wall_ms") and rb.get("wall_ms"):
+                ratios.append((ra["n_new"] / ra["wall_ms"]) / (rb["n_new"] / rb["wall_ms"]))
+    return statistics.median(ratios) if ratios else None
+
+
 def relative_metrics(m: dict, b: dict | None) -> None:
     """Fill m's figures against its baseline b (the same runtime's plain decoding): speedup,
     decode_speedup, the paired decode ratio, and efficiency against each ideal."""

@@ -248,7 +248,9 @@ typedef struct es_generation_config {
                                 however long the prompt. The target always reads everything: the output
                                 does not change, only which tokens are proposed. 0 = as many as the
                                 drafter's own context length holds (then a drafter keeps drafting past its
-                                context length the same way); else >= ES_MIN_DRAFT_WINDOW (default 1024) */
+                                context length the same way); else >= ES_MIN_DRAFT_WINDOW (default 1024).
+                                An EAGLE-3 head reads the latest draft_window positions of a longer prompt
+                                (no sinks, no sliding: it reads every generated position) */
     int32_t lookup;          /* policy DRAFT (ABI 6): 1 (default) = prompt lookup beside the drafter: a round whose
                                 context ends with 3 or 4 tokens that occurred before proposes what followed
                                 them there, without calling the drafter (text that repeats, such as code,

@@ -341,8 +341,8 @@ int main() {
         b.use_confidence();
         for (int r = 0; r < 30; ++r) b.update_lookup(8, r % 2 ? 8 : 0, pts[9]);
         CHECK(b.lookup_length(8) == 8, "all-or-nothing lookups: verified %d of 8, want 8", b.lookup_length(8));
-        CHECK(bimodal.lookup_position(1, 0.5) < 0.7 && bimodal.lookup_position(5, 0.5) > 0.8,
-              "all-or-nothing: p(1) %.2f, p(5) %.2f", bimodal.lookup_position(1, 0.5), bimodal.lookup_position(5, 0.5));
+        CHECK(bimodal.lookup_position(1, 0.5) < 0.7 && bimodal.lookup_position(5, 0.5) > 0.8, "all-or-nothing: p(1) %.2f, p(5) %.2f",
+              bimodal.lookup_position(1, 0.5), bimodal.lookup_position(5, 0.5));
     }
     {
         // The first lookups are verified even when the drafter's first rounds ran fast (on the

@@ -6,18 +6,18 @@
 namespace es {
 
 namespace {
-constexpr double kCostWeight = 0.3;   // weight of a new measurement in the cost averages
-constexpr double kDecay = 0.9;        // per round, of the acceptance counts (~10 rounds of memory)
-constexpr int kProbeFirst = 8;        // rounds at k = 0 before a drafting round probes again,
-constexpr int kProbeMax = 128;        // doubling after every probe that finds drafting still does not pay
-constexpr double kPrior = 2.0;        // weight, in tokens, of the calibration prior f(c) = c
-constexpr double kExplore = 0.5;      // optimism of a bin with few tests: + kExplore / sqrt(tests + 1)
-constexpr double kBinCap = 256.0;     // a bin's counts are halved beyond this, so it keeps learning
-constexpr double kRateWeight = 0.1;   // weight of a round in the running rate
-constexpr double kGainWeight = 0.05;  // weight of a drafting round in the average gain (~20 rounds)
-constexpr int kGainRounds = 8;        // drafting rounds before the average gain may stop drafting
-constexpr double kMinDrafted = 16;    // drafted tokens before their confidences say what the next is worth
-constexpr double kLookupPrior = 1.0;  // weight, in tests, of the pooled lookup rate in a position's estimate
+constexpr double kCostWeight = 0.3;      // weight of a new measurement in the cost averages
+constexpr double kDecay = 0.9;           // per round, of the acceptance counts (~10 rounds of memory)
+constexpr int kProbeFirst = 8;           // rounds at k = 0 before a drafting round probes again,
+constexpr int kProbeMax = 128;           // doubling after every probe that finds drafting still does not pay
+constexpr double kPrior = 2.0;           // weight, in tokens, of the calibration prior f(c) = c
+constexpr double kExplore = 0.5;         // optimism of a bin with few tests: + kExplore / sqrt(tests + 1)
+constexpr double kBinCap = 256.0;        // a bin's counts are halved beyond this, so it keeps learning
+constexpr double kRateWeight = 0.1;      // weight of a round in the running rate
+constexpr double kGainWeight = 0.05;     // weight of a drafting round in the average gain (~20 rounds)
+constexpr int kGainRounds = 8;           // drafting rounds before the average gain may stop drafting
+constexpr double kMinDrafted = 16;       // drafted tokens before their confidences say what the next is worth
+constexpr double kLookupPrior = 1.0;     // weight, in tests, of the pooled lookup rate in a position's estimate
 constexpr double kLookupExplore = 0.25;  // optimism while few lookups were verified: + this / sqrt(verified + 1)
 
 // Of n proposed tokens, the prefix j (0..n) to verify: the one maximising E(j) - lam * t_verify(j + 1),

@@ -19,6 +19,14 @@ public:
         real_ = 0;
         pending_.clear();
         take(prompt.size());  // the prefill's rows
+        // A prompt longer than draft_window: the head reads only its latest draft_window positions
+        // (its attention reaches back little, and reading the prompt costs it a call over every row).
+        // Generated positions are all read; the head's own positions start at the first one read.
+        skipped_ = 0;
+        if (ctx_.draft_window > 0 && prompt.size() > static_cast<size_t>(ctx_.draft_window)) {
+            skipped_ = prompt.size() - static_cast<size_t>(ctx_.draft_window);
+            pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(skipped_ * width_));
+        }
         routine_ = 0;
     }
 
@@ -27,11 +35,12 @@ public:
         // Feed the pairs (target features at p, token p + 1) the head has not read: after them its
         // last row predicts the token after context.back().
         const size_t rows = pending_.size() / width_;
-        if (rows == 0 || real_ + rows + 1 != context.size())
-            throw Error(ES_ERR_INTERNAL, "EAGLE-3 bookkeeping: the head holds " + std::to_string(real_) + " positions and " +
-                                             std::to_string(rows) + " pending for a context of " + std::to_string(context.size()) + ".");
+        if (rows == 0 || skipped_ + real_ + rows + 1 != context.size())
+            throw Error(ES_ERR_INTERNAL, "EAGLE-3 bookkeeping: the head holds " + std::to_string(real_) + " positions after " +
+                                             std::to_string(skipped_) + " skipped and " + std::to_string(rows) +
+                                             " pending for a context of " + std::to_string(context.size()) + ".");
         head_.rollback(real_);  // last round's drafted positions
-        tokens_.assign(context.begin() + static_cast<long>(real_ + 1), context.end());
+        tokens_.assign(context.begin() + static_cast<long>(skipped_ + real_ + 1), context.end());
         const auto t0 = std::chrono::steady_clock::now();
         head_.set_features(pending_.data(), width_);
         const float *logits = head_.forward(tokens_.data(), rows, 1);
@@ -79,6 +88,7 @@ private:
     const std::vector<int32_t> &id_map_;
     DraftContext ctx_;
     size_t width_;
+    size_t skipped_ = 0;          // prompt positions the head does not read (beyond draft_window)
     size_t real_ = 0;             // head positions holding real pairs (target features, committed token)
     size_t routine_ = 0;          // rows of the target's last verify call: a round's own catch-up
     std::vector<float> pending_;  // target feature rows of positions real_ .. (not yet read by the head)

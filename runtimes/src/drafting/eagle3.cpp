@@ -1,5 +1,6 @@
 #include "drafting/eagle3.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -18,15 +19,12 @@ public:
         head_.reset();
         real_ = 0;
         pending_.clear();
-        take(prompt.size());  // the prefill's rows
         // A prompt longer than draft_window: the head reads only its latest draft_window positions
         // (its attention reaches back little, and reading the prompt costs it a call over every row).
         // Generated positions are all read; the head's own positions start at the first one read.
-        skipped_ = 0;
-        if (ctx_.draft_window > 0 && prompt.size() > static_cast<size_t>(ctx_.draft_window)) {
-            skipped_ = prompt.size() - static_cast<size_t>(ctx_.draft_window);
-            pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(skipped_ * width_));
-        }
+        const size_t window = static_cast<size_t>(std::max(0, ctx_.draft_window));
+        skipped_ = window > 0 && prompt.size() > window ? prompt.size() - window : 0;
+        take(prompt.size(), skipped_);  // the prefill's rows
         routine_ = 0;
     }
 
@@ -77,10 +75,11 @@ public:
     bool confident() const override { return true; }
 
 private:
-    void take(size_t rows) {
+    // Rows [from, rows) of the target's last call.
+    void take(size_t rows, size_t from = 0) {
         const float *f = target_.features();
         if (!f) throw Error(ES_ERR_INTERNAL, "The target gave no EAGLE-3 features.");
-        pending_.insert(pending_.end(), f, f + rows * width_);
+        pending_.insert(pending_.end(), f + from * width_, f + rows * width_);
     }
 
     Model &target_;

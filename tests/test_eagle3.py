@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -516,5 +517,7 @@ def test_bench_runs_genai_tree_search_beside_the_chains(e3_bundle, tmp_path):
     assert "error" not in tree and tree["agree"] == "1/1" and tree["policy"] == "tree"
     assert tree["tree"] == {"branching_factor": 2, "tree_depth": 2, "num_assistant_tokens": 4}
     assert s["comparisons"]["best"].startswith("es_spec_k2 / genai_")
+    # the same pair's per-generation ratio, each edgespec generation against GenAI's beside it
+    assert re.search(r"= \d+\.\d{3}× \(paired \d+\.\d{3}×\)$", s["comparisons"]["best"]), s["comparisons"]["best"]
     r = subprocess.run(cmd + ["--genai-trees", "2x0:4"], capture_output=True, text=True)
     assert r.returncode == 2 and "--genai-trees must be" in r.stderr and "Traceback" not in r.stderr

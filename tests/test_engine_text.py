@@ -169,8 +169,14 @@ def test_generate_with_a_streamer_gives_the_chunks_stream_gives_and_can_stop_or_
 
     with pytest.raises(ValueError, match="streamer failed"):
         pipe.generate(PROMPTS[0], streamer=fail, **cfg)
-    with pytest.raises(KeyboardInterrupt):  # the handler runs inside the callback, on this thread
-        pipe.generate(PROMPTS[0], streamer=lambda _c: os.kill(os.getpid(), signal.SIGINT), **cfg)
+    # Python's own Ctrl-C handler, also where the suite runs as a background job (which starts
+    # with SIGINT ignored, and then the signal does nothing, rightly)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):  # the handler runs inside the callback, on this thread
+            pipe.generate(PROMPTS[0], streamer=lambda _c: os.kill(os.getpid(), signal.SIGINT), **cfg)
+    finally:
+        signal.signal(signal.SIGINT, old)
     assert pipe.generate(PROMPTS[2], **cfg).tokens == res.tokens
 
 

@@ -273,24 +273,24 @@ def paired_decode_ratio(m: dict, other: dict, first: str = "ttft_ms") -> float |
     token on ~200-token prompts, 65-95 ms on ~1.8k), while edgespec streams the first token at once
     and its drafter reads the prompt afterwards. "ttft_native_ms" (each runtime's own time of its
     first token) starts both decode phases at the same point of the work."""
-    ratios = []
-    for pa, pb in zip(m.get("per_prompt") or [], other.get("per_prompt") or []):
-        for ra, rb in zip(pa["runs"], pb["runs"]):
-            ta, tb = _run_tpot(ra, first), _run_tpot(rb, first)
-            if ta and tb:
-                ratios.append(tb / ta)
-    return statistics.median(ratios) if ratios else None
+    return _paired_ratio(m, other, lambda r: _run_tpot(r, first))
 
 
 def paired_speed_ratio(m: dict, other: dict) -> float | None:
     """Median over (prompt, repeat) of m's whole-generation speed (tokens / wall time, prefill
     included) relative to other's, each generation against the one run beside it in the same repeat:
     the tokens_per_s ratio with the host's drift between repeats paired out."""
+    return _paired_ratio(m, other, lambda r: r["wall_ms"] / r["n_new"] if r.get("n_new") and r.get("wall_ms") else None)
+
+
+def _paired_ratio(m: dict, other: dict, ms_per_token) -> float | None:
+    """Median over (prompt, repeat) of other's ms_per_token(run) / m's, runs paired as they ran."""
     ratios = []
     for pa, pb in zip(m.get("per_prompt") or [], other.get("per_prompt") or []):
         for ra, rb in zip(pa["runs"], pb["runs"]):
-            if ra.get("n_new") and rb.get("n_new") and ra.get("wall_ms") and rb.get("wall_ms"):
-                ratios.append((ra["n_new"] / ra["wall_ms"]) / (rb["n_new"] / rb["wall_ms"]))
+            ta, tb = ms_per_token(ra), ms_per_token(rb)
+            if ta and tb:
+                ratios.append(tb / ta)
     return statistics.median(ratios) if ratios else None
 
 

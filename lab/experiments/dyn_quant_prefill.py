@@ -15,11 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import openvino as ov
+from exp_common import fail, load_prompts
 from tokenizers import Tokenizer
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "lab"))
-from bench_prompts import load_set  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("bundle")
@@ -31,12 +28,19 @@ ap.add_argument("--texts", type=int, default=8)
 a = ap.parse_args()
 
 target = Path(a.bundle) / "target"
+if not (target / "openvino_model.xml").is_file() or not (target / "tokenizer.json").is_file():
+    fail(
+        f"{a.bundle} has no target/openvino_model.xml and tokenizer.json; pass a bundle `edgespec export` wrote as OpenVINO IR"
+    )
+groups = a.groups.split(",")
+if not all(g.isdigit() for g in groups):
+    fail(f"--groups must be a comma list of group sizes (got {a.groups!r})")
 core = ov.Core()
 model = core.read_model(target / "openvino_model.xml")
 tok = Tokenizer.from_file(str(target / "tokenizer.json"))
-texts = [tok.encode(p["prompt"]).ids[:256] for p in load_set(a.prompt_set)[0][: a.texts]]
+texts = [tok.encode(p).ids[:256] for p in load_prompts(a.prompt_set, a.texts)]
 base = {"PERFORMANCE_HINT": "LATENCY", "KV_CACHE_PRECISION": "f32"}
-variants = {f"dq{g}": {"DYNAMIC_QUANTIZATION_GROUP_SIZE": int(g)} for g in a.groups.split(",")}
+variants = {f"dq{g}": {"DYNAMIC_QUANTIZATION_GROUP_SIZE": int(g)} for g in groups}
 variants["dq0"] = {"DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}
 compiled = {n: core.compile_model(model, "CPU", {**base, **p}) for n, p in variants.items()}
 ref = core.compile_model(

@@ -13,6 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from exp_common import user_errors  # noqa: E402
+
 from export.draft.acceptance import _Cache, default_prompts  # noqa: E402
 from export.draft.eagle3 import (  # noqa: E402
     HeadContext,
@@ -32,10 +34,11 @@ a = ap.parse_args()
 
 import torch  # noqa: E402
 
-target, tok = load_model(Path(a.target), "target")
-head = load_head(Path(a.head))
-check_head_fits(head, target, Path(a.head), Path(a.target))
-attach_target_embedding(head, target)
+with user_errors():
+    target, tok = load_model(Path(a.target), "target")
+    head = load_head(Path(a.head))
+    check_head_fits(head, target, Path(a.head), Path(a.target))
+    attach_target_embedding(head, target)
 aux = aux_layers_of(head.config)
 
 rounds = t1 = t2 = alt = miss1 = 0

@@ -5,38 +5,38 @@ tokens/s, windows interleaved prompt by prompt (pass 0 warms up); the output mus
 Prompt lookup is off, so the acceptance is the head's own.
 """
 
-import argparse
 import statistics
 import sys
-from pathlib import Path
+
+from exp_common import fail, load_prompts, parser, user_errors
 
 import edgespec
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "lab"))
-from bench_prompts import load_set  # noqa: E402
-
-ap = argparse.ArgumentParser()
-ap.add_argument("bundle")
-ap.add_argument("--draft", default="head")
-ap.add_argument("--prompt-set", default="long")
-ap.add_argument("--prompts", type=int, default=8)
+ap = parser(__doc__, draft="head", prompt_set="long", prompts=8, repeats=1)
 ap.add_argument("--windows", default="0,128,256,512")
 ap.add_argument("--k", type=int, default=2)
-ap.add_argument("--max-new-tokens", type=int, default=64)
-ap.add_argument("--repeats", type=int, default=1)
 a = ap.parse_args()
-
-pipe = edgespec.Pipeline.load(a.bundle, draft=a.draft, profile=False)
-prompts = [p["prompt"] for p in load_set(a.prompt_set)[0]][: a.prompts]
-windows = [int(w) for w in a.windows.split(",")]
+try:
+    windows = [int(w) for w in a.windows.split(",")]
+except ValueError:
+    fail(f"--windows must be a comma list of draft_window values (got {a.windows!r})")
+prompts = load_prompts(a.prompt_set, a.prompts)
+with user_errors():
+    pipe = edgespec.Pipeline.load(a.bundle, draft=a.draft, profile=False)
 runs: dict[int, list] = {w: [] for w in windows}
 for rep in range(a.repeats + 1):
     for i, p in enumerate(prompts):
         for w in windows:
-            r = pipe.generate(
-                p, max_new_tokens=a.max_new_tokens, ignore_eos=True, policy="draft", k=a.k, lookup=False, draft_window=w
-            )
+            with user_errors():
+                r = pipe.generate(
+                    p,
+                    max_new_tokens=a.max_new_tokens,
+                    ignore_eos=True,
+                    policy="draft",
+                    k=a.k,
+                    lookup=False,
+                    draft_window=w,
+                )
             if rep:
                 runs[w].append(r)
         print(f"pass {rep}/{a.repeats} prompt {i + 1}/{len(prompts)}", file=sys.stderr, flush=True)

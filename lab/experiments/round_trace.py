@@ -6,7 +6,6 @@ turn, `--repeats` times, after one warm-up pass.
         [--prompt-set short] [--prompts 4] [--max-new-tokens 64] [--repeats 2]
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -15,20 +14,12 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from exp_common import fail, load_prompts, parser, user_errors
+
 import edgespec
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "lab"))
-from bench_prompts import load_set  # noqa: E402
-
-ap = argparse.ArgumentParser()
-ap.add_argument("bundle")
-ap.add_argument("--draft", default="auto")
+ap = parser(__doc__)
 ap.add_argument("--configs", default="k2,auto")
-ap.add_argument("--prompt-set", default="short")
-ap.add_argument("--prompts", type=int, default=4)
-ap.add_argument("--max-new-tokens", type=int, default=64)
-ap.add_argument("--repeats", type=int, default=2)
 ap.add_argument("--k-max", type=int, default=8)
 a = ap.parse_args()
 
@@ -36,14 +27,17 @@ a = ap.parse_args()
 def config(name: str) -> dict:
     lookup = not name.endswith("-nolookup")
     k = name.removesuffix("-nolookup")
+    if k != "auto" and not k.removeprefix("k").isdigit():
+        fail(f"--configs names {name!r}; each is kN, auto, kN-nolookup or auto-nolookup")
     k = "auto" if k == "auto" else int(k.removeprefix("k"))
     return dict(policy="draft", k=k, k_max=a.k_max, lookup=lookup, ignore_eos=True, max_new_tokens=a.max_new_tokens)
 
 
 names = [c.strip() for c in a.configs.split(",") if c.strip()]
 cfgs = {n: config(n) for n in names}
-prompts = [p["prompt"] for p in load_set(a.prompt_set)[0]][: a.prompts]
-pipe = edgespec.Pipeline.load(a.bundle, draft=a.draft, profile=False)
+prompts = load_prompts(a.prompt_set, a.prompts)
+with user_errors():
+    pipe = edgespec.Pipeline.load(a.bundle, draft=a.draft, profile=False)
 trace = Path(tempfile.mkdtemp()) / "rounds.jsonl"
 rounds = defaultdict(list)
 tps = defaultdict(list)
@@ -52,7 +46,8 @@ for rep in range(a.repeats + 1):  # pass 0 warms up
         for n in names:
             trace.unlink(missing_ok=True)
             os.environ["EDGESPEC_TRACE_ROUNDS"] = str(trace)
-            r = pipe.generate(p, **cfgs[n])
+            with user_errors():
+                r = pipe.generate(p, **cfgs[n])
             os.environ.pop("EDGESPEC_TRACE_ROUNDS")
             if rep:
                 rounds[n] += [json.loads(line) for line in trace.read_text().splitlines()]

@@ -558,7 +558,8 @@ class Pipeline:
         the latest tokens of the context only (an EAGLE-3 head: the latest draft_window of a longer prompt,
         then every generated position; the output does not change), lookup=True: with a drafter,
         a round whose context ends with 3-4 tokens seen before proposes what followed them there instead
-        of calling the drafter (free drafts where text repeats; stats.lookup_drafted / lookup_accepted).
+        of calling the drafter (free drafts where text repeats; stats.lookup_drafted / lookup_accepted),
+        and (greedy) a drafter round whose tokens run into such text verifies what followed it after them.
 
         streamer: called on this thread with each text delta as it is generated (the deltas
         concatenate to ``result.text``); a true return value stops the generation (finish reason

@@ -872,6 +872,15 @@ def main(argv=None) -> int:
         disable=a.quiet,
         transient=False,
     )
+    t_begin = time.perf_counter()
+
+    def stage(description: str) -> None:
+        # A log file gets no live bar (rich draws one only on a terminal): a line per stage instead.
+        progress.update(task, description=description)
+        if not con.is_terminal and not a.quiet:
+            done = int(progress.tasks[0].completed)
+            print(f"[{time.perf_counter() - t_begin:6.0f} s] {done}/{total} {description}", file=sys.stderr, flush=True)
+
     with progress:
         task = progress.add_task("loading", total=total)
         # Per-call costs first, in a worker of their own that is gone before anything is timed.
@@ -885,7 +894,7 @@ def main(argv=None) -> int:
         cost_cfgs: dict[str, dict] = {}
         cws: dict[str | None, Worker] = {}
         if a.costs:
-            progress.update(task, description="per-call costs")
+            stage("per-call costs")
             for d in [None] + draft_names[1:]:
                 cws[d] = Worker(ctx, "costs", bundle, dict(runtime_kw, **({"draft_name": d} if d else {})))
                 cws[d].wait_ready(a.timeout)
@@ -919,7 +928,7 @@ def main(argv=None) -> int:
         for name in prompt_sets:
             cost_pass(name)
 
-        progress.update(task, description="loading models")
+        stage("loading models")
         workers: dict[str, Worker | Member] = {}
         if a.one_process:
             shared = Worker(
@@ -959,7 +968,7 @@ def main(argv=None) -> int:
                         texts[c.name][i] = out["text"]
 
             label = escape(f"[{name}]")  # a path is not rich markup
-            progress.update(task, description=f"{label} warm-up")
+            stage(f"{label} warm-up")
             for c in configs:
                 # a short generation compiles every call shape and allocates caches; the short
                 # set's first prompt keeps warm-ups cheap for ~2k-token sets too
@@ -972,7 +981,7 @@ def main(argv=None) -> int:
                         errors[c.name] = str(e)
                 progress.advance(task)
             for r in range(a.repeats):
-                progress.update(task, description=f"{label} repeat {r + 1}/{a.repeats}")
+                stage(f"{label} repeat {r + 1}/{a.repeats}")
                 for i in range(len(rows)):
                     shift = (r + i) % len(configs)  # rotate so no configuration always runs first
                     for c in configs[shift:] + configs[:shift]:
@@ -1030,7 +1039,7 @@ def main(argv=None) -> int:
                 "comparisons": comparisons(results),
                 "reference": reference,
             }
-        progress.update(task, description="done")
+        stage("done")
         for w in workers.values():
             w.stop()
         for cw in cws.values():

@@ -1,5 +1,5 @@
 """Shared by the lab experiments that generate on a bundle (round_trace.py, head_window.py,
-dyn_quant_prefill.py, head_second_choice.py): the common arguments, the prompts of a set, and bad
+dyn_quant_prefill.py, head_second_choice.py, lookup_tail_ab.py): the common arguments, the prompts of a set, and bad
 input (a missing bundle or model, an unreadable prompt set, an option the runtime refuses) ended in
 one sentence and exit status 2 instead of a traceback."""
 

@@ -1,6 +1,7 @@
 """Where fixed k and adaptive k differ, round by round (EDGESPEC_TRACE_ROUNDS): per configuration, the
-rounds by source (prompt lookup, drafter, plain step), how wide each verified, how much of it was
-accepted and what the verify cost per width. Interleaved: every prompt runs every configuration in
+rounds by source (prompt lookup, drafter, plain step), how wide each verified (of a drafter round's
+width, the lookup tail verified after its drafted tokens), how much of it was accepted and what the
+verify cost per width. Interleaved: every prompt runs every configuration in
 turn, `--repeats` times, after one warm-up pass.
     .venv/bin/python lab/experiments/round_trace.py BUNDLE [--draft head] [--configs k2,auto,k2-nolookup]
         [--prompt-set short] [--prompts 4] [--max-new-tokens 64] [--repeats 2]
@@ -21,6 +22,12 @@ import edgespec
 ap = parser(__doc__)
 ap.add_argument("--configs", default="k2,auto")
 ap.add_argument("--k-max", type=int, default=8)
+ap.add_argument(
+    "--per-generation",
+    action="store_true",
+    help="also print each generation's lookups as they run (warm-up included): rounds where lookup found tokens, "
+    "lookup rounds as (verified, accepted), tails as (drafted, tail, accepted)",
+)
 a = ap.parse_args()
 
 
@@ -49,13 +56,24 @@ for rep in range(a.repeats + 1):  # pass 0 warms up
             with user_errors():
                 r = pipe.generate(p, **cfgs[n])
             os.environ.pop("EDGESPEC_TRACE_ROUNDS")
+            rows = [json.loads(line) for line in trace.read_text().splitlines()]
+            if a.per_generation:
+                found = sum(1 for x in rows if x["looked_up"] > 0)
+                looks = [(x["m"], x["acc"]) for x in rows if x["src"] == "lookup"]
+                tails = [(x["m"] - x["tail"], x["tail"], x["acc"]) for x in rows if x.get("tail")]
+                print(
+                    f"pass {rep} prompt {i + 1} {n}: {len(rows)} rounds, found {found}, lookups {looks}, tails {tails}"
+                )
             if rep:
-                rounds[n] += [json.loads(line) for line in trace.read_text().splitlines()]
+                rounds[n] += rows
                 tps[n].append(r.stats.tokens_per_s)
         print(f"pass {rep}/{a.repeats} prompt {i + 1}/{len(prompts)}", file=sys.stderr, flush=True)
 
 print(f"{a.bundle} ({a.draft}), {len(prompts)} {a.prompt_set} prompts x {a.max_new_tokens} tokens, {a.repeats} repeats")
-print(f"{'config':14} {'tok/s':>7} {'rounds':>6} {'src':7} {'n':>5} {'mean m':>6} {'mean acc':>8} {'verify ms':>9}")
+print(
+    f"{'config':14} {'tok/s':>7} {'rounds':>6} {'src':7} {'n':>5} {'mean m':>6} {'of it tail':>10} {'mean acc':>8} "
+    f"{'verify ms':>9}"
+)
 for n in names:
     rs = rounds[n]
     by = defaultdict(list)
@@ -72,6 +90,7 @@ for n in names:
         first = False
         print(
             f"{head} {src:7} {len(g):5d} {statistics.mean(r['m'] for r in g):6.2f} "
+            f"{statistics.mean(r.get('tail', 0) for r in g):10.2f} "
             f"{statistics.mean(r['acc'] for r in g):8.2f} {statistics.mean(r['verify_ms'] for r in g):9.2f}"
         )
 print("\nverify ms by width m (median, rounds), all configurations:")

@@ -256,6 +256,9 @@ typedef struct es_generation_config {
                                 them there, without calling the drafter (text that repeats, such as code,
                                 drafts for free and longer); how many of them it verifies is chosen like k,
                                 from the measured call costs and how often lookups were accepted (up to k_max).
+                                Greedy: a drafter round whose drafted tokens run into text seen before also
+                                verifies what followed it there, after them in the same call (a lookup tail),
+                                as far as the chain's odds and the longer call pay.
                                 The drafter still reads every committed token. 0 = the drafter every round */
 } es_generation_config;
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <functional>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "check.hpp"
@@ -356,6 +357,72 @@ int main() {
         CHECK(c.lookup_length(8) > 0, "a first lookup beside a fast drafter is not verified");
         for (int r = 0; r < 12; ++r) c.update_lookup(c.lookup_length(8), 0, 40.0);
         CHECK(c.lookup_length(8) == 0, "lookups always rejected are still verified (%d of 8)", c.lookup_length(8));
+    }
+    {
+        // One early failure must not stop lookups for good: a refused lookup is never verified, so
+        // never learnt again; the record fades with each refusal until a lookup is tried. Lookups
+        // that keep failing are then tried seldom. (The twin's head at k = 2: 2.5 tokens per 45 ms.)
+        const double pts[] = {0, 28.3, 29.5, 34.2, 39.2, 44.2, 47.7, 51.1, 53.3, 56.0};  // ms, n = 1..9
+        auto run = [&](bool lookups_hold, int opportunities) {
+            CallCosts costs;
+            for (int n = 1; n <= 9; ++n) costs.record_verify(static_cast<size_t>(n), pts[n]);
+            DraftLengthController c(2, 2, &costs);
+            for (int r = 0; r < 20; ++r) c.update(2, 2, 2 * 4.0, 37.0);
+            c.update_lookup(8, 0, pts[9]);  // the first lookup fails
+            int verified = 0, first = -1;
+            for (int r = 0; r < opportunities; ++r) {
+                const int j = c.lookup_length(8);
+                if (j == 0) {
+                    c.refused_lookup();
+                    c.update(2, 2, 2 * 4.0, 37.0);
+                    continue;
+                }
+                if (first < 0) first = r;
+                ++verified;
+                c.update_lookup(j, lookups_hold ? j : 0, pts[j + 1]);
+            }
+            return std::make_pair(first, verified);
+        };
+        const auto good = run(true, 40);
+        CHECK(good.first >= 0 && good.first <= 20, "after one failed lookup, the next verified at opportunity %d", good.first);
+        CHECK(good.second >= 15, "lookups that hold again: verified in %d of 40 opportunities", good.second);
+        const auto bad = run(false, 300);
+        CHECK(bad.second <= 30, "lookups that always fail: verified in %d of 300 opportunities", bad.second);
+    }
+    {
+        // A lookup tail: looked-up tokens verified after the drafted ones in the same call, worth
+        // P(the whole chain is accepted) * E(accepted looked-up tokens) against the longer verify.
+        const double pts[] = {0, 28.3, 29.5, 34.2, 39.2, 44.2, 47.7, 51.1, 53.3, 56.0};  // ms, n = 1..9
+        CallCosts costs;
+        for (int n = 1; n <= 9; ++n) costs.record_verify(static_cast<size_t>(n), pts[n]);
+        DraftLengthController c(2, 2, &costs);  // fixed k = 2: the chain's odds come from its acceptance
+        for (int r = 0; r < 20; ++r) c.update_lookup(6, 6, pts[7]);
+        for (int r = 0; r < 20; ++r) c.update(2, 2, 2 * 3.4, pts[3]);
+        const double sure = c.chain_acceptance(2, {});
+        CHECK(sure > 0.85, "a drafter always accepted: chain odds %.2f", sure);
+        CHECK(c.lookup_tail(2, sure, 6) == 6, "a sure chain and reliable lookups: tail %d of 6", c.lookup_tail(2, sure, 6));
+        CHECK(c.lookup_tail(2, 0.0, 6) == 0, "a chain that cannot be accepted gets a tail of %d", c.lookup_tail(2, 0.0, 6));
+        CHECK(c.lookup_tail(0, sure, 6) == 0, "a round that drafted nothing gets a tail");
+        // The verify call is charged at its full width, and the tail is learnt as a lookup only
+        // when the chain before it was accepted whole (else its tokens were never tested).
+        const double tested = costs.lookup_tested[0];
+        c.update(2, 1, 2 * 3.4, 80.0, nullptr, 4, 0);
+        CHECK(costs.lookup_tested[0] == tested, "a tail behind a broken chain was learnt as a lookup");
+        CHECK(costs.verify_ms[7] > pts[7] + 1 && std::abs(costs.verify_ms[3] - pts[3]) < 1e-9,
+              "a 7-wide round's verify cost was charged to width 3 (%.1f / %.1f ms)", costs.verify_ms[3], costs.verify_ms[7]);
+        for (int r = 0; r < 30; ++r) c.update(2, 2, 2 * 3.4, pts[7], nullptr, 4, 0);
+        CHECK(c.lookup_tail(2, sure, 6) == 0, "tails never accepted are still verified (%d of 6)", c.lookup_tail(2, sure, 6));
+        // A drafter seldom accepted whole makes the same lookups worth less behind it.
+        CallCosts costs2;
+        for (int n = 1; n <= 9; ++n) costs2.record_verify(static_cast<size_t>(n), pts[n]);
+        DraftLengthController d(2, 2, &costs2);
+        for (int r = 0; r < 20; ++r) d.update_lookup(6, r % 2 ? 6 : 1, pts[7]);
+        for (int r = 0; r < 20; ++r) d.update(2, 0, 2 * 3.4, pts[3]);
+        CHECK(d.lookup_tail(2, d.chain_acceptance(2, {}), 6) == 0, "a tail behind a chain seldom accepted (odds %.2f): %d",
+              d.chain_acceptance(2, {}), d.lookup_tail(2, d.chain_acceptance(2, {}), 6));
+        // Without costs (sampling): no tail.
+        DraftLengthController s(2, 2, nullptr);
+        CHECK(s.lookup_tail(2, 1.0, 6) == 0, "a tail without measured costs");
     }
     std::printf(failures ? "%d failure(s)\n" : "all draft-length checks passed\n", failures);
     return failures ? 1 : 0;

@@ -19,6 +19,7 @@ constexpr int kGainRounds = 8;           // drafting rounds before the average g
 constexpr double kMinDrafted = 16;       // drafted tokens before their confidences say what the next is worth
 constexpr double kLookupPrior = 1.0;     // weight, in tests, of the pooled lookup rate in a position's estimate
 constexpr double kLookupExplore = 0.25;  // optimism while few lookups were verified: + this / sqrt(verified + 1)
+constexpr double kLookupForget = 0.85;   // per refused lookup, of the lookup record (~6 refusals halve it)
 
 // Of n proposed tokens, the prefix j (0..n) to verify: the one maximising E(j) - lam * t_verify(j + 1),
 // E(j) = 1 + P_1 + ... + P_j, P_j = p(1)...p(j) (p(i): token i is accepted given those before it
@@ -104,6 +105,12 @@ void CallCosts::record_lookup(int proposed, int accepted) {
         lookup_tested[i] = kDecay * lookup_tested[i] + (i < n ? 1 : 0);
         lookup_hits[i] = kDecay * lookup_hits[i] + (static_cast<int>(i) < accepted ? 1 : 0);
     }
+}
+
+void CallCosts::forget_lookup() {
+    for (double *v : {&lookup_accepted, &lookup_rejected}) *v *= kLookupForget;
+    for (double &v : lookup_tested) v *= kLookupForget;
+    for (double &v : lookup_hits) v *= kLookupForget;
 }
 
 double CallCosts::lookup_position(int j, double pooled) const {
@@ -217,14 +224,44 @@ int DraftLengthController::lookup_length(int available) const {
 void DraftLengthController::update_lookup(int proposed, int accepted, double verify_ms) {
     if (!costs_) return;
     costs_->record_verify(static_cast<size_t>(proposed) + 1, verify_ms);
-    if (proposed <= 0) return;
+    learn_lookup(proposed, accepted);
+}
+
+void DraftLengthController::refused_lookup() {
+    if (costs_) costs_->forget_lookup();
+}
+
+void DraftLengthController::learn_lookup(int proposed, int accepted) {
+    if (!costs_ || proposed <= 0) return;
     costs_->lookup_accepted = kDecay * costs_->lookup_accepted + accepted;
     costs_->lookup_rejected = kDecay * costs_->lookup_rejected + (accepted < proposed ? 1 : 0);
     costs_->record_lookup(proposed, accepted);
 }
 
-void DraftLengthController::update(int proposed, int accepted, double draft_ms, double verify_ms, const std::vector<float> *conf) {
-    if (costs_) costs_->record_verify(static_cast<size_t>(proposed) + 1, verify_ms);
+double DraftLengthController::chain_acceptance(int m, const std::vector<float> &conf) const {
+    double all = 1;
+    const bool calibrated = confident_ && costs_ && conf.size() >= static_cast<size_t>(std::max(0, m));
+    for (int i = 0; i < m; ++i) all *= calibrated ? costs_->calibration.f(conf[static_cast<size_t>(i)]) : acceptance();
+    return all;
+}
+
+int DraftLengthController::lookup_tail(int m, double chain, int available) const {
+    if (m <= 0 || available <= 0 || !costs_ || !(costs_->verify(1) > 0)) return 0;
+    const double lam = lambda(), a = lookup_acceptance(), base = costs_->verify(static_cast<size_t>(m) + 1);
+    int best = 0;
+    double all = chain, expected = 0, best_value = 0;
+    for (int j = 1; j <= available; ++j) {
+        expected += (all *= costs_->lookup_position(j, a));
+        const double value = expected - lam * (costs_->verify(static_cast<size_t>(m + j) + 1) - base);
+        if (value > best_value + 1e-12) best_value = value, best = j;
+    }
+    return best;
+}
+
+void DraftLengthController::update(int proposed, int accepted, double draft_ms, double verify_ms, const std::vector<float> *conf, int tail,
+                                   int tail_accepted) {
+    if (costs_) costs_->record_verify(static_cast<size_t>(proposed + std::max(0, tail)) + 1, verify_ms);
+    if (accepted == proposed) learn_lookup(tail, tail_accepted);  // the tail was tested: learn it as a lookup
     // Confidence mode drafts more than it proposes: the cost is per drafted token.
     const int drafted = conf && !conf->empty() ? static_cast<int>(conf->size()) : proposed;
     if (drafted > 0 && draft_ms >= 0) {
@@ -250,14 +287,15 @@ void DraftLengthController::update(int proposed, int accepted, double draft_ms, 
         costs_->record_drafting_gain(extra - (longer + std::max(0.0, draft_ms)) / v1);
     }
     if (costs_ && draft_ms + verify_ms > 0) {
-        const double r = (accepted + 1) / (draft_ms + verify_ms);
+        const double r = (accepted + std::max(0, tail_accepted) + 1) / (draft_ms + verify_ms);
         costs_->rate = costs_->rate > 0 ? (1 - kRateWeight) * costs_->rate + kRateWeight * r : r;
     }
-    if (!adaptive_) return;
+    // The per-token acceptance is kept at fixed k too: chain_acceptance (a lookup tail) reads it.
     if (proposed > 0 && !confident_) {
         acc_ = kDecay * acc_ + accepted;
         rej_ = kDecay * rej_ + (accepted < proposed ? 1 : 0);
     }
+    if (!adaptive_) return;
     if (!confident_ && !costs_) {
         // Without costs: everything accepted, draft further; less than half, draft less.
         if (proposed == 0) return;

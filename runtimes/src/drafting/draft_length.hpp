@@ -78,6 +78,9 @@ struct CallCosts {
     // A lookup is not a geometric run: a repeat either holds for a while or breaks at once.
     std::vector<double> lookup_tested, lookup_hits;
     void record_lookup(int proposed, int accepted);
+    // A round whose lookup the rule refused: the lookup record fades towards its prior, so one bad
+    // stretch does not stop lookups for good (a lookup never verified is never learnt again).
+    void forget_lookup();
     // P(looked-up token j (1-based) is accepted | those before it were): position j's record,
     // shrunk towards the pooled per-token rate `pooled` (or the position before it, where lower),
     // and optimistic while few lookups were verified.
@@ -110,8 +113,22 @@ public:
     // Confidence mode: how many of the drafted tokens (with these confidences) to verify.
     int select(const std::vector<float> &conf) const;
     // After a round: proposed draft tokens, how many the target accepted, what it cost, and the
-    // proposed tokens' confidences (null or empty: none reported).
-    void update(int proposed, int accepted, double draft_ms, double verify_ms, const std::vector<float> *conf = nullptr);
+    // proposed tokens' confidences (null or empty: none reported). tail / tail_accepted: looked-up
+    // tokens verified after the drafted ones (lookup_tail) and how many of them were accepted; the
+    // verify call was proposed + tail + 1 wide, and the tail was tested only if every drafted token
+    // was accepted.
+    void update(int proposed, int accepted, double draft_ms, double verify_ms, const std::vector<float> *conf = nullptr, int tail = 0,
+                int tail_accepted = 0);
+    // P(all m drafted tokens of this round are accepted): from their confidences (confidence mode)
+    // or from the drafter's per-token acceptance.
+    double chain_acceptance(int m, const std::vector<float> &conf) const;
+    // Prompt lookup found `available` tokens continuing the round's m drafted tokens (all of which
+    // are accepted with probability `chain`): how many of them to verify after the drafted ones,
+    // in the same call. With measured costs (greedy), the j that maximises
+    // chain * (P_1 + ... + P_j) - lambda * (t_verify(m + j + 1) - t_verify(m + 1)), P_j as for
+    // lookup_length; 0 without costs. The round that follows a whole chain would otherwise often
+    // be that lookup's own round: a tail yields its tokens a verify call earlier.
+    int lookup_tail(int m, double chain, int available) const;
     // Prompt lookup beside the drafter (es_generation_config.lookup) found `available` tokens:
     // how many of them to verify. With measured costs (greedy), the j that maximises
     // E(j) - lambda * t_verify(j + 1), E(j) = 1 + P_1 + ... + P_j, P_j = p(1)...p(j), where p(i) is
@@ -123,6 +140,8 @@ public:
     // After a lookup round: its verify call's cost and how many looked-up tokens were accepted
     // (the drafter's own acceptance, calibration and k are left as they are).
     void update_lookup(int proposed, int accepted, double verify_ms);
+    // Prompt lookup found tokens but lookup_length verified none of them (the drafter drafted).
+    void refused_lookup();
     // How often looked-up tokens are accepted (per token); 2/3 before the pipeline's first lookup.
     double lookup_acceptance() const;
     // Expected tokens per ms of a round drafting k (for tests and stats).
@@ -131,8 +150,9 @@ public:
 
 private:
     int choose() const;
-    double lambda() const;    // tokens per ms the generation gets without this round's extra tokens
-    bool draft_pays() const;  // confidence mode: could even a sure drafted token pay?
+    double lambda() const;                          // tokens per ms the generation gets without this round's extra tokens
+    bool draft_pays() const;                        // confidence mode: could even a sure drafted token pay?
+    void learn_lookup(int proposed, int accepted);  // a verified lookup's outcome, into costs_
     bool adaptive_;
     bool confident_ = false;
     int k_, k_max_;

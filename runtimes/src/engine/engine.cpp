@@ -53,12 +53,14 @@ struct RoundTrace {
         if (const char *path = std::getenv("EDGESPEC_TRACE_ROUNDS"); path && *path) f.reset(std::fopen(path, "a"));
     }
     // src: lookup, draft or plain; looked_up: the tokens prompt lookup found (before the length
-    // rule, kept or not); drafted: the drafter's tokens (before adaptive k's prefix choice).
-    void round(const char *src, size_t looked_up, size_t drafted, size_t m, size_t acc, double draft_ms, double verify_ms) {
+    // rule, kept or not); drafted: the drafter's tokens (before adaptive k's prefix choice); m:
+    // the tokens verified, of which tail were looked up after the drafted ones.
+    void round(const char *src, size_t looked_up, size_t drafted, size_t m, size_t tail, size_t acc, double draft_ms, double verify_ms) {
         if (f)
             std::fprintf(f.get(),
-                         "{\"src\":\"%s\",\"looked_up\":%zu,\"drafted\":%zu,\"m\":%zu,\"acc\":%zu,\"draft_ms\":%.4f,\"verify_ms\":%.4f}\n",
-                         src, looked_up, drafted, m, acc, draft_ms, verify_ms);
+                         "{\"src\":\"%s\",\"looked_up\":%zu,\"drafted\":%zu,\"m\":%zu,\"tail\":%zu,\"acc\":%zu,\"draft_ms\":%.4f,"
+                         "\"verify_ms\":%.4f}\n",
+                         src, looked_up, drafted, m, tail, acc, draft_ms, verify_ms);
     }
 };
 
@@ -145,6 +147,9 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
     // Prompt lookup beside a drafter: a round whose context repeats earlier text proposes what
     // followed it there, for free, instead of calling the drafter (es_generation_config.lookup).
     const bool lookup = cfg.lookup && policy_kind == ES_POLICY_DRAFT;
+    // EDGESPEC_LOOKUP_TAIL=0 (a developer's switch, for A/B runs): no lookup tails.
+    const char *tail_env = std::getenv("EDGESPEC_LOOKUP_TAIL");
+    const bool tails = lookup && !(tail_env && std::string(tail_env) == "0");
     int last_k = controller.k();
 
     std::vector<std::string> stops;
@@ -212,7 +217,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
     policy->begin(prompt_ids);
 
     Proposal proposal;
-    std::vector<int64_t> verify_ids, emitted;
+    std::vector<int64_t> verify_ids, emitted, lookup_ctx, tail_ids;
     RoundTrace trace;
     while (!done) {
         check_cancel();
@@ -233,6 +238,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
             found = proposal.tokens.size();
             proposal.tokens.resize(static_cast<size_t>(controller.lookup_length(static_cast<int>(proposal.tokens.size()))));
             looked = !proposal.tokens.empty();
+            if (found && !looked) controller.refused_lookup();
         }
         if (k > 0 && !looked) {
             Timed t(round_draft_ms);
@@ -249,8 +255,26 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
                 if (!proposal.q.empty()) proposal.q.resize(j * vocab);
             }
         }
+        // A lookup tail: where the context and the drafted tokens end with text that occurred
+        // before, what followed it there is verified after them in the same call, as far as it
+        // pays (greedy: q is one-hot only there). A whole chain that runs into repeated text then
+        // yields that text this round instead of in a lookup round of its own.
+        size_t tail = 0;
+        const size_t drafted_m = proposal.tokens.size();
+        if (tails && !looked && drafted_m > 0 && proposal.q.empty()) {
+            const size_t most = std::min<size_t>(static_cast<size_t>(cfg.k_max), room - 1);
+            if (most > drafted_m) {
+                lookup_ctx.assign(context.begin(), context.end());
+                lookup_ctx.insert(lookup_ctx.end(), proposal.tokens.begin(), proposal.tokens.end());
+                prompt_lookup(lookup_ctx, kLookupMinN, kLookupMaxN, most - drafted_m, tail_ids);
+                tail = static_cast<size_t>(controller.lookup_tail(static_cast<int>(drafted_m),
+                                                                  controller.chain_acceptance(static_cast<int>(drafted_m), proposal.conf),
+                                                                  static_cast<int>(tail_ids.size())));
+                proposal.tokens.insert(proposal.tokens.end(), tail_ids.begin(), tail_ids.begin() + static_cast<long>(tail));
+            }
+        }
         const size_t m = proposal.tokens.size();
-        last_k = static_cast<int>(m);
+        last_k = static_cast<int>(drafted_m);
         st.drafted += static_cast<int64_t>(m);
 
         // 2. verify: one target call over [last committed token, proposals] -> m + 1 rows.
@@ -278,14 +302,17 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
             st.lookup_drafted += static_cast<int64_t>(m);
             st.lookup_accepted += static_cast<int64_t>(n_acc);
         } else {
-            controller.update(static_cast<int>(m), static_cast<int>(n_acc), std::max(0.0, round_draft_ms - proposal.catchup_ms),
-                              round_verify_ms, &proposal.conf);
+            const size_t head_acc = std::min(n_acc, drafted_m), tail_acc = n_acc - head_acc;
+            controller.update(static_cast<int>(drafted_m), static_cast<int>(head_acc), std::max(0.0, round_draft_ms - proposal.catchup_ms),
+                              round_verify_ms, &proposal.conf, static_cast<int>(tail), static_cast<int>(tail_acc));
+            st.lookup_drafted += static_cast<int64_t>(tail);
+            st.lookup_accepted += static_cast<int64_t>(tail_acc);
         }
 
         trace.round(looked ? "lookup"
                     : m    ? "draft"
                            : "plain",
-                    found, looked ? 0 : std::max(m, proposal.conf.size()), m, n_acc, round_draft_ms, round_verify_ms);
+                    found, looked ? 0 : std::max(drafted_m, proposal.conf.size()), m, tail, n_acc, round_draft_ms, round_verify_ms);
 
         // 4. rollback: the target keeps the last token and the accepted proposals.
         target.rollback(n_past + 1 + n_acc);
@@ -293,7 +320,7 @@ GenerationOutput generate(Pipeline &p, const std::string &prompt, const es_gener
         // 5. emit: accepted proposals + the bonus token; stop checks; stream; stats.
         emitted.assign(proposal.tokens.begin(), proposal.tokens.begin() + static_cast<long>(n_acc));
         emitted.push_back(bonus);
-        if (looked)
+        if (looked || n_acc > drafted_m)  // the policy's own tokens end before what was accepted
             policy->observe(n_acc, emitted);
         else
             policy->accept(n_acc, emitted);

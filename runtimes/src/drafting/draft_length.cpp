@@ -19,7 +19,7 @@ constexpr int kGainRounds = 8;           // drafting rounds before the average g
 constexpr double kMinDrafted = 16;       // drafted tokens before their confidences say what the next is worth
 constexpr double kLookupPrior = 1.0;     // weight, in tests, of the pooled lookup rate in a position's estimate
 constexpr double kLookupExplore = 0.25;  // optimism while few lookups were verified: + this / sqrt(verified + 1)
-constexpr double kLookupForget = 0.85;   // per refused lookup, of the lookup record (~6 refusals halve it)
+constexpr double kLookupForget = 0.85;   // per refused lookup, of the lookup record (~4 refusals halve it)
 
 // Of n proposed tokens, the prefix j (0..n) to verify: the one maximising E(j) - lam * t_verify(j + 1),
 // E(j) = 1 + P_1 + ... + P_j, P_j = p(1)...p(j) (p(i): token i is accepted given those before it

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import openvino as ov
-from exp_common import fail, load_prompts
+from exp_common import fail, load_prompts, positive
 from tokenizers import Tokenizer
 
 ap = argparse.ArgumentParser()
 ap.add_argument("bundle")
 ap.add_argument("--groups", default="32,64,128")
 ap.add_argument("--tokens", type=int, default=182, help="prefill length timed")
-ap.add_argument("--repeats", type=int, default=5)
+ap.add_argument("--repeats", type=positive, default=5)
 ap.add_argument("--prompt-set", default="long")
 ap.add_argument("--texts", type=int, default=8)
 a = ap.parse_args()

@@ -7,14 +7,10 @@ every (k, tails) pair in turn, `--repeats` times, after one warm-up pass.
         [--prompt-set short] [--prompts 4] [--max-new-tokens 64] [--repeats 4]
 """
 
-import json
-import os
 import statistics
 import sys
-import tempfile
-from pathlib import Path
 
-from exp_common import fail, load_prompts, parser, user_errors
+from exp_common import fail, load_prompts, parser, traced, user_errors
 
 import edgespec
 
@@ -28,36 +24,23 @@ for k in ks:
 prompts = load_prompts(a.prompt_set, a.prompts)
 with user_errors():
     pipe = edgespec.Pipeline.load(a.bundle, draft=a.draft, profile=False)
-trace = Path(tempfile.mkdtemp()) / "rounds.jsonl"
 res = {}
-try:
-    for rep in range(a.repeats + 1):  # pass 0 warms up
-        for i, p in enumerate(prompts):
-            for k in ks:
-                for tails in ("1", "0"):
-                    os.environ["EDGESPEC_LOOKUP_TAIL"] = tails
-                    os.environ["EDGESPEC_TRACE_ROUNDS"] = str(trace)
-                    trace.unlink(missing_ok=True)
-                    with user_errors():
-                        r = pipe.generate(
-                            p,
-                            policy="draft",
-                            k=-1 if k == "auto" else int(k),
-                            ignore_eos=True,
-                            max_new_tokens=a.max_new_tokens,
-                        )
-                    rounds = [json.loads(line) for line in trace.read_text().splitlines()]
-                    if rep:
-                        d = res.setdefault((k, tails), dict(tps=[], tpot=[], calls=0, tail=0, texts={}))
-                        d["tps"].append(r.stats.tokens_per_s)
-                        d["tpot"].append(r.stats.tpot_ms)
-                        d["calls"] += r.stats.target_calls
-                        d["tail"] += sum(x.get("tail", 0) for x in rounds)
-                        d["texts"][(i, rep)] = r.text
-            print(f"pass {rep}/{a.repeats} prompt {i + 1}/{len(prompts)}", file=sys.stderr, flush=True)
-finally:
-    os.environ.pop("EDGESPEC_LOOKUP_TAIL", None)
-    os.environ.pop("EDGESPEC_TRACE_ROUNDS", None)
+for rep in range(a.repeats + 1):  # pass 0 warms up
+    for i, p in enumerate(prompts):
+        for k in ks:
+            for tails in ("1", "0"):
+                cfg = dict(
+                    policy="draft", k=-1 if k == "auto" else int(k), ignore_eos=True, max_new_tokens=a.max_new_tokens
+                )
+                r, rounds = traced(pipe, p, {"EDGESPEC_LOOKUP_TAIL": tails}, **cfg)
+                if rep:
+                    d = res.setdefault((k, tails), dict(tps=[], tpot=[], calls=0, tail=0, texts={}))
+                    d["tps"].append(r.stats.tokens_per_s)
+                    d["tpot"].append(r.stats.tpot_ms)
+                    d["calls"] += r.stats.target_calls
+                    d["tail"] += sum(x.get("tail", 0) for x in rounds)
+                    d["texts"][(i, rep)] = r.text
+        print(f"pass {rep}/{a.repeats} prompt {i + 1}/{len(prompts)}", file=sys.stderr, flush=True)
 
 print(f"{a.bundle} ({a.draft}), {len(prompts)} {a.prompt_set} prompts x {a.max_new_tokens} tokens, {a.repeats} repeats")
 for k in ks:

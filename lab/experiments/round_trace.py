@@ -7,15 +7,11 @@ turn, `--repeats` times, after one warm-up pass.
         [--prompt-set short] [--prompts 4] [--max-new-tokens 64] [--repeats 2]
 """
 
-import json
-import os
 import statistics
 import sys
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 
-from exp_common import fail, load_prompts, parser, user_errors
+from exp_common import fail, load_prompts, parser, traced, user_errors
 
 import edgespec
 
@@ -45,18 +41,12 @@ cfgs = {n: config(n) for n in names}
 prompts = load_prompts(a.prompt_set, a.prompts)
 with user_errors():
     pipe = edgespec.Pipeline.load(a.bundle, draft=a.draft, profile=False)
-trace = Path(tempfile.mkdtemp()) / "rounds.jsonl"
 rounds = defaultdict(list)
 tps = defaultdict(list)
 for rep in range(a.repeats + 1):  # pass 0 warms up
     for i, p in enumerate(prompts):
         for n in names:
-            trace.unlink(missing_ok=True)
-            os.environ["EDGESPEC_TRACE_ROUNDS"] = str(trace)
-            with user_errors():
-                r = pipe.generate(p, **cfgs[n])
-            os.environ.pop("EDGESPEC_TRACE_ROUNDS")
-            rows = [json.loads(line) for line in trace.read_text().splitlines()]
+            r, rows = traced(pipe, p, **cfgs[n])
             if a.per_generation:
                 found = sum(1 for x in rows if x["looked_up"] > 0)
                 looks = [(x["m"], x["acc"]) for x in rows if x["src"] == "lookup"]

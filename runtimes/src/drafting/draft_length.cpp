@@ -21,16 +21,17 @@ constexpr double kLookupPrior = 1.0;     // weight, in tests, of the pooled look
 constexpr double kLookupExplore = 0.25;  // optimism while few lookups were verified: + this / sqrt(verified + 1)
 constexpr double kLookupForget = 0.85;   // per refused lookup, of the lookup record (~4 refusals halve it)
 
-// Of n proposed tokens, the prefix j (0..n) to verify: the one maximising E(j) - lam * t_verify(j + 1),
+// Of n proposed tokens, the prefix j (0..n) to verify: the one maximising E(j) - lam * t_verify(m + j + 1),
 // E(j) = 1 + P_1 + ... + P_j, P_j = p(1)...p(j) (p(i): token i is accepted given those before it
-// were); j = 0 is worth `floor` (a plain step's value, or 0: an average round at the rate lam).
+// were); j = 0 is worth `floor` (a plain step's value, or 0: an average round at the rate lam). m:
+// tokens already in the call ahead of these (a lookup tail's drafted chain; their odds are in p(1)).
 template <class P>
-int best_prefix(const CallCosts &costs, double lam, int n, double floor, P p) {
+int best_prefix(const CallCosts &costs, double lam, int n, double floor, P p, int m = 0) {
     int best = 0;
     double all = 1, expected = 1, best_value = floor;
     for (int j = 1; j <= n; ++j) {
         expected += (all *= p(j));
-        const double value = expected - lam * costs.verify(static_cast<size_t>(j) + 1);
+        const double value = expected - lam * costs.verify(static_cast<size_t>(m + j) + 1);
         if (value > best_value + 1e-12) best_value = value, best = j;
     }
     return best;
@@ -247,15 +248,12 @@ double DraftLengthController::chain_acceptance(int m, const std::vector<float> &
 
 int DraftLengthController::lookup_tail(int m, double chain, int available) const {
     if (m <= 0 || available <= 0 || !costs_ || !(costs_->verify(1) > 0)) return 0;
-    const double lam = lambda(), a = lookup_acceptance(), base = costs_->verify(static_cast<size_t>(m) + 1);
-    int best = 0;
-    double all = chain, expected = 0, best_value = 0;
-    for (int j = 1; j <= available; ++j) {
-        expected += (all *= costs_->lookup_position(j, a));
-        const double value = expected - lam * (costs_->verify(static_cast<size_t>(m + j) + 1) - base);
-        if (value > best_value + 1e-12) best_value = value, best = j;
-    }
-    return best;
+    // The lookup's rule after m drafted tokens: its first token also needs the whole chain, and no
+    // tail is the round as drafted (worth 1 - lambda * t_verify(m + 1) on the same scale).
+    const double lam = lambda(), a = lookup_acceptance();
+    return best_prefix(
+        *costs_, lam, available, 1 - lam * costs_->verify(static_cast<size_t>(m) + 1),
+        [&](int j) { return (j == 1 ? chain : 1.0) * costs_->lookup_position(j, a); }, m);
 }
 
 void DraftLengthController::update(int proposed, int accepted, double draft_ms, double verify_ms, const std::vector<float> *conf, int tail,
